@@ -1,0 +1,97 @@
+"""How DynaScene's conditions are built from pixels — shared by training and inference.
+
+One place for: the latent codec (VAE encode/decode in frame chunks, scaling 0.18215), the
+generation mask at latent resolution, the 9-channel denoiser input in SD-inpainting order
+``[noisy latent | generation mask | foreground latent]`` and the composite.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import torch
+import torch.nn.functional as F
+
+LATENT_SCALE = 0.18215
+VAE_DOWNSCALE = 8
+
+
+class LatentCodec(Protocol):
+    """Pixels ``(N, 3, H, W)`` in [0, 1] ⇄ scaled latents ``(N, 4, H/8, W/8)``."""
+
+    def encode(self, pixels: torch.Tensor) -> torch.Tensor: ...
+
+    def decode(self, latents: torch.Tensor) -> torch.Tensor: ...
+
+
+class DiffusersVAECodec:
+    """:class:`LatentCodec` over a diffusers ``AutoencoderKL``; encodes to the posterior mean
+    (deterministic, identical in training and inference)."""
+
+    def __init__(self, vae, scaling_factor: float = LATENT_SCALE):
+        self.vae = vae
+        self.scaling_factor = scaling_factor
+
+    def _param(self) -> torch.Tensor:
+        return next(self.vae.parameters())
+
+    @torch.no_grad()
+    def encode(self, pixels: torch.Tensor) -> torch.Tensor:
+        p = self._param()
+        x = pixels.to(p.device, p.dtype) * 2 - 1
+        return self.vae.encode(x).latent_dist.mean * self.scaling_factor
+
+    @torch.no_grad()
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        p = self._param()
+        x = self.vae.decode(latents.to(p.device, p.dtype) / self.scaling_factor).sample
+        return (x.float() + 1).div_(2).clamp_(0, 1)
+
+
+def encode_frames(codec: LatentCodec, frames: torch.Tensor, chunk: int = 8) -> torch.Tensor:
+    """``(F, 3, H, W)`` → ``(F, 4, h, w)`` float32, encoding ``chunk`` frames at a time."""
+    if chunk < 1:
+        raise ValueError(f"VAE chunk size must be >= 1, got {chunk}")
+    return torch.cat([codec.encode(frames[i:i + chunk]).float() for i in range(0, len(frames), chunk)])
+
+
+def decode_latents(codec: LatentCodec, latents: torch.Tensor, chunk: int = 8, device=None) -> torch.Tensor:
+    """``(F, 4, h, w)`` → ``(F, 3, H, W)`` float32 in [0, 1] on ``device`` (default: the latents')."""
+    if chunk < 1:
+        raise ValueError(f"VAE chunk size must be >= 1, got {chunk}")
+    device = latents.device if device is None else device
+    return torch.cat([codec.decode(latents[i:i + chunk]).float().to(device) for i in range(0, len(latents), chunk)])
+
+
+def generation_mask(alpha: torch.Tensor, latent_size: tuple[int, int]) -> torch.Tensor:
+    """Human alpha ``(F, 1, H, W)`` (1 = human) → generation mask ``(F, 1, h, w)`` (1 = background to
+    generate), resized to latent resolution by area averaging so thin edges stay partly masked."""
+    return 1.0 - F.interpolate(alpha.float(), size=latent_size, mode="area")
+
+
+def foreground_pixels(frames: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+    """The foreground video the model sees: frames × alpha, background zero ``(F, 3, H, W)``."""
+    return frames * alpha
+
+
+def denoiser_input(noisy: torch.Tensor, gen_mask: torch.Tensor, fg_latent: torch.Tensor) -> torch.Tensor:
+    """Concatenate the 9-channel U-Net input along channels (dim 1); works for ``(B, C, F, h, w)`` and
+    ``(N, C, h, w)`` alike: ``[noisy (4) | generation mask (1) | foreground latent (4)]``."""
+    return torch.cat([noisy, gen_mask.to(noisy.dtype), fg_latent.to(noisy.dtype)], dim=1)
+
+
+def composite(foreground: torch.Tensor, background: torch.Tensor, alpha: torch.Tensor,
+              feather: float = 0.0) -> torch.Tensor:
+    """``alpha · foreground + (1 − alpha) · background`` on ``(F, 3, H, W)`` frames.
+
+    ``feather`` (pixels, Gaussian sigma) softens the matte edge before blending.
+    """
+    if feather > 0:
+        radius = max(1, int(3 * feather + 0.5))
+        x = torch.arange(-radius, radius + 1, dtype=torch.float32, device=alpha.device)
+        kernel = torch.exp(-(x ** 2) / (2 * feather ** 2))
+        kernel = (kernel / kernel.sum()).to(alpha.dtype)
+        a = F.pad(alpha, (radius, radius, radius, radius), mode="replicate")
+        a = F.conv2d(a, kernel.view(1, 1, 1, -1))
+        alpha = F.conv2d(a, kernel.view(1, 1, -1, 1))
+    return alpha * foreground + (1 - alpha) * background

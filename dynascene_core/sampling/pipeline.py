@@ -1,0 +1,205 @@
+"""DynaScene inference: DDIM with reference attention, camera control, context windows and compositing.
+
+Given the human frames and alpha matte, a scene image and a camera trajectory, :func:`generate`
+produces the background video and the composite. ReferenceNet, CLIP embedding and camera-encoder
+features are computed once per call and reused at every step and window; the U-Net sees one
+context window at a time, so activation memory does not grow with the video length.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable, Protocol
+
+import torch
+import torch.nn.functional as F
+
+from ..conditioning import (VAE_DOWNSCALE, LatentCodec, composite, decode_latents, denoiser_input,
+                            encode_frames, foreground_pixels, generation_mask)
+from .schedule import inference_scheduler
+from .windows import context_windows, window_weights
+
+ProgressCallback = Callable[[int, int, torch.Tensor], None]
+"""``progress(step, total_steps, x0_estimate (1, 4, F, h, w))``; may raise to cancel the run."""
+
+
+class GenerationInputError(ValueError):
+    """Inputs to :func:`generate` are inconsistent; raised before any model work starts."""
+
+
+class DynaSceneNetworks(Protocol):
+    denoiser: torch.nn.Module
+    reference_net: torch.nn.Module
+    camera_encoder: torch.nn.Module
+
+
+@dataclass
+class SamplerSettings:
+    """What a user tunes. ``guidance_scale`` 1 skips the unconditional branch entirely."""
+
+    steps: int = 50
+    guidance_scale: float = 3.5
+    eta: float = 0.0
+    seed: int = 0
+    context_length: int = 24
+    context_overlap: int = 4
+    foreground_reinjection: bool = False
+    """Paper eq. 4: after each step, replace the human region of the latent by the noised foreground latent."""
+    reference_frame: int = 0
+    """Camera the trajectory is expressed relative to (the scene image's view)."""
+    vae_chunk: int = 8
+    feather: float = 0.0
+    """Gaussian sigma (pixels) applied to the matte edge when compositing."""
+
+
+@dataclass
+class GenerationResult:
+    background: torch.Tensor
+    """``(F, 3, H, W)`` generated background, float in [0, 1], on the CPU."""
+    composite: torch.Tensor
+    """``(F, 3, H, W)`` the human over the generated background."""
+    latents: torch.Tensor
+    """``(1, 4, F, h, w)`` final latents (scaled), on the CPU."""
+    windows: list[range] = field(default_factory=list)
+
+
+def validate_inputs(frames: torch.Tensor, alpha: torch.Tensor, scene_image: torch.Tensor,
+                    num_camera_frames: int, settings: SamplerSettings) -> None:
+    """Check shapes, ranges and counts, with messages that name the input and both numbers."""
+    if frames.ndim != 4 or frames.shape[1] != 3:
+        raise GenerationInputError(f"frames must be (F, 3, H, W), got {tuple(frames.shape)}")
+    n, _, height, width = frames.shape
+    if n == 0:
+        raise GenerationInputError("frames: the video is empty (0 frames)")
+    if alpha.ndim != 4 or alpha.shape[1] != 1:
+        raise GenerationInputError(f"mask must be (F, 1, H, W), got {tuple(alpha.shape)}")
+    if alpha.shape[0] != n:
+        raise GenerationInputError(f"frame count mismatch: {n} frames but {alpha.shape[0]} mask frames")
+    if alpha.shape[2:] != frames.shape[2:]:
+        raise GenerationInputError(f"mask size {tuple(alpha.shape[2:])} differs from frame size {(height, width)}")
+    if num_camera_frames != n:
+        raise GenerationInputError(f"frame count mismatch: {n} frames but the camera trajectory has "
+                                   f"{num_camera_frames} (resample the trajectory to {n} frames)")
+    if height % VAE_DOWNSCALE or width % VAE_DOWNSCALE:
+        raise GenerationInputError(f"frame size {width}x{height} must be a multiple of {VAE_DOWNSCALE} "
+                                   f"(e.g. {width // 8 * 8}x{height // 8 * 8})")
+    for name, t in (("frames", frames), ("mask", alpha), ("scene image", scene_image)):
+        if not torch.is_floating_point(t):
+            raise GenerationInputError(f"{name} must be a float tensor in [0, 1], got {t.dtype}")
+        lo, hi = float(t.min()), float(t.max())
+        if not (math.isfinite(lo) and math.isfinite(hi)) or lo < 0 or hi > 1:
+            raise GenerationInputError(f"{name} values must lie in [0, 1], got [{lo:.4g}, {hi:.4g}]")
+    if scene_image.ndim != 3 or scene_image.shape[0] != 3:
+        raise GenerationInputError(f"scene image must be (3, H, W), got {tuple(scene_image.shape)}")
+    if settings.steps < 1:
+        raise GenerationInputError(f"steps must be >= 1, got {settings.steps}")
+    if settings.guidance_scale < 1:
+        raise GenerationInputError(f"guidance scale must be >= 1, got {settings.guidance_scale}")
+    if not 0 <= settings.reference_frame < n:
+        raise GenerationInputError(f"reference frame {settings.reference_frame} outside 0..{n - 1}")
+    context_windows(n, settings.context_length, settings.context_overlap)  # raises on bad window settings
+
+
+def fit_scene_image(scene_image: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Resize ``(3, h, w)`` to cover ``height × width`` (aspect kept) and centre-crop to it."""
+    _, h, w = scene_image.shape
+    scale = max(height / h, width / w)
+    new_h, new_w = max(height, round(h * scale)), max(width, round(w * scale))
+    if (new_h, new_w) != (h, w):
+        scene_image = F.interpolate(scene_image[None], size=(new_h, new_w), mode="bicubic",
+                                    antialias=True, align_corners=False)[0].clamp(0, 1)
+    top, left = (new_h - height) // 2, (new_w - width) // 2
+    return scene_image[:, top:top + height, left:left + width]
+
+
+@torch.no_grad()
+def generate(
+    networks: DynaSceneNetworks,
+    codec: LatentCodec,
+    image_embeds: torch.Tensor,
+    frames: torch.Tensor,
+    alpha: torch.Tensor,
+    scene_image: torch.Tensor,
+    plucker: Callable[[range], torch.Tensor],
+    num_camera_frames: int,
+    settings: SamplerSettings = SamplerSettings(),
+    progress: ProgressCallback | None = None,
+    device: torch.device | str | None = None,
+) -> GenerationResult:
+    """Generate the background video behind a human.
+
+    Args:
+        networks: denoiser, reference_net and camera_encoder, already on ``device`` in their dtype.
+        codec: VAE encode/decode (pixels in [0, 1] ⇄ scaled latents).
+        image_embeds: ``(1, 1, 768)`` CLIP image embedding of the scene image.
+        frames: ``(F, 3, H, W)`` original video in [0, 1]; alpha: ``(F, 1, H, W)`` human matte (1 = human).
+        scene_image: ``(3, h, w)`` in [0, 1]; resized to cover and centre-cropped to ``H × W``.
+        plucker: ``frames range -> (len, 6, H, W)`` Plücker embedding of those frames relative to the
+            reference camera (see :func:`plucker_for_trajectory`).
+        num_camera_frames: frames in the trajectory (must equal F).
+    """
+    validate_inputs(frames, alpha, scene_image, num_camera_frames, settings)
+    denoiser, reference_net, camera_encoder = networks.denoiser, networks.reference_net, networks.camera_encoder
+    param = next(denoiser.parameters())
+    device = torch.device(device) if device is not None else param.device
+    dtype = param.dtype
+    n, _, height, width = frames.shape
+    latent_size = (height // VAE_DOWNSCALE, width // VAE_DOWNSCALE)
+    windows = context_windows(n, settings.context_length, settings.context_overlap)
+    weights = window_weights(windows, n).to(device)
+    guided = settings.guidance_scale > 1
+
+    # Conditions, computed once per call.
+    fg_latent = encode_frames(codec, foreground_pixels(frames, alpha), settings.vae_chunk).to(device)
+    fg_latent = fg_latent.permute(1, 0, 2, 3)[None]                          # (1, 4, F, h, w)
+    gen_mask = generation_mask(alpha, latent_size).to(device).permute(1, 0, 2, 3)[None]  # (1, 1, F, h, w)
+    scene = fit_scene_image(scene_image.float(), height, width)
+    scene_latent = encode_frames(codec, scene[None]).to(device, dtype)       # (1, 4, h, w)
+    image_embeds = image_embeds.to(device, dtype).reshape(1, 1, -1)
+    bank = reference_net(scene_latent, image_embeds)
+    window_cameras = [camera_encoder(plucker(w).to(device, dtype)[None]) for w in windows]
+    if guided:
+        embeds = torch.cat([torch.zeros_like(image_embeds), image_embeds])
+        reference_mask = torch.tensor([False, True], device=device)
+    else:
+        embeds, reference_mask = image_embeds, torch.tensor([True], device=device)
+
+    scheduler = inference_scheduler()
+    scheduler.set_timesteps(settings.steps, device=device)
+    generator = torch.Generator("cpu").manual_seed(settings.seed)
+    noise = torch.randn((1, 4, n, *latent_size), generator=generator).to(device)
+    latents = noise * scheduler.init_noise_sigma
+    step_generator = torch.Generator("cpu").manual_seed(settings.seed + 1)
+
+    timesteps = scheduler.timesteps
+    for step, t in enumerate(timesteps):
+        eps = torch.zeros_like(latents)
+        for window, window_camera, w in zip(windows, window_cameras, weights):
+            sl = slice(window.start, window.stop)
+            x = denoiser_input(latents[:, :, sl], gen_mask[:, :, sl], fg_latent[:, :, sl]).to(dtype)
+            if guided:
+                x = torch.cat([x, x])
+            out = denoiser(x, t, embeds, reference=bank, reference_mask=reference_mask,
+                           camera_features=window_camera).float()
+            if guided:
+                uncond, cond = out.chunk(2)
+                out = uncond + settings.guidance_scale * (cond - uncond)
+            eps[:, :, sl] += out * w[sl].view(1, 1, -1, 1, 1)
+        step_noise = None
+        if settings.eta > 0:
+            step_noise = torch.randn(latents.shape, generator=step_generator).to(device)
+        result = scheduler.step(eps, t, latents, eta=settings.eta, variance_noise=step_noise)
+        latents = result.prev_sample
+        if settings.foreground_reinjection:
+            if step + 1 < len(timesteps):
+                fg_t = scheduler.add_noise(fg_latent, noise, timesteps[step + 1:step + 2])
+            else:
+                fg_t = fg_latent
+            latents = latents * gen_mask + fg_t * (1 - gen_mask)
+        if progress is not None:
+            progress(step + 1, len(timesteps), result.pred_original_sample)
+
+    background = decode_latents(codec, latents[0].permute(1, 0, 2, 3), settings.vae_chunk, device="cpu")
+    comp = composite(frames.float().cpu(), background, alpha.float().cpu(), settings.feather)
+    return GenerationResult(background=background, composite=comp, latents=latents.cpu(), windows=windows)
