@@ -1,0 +1,172 @@
+"""DynaScene model configuration: plain data that travels inside checkpoints.
+
+A :class:`DynaSceneConfig` holds one JSON-serialisable dict per network, in the keyword names of
+the library class that builds it, so configs can be read by people and shipped in safetensors
+metadata:
+
+- ``unet``: ``diffusers.UNet2DConditionModel`` kwargs (the SD1.5-inpainting U-Net; the ReferenceNet
+  uses them as is, the denoiser maps them onto ``UNetMotionModel``),
+- ``motion``: AnimateDiff motion-module settings in diffusers ``MotionAdapter`` names,
+- ``camera``: :class:`~dynascene_core.models.camera_encoder.CameraEncoder` kwargs,
+- ``clip_vision``: ``transformers.CLIPVisionConfig`` kwargs (ViT-L/14 with a 768-d projection),
+- ``vae``: ``diffusers.AutoencoderKL`` kwargs (sd-vae-ft-mse),
+- ``scaling_factor``: latent scale (0.18215 for SD1.5).
+
+Presets: ``sd15`` (full size, as the paper) and ``tiny`` (same block structure with tiny widths, for
+tests: a full forward at 64x64 px and 8 frames takes well under a second on a CPU).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import asdict, dataclass, fields
+
+SD15_UNET = {
+    "sample_size": 64,
+    "in_channels": 9,
+    "out_channels": 4,
+    "down_block_types": ["CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"],
+    "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"],
+    "block_out_channels": [320, 640, 1280, 1280],
+    "layers_per_block": 2,
+    "attention_head_dim": 8,  # diffusers' legacy name: SD1.5 has 8 heads per attention
+    "cross_attention_dim": 768,
+    "norm_num_groups": 32,
+    "norm_eps": 1e-5,
+    "act_fn": "silu",
+    "downsample_padding": 1,
+    "mid_block_scale_factor": 1,
+    "flip_sin_to_cos": True,
+    "freq_shift": 0,
+    "use_linear_projection": False,
+}
+
+SD15_MOTION = {  # AnimateDiff v2 (mm_sd_v15_v2)
+    "motion_layers_per_block": 2,
+    "motion_transformer_layers_per_block": 1,
+    "motion_num_attention_heads": 8,
+    "motion_norm_num_groups": 32,
+    "motion_max_seq_length": 32,
+    "use_motion_mid_block": True,
+}
+
+SD15_CAMERA = {
+    "in_channels": 6,
+    "downscale_factor": 8,
+    "channels": [320, 640, 1280, 1280],
+    "blocks_per_scale": 1,  # DynaScene; CameraCtrl uses 2
+    "num_attention_heads": 8,
+    "max_seq_length": 32,
+}
+
+SD15_CLIP_VISION = {  # openai/clip-vit-large-patch14 vision tower
+    "hidden_size": 1024,
+    "intermediate_size": 4096,
+    "num_hidden_layers": 24,
+    "num_attention_heads": 16,
+    "num_channels": 3,
+    "image_size": 224,
+    "patch_size": 14,
+    "hidden_act": "quick_gelu",
+    "layer_norm_eps": 1e-5,
+    "projection_dim": 768,
+}
+
+SD15_VAE = {  # stabilityai/sd-vae-ft-mse (same architecture as the SD1.5 VAE)
+    "in_channels": 3,
+    "out_channels": 3,
+    "down_block_types": ["DownEncoderBlock2D"] * 4,
+    "up_block_types": ["UpDecoderBlock2D"] * 4,
+    "block_out_channels": [128, 256, 512, 512],
+    "layers_per_block": 2,
+    "act_fn": "silu",
+    "latent_channels": 4,
+    "norm_num_groups": 32,
+    "sample_size": 256,
+}
+
+SCALING_FACTOR_SD15 = 0.18215
+
+
+def _tiny_presets() -> dict:
+    unet = dict(SD15_UNET, block_out_channels=[32, 32, 64, 64], attention_head_dim=2,
+                cross_attention_dim=32, norm_num_groups=8, sample_size=8)
+    motion = dict(SD15_MOTION, motion_num_attention_heads=2, motion_norm_num_groups=8)
+    camera = dict(SD15_CAMERA, channels=[32, 32, 64, 64], num_attention_heads=2)
+    clip_vision = dict(SD15_CLIP_VISION, hidden_size=32, intermediate_size=37, num_hidden_layers=2,
+                       num_attention_heads=2, image_size=32, patch_size=8, projection_dim=32)
+    vae = dict(SD15_VAE, block_out_channels=[16, 16, 16, 16], layers_per_block=1, norm_num_groups=8,
+               sample_size=64)
+    return {"unet": unet, "motion": motion, "camera": camera, "clip_vision": clip_vision, "vae": vae}
+
+
+@dataclass
+class DynaSceneConfig:
+    """All network configs of a DynaScene model (see module docstring for each dict's meaning)."""
+
+    unet: dict
+    motion: dict
+    camera: dict
+    clip_vision: dict
+    vae: dict
+    scaling_factor: float = SCALING_FACTOR_SD15
+
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` when the networks would not fit together."""
+        unet, motion, camera = self.unet, self.motion, self.camera
+        problems = []
+        if unet["in_channels"] != 9:
+            problems.append(f"unet.in_channels must be 9 ([latent|mask|foreground]), got {unet['in_channels']}")
+        if list(camera["channels"]) != list(unet["block_out_channels"]):
+            problems.append(f"camera.channels {list(camera['channels'])} must equal unet.block_out_channels "
+                            f"{list(unet['block_out_channels'])} (one camera scale per U-Net level)")
+        if self.clip_vision["projection_dim"] != unet["cross_attention_dim"]:
+            problems.append(f"clip_vision.projection_dim {self.clip_vision['projection_dim']} must equal "
+                            f"unet.cross_attention_dim {unet['cross_attention_dim']}")
+        # diffusers' UNetMotionModel ties these motion settings to the U-Net's own.
+        if motion["motion_layers_per_block"] != unet["layers_per_block"]:
+            problems.append(f"motion.motion_layers_per_block {motion['motion_layers_per_block']} must equal "
+                            f"unet.layers_per_block {unet['layers_per_block']}")
+        if motion["motion_norm_num_groups"] != unet["norm_num_groups"]:
+            problems.append(f"motion.motion_norm_num_groups {motion['motion_norm_num_groups']} must equal "
+                            f"unet.norm_num_groups {unet['norm_num_groups']}")
+        if problems:
+            raise ValueError("invalid DynaSceneConfig: " + "; ".join(problems))
+
+    @classmethod
+    def preset(cls, name: str) -> "DynaSceneConfig":
+        """``"sd15"`` (full size, the paper's model) or ``"tiny"`` (tests, CPU smoke runs)."""
+        if name == "sd15":
+            parts = {"unet": SD15_UNET, "motion": SD15_MOTION, "camera": SD15_CAMERA,
+                     "clip_vision": SD15_CLIP_VISION, "vae": SD15_VAE}
+        elif name == "tiny":
+            parts = _tiny_presets()
+        else:
+            raise ValueError(f"unknown DynaScene config preset {name!r}; expected one of {PRESETS}")
+        return cls(**copy.deepcopy(parts))
+
+    def to_dict(self) -> dict:
+        return copy.deepcopy(asdict(self))
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "DynaSceneConfig":
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - names)
+        missing = sorted(n for n in names - set(data) if n != "scaling_factor")
+        if unknown or missing:
+            raise ValueError(f"DynaSceneConfig dict: unknown keys {unknown}, missing keys {missing}")
+        return cls(**copy.deepcopy(data))
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "DynaSceneConfig":
+        return cls.from_dict(json.loads(text))
+
+
+PRESETS = ("sd15", "tiny")

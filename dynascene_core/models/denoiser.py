@@ -1,0 +1,157 @@
+"""The denoising U-Net: SD1.5-inpainting U-Net + AnimateDiff-v2 motion modules (diffusers
+``UNetMotionModel``), with reference attention in every spatial self-attention and a camera adaptor
+on the first temporal attention of every motion module."""
+
+from __future__ import annotations
+
+import torch
+from diffusers import UNetMotionModel
+from torch import nn
+
+from .attention import (CameraAdaptorProcessor, ChunkedAttnProcessor, ControlState, ReferenceReadProcessor,
+                        checkpoint_with_state)
+from .camera_encoder import level_sizes
+from .config import DynaSceneConfig
+
+_MOTION_BLOCK_TYPES = {
+    "CrossAttnDownBlock2D": "CrossAttnDownBlockMotion",
+    "DownBlock2D": "DownBlockMotion",
+    "CrossAttnUpBlock2D": "CrossAttnUpBlockMotion",
+    "UpBlock2D": "UpBlockMotion",
+}
+
+
+def motion_unet_kwargs(config: DynaSceneConfig) -> dict:
+    """``UNetMotionModel`` kwargs equivalent to ``config.unet`` (a ``UNet2DConditionModel`` config)
+    plus ``config.motion``; the spatial parameters keep the 2D U-Net's names and shapes."""
+    u, m = config.unet, config.motion
+    return {
+        "sample_size": u["sample_size"],
+        "in_channels": u["in_channels"],
+        "out_channels": u["out_channels"],
+        "down_block_types": tuple(_MOTION_BLOCK_TYPES[t] for t in u["down_block_types"]),
+        "up_block_types": tuple(_MOTION_BLOCK_TYPES[t] for t in u["up_block_types"]),
+        "block_out_channels": tuple(u["block_out_channels"]),
+        "layers_per_block": u["layers_per_block"],
+        "downsample_padding": u["downsample_padding"],
+        "mid_block_scale_factor": u["mid_block_scale_factor"],
+        "act_fn": u["act_fn"],
+        "norm_num_groups": u["norm_num_groups"],
+        "norm_eps": u["norm_eps"],
+        "cross_attention_dim": u["cross_attention_dim"],
+        "use_linear_projection": u["use_linear_projection"],
+        "num_attention_heads": u["attention_head_dim"],  # diffusers' legacy SD1.5 naming
+        "temporal_transformer_layers_per_block": m["motion_transformer_layers_per_block"],
+        "motion_num_attention_heads": m["motion_num_attention_heads"],
+        "motion_max_seq_length": m["motion_max_seq_length"],
+        "use_motion_mid_block": m["use_motion_mid_block"],
+    }
+
+
+def _camera_scale(module_name: str, levels: int) -> int:
+    """Camera scale feeding the motion module ``module_name``: down i -> i, mid -> last, up i -> last - i."""
+    part, _, rest = module_name.partition(".")
+    if part == "mid_block":
+        return levels - 1
+    index = int(rest.split(".")[0])
+    return index if part == "down_blocks" else levels - 1 - index
+
+
+class DynaSceneDenoiser(nn.Module):
+    """``forward(sample (B,9,F,h,w), timestep, image_embeds (B,1,D), reference, reference_mask,
+    camera_features) -> (B,4,F,h,w)``.
+
+    ``self.unet`` is a diffusers ``UNetMotionModel``; its processors are
+    :class:`ReferenceReadProcessor` on spatial ``attn1``, :class:`CameraAdaptorProcessor` on
+    ``motion_modules.*.transformer_blocks.0.attn1`` and :class:`ChunkedAttnProcessor` elsewhere.
+    """
+
+    def __init__(self, config: DynaSceneConfig):
+        super().__init__()
+        self.config = config
+        self.control = ControlState()
+        self.unet = UNetMotionModel(**motion_unet_kwargs(config))
+        self.levels = len(config.unet["block_out_channels"])
+        plain = ChunkedAttnProcessor()
+        for name, module in self.unet.named_modules():
+            if not name.endswith((".attn1", ".attn2")):
+                continue
+            block = name.rsplit(".", 1)[0]
+            if ".motion_modules." in name:
+                if name.endswith("transformer_blocks.0.attn1"):
+                    scale = _camera_scale(name, self.levels)
+                    module.set_processor(CameraAdaptorProcessor(module.query_dim, scale, self.control))
+                else:
+                    module.set_processor(plain)
+            elif name.endswith(".attn1"):
+                module.set_processor(ReferenceReadProcessor(block, self.control))
+            else:
+                module.set_processor(plain)
+
+    @property
+    def max_frames(self) -> int:
+        return self.config.motion["motion_max_seq_length"]
+
+    def reference_block_names(self) -> list[str]:
+        """Names of the spatial transformer blocks that read the reference bank."""
+        return [n.rsplit(".", 1)[0] for n, m in self.unet.named_modules()
+                if n.endswith(".attn1") and ".motion_modules." not in n]
+
+    def enable_gradient_checkpointing(self) -> None:
+        """Checkpoint diffusers' blocks; recomputation sees this call's reference bank and camera features."""
+        self.unet.enable_gradient_checkpointing(gradient_checkpointing_func=checkpoint_with_state(self.control))
+
+    def disable_gradient_checkpointing(self) -> None:
+        self.unet.disable_gradient_checkpointing()
+
+    def _check_inputs(self, sample, image_embeds, reference, reference_mask, camera_features):
+        u = self.config.unet
+        if sample.ndim != 5 or sample.shape[1] != u["in_channels"]:
+            raise ValueError(f"denoiser sample must be (B, {u['in_channels']}, F, h, w) = "
+                             f"[noisy latent | mask | foreground latent], got {tuple(sample.shape)}")
+        batch, _, frames, h, w = sample.shape
+        if frames > self.max_frames:
+            raise ValueError(f"denoiser: {frames} frames exceed the motion modules' positional encoding "
+                             f"length {self.max_frames} (motion_max_seq_length); use context windows")
+        dim = u["cross_attention_dim"]
+        if image_embeds.ndim != 3 or image_embeds.shape[0] != batch or image_embeds.shape[2] != dim:
+            raise ValueError(f"image_embeds must be ({batch}, 1, {dim}), got {tuple(image_embeds.shape)}")
+        if reference is not None:
+            missing = sorted(set(self.reference_block_names()) - set(reference))
+            if missing:
+                raise ValueError(f"reference bank lacks blocks {missing[:3]} ({len(missing)} missing)")
+            sizes = {t.shape[0] for t in reference.values()}
+            if not sizes <= {1, batch}:
+                raise ValueError(f"reference bank batch sizes {sorted(sizes)} must be 1 or the video batch {batch}")
+        if reference_mask is not None and (reference_mask.dtype != torch.bool or reference_mask.shape != (batch,)):
+            raise ValueError(f"reference_mask must be a bool tensor of shape ({batch},), got "
+                             f"{reference_mask.dtype} {tuple(reference_mask.shape)}")
+        if camera_features is not None:
+            if len(camera_features) != self.levels:
+                raise ValueError(f"camera_features must be a list of {self.levels} tensors, got {len(camera_features)}")
+            for i, (feat, (hi, wi), c) in enumerate(zip(camera_features, level_sizes(h, w, self.levels),
+                                                       u["block_out_channels"])):
+                if feat.ndim != 5 or feat.shape[1:] != (c, frames, hi, wi) or batch % feat.shape[0]:
+                    raise ValueError(f"camera_features[{i}] must be (b, {c}, {frames}, {hi}, {wi}) with b dividing "
+                                     f"{batch}, got {tuple(feat.shape)}")
+
+    def forward(self, sample: torch.Tensor, timestep, image_embeds: torch.Tensor, reference: dict | None = None,
+                reference_mask: torch.Tensor | None = None, camera_features: list | None = None) -> torch.Tensor:
+        """Noise prediction ``(B, 4, F, h, w)``.
+
+        reference: bank from :class:`ReferenceNet` (``{block: (1 or B, h*w, C)}``); None = no reference.
+        reference_mask: ``(B,)`` bool, False for videos that must not read the bank (CFG uncond).
+        camera_features: from :class:`CameraEncoder`, batch B or a divisor of it (repeated, CFG).
+        """
+        self._check_inputs(sample, image_embeds, reference, reference_mask, camera_features)
+        frames = sample.shape[2]
+        tokens = None
+        if camera_features is not None:
+            # (b, C, F, h, w) -> temporal token layout (b*h*w, F, C)
+            tokens = [f.permute(0, 3, 4, 2, 1).reshape(-1, frames, f.shape[1]) for f in camera_features]
+        self.control.restore((reference, reference_mask, tokens, frames))
+        try:
+            context = image_embeds.repeat_interleave(frames, dim=0)
+            return self.unet(sample, timestep, encoder_hidden_states=context).sample
+        finally:
+            self.control.clear()
