@@ -1,0 +1,331 @@
+"""Camera nodes: pose files, presets, combining, resampling, estimation from video, preview.
+
+Thin wrappers over :mod:`dynascene_core.camera`; every trajectory operation lives there.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+import numpy as np
+import torch
+from PIL import Image
+
+from dynascene_core.camera import (DEFAULT_FOV_DEG, EASINGS, PRESET_NAMES, CameraTrajectory, estimate_trajectory,
+                                   make_preset, plot_trajectory)
+
+from . import host
+from .adapters import image_to_frames, mask_to_core
+from .types import CAMERA, CATEGORY
+
+CAMERA_CATEGORY = f"{CATEGORY}/Camera"
+POSE_FILE_SUFFIXES = (".txt",)
+POSE_FORMATS = ("auto", "realestate10k", "tum")
+MAX_FRAMES = 4096
+NO_PRESET = "none"
+
+
+def _pose_files_in_input() -> list[str]:
+    """Pose files (``.txt``) directly in ComfyUI's input folder, for the Load Pose File combo."""
+    folder = host.input_directory()
+    if not os.path.isdir(folder):
+        return []
+    return sorted(f for f in os.listdir(folder)
+                  if f.lower().endswith(POSE_FILE_SUFFIXES) and os.path.isfile(os.path.join(folder, f)))
+
+
+def _pose_file_path(pose_file: str, path: str) -> str:
+    """The file to read: ``path`` when given (absolute, or relative to the input folder), else the combo choice."""
+    chosen = path.strip().strip('"') if path else ""
+    if chosen:
+        return chosen if os.path.isabs(chosen) else os.path.join(host.input_directory(), chosen)
+    if not pose_file:
+        raise FileNotFoundError(f"No pose file chosen: put a RealEstate10K or TUM .txt file in "
+                                f"{host.input_directory()} or type its path into 'path'")
+    return os.path.join(host.input_directory(), pose_file)
+
+
+class LoadCameraPoseFile:
+    DESCRIPTION = ("Load a camera trajectory from a RealEstate10K (CameraCtrl) or TUM (DPVO/DROID-SLAM) pose "
+                   "file, chosen from ComfyUI's input folder or given by path.")
+    CATEGORY = CAMERA_CATEGORY
+    FUNCTION = "load"
+    RETURN_TYPES = (CAMERA, "INT")
+    RETURN_NAMES = ("camera", "frames")
+    OUTPUT_TOOLTIPS = ("The camera trajectory.", "Number of frames in the file.")
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "pose_file": (_pose_files_in_input(), {
+                    "tooltip": "A .txt pose file in ComfyUI's input folder (ignored when 'path' is set)."}),
+            },
+            "optional": {
+                "path": ("STRING", {"default": "", "tooltip": "Path to a pose file; absolute, or relative to "
+                                                              "the input folder. Overrides 'pose_file'."}),
+                "format": (list(POSE_FORMATS), {"default": "auto", "tooltip": "File format; 'auto' detects it "
+                                                                              "from the number of fields."}),
+            },
+        }
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, pose_file=None, path="", format="auto"):
+        if path and path.strip():
+            return True  # a typed path replaces the combo, which may then hold any (stale) value
+        if pose_file not in _pose_files_in_input():
+            return f"Pose file '{pose_file}' is not in the input folder {host.input_directory()}"
+        return True
+
+    @classmethod
+    def IS_CHANGED(cls, pose_file=None, path="", format="auto"):
+        file_path = _pose_file_path(pose_file, path)
+        if not os.path.isfile(file_path):
+            return file_path
+        with open(file_path, "rb") as handle:
+            return hashlib.sha256(handle.read()).hexdigest() + format
+
+    def load(self, pose_file, path="", format="auto"):
+        file_path = _pose_file_path(pose_file, path)
+        if not os.path.isfile(file_path):
+            raise FileNotFoundError(f"Pose file not found: {file_path}")
+        camera = CameraTrajectory.load(file_path, format=None if format == "auto" else format)
+        return (camera, len(camera))
+
+
+class CameraPreset:
+    DESCRIPTION = ("A designed camera move (pan, tilt, dolly, truck, zoom, roll, orbit), optionally two at "
+                   "once, starting at the reference camera.")
+    CATEGORY = CAMERA_CATEGORY
+    FUNCTION = "make"
+    RETURN_TYPES = (CAMERA,)
+    RETURN_NAMES = ("camera",)
+    OUTPUT_TOOLTIPS = ("The designed camera trajectory.",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "preset": (list(PRESET_NAMES), {"default": "dolly_in", "tooltip": "The camera move."}),
+                "frames": ("INT", {"default": 16, "min": 1, "max": MAX_FRAMES,
+                                   "tooltip": "Number of frames (match the video's frame count)."}),
+                "speed": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 20.0, "step": 0.05,
+                                    "tooltip": "Motion per frame relative to the preset's standard rate."}),
+                "easing": (list(EASINGS), {"default": "linear", "tooltip": "Timing of the move; the total "
+                                                                           "motion stays the same."}),
+            },
+            "optional": {
+                "with_preset": ([NO_PRESET] + list(PRESET_NAMES), {
+                    "default": NO_PRESET, "tooltip": "A second move performed at the same time "
+                                                     "(e.g. dolly_in with pan_right)."}),
+            },
+        }
+
+    def make(self, preset, frames, speed, easing, with_preset=NO_PRESET):
+        names = [preset] if with_preset == NO_PRESET else [preset, with_preset]
+        return (make_preset(names, frames, speed, easing),)
+
+
+class ConcatenateCameras:
+    DESCRIPTION = ("Play one camera move after another. With 'continue_motion' the second move starts where "
+                   "the first ends (no jump, the shared frame is not repeated).")
+    CATEGORY = CAMERA_CATEGORY
+    FUNCTION = "concatenate"
+    RETURN_TYPES = (CAMERA, "INT")
+    RETURN_NAMES = ("camera", "frames")
+    OUTPUT_TOOLTIPS = ("The joined trajectory.", "Its number of frames.")
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "first": (CAMERA, {"tooltip": "Plays first."}),
+                "second": (CAMERA, {"tooltip": "Plays after 'first'."}),
+                "continue_motion": ("BOOLEAN", {"default": True, "tooltip": "Re-anchor 'second' at the last "
+                                                                            "pose of 'first' (off: stack the poses as they are)."}),
+            },
+        }
+
+    def concatenate(self, first, second, continue_motion):
+        camera = CameraTrajectory.concat([first, second], chain=continue_motion)
+        return (camera, len(camera))
+
+
+class ResampleCamera:
+    DESCRIPTION = ("Fit a camera trajectory to a frame count: 'resample' stretches or compresses the whole move "
+                   "(smooth interpolation), 'trim' keeps frames start..start+N. Connect 'match_images' to use "
+                   "that batch's frame count.")
+    CATEGORY = CAMERA_CATEGORY
+    FUNCTION = "fit"
+    RETURN_TYPES = (CAMERA, "INT")
+    RETURN_NAMES = ("camera", "frames")
+    OUTPUT_TOOLTIPS = ("The fitted trajectory.", "Its number of frames.")
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "camera": (CAMERA, {}),
+                "mode": (["resample", "trim"], {"default": "resample"}),
+                "frames": ("INT", {"default": 16, "min": 1, "max": MAX_FRAMES,
+                                   "tooltip": "Target frame count (ignored when 'match_images' is connected)."}),
+                "start": ("INT", {"default": 0, "min": 0, "max": MAX_FRAMES,
+                                  "tooltip": "First frame kept by 'trim'."}),
+            },
+            "optional": {
+                "match_images": ("IMAGE", {"tooltip": "Use the number of frames in this image batch."}),
+            },
+        }
+
+    def fit(self, camera, mode, frames, start, match_images=None):
+        target = frames if match_images is None else int(match_images.shape[0])
+        if mode == "resample":
+            fitted = camera.resample(target)
+        else:
+            if start + target > len(camera):
+                raise ValueError(f"Cannot trim {target} frames starting at frame {start}: the camera has only "
+                                 f"{len(camera)} frames (use mode 'resample' to stretch it)")
+            fitted = camera.trim(start, start + target)
+        return (fitted, len(fitted))
+
+
+class ScaleCameraSpeed:
+    DESCRIPTION = "Make a camera move faster or slower over the same frames (rotation, travel and zoom scaled)."
+    CATEGORY = CAMERA_CATEGORY
+    FUNCTION = "scale"
+    RETURN_TYPES = (CAMERA,)
+    RETURN_NAMES = ("camera",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "camera": (CAMERA, {}),
+                "factor": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 20.0, "step": 0.05,
+                                     "tooltip": "2 = twice the motion per frame, 0.5 = half, 0 = static."}),
+            },
+        }
+
+    def scale(self, camera, factor):
+        return (camera.scale_speed(factor),)
+
+
+class EstimateCameraFromVideo:
+    DESCRIPTION = ("Estimate how the camera moved in a video from its background (the human is masked out). "
+                   "Poses are relative to the first frame. Connect the matting mask for best results.")
+    CATEGORY = CAMERA_CATEGORY
+    FUNCTION = "estimate"
+    RETURN_TYPES = (CAMERA, "STRING")
+    RETURN_NAMES = ("camera", "report")
+    OUTPUT_TOOLTIPS = ("The estimated trajectory, one pose per frame.",
+                       "Motion type found, field of view and tracking quality.")
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "images": ("IMAGE", {"tooltip": "The video frames."}),
+                "fov_degrees": ("FLOAT", {"default": DEFAULT_FOV_DEG, "min": 10.0, "max": 150.0, "step": 0.5,
+                                          "tooltip": "Field of view across the longer image side "
+                                                     "(phone main cameras: about 65)."}),
+                "search_fov": ("BOOLEAN", {"default": False, "tooltip": "Pick the field of view that fits the "
+                                                                        "video best instead (slower)."}),
+            },
+            "optional": {
+                "human_mask": ("MASK", {"tooltip": "1 on the human (matting output); those pixels are not "
+                                                   "tracked."}),
+            },
+        }
+
+    def estimate(self, images, fov_degrees, search_fov, human_mask=None):
+        frames = image_to_frames(images, "images")
+        masks = None if human_mask is None else mask_to_core(human_mask, len(frames), "human_mask")
+        if masks is not None and masks.shape[-2:] != frames.shape[-2:]:
+            raise ValueError(f"human_mask is {tuple(masks.shape[-2:])} (H, W) but the images are "
+                             f"{tuple(frames.shape[-2:])}")
+        host.check_interrupted()
+        camera, stats = estimate_trajectory(frames, masks, fov_degrees, focal_search=search_fov)
+        report = (f"mode: {stats.mode}; fov: {stats.fov_deg:.1f} deg; frames: {len(camera)}; "
+                  f"median confidence: {float(np.median(stats.confidence)):.2f}")
+        if stats.warnings:
+            report += "; warnings: " + " | ".join(stats.warnings)
+        return (camera, report)
+
+
+class PreviewCamera:
+    DESCRIPTION = ("Draw a camera trajectory (top and side views, first camera green, last red) and show it in "
+                   "the node; the picture is also an IMAGE output.")
+    CATEGORY = CAMERA_CATEGORY
+    FUNCTION = "preview"
+    OUTPUT_NODE = True
+    RETURN_TYPES = ("IMAGE",)
+    RETURN_NAMES = ("image",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "camera": (CAMERA, {}),
+                "width": ("INT", {"default": 512, "min": 64, "max": 2048, "step": 8}),
+                "height": ("INT", {"default": 256, "min": 48, "max": 2048, "step": 8}),
+            },
+        }
+
+    def preview(self, camera, width, height):
+        picture = plot_trajectory(camera, (width, height))
+        path, entry = host.new_file_path("dynascene_camera_preview", "png", kind="temp")
+        Image.fromarray(picture).save(path, compress_level=1)
+        image = torch.from_numpy(picture.astype(np.float32) / 255.0)[None]
+        return {"ui": {"images": [entry]}, "result": (image,)}
+
+
+class SaveCameraPoseFile:
+    DESCRIPTION = ("Save a camera trajectory as a RealEstate10K pose file (readable by CameraCtrl and "
+                   "AnimateDiff-Evolved) or TUM file in ComfyUI's output folder.")
+    CATEGORY = CAMERA_CATEGORY
+    FUNCTION = "save"
+    OUTPUT_NODE = True
+    RETURN_TYPES = ("STRING",)
+    RETURN_NAMES = ("path",)
+    OUTPUT_TOOLTIPS = ("Full path of the written file.",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "camera": (CAMERA, {}),
+                "filename_prefix": ("STRING", {"default": "dynascene/camera",
+                                               "tooltip": "File name start, may include sub-folders of the "
+                                                          "output folder."}),
+                "format": (["realestate10k", "tum"], {"default": "realestate10k"}),
+            },
+        }
+
+    def save(self, camera, filename_prefix, format):
+        path, entry = host.new_file_path(filename_prefix, "txt", kind="output")
+        camera.save(path, format=format)
+        return {"ui": {"pose_files": [entry]}, "result": (path,)}
+
+
+NODE_CLASS_MAPPINGS = {
+    "DynaSceneLoadCameraPoseFile": LoadCameraPoseFile,
+    "DynaSceneCameraPreset": CameraPreset,
+    "DynaSceneConcatenateCameras": ConcatenateCameras,
+    "DynaSceneResampleCamera": ResampleCamera,
+    "DynaSceneScaleCameraSpeed": ScaleCameraSpeed,
+    "DynaSceneEstimateCameraFromVideo": EstimateCameraFromVideo,
+    "DynaScenePreviewCamera": PreviewCamera,
+    "DynaSceneSaveCameraPoseFile": SaveCameraPoseFile,
+}
+
+NODE_DISPLAY_NAME_MAPPINGS = {
+    "DynaSceneLoadCameraPoseFile": "Load Camera Pose File (DynaScene)",
+    "DynaSceneCameraPreset": "Camera Preset (DynaScene)",
+    "DynaSceneConcatenateCameras": "Concatenate Cameras (DynaScene)",
+    "DynaSceneResampleCamera": "Resample / Trim Camera (DynaScene)",
+    "DynaSceneScaleCameraSpeed": "Scale Camera Speed (DynaScene)",
+    "DynaSceneEstimateCameraFromVideo": "Estimate Camera From Video (DynaScene)",
+    "DynaScenePreviewCamera": "Camera Trajectory Preview (DynaScene)",
+    "DynaSceneSaveCameraPoseFile": "Save Camera Pose File (DynaScene)",
+}
