@@ -1,0 +1,153 @@
+"""Training configuration: YAML files in ``training/configs/`` plus ``key.sub=value`` overrides.
+
+``configs/base.yaml`` lists every setting with its default; other files name it as ``base`` and
+change a few values. The result is a plain nested dict (it is saved with every checkpoint).
+Unknown keys, in files or overrides, are errors naming the key, so a typo never goes unnoticed.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import os
+
+import yaml
+
+CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
+DEFAULT_CONFIG = "tiny"
+
+
+class ConfigError(ValueError):
+    """A config file or override is invalid; the message names the key or file."""
+
+
+def config_path(name_or_path: str) -> str:
+    """A config name in ``training/configs`` (``"stage1"``) or a path to a YAML file."""
+    if os.path.isfile(name_or_path):
+        return name_or_path
+    path = os.path.join(CONFIG_DIR, f"{name_or_path}.yaml")
+    if not os.path.isfile(path):
+        names = sorted(n[:-5] for n in os.listdir(CONFIG_DIR) if n.endswith(".yaml"))
+        raise ConfigError(f"config {name_or_path!r} not found: neither a file nor one of {names}")
+    return path
+
+
+def _read_yaml(path: str) -> dict:
+    with open(path, encoding="utf-8") as handle:
+        data = yaml.safe_load(handle) or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a config file must hold a mapping, got {type(data).__name__}")
+    return data
+
+
+def _merge(base: dict, update: dict, source: str, prefix: str = "") -> dict:
+    """``base`` with ``update`` applied; every key of ``update`` must already exist in ``base``."""
+    out = copy.deepcopy(base)
+    for key, value in update.items():
+        name = f"{prefix}{key}"
+        if key not in out:
+            close = difflib.get_close_matches(name, list(_flat_keys(base, prefix)), n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise ConfigError(f"{source}: unknown setting {name!r}{hint}")
+        if isinstance(out[key], dict):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{source}: {name!r} is a section, got {value!r}")
+            out[key] = _merge(out[key], value, source, name + ".")
+        else:
+            out[key] = value
+    return out
+
+
+def _flat_keys(tree: dict, prefix: str = ""):
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            yield from _flat_keys(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}"
+
+
+def load_config_file(path: str) -> dict:
+    """A YAML config with its ``base`` chain resolved (bases are relative to the file)."""
+    data = _read_yaml(path)
+    base_name = data.pop("base", None)
+    if base_name is None:
+        return data
+    base = load_config_file(os.path.join(os.path.dirname(path), base_name))
+    return _merge(base, data, path)
+
+
+def parse_override(text: str) -> tuple[list[str], object]:
+    """``"train.batch_size=2"`` → ``(["train", "batch_size"], 2)``; values are parsed as YAML."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} must look like key.sub=value")
+    key, raw = text.split("=", 1)
+    if not key.strip():
+        raise ConfigError(f"override {text!r} has no key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"override {text!r}: value is not valid YAML ({exc})") from exc
+    return key.strip().split("."), value
+
+
+def apply_overrides(config: dict, overrides: list[str]) -> dict:
+    """Apply ``key.sub=value`` strings in order."""
+    for text in overrides:
+        path, value = parse_override(text)
+        update: dict = value  # type: ignore[assignment]
+        for part in reversed(path):
+            update = {part: update}
+        config = _merge(config, update, f"override {text!r}")
+    return config
+
+
+def load_config(name_or_path: str = DEFAULT_CONFIG, overrides: list[str] = ()) -> dict:
+    """The full config for a name or file plus command-line overrides, checked by :func:`check_config`."""
+    config = apply_overrides(load_config_file(config_path(name_or_path)), list(overrides))
+    check_config(config)
+    return config
+
+
+def _pair(config: dict, key: str) -> None:
+    section, name = key.split(".")
+    value = config[section][name]
+    if not (isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(v, (int, float)) for v in value)
+            and value[0] <= value[1]):
+        raise ConfigError(f"{key} must be [min, max] with min <= max, got {value!r}")
+
+
+def check_config(config: dict) -> None:
+    """Value checks that would otherwise fail late (or silently) during training."""
+    def need(ok: bool, message: str) -> None:
+        if not ok:
+            raise ConfigError(message)
+
+    need(config["stage"] in (1, 2), f"stage must be 1 or 2, got {config['stage']!r}")
+    data, train = config["data"], config["train"]
+    need(data["on_bad_clip"] in ("skip", "error"), f"data.on_bad_clip must be skip or error, got {data['on_bad_clip']!r}")
+    need(data["validate"] in ("full", "quick"), f"data.validate must be full or quick, got {data['validate']!r}")
+    res = data["resolution"]
+    need(isinstance(res, list) and len(res) == 2 and all(isinstance(v, int) and v > 0 and v % 8 == 0 for v in res),
+         f"data.resolution must be [height, width], multiples of 8, got {res!r}")
+    need(isinstance(data["num_frames"], int) and data["num_frames"] >= 1,
+         f"data.num_frames must be a positive integer, got {data['num_frames']!r}")
+    for key in ("data.frame_stride", "tasks.outpaint_fraction", "tasks.brightness", "tasks.contrast",
+                "tasks.gamma", "tasks.temperature"):
+        _pair(config, key)
+    need(data["frame_stride"][0] >= 1, f"data.frame_stride must be >= 1, got {data['frame_stride']!r}")
+    need(train["optimizer"] in ("adam", "adamw"), f"train.optimizer must be adam or adamw, got {train['optimizer']!r}")
+    need(train["mixed_precision"] in ("no", "fp16", "bf16"),
+         f"train.mixed_precision must be no, fp16 or bf16, got {train['mixed_precision']!r}")
+    need(0 <= train["uncond_dropout"] <= 1, f"train.uncond_dropout must be in [0, 1], got {train['uncond_dropout']}")
+    for key in ("max_steps", "batch_size", "gradient_accumulation_steps"):
+        need(isinstance(train[key], int) and train[key] >= 1, f"train.{key} must be a positive integer")
+    need(config["checkpoint"]["keep_last"] >= 1, "checkpoint.keep_last must be >= 1")
+    need(config["checkpoint"]["every"] >= 1, "checkpoint.every must be >= 1")
+
+
+def dump_config(config: dict, path: str) -> None:
+    """Write the resolved config as YAML (atomic)."""
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as handle:
+        yaml.safe_dump(config, handle, sort_keys=False)
+    os.replace(tmp, path)
