@@ -1,0 +1,1 @@
+"""Helpers for tests that need (or imitate) a ComfyUI host."""

@@ -1,0 +1,144 @@
+"""Start a real ComfyUI server with this pack installed, for tests (``tests/test_comfyui_host.py``).
+
+The server runs as a subprocess bound to 127.0.0.1 on a free port, from the checkout in
+``COMFYUI_DIR`` with the Python in ``COMFYUI_PYTHON`` (default: this interpreter). Everything it
+writes goes to a temporary folder: ``extra_model_paths.yaml`` points ``custom_nodes:`` at a folder
+holding a symlink to this repository and every model folder at ``<tmp>/models/<name>``; input, output,
+temp and user folders live there too, and the database is in memory. The test-only torchvision stub
+(``stubs/``) is prepended to PYTHONPATH because ComfyUI imports torchvision at start-up.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO_ROOT = os.path.dirname(os.path.dirname(HERE))
+STUBS_DIR = os.path.join(HERE, "stubs")
+PACK_LINK_NAME = "comfyui-dynascene"
+MODEL_FOLDERS = ("checkpoints", "vae", "clip_vision", "animatediff_models", "dynascene", "rvm")
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class ComfyServer:
+    """``with ComfyServer(comfy_dir, work_dir) as server:`` — a running host; killed on exit."""
+
+    def __init__(self, comfy_dir: str, work_dir: str, python: str | None = None, start_timeout: float = 120.0):
+        self.comfy_dir = os.path.abspath(comfy_dir)
+        self.work_dir = work_dir
+        self.python = python or sys.executable
+        self.start_timeout = start_timeout
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = os.path.join(work_dir, "server.log")
+        self.dirs = {name: os.path.join(work_dir, name) for name in ("input", "output", "temp", "user", "models")}
+        # ComfyUI uses <--temp-directory>/temp; dirs["temp"] is where temp files really go
+        self._temp_parent = work_dir
+        self.process: subprocess.Popen | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def _write_config(self) -> str:
+        custom_nodes = os.path.join(self.work_dir, "custom_nodes")
+        os.makedirs(custom_nodes, exist_ok=True)
+        os.symlink(REPO_ROOT, os.path.join(custom_nodes, PACK_LINK_NAME))
+        for path in self.dirs.values():
+            os.makedirs(path, exist_ok=True)
+        for name in MODEL_FOLDERS:
+            os.makedirs(os.path.join(self.dirs["models"], name), exist_ok=True)
+        lines = ["dynascene_tests:", f"    base_path: {self.dirs['models']}", f"    custom_nodes: {custom_nodes}"]
+        lines += [f"    {name}: {name}" for name in MODEL_FOLDERS]
+        config = os.path.join(self.work_dir, "extra_model_paths.yaml")
+        with open(config, "w", encoding="utf-8") as handle:
+            handle.write("\n".join(lines) + "\n")
+        return config
+
+    def start(self) -> "ComfyServer":
+        config = self._write_config()
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (STUBS_DIR, env.get("PYTHONPATH", "")) if p)
+        command = [self.python, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(self.port),
+                   "--extra-model-paths-config", config, "--disable-auto-launch", "--disable-api-nodes",
+                   "--database-url", "sqlite:///:memory:",
+                   "--input-directory", self.dirs["input"], "--output-directory", self.dirs["output"],
+                   "--temp-directory", self._temp_parent, "--user-directory", self.dirs["user"]]
+        self._log_handle = open(self.log_path, "w", encoding="utf-8")
+        self.process = subprocess.Popen(command, cwd=self.comfy_dir, env=env, stdout=self._log_handle,
+                                        stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + self.start_timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"ComfyUI exited with code {self.process.returncode} during start-up\n{self.log()}")
+            try:
+                self.get_json("/system_stats", timeout=2)
+                return self
+            except (urllib.error.URLError, ConnectionError, OSError):
+                time.sleep(0.5)
+        raise TimeoutError(f"ComfyUI did not answer within {self.start_timeout:.0f} s\n{self.log()}")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=15)
+        if getattr(self, "_log_handle", None) is not None:
+            self._log_handle.close()
+
+    def __enter__(self) -> "ComfyServer":
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def log(self) -> str:
+        if not os.path.exists(self.log_path):
+            return ""
+        with open(self.log_path, encoding="utf-8", errors="replace") as handle:
+            return handle.read()
+
+    # -- HTTP ----------------------------------------------------------------------------------
+    def get_json(self, path: str, timeout: float = 30):
+        with urllib.request.urlopen(self.url + path, timeout=timeout) as response:
+            return json.loads(response.read())
+
+    def post_prompt(self, prompt: dict) -> tuple[int, dict]:
+        """``POST /prompt``; returns (HTTP status, JSON body) also for 4xx answers."""
+        body = json.dumps({"prompt": prompt, "client_id": uuid.uuid4().hex}).encode()
+        request = urllib.request.Request(self.url + "/prompt", data=body, headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read() or b"{}")
+
+    def wait_for_history(self, prompt_id: str, timeout: float = 120) -> dict:
+        """Poll ``/history/<id>`` until the prompt finished (success or error); returns its entry."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"ComfyUI died while running prompt {prompt_id}\n{self.log()}")
+            history = self.get_json(f"/history/{prompt_id}")
+            entry = history.get(prompt_id)
+            if entry:  # an entry appears once the prompt ended; its status says success or error
+                return entry
+            time.sleep(0.25)
+        raise TimeoutError(f"prompt {prompt_id} did not finish within {timeout:.0f} s\n{self.log()}")

@@ -1,0 +1,103 @@
+"""Camera nodes executed without a host, on small inputs."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from dynascene_core.camera import CameraTrajectory, demo_clip, make_preset
+from nodes import camera as cam
+from nodes import host
+
+
+@pytest.fixture(autouse=True)
+def standalone_dirs(tmp_path, monkeypatch):
+    dirs = {name: str(tmp_path / name) for name in ("input", "output", "temp", "models")}
+    for path in dirs.values():
+        os.makedirs(path)
+    monkeypatch.setattr(host, "STANDALONE_DIRS", dirs)
+    return dirs
+
+
+def test_preset_alone_and_combined():
+    (single,) = cam.CameraPreset().make("dolly_in", 9, 1.0, "linear")
+    (both,) = cam.CameraPreset().make("dolly_in", 9, 1.0, "linear", with_preset="pan_right")
+    assert len(single) == 9 and len(both) == 9
+    assert torch.allclose(both.c2w, make_preset(["dolly_in", "pan_right"], 9).c2w)
+    assert both.positions[-1, 2] > 0.1  # moved forward
+    assert not torch.allclose(single.c2w[-1, :3, :3], both.c2w[-1, :3, :3])  # and turned
+
+
+def test_concatenate_resample_trim_and_speed():
+    a = make_preset("pan_left", 6)
+    b = make_preset("dolly_in", 5)
+    chained, frames = cam.ConcatenateCameras().concatenate(a, b, True)
+    stacked, stacked_frames = cam.ConcatenateCameras().concatenate(a, b, False)
+    assert (frames, stacked_frames) == (10, 11)
+    assert torch.allclose(chained.c2w[5], a.c2w[5])
+
+    fitted, n = cam.ResampleCamera().fit(chained, "resample", 24, 0)
+    assert n == 24 and torch.allclose(fitted.c2w[-1], chained.c2w[-1])
+    video = torch.zeros(7, 8, 8, 3)
+    matched, n = cam.ResampleCamera().fit(chained, "resample", 24, 0, match_images=video)
+    assert n == 7
+    trimmed, n = cam.ResampleCamera().fit(chained, "trim", 4, 3)
+    assert n == 4 and torch.equal(trimmed.c2w, chained.c2w[3:7])
+    with pytest.raises(ValueError, match="only 10 frames"):
+        cam.ResampleCamera().fit(chained, "trim", 8, 3)
+
+    (faster,) = cam.ScaleCameraSpeed().scale(b, 2.0)
+    assert torch.allclose(faster.positions[-1], 2 * b.positions[-1], atol=1e-9)
+
+
+def test_save_then_load_pose_file_by_combo_and_by_path(standalone_dirs):
+    camera = make_preset("orbit_right", 5)
+    (path,) = cam.SaveCameraPoseFile().save(camera, "designs/orbit", "realestate10k")["result"]
+    assert path == os.path.join(standalone_dirs["output"], "designs", "orbit_00001_.txt")
+    (second,) = cam.SaveCameraPoseFile().save(camera, "designs/orbit", "realestate10k")["result"]
+    assert second.endswith("orbit_00002_.txt")
+
+    os.replace(path, os.path.join(standalone_dirs["input"], "orbit.txt"))
+    assert cam.LoadCameraPoseFile.INPUT_TYPES()["required"]["pose_file"][0] == ["orbit.txt"]
+    assert cam.LoadCameraPoseFile.VALIDATE_INPUTS("orbit.txt") is True
+    assert "not in the input folder" in cam.LoadCameraPoseFile.VALIDATE_INPUTS("gone.txt")
+    loaded, frames = cam.LoadCameraPoseFile().load("orbit.txt")
+    assert frames == 5 and torch.allclose(loaded.c2w, camera.c2w, atol=1e-6)
+    by_path, _ = cam.LoadCameraPoseFile().load("", path=second)
+    assert torch.allclose(by_path.c2w, camera.c2w, atol=1e-6)
+    assert cam.LoadCameraPoseFile.IS_CHANGED("orbit.txt") != cam.LoadCameraPoseFile.IS_CHANGED("", path=second + "x")
+
+    missing = os.path.join(standalone_dirs["input"], "nope.txt")
+    with pytest.raises(FileNotFoundError, match="nope.txt"):
+        cam.LoadCameraPoseFile().load("", path=missing)
+    with pytest.raises(ValueError, match="outside the output folder"):
+        cam.SaveCameraPoseFile().save(camera, "../escape", "realestate10k")
+
+
+def test_preview_returns_the_plot_and_shows_it(standalone_dirs):
+    result = cam.PreviewCamera().preview(make_preset("truck_right", 6), 160, 96)
+    (image,) = result["result"]
+    assert image.shape == (1, 96, 160, 3) and image.dtype == torch.float32
+    assert 0.0 <= float(image.min()) and float(image.max()) <= 1.0 and float(image.std()) > 0.01
+    (entry,) = result["ui"]["images"]
+    assert entry["type"] == "temp"
+    shown = np.asarray(Image.open(os.path.join(standalone_dirs["temp"], entry["subfolder"], entry["filename"])))
+    assert np.array_equal(shown, np.round(image[0].numpy() * 255).astype(np.uint8))
+
+
+def test_estimate_camera_from_video_with_mask():
+    clip = demo_clip(num_frames=8, height=96, width=160, preset="pan_right")
+    frames = torch.from_numpy(clip.frames).float() / 255.0  # IMAGE (F, H, W, 3)
+    mask = torch.from_numpy(clip.masks.astype(np.float32)).reshape(8, 96, 160)
+    camera, report = cam.EstimateCameraFromVideo().estimate(frames, 65.0, False, human_mask=mask)
+    assert len(camera) == 8 and "mode:" in report
+    truth = clip.trajectory
+    turned = torch.rad2deg(torch.acos(((camera.c2w[-1, :3, :3].trace() - 1) / 2).clamp(-1, 1)))
+    true_turn = torch.rad2deg(torch.acos(((truth.c2w[-1, :3, :3].trace() - 1) / 2).clamp(-1, 1)))
+    assert abs(float(turned - true_turn)) < 1.0
+    with pytest.raises(ValueError, match="human_mask: has 3 frames but the video has 8"):
+        cam.EstimateCameraFromVideo().estimate(frames, 65.0, False, human_mask=mask[:3])
