@@ -162,25 +162,32 @@ def _kabsch(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     return u @ np.diag([1, 1, d]) @ vt
 
 
-def _homography_residual(a: np.ndarray, b: np.ndarray) -> tuple[float, np.ndarray]:
-    """Median transfer error (px) of a robust homography a → b, and its inlier flags."""
-    hom, inl = cv2.findHomography(a, b, cv2.USAC_MAGSAC, 1.0)
-    if hom is None:
-        return float("inf"), np.zeros(len(a), bool)
-    proj = cv2.perspectiveTransform(a.reshape(-1, 1, 2), hom).reshape(-1, 2)
-    return float(np.median(np.linalg.norm(proj - b, axis=1))), inl.ravel().astype(bool)
+def _homography_inliers(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Inlier flags of a robust homography a → b (1 px)."""
+    hom, inl = cv2.findHomography(a.astype(np.float32), b.astype(np.float32), cv2.USAC_MAGSAC, 1.0)
+    return np.zeros(len(a), bool) if hom is None else inl.ravel().astype(bool)
 
 
-def _epipolar_residual(a: np.ndarray, b: np.ndarray) -> float:
-    """Median symmetric point-to-epipolar-line distance (px) of a robust fundamental matrix a → b."""
-    fmat, _ = cv2.findFundamentalMat(a, b, cv2.USAC_MAGSAC, 1.0, 0.999)
-    if fmat is None or fmat.shape != (3, 3):
-        return float("inf")
+def _parallax(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """(homography, epipolar) median residuals in px over the fundamental matrix's inliers.
+
+    Both models are fitted robustly; a clearly larger homography residual means translation parallax.
+    Moving foreground points are outliers of both and do not enter the medians.
+    """
+    fmat, inl = cv2.findFundamentalMat(a, b, cv2.USAC_MAGSAC, 1.0, 0.999)
+    if fmat is None or fmat.shape != (3, 3) or inl.sum() < 8:
+        return 0.0, float("inf")
+    keep = inl.ravel().astype(bool)
+    a, b = a[keep], b[keep]
     ah, bh = np.c_[a, np.ones(len(a))], np.c_[b, np.ones(len(b))]
     lb, la = ah @ fmat.T, bh @ fmat
     num = np.abs(np.sum(bh * lb, 1))
-    dist = 0.5 * (num / np.hypot(lb[:, 0], lb[:, 1]) + num / np.hypot(la[:, 0], la[:, 1]))
-    return float(np.median(dist))
+    epipolar = 0.5 * (num / np.hypot(lb[:, 0], lb[:, 1]) + num / np.hypot(la[:, 0], la[:, 1]))
+    hom, _ = cv2.findHomography(a, b, cv2.USAC_MAGSAC, 1.0)
+    if hom is None:
+        return float("inf"), float(np.median(epipolar))
+    proj = cv2.perspectiveTransform(a.reshape(-1, 1, 2), hom).reshape(-1, 2)
+    return float(np.median(np.linalg.norm(proj - b, axis=1))), float(np.median(epipolar))
 
 
 def _fit_rotation_zoom(a: np.ndarray, b: np.ndarray, k: np.ndarray, k_key: np.ndarray):
@@ -232,7 +239,7 @@ def _solve_rotation(tracks: _Tracks, k: np.ndarray, min_common: int):
             rot[i], zoom[i] = rot[i - 1], zoom[i - 1]
             continue
         a, b = pts[key, common], pts[i, common]
-        _, inl = _homography_residual(a.astype(np.float32), b.astype(np.float32))
+        inl = _homography_inliers(a, b)
         if inl.sum() < 8:
             inl = np.ones(len(a), bool)
         k_key = k * np.array([zoom[key], zoom[key], 1, 1])
@@ -431,18 +438,14 @@ def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, foc
 
     # parallax test against frame 0: a homography (rotation / zoom) must explain the tracks clearly
     # worse than epipolar geometry does before translation is estimated
-    best, best_res, epipolar = 0, 0.0, 0.0
-    for i in range(1, count):
+    best, best_res, epipolar = 0, 0.0, float("inf")
+    for i in sorted(set(range(max(1, count // 8), count, max(1, count // 8))) | {1}):
         common = valid[0] & valid[i]
         if common.sum() < max(40, min_points):
             break
-        a, b = tracks.points[0, common].astype(np.float32), tracks.points[i, common].astype(np.float32)
-        res, _ = _homography_residual(a, b)
+        res, epi = _parallax(tracks.points[0, common], tracks.points[i, common])
         if res > best_res:
-            best, best_res = i, res
-    if best:
-        common = valid[0] & valid[best]
-        epipolar = _epipolar_residual(tracks.points[0, common], tracks.points[best, common])
+            best, best_res, epipolar = i, res, epi
     has_parallax = best_res >= parallax_px and best_res >= parallax_ratio * epipolar
 
     def solve(fov_value: float):

@@ -23,7 +23,7 @@ def _panel(positions: np.ndarray, forward: np.ndarray, colours: np.ndarray, widt
     lo, hi = pts.min(0), pts.max(0)
     span = float(max((hi - lo).max(), 1e-6))
     arrow = 0.12 * span if span > 1e-6 else 1.0
-    span = max(span, 2 * arrow) * 1.25
+    span = max(span, 5 * arrow) * 1.25
     centre = (lo + hi) / 2
     scale = min(width - 2 * margin, height - 2 * margin - 14) / span
 
@@ -33,7 +33,8 @@ def _panel(positions: np.ndarray, forward: np.ndarray, colours: np.ndarray, widt
         return np.stack([x, y], -1)
 
     # grid at "nice" world spacing
-    step = 10 ** np.floor(np.log10(span / 4))
+    step = max(m * 10 ** e for e in range(int(np.floor(np.log10(span))) - 2, int(np.floor(np.log10(span))) + 1)
+               for m in (1, 2, 5) if span / (m * 10 ** e) >= 4)
     for axis in (0, 1):
         first = np.ceil((centre[axis] - span) / step) * step
         for value in np.arange(first, centre[axis] + span, step):
@@ -82,7 +83,7 @@ def plot_trajectory(trajectory: CameraTrajectory, size: tuple[int, int] = (512, 
     left_w = width // 2
     top = _panel(positions, forward, colours, left_w, height, (0, 2), (False, False), ("x", "z"), "top view (x-z)")
     side = _panel(positions, forward, colours, width - left_w, height, (2, 1), (False, True), ("z", "-y"),
-                  "side view (z-up)")
+                  "side view (z, up = -y)")
     out = np.concatenate([top, side], 1)
     out[:, left_w - 1] = _GRID
     return out
