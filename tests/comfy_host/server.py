@@ -140,5 +140,5 @@ class ComfyServer:
             entry = history.get(prompt_id)
             if entry:  # an entry appears once the prompt ended; its status says success or error
                 return entry
-            time.sleep(0.25)
+            time.sleep(0.05)
         raise TimeoutError(f"prompt {prompt_id} did not finish within {timeout:.0f} s\n{self.log()}")
