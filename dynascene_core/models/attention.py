@@ -159,6 +159,8 @@ class ReferenceReadProcessor:
         mask = self.state.reference_mask
         if mask is None:
             mask = torch.ones(videos, dtype=torch.bool, device=hidden_states.device)
+        elif not bool(mask.any()):
+            return _plain(attn, hidden_states, None)
         bank = bank.to(hidden_states.dtype).expand(videos, -1, -1)
 
         query, key, value = attn.to_q(hidden_states), attn.to_k(hidden_states), attn.to_v(hidden_states)
