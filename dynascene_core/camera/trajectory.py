@@ -184,7 +184,9 @@ class CameraTrajectory:
     def relative_to(self, index: int = 0) -> "CameraTrajectory":
         """Express every pose in the camera frame of frame ``index``: ``c2w_rel[i] = w2c[index] @ c2w[i]``."""
         ref = torch.linalg.inv(self.c2w[index])
-        return CameraTrajectory(ref @ self.c2w, self.intrinsics, self.timestamps)
+        c2w = ref @ self.c2w
+        c2w[index] = torch.eye(4, dtype=torch.float64)  # exact, so the reference Plücker moment is exactly 0
+        return CameraTrajectory(c2w, self.intrinsics, self.timestamps)
 
     def resample(self, num_frames: int) -> "CameraTrajectory":
         """Resample to ``num_frames`` evenly spaced in time; endpoints are kept exactly.

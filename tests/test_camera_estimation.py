@@ -1,0 +1,118 @@
+"""Camera estimation on synthetic clips with known cameras, bad input, synthetic renderer, CLI."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from dynascene_core.camera import (CameraTrajectory, demo_clip, estimate_trajectory, make_preset,
+                                   render_synthetic_clip)
+from dynascene_core.camera.trajectory import rotation_angle_deg
+from dynascene_core.video import write_video
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FOV_OF_DEFAULTS = float(np.degrees(2 * np.arctan(0.5 / 0.474812461)))  # synthetic clips use these intrinsics
+
+
+def _direction_error_deg(a, b):
+    cos = float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+    return float(np.degrees(np.arccos(np.clip(cos, -1, 1))))
+
+
+@pytest.fixture(scope="module")
+def dolly_pan_clip():
+    return render_synthetic_clip(make_preset("dolly_in+pan_right", 12, speed=2.0), 144, 256, seed=3)
+
+
+def test_synthetic_clip_is_deterministic_and_has_actor(dolly_pan_clip):
+    clip = dolly_pan_clip
+    assert clip.frames.shape == (12, 144, 256, 3) and clip.frames.dtype == np.uint8
+    assert clip.masks.shape == (12, 144, 256) and set(np.unique(clip.masks)) <= {0.0, 1.0}
+    coverage = clip.masks.mean(axis=(1, 2))
+    assert (coverage > 0.2).all() and (coverage < 0.4).all()
+    again = render_synthetic_clip(clip.trajectory, 144, 256, seed=3)
+    assert np.array_equal(again.frames, clip.frames)
+    assert not np.array_equal(clip.frames[0], clip.frames[-1])
+    # the scene image is frame 0 without the actor: equal outside the mask, different on it
+    outside = clip.masks[0] == 0
+    assert np.array_equal(clip.scene_image[outside], clip.frames[0][outside])
+    assert not np.array_equal(clip.scene_image[~outside], clip.frames[0][~outside])
+
+
+def test_estimation_recovers_dolly_and_pan(dolly_pan_clip):
+    clip = dolly_pan_clip
+    est, stats = estimate_trajectory(clip.frames, clip.masks, fov_deg=FOV_OF_DEFAULTS)
+    gt = clip.trajectory.relative_to(0).c2w.numpy()
+    got = est.c2w.numpy()
+    assert stats.mode == "general"
+    assert rotation_angle_deg(gt[-1, :3, :3], got[-1, :3, :3]) < 1.0
+    assert _direction_error_deg(gt[-1, :3, 3], got[-1, :3, 3]) < 10.0
+    assert stats.inliers[1:].min() >= 30 and stats.confidence.shape == (12,)
+
+
+def test_estimation_pan_is_rotation_only_with_tensor_input():
+    clip = render_synthetic_clip(make_preset("pan_left", 10, speed=2.0), 144, 256, seed=1)
+    frames = torch.from_numpy(clip.frames).permute(0, 3, 1, 2).float() / 255
+    est, stats = estimate_trajectory(frames, torch.from_numpy(clip.masks)[:, None], fov_deg=FOV_OF_DEFAULTS)
+    assert stats.mode == "rotation"
+    gt = clip.trajectory.c2w.numpy()
+    assert rotation_angle_deg(gt[-1, :3, :3], est.c2w[-1, :3, :3].numpy()) < 0.5
+    assert est.c2w[-1, 0, 2] < -0.05  # looking left
+    assert torch.count_nonzero(est.positions) == 0
+
+
+def test_static_clip_is_static():
+    clip = render_synthetic_clip(CameraTrajectory.static(6), 96, 160, seed=2)
+    est, stats = estimate_trajectory(clip.frames, clip.masks)
+    assert stats.mode == "static"
+    assert torch.equal(est.c2w, torch.eye(4, dtype=torch.float64).repeat(6, 1, 1))
+
+
+def test_all_foreground_mask_gives_static_with_warning():
+    clip = demo_clip(4, 64, 96, preset="pan_right")
+    with pytest.warns(UserWarning, match="background features"):
+        est, stats = estimate_trajectory(clip.frames, np.ones((4, 64, 96), np.float32))
+    assert len(est) == 4 and torch.equal(est.c2w[-1], torch.eye(4, dtype=torch.float64))
+    assert stats.mode == "static" and stats.warnings and (stats.confidence == 0).all()
+
+
+def test_mask_mismatch_errors_name_counts():
+    frames = np.zeros((5, 32, 48, 3), np.uint8)
+    with pytest.raises(ValueError, match="masks have 4 frames but the video has 5"):
+        estimate_trajectory(frames, np.zeros((4, 32, 48)))
+    with pytest.raises(ValueError, match="mask size 40x32 differs from the frame size 48x32"):
+        estimate_trajectory(frames, np.zeros((5, 32, 40)))
+    with pytest.raises(ValueError, match="uint8"):
+        estimate_trajectory(frames.astype(np.float32))
+
+
+def test_cli_roundtrip(tmp_path):
+    env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "dynascene_core.camera", *args], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=120)
+
+    result = run("preset", "dolly_in+pan_right", "--frames", "9", "--easing", "ease_in_out", "--out", "p.txt")
+    assert result.returncode == 0, result.stderr
+    loaded = CameraTrajectory.load(tmp_path / "p.txt")
+    np.testing.assert_allclose(loaded.c2w.numpy(), make_preset("dolly_in+pan_right", 9, easing="ease_in_out")
+                               .c2w.numpy(), atol=1e-8)
+    clip = render_synthetic_clip(make_preset("truck_right", 8, speed=3.0), 144, 256, seed=0)
+    write_video(tmp_path / "clip.mp4", clip.frames, fps=8)
+    result = run("estimate", "clip.mp4", "--fov", f"{FOV_OF_DEFAULTS}", "--out", "est.txt")
+    assert result.returncode == 0, result.stderr
+    est = CameraTrajectory.load(tmp_path / "est.txt")
+    assert len(est) == 8 and est.positions[-1, 0] > 0  # camera moved right
+    result = run("plot", "est.txt", "--out", "p.png", "--width", "256", "--height", "128")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "p.png").stat().st_size > 1000
+
+def test_cli_reports_bad_files(tmp_path, capsys):
+    from dynascene_core.camera.__main__ import main
+
+    assert main(["plot", str(tmp_path / "missing.txt"), "--out", str(tmp_path / "x.png")]) == 1
+    assert "missing.txt" in capsys.readouterr().err
