@@ -135,6 +135,14 @@ def check_config(config: dict) -> None:
                 "tasks.gamma", "tasks.temperature"):
         _pair(config, key)
     need(data["frame_stride"][0] >= 1, f"data.frame_stride must be >= 1, got {data['frame_stride']!r}")
+    enabled = config["tasks"]["enabled"]
+    if enabled is not None:
+        from .tasks import STAGE_TASKS
+
+        wrong = [t for t in enabled if t not in STAGE_TASKS[config["stage"]]]
+        need(isinstance(enabled, list) and enabled and not wrong,
+             f"tasks.enabled must list stage {config['stage']} tasks {list(STAGE_TASKS[config['stage']])}, "
+             f"got {enabled!r}")
     need(train["optimizer"] in ("adam", "adamw"), f"train.optimizer must be adam or adamw, got {train['optimizer']!r}")
     need(train["mixed_precision"] in ("no", "fp16", "bf16"),
          f"train.mixed_precision must be no, fp16 or bf16, got {train['mixed_precision']!r}")

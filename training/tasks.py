@@ -59,6 +59,8 @@ class TaskSettings:
     contrast: tuple[float, float] = (0.7, 1.3)
     gamma: tuple[float, float] = (0.7, 1.4)
     temperature: tuple[float, float] = (-0.1, 0.1)
+    enabled: tuple[str, ...] | None = None
+    """Task names to train (None: every task of the stage)."""
 
 
 # -- helpers ------------------------------------------------------------------------------------
@@ -239,7 +241,9 @@ SCENE_TASKS = frozenset({"background_outpainting", "scene_image_variation", "sce
 
 def task_accepts(task: str, record: ClipRecord, settings: TaskSettings) -> bool:
     """Whether ``task`` can use the clip: scene tasks take scene-only clips, the others clips with a
-    person; video tasks need at least ``num_frames`` frames, image tasks two."""
+    person; video tasks need at least ``num_frames`` frames, image tasks two. Disabled tasks take none."""
+    if settings.enabled is not None and task not in settings.enabled:
+        return False
     if (task in SCENE_TASKS) == record.has_person:
         return False
     video = task in STAGE_TASKS[2]

@@ -1,0 +1,104 @@
+"""One training step's loss: conditions from a batch, noising, prediction, (weighted) MSE.
+
+Loss: epsilon prediction (SD1.5-inpainting's parameterisation), mean squared error over the whole
+latent video, as Moore-AnimateAnyone and AnimateDiff train (no extra weight on the generated
+region). Optional min-SNR-γ weighting (``min(SNR, γ) / SNR`` per video, epsilon form) and noise offset
+(``offset · N(0, 1)`` per video and channel added to the noise).
+
+All randomness of a step (noise, timesteps, dropout) comes from a generator seeded with
+``(seed, step, micro-batch, process)``, so a resumed run draws exactly the same values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from dynascene_core.camera import CameraTrajectory, plucker_embedding
+from dynascene_core.conditioning import (VAE_DOWNSCALE, DiffusersVAECodec, denoiser_input, encode_frames,
+                                         foreground_pixels, generation_mask)
+from dynascene_core.sampling.schedule import training_scheduler
+
+
+@dataclass
+class LossSettings:
+    stage: int
+    uncond_dropout: float = 0.1
+    noise_offset: float = 0.0
+    snr_gamma: float | None = None
+    vae_chunk: int = 8
+
+
+def step_generator(seed: int, step: int, micro: int, rank: int) -> torch.Generator:
+    """CPU generator for one micro-batch; distinct per process and step, identical on resume."""
+    mixed = (seed * 1_000_003 + step) * 1_009 + micro
+    return torch.Generator("cpu").manual_seed((mixed * 65_537 + rank) % (2 ** 63))
+
+
+def batch_plucker(c2w: torch.Tensor, intrinsics: torch.Tensor, height: int, width: int, device) -> torch.Tensor:
+    """``c2w (B, F, 4, 4)``, ``intrinsics (B, F, 4)`` → Plücker ``(B, F, 6, H, W)`` float32 on ``device``."""
+    return torch.stack([plucker_embedding(CameraTrajectory(c.double(), k.double()), height, width, device=device)
+                        for c, k in zip(c2w, intrinsics)])
+
+
+class LossComputer:
+    """Turns batches into losses; holds the frozen encoders and the noise schedule."""
+
+    def __init__(self, vae, image_encoder, settings: LossSettings):
+        self.codec = DiffusersVAECodec(vae, vae.config.scaling_factor)
+        self.image_encoder = image_encoder
+        self.settings = settings
+        self.scheduler = training_scheduler()
+        self.alphas_cumprod = self.scheduler.alphas_cumprod.clone()
+
+    @torch.no_grad()
+    def conditions(self, batch: dict, device) -> dict:
+        """Latents and conditions of a batch: ``latents (B,4,F,h,w)``, ``gen_mask (B,1,F,h,w)``,
+        ``fg_latent (B,4,F,h,w)``, ``scene_latent (B,4,h,w)``, ``image_embeds (B,1,D)``,
+        ``plucker (B,F,6,H,W)`` (stage II) or None."""
+        pixels = batch["pixels"].to(device)            # (B, F, 3, H, W)
+        alpha = batch["alpha"].to(device)              # (B, F, 1, H, W)
+        scene = batch["scene"].to(device)              # (B, 3, H, W)
+        b, f, _, height, width = pixels.shape
+        size = (height // VAE_DOWNSCALE, width // VAE_DOWNSCALE)
+
+        def video(x: torch.Tensor) -> torch.Tensor:   # (B*F, C, h, w) -> (B, C, F, h, w)
+            return x.reshape(b, f, *x.shape[1:]).transpose(1, 2)
+
+        chunk = self.settings.vae_chunk
+        latents = video(encode_frames(self.codec, pixels.flatten(0, 1), chunk))
+        fg_latent = video(encode_frames(self.codec, foreground_pixels(pixels, alpha).flatten(0, 1), chunk))
+        image_embeds = self.image_encoder(scene).float()
+        return {
+            "latents": latents,
+            "fg_latent": fg_latent,
+            "gen_mask": video(generation_mask(alpha.flatten(0, 1), size)),
+            "scene_latent": encode_frames(self.codec, scene, chunk),
+            "image_embeds": image_embeds,
+            "plucker": (batch_plucker(batch["c2w"], batch["intrinsics"], height, width, device)
+                        if self.settings.stage == 2 else None),
+        }
+
+    def loss(self, networks, batch: dict, generator: torch.Generator, device, autocast) -> torch.Tensor:
+        """Scalar training loss for ``batch`` (see module docstring)."""
+        cond = self.conditions(batch, device)
+        latents = cond["latents"]
+        b = latents.shape[0]
+        noise = torch.randn(latents.shape, generator=generator)
+        if self.settings.noise_offset:
+            noise += self.settings.noise_offset * torch.randn((b, latents.shape[1], 1, 1, 1), generator=generator)
+        timesteps = torch.randint(0, self.scheduler.config.num_train_timesteps, (b,), generator=generator)
+        dropped = torch.rand(b, generator=generator) < self.settings.uncond_dropout
+        noise, timesteps, dropped = noise.to(device), timesteps.to(device), dropped.to(device)
+        noisy = self.scheduler.add_noise(latents, noise, timesteps)
+        sample = denoiser_input(noisy, cond["gen_mask"], cond["fg_latent"])
+        with autocast():
+            pred = networks(sample, timesteps, cond["image_embeds"], dropped, cond["scene_latent"], cond["plucker"])
+        per_video = F.mse_loss(pred.float(), noise, reduction="none").mean(dim=(1, 2, 3, 4))
+        if self.settings.snr_gamma:
+            ac = self.alphas_cumprod.to(device)[timesteps]
+            snr = ac / (1 - ac)
+            per_video = per_video * torch.clamp(snr, max=self.settings.snr_gamma) / snr
+        return per_video.mean()
