@@ -9,7 +9,7 @@ from diffusers import UNet2DConditionModel
 from diffusers.models.attention_processor import Attention, AttnProcessor2_0
 
 from dynascene_core.models import (CameraEncoder, DynaSceneConfig, DynaSceneDenoiser, DynaSceneModels,
-                                   ReferenceNet, clip_preprocess, level_sizes, parameter_groups, reference_input,
+                                   clip_preprocess, level_sizes, parameter_groups, reference_input,
                                    set_trainable, trainable_parameters, zero_image_embeds_like)
 from dynascene_core.models import attention as attention_module
 from dynascene_core.models.attention import ControlState, ReferenceReadProcessor

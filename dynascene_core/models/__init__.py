@@ -44,7 +44,9 @@ class DynaSceneModels(nn.Module):
         """Random-init models for ``config`` (a :class:`DynaSceneConfig` or a preset name)."""
         if isinstance(config, str):
             config = DynaSceneConfig.preset(config)
-        return cls(config).to(device=device, dtype=dtype)
+        with torch.device(device):  # allocate on the target device directly (no full-size CPU copy)
+            models = cls(config)
+        return models.to(dtype=dtype)
 
     def enable_gradient_checkpointing(self) -> None:
         self.denoiser.enable_gradient_checkpointing()
