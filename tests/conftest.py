@@ -1,11 +1,11 @@
 """Shared test setup: deterministic, CPU-friendly torch."""
 
-import os
-
 import pytest
 import torch
 
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+# One thread per process: the suite runs under pytest-xdist with one worker per core, and
+# oversubscribed torch threads slow small CPU kernels down by an order of magnitude.
+torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)

@@ -18,26 +18,26 @@ F_, H, W = 4, 64, 64  # frames and pixel size of the standard tiny inputs
 h, w = H // 8, W // 8
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Tiny-model ops are far faster single-threaded; with several threads on a busy 2-core machine
-    OpenMP spin-waiting made a 0.05 s forward take seconds."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
-def models(_one_thread):
+def models():
     torch.manual_seed(0)
     return DynaSceneModels.build("tiny").eval()
 
 
-def randomize_adaptors(denoiser, std=0.5):
+def randomize_adaptors(denoiser, std=0.5, motion=True):
+    """Make camera adaptors (and, with ``motion``, the motion modules' zero-initialised ``proj_out``)
+    act like trained ones."""
     for name, p in denoiser.named_parameters():
-        if ".qkv_merge." in name:
+        if ".qkv_merge." in name or (motion and ".motion_modules." in name and ".proj_out." in name):
             torch.nn.init.normal_(p, std=std)
+
+
+def test_fresh_motion_modules_are_identity(models):
+    sample, emb = inputs(models)
+    with torch.no_grad():
+        video = models.denoiser(sample, 300, emb)
+        per_frame = torch.cat([models.denoiser(sample[:, :, i:i + 1], 300, emb) for i in range(F_)], dim=2)
+    torch.testing.assert_close(video, per_frame, rtol=1e-5, atol=1e-5)
 
 
 def inputs(models, batch=1, frames=F_, height=h, width=w):
@@ -111,12 +111,17 @@ def test_zero_initialised_adaptor_is_bit_identical(models):
     with torch.no_grad():
         cam = models.camera_encoder(torch.randn(1, F_, 6, H, W))
         plain = models.denoiser(sample, 300, emb)
-        with_camera = models.denoiser(sample, 300, emb, camera_features=cam)
-        assert torch.equal(plain, with_camera)
-        trained = copy.deepcopy(models.denoiser)
-        randomize_adaptors(trained)
-        assert not torch.allclose(trained(sample, 300, emb, camera_features=cam), plain, atol=1e-4)
-        assert torch.equal(trained(sample, 300, emb), plain)  # adaptor inactive without camera features
+        assert torch.equal(plain, models.denoiser(sample, 300, emb, camera_features=cam))
+        trained = copy.deepcopy(models.denoiser)  # motion modules as if trained, adaptors still fresh
+        for name, p in trained.named_parameters():
+            if ".motion_modules." in name and ".proj_out." in name:
+                torch.nn.init.normal_(p, std=0.5)
+        base = trained(sample, 300, emb)
+        assert not torch.allclose(base, plain, atol=1e-4)
+        assert torch.equal(trained(sample, 300, emb, camera_features=cam), base)
+        randomize_adaptors(trained, motion=False)
+        assert not torch.allclose(trained(sample, 300, emb, camera_features=cam), base, atol=1e-4)
+        assert torch.equal(trained(sample, 300, emb), base)  # adaptor inactive without camera features
 
 
 def test_camera_features_repeat_over_cfg_batch(models):

@@ -72,6 +72,12 @@ class DynaSceneDenoiser(nn.Module):
         self.control = ControlState()
         self.unet = UNetMotionModel(**motion_unet_kwargs(config))
         self.levels = len(config.unet["block_out_channels"])
+        for name, module in self.unet.named_modules():
+            # Fresh motion modules start as the identity (AnimateDiff zero-initialises proj_out;
+            # diffusers does not), so an untrained video U-Net equals its image U-Net frame by frame.
+            if name.endswith(".proj_out") and ".motion_modules." in name:
+                nn.init.zeros_(module.weight)
+                nn.init.zeros_(module.bias)
         plain = ChunkedAttnProcessor()
         for name, module in self.unet.named_modules():
             if not name.endswith((".attn1", ".attn2")):

@@ -46,8 +46,6 @@ class SamplerSettings:
     context_overlap: int = 4
     foreground_reinjection: bool = False
     """Paper eq. 4: after each step, replace the human region of the latent by the noised foreground latent."""
-    reference_frame: int = 0
-    """Camera the trajectory is expressed relative to (the scene image's view)."""
     vae_chunk: int = 8
     feather: float = 0.0
     """Gaussian sigma (pixels) applied to the matte edge when compositing."""
@@ -96,9 +94,23 @@ def validate_inputs(frames: torch.Tensor, alpha: torch.Tensor, scene_image: torc
         raise GenerationInputError(f"steps must be >= 1, got {settings.steps}")
     if settings.guidance_scale < 1:
         raise GenerationInputError(f"guidance scale must be >= 1, got {settings.guidance_scale}")
-    if not 0 <= settings.reference_frame < n:
-        raise GenerationInputError(f"reference frame {settings.reference_frame} outside 0..{n - 1}")
     context_windows(n, settings.context_length, settings.context_overlap)  # raises on bad window settings
+
+
+def camera_condition(trajectory, height: int, width: int, reference_frame: int = 0
+                     ) -> Callable[[range], torch.Tensor]:
+    """Per-window Plücker embeddings of ``trajectory`` relative to camera ``reference_frame``.
+
+    Returns ``frames range -> (len, 6, H, W)``. The trajectory's normalised intrinsics are used at
+    ``height × width`` as they are: adapt trajectories from another aspect ratio first with
+    ``CameraTrajectory.for_resolution``.
+    """
+    from ..camera import plucker_embedding
+
+    if not 0 <= reference_frame < len(trajectory):
+        raise GenerationInputError(f"reference frame {reference_frame} outside 0..{len(trajectory) - 1}")
+    relative = trajectory.relative_to(reference_frame)
+    return lambda frames: plucker_embedding(relative[frames.start:frames.stop], height, width)
 
 
 def fit_scene_image(scene_image: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -136,7 +148,7 @@ def generate(
         frames: ``(F, 3, H, W)`` original video in [0, 1]; alpha: ``(F, 1, H, W)`` human matte (1 = human).
         scene_image: ``(3, h, w)`` in [0, 1]; resized to cover and centre-cropped to ``H × W``.
         plucker: ``frames range -> (len, 6, H, W)`` Plücker embedding of those frames relative to the
-            reference camera (see :func:`plucker_for_trajectory`).
+            reference camera (see :func:`camera_condition`).
         num_camera_frames: frames in the trajectory (must equal F).
     """
     validate_inputs(frames, alpha, scene_image, num_camera_frames, settings)
