@@ -163,3 +163,53 @@ def sd15_latent_previewer():
     if latent_preview is None or model_management is None or latent_formats is None:
         return None
     return latent_preview.get_previewer(model_management.get_torch_device(), latent_formats.SD15())
+
+
+# -- devices and memory ----------------------------------------------------------------------------
+
+def get_torch_device():
+    """The device models run on: the host's choice (GPU unless ``--cpu``), the CPU without a host."""
+    import torch
+
+    model_management = _host_module("comfy.model_management")
+    return model_management.get_torch_device() if model_management is not None else torch.device("cpu")
+
+
+def unet_offload_device():
+    """Where idle models wait: the host's offload device (CPU unless ``--highvram``/``--gpu-only``)."""
+    import torch
+
+    model_management = _host_module("comfy.model_management")
+    return model_management.unet_offload_device() if model_management is not None else torch.device("cpu")
+
+
+def inference_dtype(device, num_parameters: int):
+    """fp16 or bf16 on a GPU as the host decides (honouring ``--fp32-unet`` etc.), fp32 on a CPU."""
+    import torch
+
+    model_management = _host_module("comfy.model_management")
+    if model_management is None:
+        return torch.float32
+    return model_management.unet_dtype(device=device, model_params=num_parameters,
+                                       supported_dtypes=[torch.float16, torch.bfloat16, torch.float32])
+
+
+def model_patcher(module):
+    """Wrap ``module`` in a ``comfy.model_patcher.ModelPatcher`` so the host's memory management moves it
+    to the GPU when loaded and offloads it when other models need the room; None without a host."""
+    patcher_module = _host_module("comfy.model_patcher")
+    if patcher_module is None:
+        return None
+    return patcher_module.ModelPatcher(module, load_device=get_torch_device(), offload_device=unet_offload_device())
+
+
+def load_models_gpu(patchers: list) -> None:
+    """Move the wrapped models to their load device, freeing room (offloading other models) first.
+
+    Loaded in full: the pack's networks use plain torch layers, which cannot run partially offloaded.
+    No-op without a host (models then stay on the CPU).
+    """
+    model_management = _host_module("comfy.model_management")
+    patchers = [p for p in patchers if p is not None]
+    if model_management is not None and patchers:
+        model_management.load_models_gpu(patchers, force_full_load=True)

@@ -5,3 +5,9 @@ CATEGORY = "DynaScene"
 
 CAMERA = "DYNASCENE_CAMERA"
 """A :class:`dynascene_core.camera.CameraTrajectory` (immutable by convention: nodes return new ones)."""
+
+MODEL = "DYNASCENE_MODEL"
+"""A :class:`nodes.models.DynaSceneModel`: denoiser, ReferenceNet and camera encoder under the host's memory management."""
+
+MATTING_MODEL = "DYNASCENE_RVM"
+"""A :class:`dynascene_core.matting.RobustVideoMatting` network (with its host ModelPatcher)."""

@@ -12,8 +12,10 @@ metadata:
 - ``vae``: ``diffusers.AutoencoderKL`` kwargs (sd-vae-ft-mse),
 - ``scaling_factor``: latent scale (0.18215 for SD1.5).
 
-Presets: ``sd15`` (full size, as the paper) and ``tiny`` (same block structure with tiny widths, for
-tests: a full forward at 64x64 px and 8 frames takes well under a second on a CPU).
+Presets: ``sd15`` (full size, as the paper), ``tiny`` (same block structure with tiny widths, for
+tests: a full forward at 64x64 px and 8 frames takes well under a second on a CPU) and ``tiny768``
+(``tiny`` with the real 768-d CLIP embedding as cross-attention context, so a tiny model runs with
+a full-size CLIP ViT-L/14 image encoder, e.g. the one a ComfyUI host loads).
 """
 
 from __future__ import annotations
@@ -139,12 +141,17 @@ class DynaSceneConfig:
 
     @classmethod
     def preset(cls, name: str) -> "DynaSceneConfig":
-        """``"sd15"`` (full size, the paper's model) or ``"tiny"`` (tests, CPU smoke runs)."""
+        """``"sd15"`` (full size, the paper's model), ``"tiny"`` (tests, CPU smoke runs) or ``"tiny768"``
+        (tiny with 768-d image embeddings, for tests with a full-size CLIP image encoder)."""
         if name == "sd15":
             parts = {"unet": SD15_UNET, "motion": SD15_MOTION, "camera": SD15_CAMERA,
                      "clip_vision": SD15_CLIP_VISION, "vae": SD15_VAE}
         elif name == "tiny":
             parts = _tiny_presets()
+        elif name == "tiny768":
+            parts = _tiny_presets()
+            parts["unet"]["cross_attention_dim"] = SD15_UNET["cross_attention_dim"]
+            parts["clip_vision"]["projection_dim"] = SD15_CLIP_VISION["projection_dim"]
         else:
             raise ValueError(f"unknown DynaScene config preset {name!r}; expected one of {PRESETS}")
         return cls(**copy.deepcopy(parts))
@@ -169,4 +176,4 @@ class DynaSceneConfig:
         return cls.from_dict(json.loads(text))
 
 
-PRESETS = ("sd15", "tiny")
+PRESETS = ("sd15", "tiny", "tiny768")

@@ -1,0 +1,148 @@
+"""The DynaScene sampler node (background video behind a human, camera-controlled) and the composite node.
+
+All sampling and compositing math is :func:`dynascene_core.sampling.generate` and
+:func:`dynascene_core.conditioning.composite`; this module converts ComfyUI types, validates inputs
+with messages a user can act on, and reports progress (with previews) and cancellation.
+"""
+
+from __future__ import annotations
+
+from dynascene_core.conditioning import VAE_DOWNSCALE, composite
+from dynascene_core.sampling.pipeline import SamplerSettings, camera_condition, generate, validate_inputs
+
+from .adapters import ProgressReporter, frames_to_image, image_to_frames, mask_to_core
+from .models import HostVAECodec, check_vae, clip_image_embeds
+from .types import CAMERA, CATEGORY, MODEL
+
+MAX_FRAMES = 4096
+
+
+def check_frame_size(height: int, width: int, name: str = "images") -> None:
+    """Frames must be a multiple of 8 pixels (the VAE's downscale); suggest the nearest size."""
+    if height % VAE_DOWNSCALE or width % VAE_DOWNSCALE:
+        raise ValueError(f"{name} are {width}x{height} pixels; DynaScene needs width and height divisible by "
+                         f"{VAE_DOWNSCALE}. Resize (e.g. with an 'Upscale Image' node) to "
+                         f"{width // VAE_DOWNSCALE * VAE_DOWNSCALE}x{height // VAE_DOWNSCALE * VAE_DOWNSCALE} first")
+
+
+def check_same_size(mask, frames, mask_name: str = "mask") -> None:
+    if tuple(mask.shape[-2:]) != tuple(frames.shape[-2:]):
+        raise ValueError(f"{mask_name} is {mask.shape[-1]}x{mask.shape[-2]} pixels but the images are "
+                         f"{frames.shape[-1]}x{frames.shape[-2]}: use the mask from matting the same frames")
+
+
+class DynaSceneSampler:
+    DESCRIPTION = ("Generate a new background video behind the human in 'images', matching the scene image and "
+                   "following the camera trajectory (DDIM). Long videos are processed in overlapping context "
+                   "windows. Outputs the background, the human composited over it, and the latents.")
+    CATEGORY = CATEGORY
+    FUNCTION = "sample"
+    RETURN_TYPES = ("IMAGE", "IMAGE", "LATENT")
+    RETURN_NAMES = ("background", "composite", "latent")
+    OUTPUT_TOOLTIPS = ("The generated background frames.", "The human over the generated background.",
+                       "Final latents {'samples': (1, 4, frames, H/8, W/8)}.")
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "dynascene_model": (MODEL, {}),
+                "vae": ("VAE", {"tooltip": "The SD1.5 VAE (sd-vae-ft-mse) from ComfyUI's Load VAE."}),
+                "clip_vision": ("CLIP_VISION", {"tooltip": "CLIP ViT-L/14 from ComfyUI's Load CLIP Vision."}),
+                "scene_image": ("IMAGE", {"tooltip": "The scene to put the human in (first image used; resized to "
+                                                     "cover the video and centre-cropped)."}),
+                "images": ("IMAGE", {"tooltip": "The video frames with the human (width/height divisible by 8)."}),
+                "mask": ("MASK", {"tooltip": "Human alpha per frame (1 = human), e.g. from Matte Video."}),
+                "camera": (CAMERA, {"tooltip": "Camera trajectory of the generated background."}),
+                "fit_camera_to_frames": ("BOOLEAN", {
+                    "default": True, "tooltip": "Resample the camera to the video's frame count when they differ "
+                                                "(off: a mismatch is an error)."}),
+                "steps": ("INT", {"default": 50, "min": 1, "max": 1000}),
+                "guidance": ("FLOAT", {"default": 3.5, "min": 1.0, "max": 30.0, "step": 0.1,
+                                       "tooltip": "Classifier-free guidance scale on the scene image (1 = off, "
+                                                  "twice as fast)."}),
+                "seed": ("INT", {"default": 0, "min": 0, "max": 0xFFFFFFFFFFFFFFFF}),
+                "eta": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1.0, "step": 0.05,
+                                  "tooltip": "DDIM eta: 0 = deterministic, 1 = DDPM-like noise."}),
+                "foreground_reinjection": ("BOOLEAN", {
+                    "default": False, "tooltip": "Paper eq. 4: after every step, put the (noised) human latent "
+                                                 "back into its region."}),
+                "context_length": ("INT", {"default": 24, "min": 1, "max": MAX_FRAMES,
+                                           "tooltip": "Frames the model sees at once; longer videos use "
+                                                      "overlapping windows."}),
+                "context_overlap": ("INT", {"default": 4, "min": 0, "max": MAX_FRAMES,
+                                            "tooltip": "Frames shared by neighbouring windows (blended)."}),
+                "feather": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 64.0, "step": 0.5,
+                                      "tooltip": "Softens the matte edge in the composite (Gaussian sigma, px)."}),
+            },
+        }
+
+    def sample(self, dynascene_model, vae, clip_vision, scene_image, images, mask, camera, fit_camera_to_frames,
+               steps, guidance, seed, eta, foreground_reinjection, context_length, context_overlap, feather):
+        frames = image_to_frames(images, "images")
+        n, _, height, width = frames.shape
+        check_frame_size(height, width)
+        alpha = mask_to_core(mask, n, "mask")
+        check_same_size(alpha, frames)
+        scene = image_to_frames(scene_image, "scene_image")[0]
+        if len(camera) != n:
+            if not fit_camera_to_frames:
+                raise ValueError(f"the camera has {len(camera)} frames but the video has {n}: turn on "
+                                 f"'fit_camera_to_frames' or use 'Resample / Trim Camera' with {n} frames")
+            camera = camera.resample(n)
+        settings = SamplerSettings(steps=steps, guidance_scale=guidance, eta=eta, seed=seed,
+                                   context_length=context_length, context_overlap=context_overlap,
+                                   foreground_reinjection=foreground_reinjection, feather=feather)
+        validate_inputs(frames, alpha, scene, len(camera), settings)
+        check_vae(vae)
+
+        embeds = clip_image_embeds(clip_vision, scene_image, dynascene_model.cross_attention_dim)
+        networks = dynascene_model.load_for_inference()
+        codec = HostVAECodec(vae, keep_loaded=dynascene_model)
+        progress = ProgressReporter(steps)
+        result = generate(networks, codec, embeds, frames, alpha, scene,
+                          camera_condition(camera, height, width), len(camera), settings, progress=progress)
+        return (frames_to_image(result.background), frames_to_image(result.composite), {"samples": result.latents})
+
+
+class DynaSceneComposite:
+    DESCRIPTION = ("Put the human back over a background video with its matte: alpha x frames + (1 - alpha) x "
+                   "background. Use it to re-composite with a refined mask or another feather without sampling "
+                   "again.")
+    CATEGORY = CATEGORY
+    FUNCTION = "composite"
+    RETURN_TYPES = ("IMAGE",)
+    RETURN_NAMES = ("image",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "images": ("IMAGE", {"tooltip": "The frames with the human."}),
+                "background": ("IMAGE", {"tooltip": "The background frames (same count and size)."}),
+                "mask": ("MASK", {"tooltip": "Human alpha per frame (1 = human)."}),
+                "feather": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 64.0, "step": 0.5,
+                                      "tooltip": "Softens the matte edge (Gaussian sigma, px)."}),
+            },
+        }
+
+    def composite(self, images, background, mask, feather):
+        frames = image_to_frames(images, "images")
+        back = image_to_frames(background, "background")
+        if back.shape != frames.shape:
+            raise ValueError(f"background is {back.shape[0]} frames of {back.shape[3]}x{back.shape[2]} but images "
+                             f"are {frames.shape[0]} frames of {frames.shape[3]}x{frames.shape[2]}")
+        alpha = mask_to_core(mask, len(frames), "mask")
+        check_same_size(alpha, frames)
+        return (frames_to_image(composite(frames, back, alpha, feather)),)
+
+
+NODE_CLASS_MAPPINGS = {
+    "DynaSceneSampler": DynaSceneSampler,
+    "DynaSceneComposite": DynaSceneComposite,
+}
+
+NODE_DISPLAY_NAME_MAPPINGS = {
+    "DynaSceneSampler": "Background Sampler (DynaScene)",
+    "DynaSceneComposite": "Composite Human Over Background (DynaScene)",
+}

@@ -1,0 +1,169 @@
+"""Sampler, composite and matting nodes executed without a host, on tiny models and small frames."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from dynascene_core.camera import make_preset
+from dynascene_core.conditioning import DiffusersVAECodec, composite
+from dynascene_core.matting import RobustVideoMatting, matte_video
+from dynascene_core.models import DynaSceneModels
+from dynascene_core.sampling.pipeline import SamplerSettings, camera_condition, generate
+from nodes import host, matting, sampler
+from nodes.models import DynaSceneModel
+from nodes_fixtures import TinyHostCLIPVision, TinyHostVAE, model_folder, standalone_dirs
+
+F, H, W = 6, 32, 32
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    torch.manual_seed(5)
+    return DynaSceneModels.build("tiny").eval()
+
+
+@pytest.fixture
+def dirs(tmp_path, monkeypatch):
+    return standalone_dirs(tmp_path, monkeypatch)
+
+
+def _inputs():
+    g = torch.Generator().manual_seed(0)
+    images = torch.rand(F, H, W, 3, generator=g)
+    mask = torch.zeros(F, H, W)
+    mask[:, 8:24, 10:20] = 1
+    scene = torch.rand(1, 40, 48, 3, generator=g)
+    return images, mask, scene
+
+
+def _run(tiny, images, mask, scene, camera, **overrides):
+    args = dict(fit_camera_to_frames=True, steps=2, guidance=2.0, seed=7, eta=0.0, foreground_reinjection=True,
+                context_length=4, context_overlap=2, feather=1.0)
+    args.update(overrides)
+    model = DynaSceneModel.wrap(tiny, [])
+    return sampler.DynaSceneSampler().sample(model, TinyHostVAE(tiny.vae), TinyHostCLIPVision(tiny.image_encoder),
+                                             scene, images, mask, camera, **args)
+
+
+def test_sampler_matches_the_core_pipeline(tiny):
+    images, mask, scene = _inputs()
+    camera = make_preset("pan_left", F)
+    background, comp, latent = _run(tiny, images, mask, scene, camera)
+    assert background.shape == comp.shape == (F, H, W, 3)
+    assert latent["samples"].shape == (1, 4, F, H // 8, W // 8)
+
+    frames, alpha, scene_chw = images.permute(0, 3, 1, 2), mask[:, None], scene[0].permute(2, 0, 1)
+    embeds = tiny.image_encoder(scene[:1].permute(0, 3, 1, 2))
+    settings = SamplerSettings(steps=2, guidance_scale=2.0, seed=7, context_length=4, context_overlap=2,
+                               foreground_reinjection=True, feather=1.0)
+    want = generate(tiny, DiffusersVAECodec(tiny.vae), embeds, frames, alpha, scene_chw,
+                    camera_condition(camera, H, W), F, settings)
+    assert torch.allclose(latent["samples"], want.latents, atol=1e-5)
+    assert torch.allclose(background, want.background.permute(0, 2, 3, 1), atol=1e-5)
+    assert torch.allclose(comp, want.composite.permute(0, 2, 3, 1), atol=1e-5)
+
+    # the camera is resampled to the frame count when it differs (default on)
+    _, _, longer = _run(tiny, images, mask, scene, make_preset("pan_left", 11))
+    resampled = make_preset("pan_left", 11).resample(F)
+    _, _, direct = _run(tiny, images, mask, scene, resampled)
+    assert torch.equal(longer["samples"], direct["samples"])
+
+
+def test_composite_node_is_the_core_composite():
+    images, mask, _ = _inputs()
+    background = torch.rand(F, H, W, 3)
+    (out,) = sampler.DynaSceneComposite().composite(images, background, mask, 1.5)
+    want = composite(images.permute(0, 3, 1, 2), background.permute(0, 3, 1, 2), mask[:, None], 1.5)
+    assert torch.allclose(out, want.permute(0, 2, 3, 1))
+    (single,) = sampler.DynaSceneComposite().composite(images, background, mask[:1], 0.0)  # one mask for all
+    assert torch.allclose(single[3], images[3] * mask[0, ..., None] + background[3] * (1 - mask[0, ..., None]))
+    with pytest.raises(ValueError, match="background is 5 frames of 32x32 but images are 6 frames"):
+        sampler.DynaSceneComposite().composite(images, background[:5], mask, 0.0)
+
+
+@pytest.mark.parametrize("change,message", [
+    (lambda a: a.update(images=a["images"][:, :30]), r"images are 32x30 pixels.*divisible by 8.*32x24"),
+    (lambda a: a.update(mask=a["mask"][:4]), r"mask: has 4 frames but the video has 6"),
+    (lambda a: a.update(mask=a["mask"][:, :16]), r"mask is 32x16 pixels but the images are 32x32"),
+    (lambda a: a.update(camera=make_preset("pan_left", 9), fit_camera_to_frames=False),
+     r"camera has 9 frames but the video has 6: turn on 'fit_camera_to_frames' or use 'Resample / Trim Camera'"),
+    (lambda a: a.update(context_length=8, context_overlap=8), r"overlap"),
+    (lambda a: a.update(clip=TinyHostCLIPVision(lambda x: torch.zeros(len(x), 1, 768))),
+     r"CLIP vision model gives 768-d image embeddings but the DynaScene model expects 32-d"),
+])
+def test_bad_inputs_fail_before_sampling_with_clear_messages(tiny, monkeypatch, change, message):
+    images, mask, scene = _inputs()
+    args = {"images": images, "mask": mask, "camera": make_preset("pan_left", F), "fit_camera_to_frames": True,
+            "context_length": 4, "context_overlap": 2, "clip": TinyHostCLIPVision(tiny.image_encoder)}
+    change(args)
+    monkeypatch.setattr(sampler, "generate", lambda *a, **k: pytest.fail("sampling started"))
+    model = DynaSceneModel.wrap(tiny, [])
+    with pytest.raises(ValueError, match=message):
+        sampler.DynaSceneSampler().sample(model, TinyHostVAE(tiny.vae), args["clip"], scene, args["images"],
+                                          args["mask"], args["camera"], args["fit_camera_to_frames"], 2, 2.0, 0, 0.0,
+                                          False, args["context_length"], args["context_overlap"], 0.0)
+
+
+def test_cancel_stops_sampling_at_the_next_step(tiny, monkeypatch):
+    calls = []
+
+    class Interrupted(Exception):
+        pass
+
+    def check():
+        calls.append(1)
+        if len(calls) == 2:
+            raise Interrupted
+
+    monkeypatch.setattr(host, "check_interrupted", check)
+    images, mask, scene = _inputs()
+    with pytest.raises(Interrupted):
+        _run(tiny, images, mask, scene, make_preset("pan_left", F), steps=20)
+    assert len(calls) == 2  # step 1 ran, step 2 raised: 18 steps never ran
+
+
+# -- matting ---------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def rvm_state():
+    torch.manual_seed(11)
+    return {k: v.clone() for k, v in RobustVideoMatting("mobilenetv3").state_dict().items()}
+
+
+def test_matting_nodes_match_the_core(dirs, rvm_state):
+    save_file(rvm_state, os.path.join(model_folder(dirs, "rvm"), "rvm_tiny.safetensors"))
+    assert matting.LoadMattingModel.INPUT_TYPES()["required"]["model_name"][0] == ["rvm_tiny.safetensors"]
+    (model,) = matting.LoadMattingModel().load("rvm_tiny.safetensors")
+    images = torch.rand(5, 32, 32, 3, generator=torch.Generator().manual_seed(2))
+    foreground, mask = matting.MatteVideo().matte(model, images, 2, 0.0)
+    want = matte_video(model.network, images.permute(0, 3, 1, 2), chunk=5)
+    assert foreground.shape == (5, 32, 32, 3) and mask.shape == (5, 32, 32)
+    assert torch.allclose(mask, want.alpha[:, 0], atol=1e-5)
+    assert torch.allclose(foreground, want.foreground_video.permute(0, 2, 3, 1), atol=1e-5)
+    with pytest.raises(FileNotFoundError, match="'rvm' model folder.*rvm_mobilenetv3.pth"):
+        matting.LoadMattingModel().load("missing.pth")
+
+
+def test_refine_mask_steps_in_order():
+    mask = torch.zeros(3, 20, 20)
+    mask[:, 4:16, 4:16] = 0.8
+    mask[:, 8:10, 8:10] = 0.0        # a hole
+    mask[:, 0, 19] = 1.0             # a one-pixel island
+    mask[1] = 0                       # one empty frame: flicker
+    refine = matting.RefineMask().refine
+    (same,) = refine(mask, 0.0, False, 0, 0, 0, 0)
+    assert torch.equal(same, mask)
+    (clean,) = refine(mask, 0.5, True, 2, 0, 0, 0)
+    assert torch.equal(clean[0, 4:16, 4:16], torch.ones(12, 12)) and clean[0, 0, 19] == 0
+    assert clean[0].sum() == 144
+    (grown,) = refine(mask, 0.5, True, 2, 1, 0, 0)
+    (shrunk,) = refine(mask, 0.5, True, 2, -1, 0, 0)
+    assert grown[0].sum() > 144 > shrunk[0].sum()
+    (smooth,) = refine(mask, 0.5, True, 2, 0, 1, 0)
+    assert torch.allclose(smooth[1, 10, 10], torch.tensor(2 / 3))
+    (soft,) = refine(mask, 0.5, True, 2, 0, 0, 2)
+    assert 0 < soft[0, 4, 10] < 1 and soft[0, 10, 10] == pytest.approx(1.0)
