@@ -37,23 +37,41 @@ def save_dynascene(path: str | os.PathLike, models, groups: list[str] | None = N
     return sorted(tensors)
 
 
-def read_dynascene(path: str | os.PathLike):
-    """-> (DynaSceneConfig, groups, tensors); checks the format header."""
+def _parse_header(path: str, meta: dict[str, str]):
     from dynascene_core.models import DynaSceneConfig
 
-    wf = read_weights(path)
-    meta = wf.metadata
     if meta.get("format") != FORMAT:
-        raise CheckpointError(wf.path, "not a DynaScene file", looks_like=f"metadata format {meta.get('format')!r}",
+        raise CheckpointError(path, "not a DynaScene file", looks_like=f"metadata format {meta.get('format')!r}",
                               expected='safetensors metadata {"format": "dynascene", ...}')
     if meta.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(wf.path, f"DynaScene format version {meta.get('format_version')!r} is not supported",
+        raise CheckpointError(path, f"DynaScene format version {meta.get('format_version')!r} is not supported",
                               expected=f"format_version {FORMAT_VERSION}")
     try:
-        config = DynaSceneConfig.from_json(meta["config"])
-        groups = json.loads(meta["groups"])
+        return DynaSceneConfig.from_json(meta["config"]), json.loads(meta["groups"])
     except (KeyError, ValueError) as exc:
-        raise CheckpointError(wf.path, f"DynaScene metadata is broken ({exc})") from exc
+        raise CheckpointError(path, f"DynaScene metadata is broken ({exc})") from exc
+
+
+def read_dynascene_header(path: str | os.PathLike):
+    """-> (DynaSceneConfig, groups) from the safetensors header alone (no tensor data is read)."""
+    from safetensors import SafetensorError, safe_open
+
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise CheckpointError(path, "file not found")
+    try:
+        with safe_open(path, framework="pt") as f:
+            meta = dict(f.metadata() or {})
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(path, f"not a readable safetensors file ({exc})",
+                              expected="a DynaScene .safetensors file") from exc
+    return _parse_header(path, meta)
+
+
+def read_dynascene(path: str | os.PathLike):
+    """-> (DynaSceneConfig, groups, tensors); checks the format header."""
+    wf = read_weights(path)
+    config, groups = _parse_header(wf.path, wf.metadata)
     return config, groups, wf.tensors
 
 

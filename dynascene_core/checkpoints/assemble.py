@@ -1,0 +1,130 @@
+"""Assemble a complete DynaScene model from the files a user has — one place for the load order and
+for the check that every needed part came from a file (used by the ComfyUI loader nodes and the CLI).
+
+Load order (later files override earlier ones): SD1.5-inpainting checkpoint (denoiser 2D weights,
+ReferenceNet, VAE) → AnimateDiff motion module → CameraCtrl → DynaScene files (in the order given)
+→ separate VAE → CLIP image encoder.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+
+import torch
+
+from .cameractrl import load_cameractrl, read_cameractrl
+from .clip_vision import load_image_encoder
+from .dynascene_format import load_dynascene, read_dynascene_header
+from .io import CheckpointError
+from .motion import load_motion_module
+from .report import LoadReport
+from .sd15 import load_sd15_inpainting, load_vae
+
+log = logging.getLogger(__name__)
+
+PathLike = str | os.PathLike
+
+NEEDED_FOR_GENERATION = ("denoiser_spatial", "reference_net", "motion_modules", "vae", "image_encoder")
+"""Parameter groups that must come from a file for a meaningful result (camera parts are optional:
+without them the adaptor stays zero and the camera has no effect)."""
+
+
+@dataclass
+class ModelFiles:
+    """Paths of the weight files to assemble; any may be ``None``."""
+
+    dynascene: list[PathLike] = field(default_factory=list)
+    sd15_inpainting: PathLike | None = None
+    motion_module: PathLike | None = None
+    cameractrl: PathLike | None = None
+    vae: PathLike | None = None
+    image_encoder: PathLike | None = None
+    widen_conv_in: bool = False
+    """Accept a plain 4-channel SD1.5 U-Net by zero-initialising the 5 extra input channels."""
+
+
+@dataclass
+class AssembledModels:
+    models: "DynaSceneModels"  # noqa: F821
+    reports: list[LoadReport]
+    loaded_groups: set[str]
+
+    @property
+    def camera_active(self) -> bool:
+        return {"camera_encoder", "camera_adaptor"} <= self.loaded_groups
+
+    def summary(self) -> str:
+        lines = [r.summary() for r in self.reports]
+        if not self.camera_active:
+            lines.append("camera control inactive: no CameraCtrl or DynaScene camera weights were loaded")
+        return "\n".join(lines)
+
+
+def _config_for(files: ModelFiles):
+    """The config the files imply: a DynaScene file's own, else ``sd15`` (with CameraCtrl's 2 blocks
+    per scale when a CameraCtrl file is given)."""
+    from dynascene_core.models import DynaSceneConfig
+
+    if files.dynascene:
+        return read_dynascene_header(files.dynascene[0])[0]
+    config = DynaSceneConfig.preset("sd15")
+    if files.cameractrl is not None:
+        config.camera["blocks_per_scale"] = read_cameractrl(files.cameractrl)[4]
+    return config
+
+
+def assemble_models(files: ModelFiles, *, config=None, require: tuple[str, ...] = NEEDED_FOR_GENERATION,
+                    device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> AssembledModels:
+    """Build :class:`DynaSceneModels` for the files' config and load every file into it.
+
+    Raises :class:`CheckpointError` when a group in ``require`` was filled by no file (naming the
+    missing parts and the files that could provide them), before moving anything to ``device``.
+    """
+    from dynascene_core.models import DynaSceneModels
+
+    given = [files.sd15_inpainting, files.motion_module, files.cameractrl, files.vae, files.image_encoder,
+             *files.dynascene]
+    if not any(p is not None for p in given):
+        raise CheckpointError(None, "no model files given",
+                              expected="a DynaScene file, or an SD1.5-inpainting checkpoint + a motion module")
+    models = DynaSceneModels(config or _config_for(files))
+    reports: list[LoadReport] = []
+    loaded: set[str] = set()
+    if files.sd15_inpainting is not None:
+        reports += load_sd15_inpainting(files.sd15_inpainting, denoiser_unet=models.denoiser.unet,
+                                        reference_unet=models.reference_net.unet, widen_conv_in=files.widen_conv_in)
+        loaded |= {"denoiser_spatial", "reference_net", "reference_net_tail"}
+        if "vae" in require and files.vae is None:  # the checkpoint's own VAE
+            reports.append(load_vae(files.sd15_inpainting, models.vae))
+            loaded.add("vae")
+    if files.motion_module is not None:
+        reports.append(load_motion_module(files.motion_module, models.denoiser.unet))
+        loaded.add("motion_modules")
+    if files.cameractrl is not None:
+        reports += load_cameractrl(files.cameractrl, camera_encoder=models.camera_encoder,
+                                   denoiser_unet=models.denoiser.unet)
+        loaded |= {"camera_encoder", "camera_adaptor"}
+    for path in files.dynascene:
+        _, groups = read_dynascene_header(path)
+        models, report = load_dynascene(path, models)
+        reports.append(report)
+        loaded |= set(groups)
+    if files.vae is not None:
+        reports.append(load_vae(files.vae, models.vae))
+        loaded.add("vae")
+    if files.image_encoder is not None:
+        reports.append(load_image_encoder(files.image_encoder, models.image_encoder))
+        loaded.add("image_encoder")
+    missing = [g for g in require if g not in loaded]
+    if missing:
+        raise CheckpointError(
+            None, f"these model parts came from no file: {', '.join(missing)}",
+            expected="denoiser_spatial/reference_net: an SD1.5-inpainting checkpoint or a DynaScene file; "
+                     "motion_modules: an AnimateDiff motion module (mm_sd_v15_v2.ckpt) or a DynaScene file; "
+                     "vae: an SD VAE or the SD1.5 checkpoint; image_encoder: a CLIP ViT-L/14 image encoder",
+            hint="see README 'Model files'")
+    assembled = AssembledModels(models.to(device=device, dtype=dtype).eval(), reports, loaded)
+    log.info("%s", assembled.summary())
+    return assembled
