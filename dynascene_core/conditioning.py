@@ -48,6 +48,20 @@ class DiffusersVAECodec:
         return (x.float() + 1).div_(2).clamp_(0, 1)
 
 
+def resize_cover_crop(images: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """``(N, C, h, w)`` → ``(N, C, height, width)``: resize (bicubic, antialiased) to cover the target
+    with the aspect kept, then centre-crop — the geometry ``CameraTrajectory.for_resolution`` assumes."""
+    h, w = images.shape[-2:]
+    scale = max(height / h, width / w)
+    new_h, new_w = max(height, round(h * scale)), max(width, round(w * scale))
+    if (new_h, new_w) != (h, w):
+        lo, hi = float(images.min()), float(images.max())
+        images = F.interpolate(images.float(), size=(new_h, new_w), mode="bicubic", antialias=True,
+                               align_corners=False).clamp_(lo, hi)
+    top, left = (new_h - height) // 2, (new_w - width) // 2
+    return images[..., top:top + height, left:left + width]
+
+
 def encode_frames(codec: LatentCodec, frames: torch.Tensor, chunk: int = 8) -> torch.Tensor:
     """``(F, 3, H, W)`` → ``(F, 4, h, w)`` float32, encoding ``chunk`` frames at a time."""
     if chunk < 1:

@@ -13,10 +13,9 @@ from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
 import torch
-import torch.nn.functional as F
 
 from ..conditioning import (VAE_DOWNSCALE, LatentCodec, composite, decode_latents, denoiser_input,
-                            encode_frames, foreground_pixels, generation_mask)
+                            encode_frames, foreground_pixels, generation_mask, resize_cover_crop)
 from .schedule import inference_scheduler
 from .windows import context_windows, window_weights
 
@@ -115,14 +114,7 @@ def camera_condition(trajectory, height: int, width: int, reference_frame: int =
 
 def fit_scene_image(scene_image: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """Resize ``(3, h, w)`` to cover ``height × width`` (aspect kept) and centre-crop to it."""
-    _, h, w = scene_image.shape
-    scale = max(height / h, width / w)
-    new_h, new_w = max(height, round(h * scale)), max(width, round(w * scale))
-    if (new_h, new_w) != (h, w):
-        scene_image = F.interpolate(scene_image[None], size=(new_h, new_w), mode="bicubic",
-                                    antialias=True, align_corners=False)[0].clamp(0, 1)
-    top, left = (new_h - height) // 2, (new_w - width) // 2
-    return scene_image[:, top:top + height, left:left + width]
+    return resize_cover_crop(scene_image[None], height, width)[0]
 
 
 @torch.no_grad()

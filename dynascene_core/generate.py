@@ -1,0 +1,239 @@
+"""Headless DynaScene: ``python -m dynascene_core.generate`` — no ComfyUI needed.
+
+Typical use::
+
+    python -m dynascene_core.generate --video dance.mp4 --rvm rvm_mobilenetv3.pth --scene beach.jpg \\
+        --preset dolly_in+pan_right --sd15 sd-v1-5-inpainting.ckpt --motion-module mm_sd_v15_v2.ckpt \\
+        --dynascene dynascene_stage2.safetensors --clip clip_vision_l.safetensors --out outputs/beach
+
+    python -m dynascene_core.generate --demo          # built-in synthetic clip, tiny random-weight models
+
+Writes ``background.mp4``, ``composite.mp4``, ``camera.png`` (trajectory plot), ``camera.txt`` (the
+trajectory used, RealEstate10K format) and ``run.json`` (settings and model load reports) to ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from dataclasses import asdict
+
+import numpy as np
+import torch
+
+from .camera import CameraTrajectory, demo_clip, estimate_trajectory, make_preset, plot_trajectory
+from .checkpoints import CheckpointError, ModelFiles, assemble_models
+from .conditioning import DiffusersVAECodec, resize_cover_crop
+from .sampling.pipeline import GenerationInputError, SamplerSettings, camera_condition, generate
+from .video import VideoError, read_video, to_tensor, write_video
+
+log = logging.getLogger("dynascene.generate")
+
+PRESET_SOURCE_SIZE = (1280, 720)
+"""Presets use the default intrinsics of a 1280×720 source (square pixels at 16:9)."""
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m dynascene_core.generate", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    src = p.add_argument_group("inputs")
+    src.add_argument("--demo", action="store_true",
+                     help="run on the built-in synthetic clip with tiny random-weight models (shows the plumbing, "
+                          "not the quality of trained weights)")
+    src.add_argument("--video", help="video file or frame folder with the person")
+    src.add_argument("--mask", help="matte video/frame folder (white = person); else --rvm runs matting")
+    src.add_argument("--rvm", help="Robust Video Matting weights (rvm_mobilenetv3.pth / rvm_resnet50.pth)")
+    src.add_argument("--scene", help="scene image (any size: resized to cover and centre-cropped)")
+    src.add_argument("--max-frames", type=int, default=None)
+    src.add_argument("--width", type=int, default=None, help="output width (multiple of 8; default: input's, "
+                     "cropped down to a multiple of 8)")
+    src.add_argument("--height", type=int, default=None)
+    cam = p.add_argument_group("camera (one of)")
+    cam.add_argument("--camera", help="pose file (RealEstate10K or TUM); intrinsics are taken as normalised to the "
+                                      "input video's aspect")
+    cam.add_argument("--preset", help="preset or combination, e.g. dolly_in+pan_right")
+    cam.add_argument("--estimate", action="store_true", help="estimate the camera from the input video")
+    cam.add_argument("--speed", type=float, default=1.0)
+    cam.add_argument("--easing", default="ease-in-out")
+    cam.add_argument("--fov", type=float, default=None, help="field of view for --estimate (degrees, long side)")
+    mod = p.add_argument_group("model files")
+    mod.add_argument("--dynascene", action="append", default=[], help="DynaScene .safetensors (repeatable)")
+    mod.add_argument("--sd15", help="SD1.5 inpainting checkpoint (.safetensors/.ckpt) or diffusers folder")
+    mod.add_argument("--motion-module", help="AnimateDiff motion module (mm_sd_v15_v2.ckpt)")
+    mod.add_argument("--cameractrl", help="CameraCtrl.ckpt")
+    mod.add_argument("--vae", help="SD VAE (default: the SD1.5 checkpoint's own)")
+    mod.add_argument("--clip", help="CLIP ViT-L/14 image encoder (transformers folder or single file)")
+    smp = p.add_argument_group("sampling")
+    defaults = SamplerSettings()
+    smp.add_argument("--steps", type=int, default=defaults.steps)
+    smp.add_argument("--guidance", type=float, default=defaults.guidance_scale)
+    smp.add_argument("--eta", type=float, default=defaults.eta)
+    smp.add_argument("--seed", type=int, default=defaults.seed)
+    smp.add_argument("--window", type=int, default=defaults.context_length, help="context window length (frames)")
+    smp.add_argument("--overlap", type=int, default=defaults.context_overlap)
+    smp.add_argument("--reinject", action="store_true", help="paper eq. 4 foreground re-injection")
+    smp.add_argument("--feather", type=float, default=defaults.feather)
+    smp.add_argument("--vae-chunk", type=int, default=defaults.vae_chunk)
+    run = p.add_argument_group("run")
+    run.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    run.add_argument("--dtype", choices=["float16", "bfloat16", "float32"], default=None,
+                     help="default: float16 on CUDA, float32 on CPU")
+    run.add_argument("--out", default=None, help="output folder (default outputs/demo or outputs/<video name>)")
+    args = p.parse_args(argv)
+    _check_args(p, args)
+    return args
+
+
+def _check_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuse inconsistent command lines before reading any file."""
+    for flag in ("width", "height"):
+        value = getattr(args, flag)
+        if value is not None and (value < 8 or value % 8):
+            p.error(f"--{flag} must be a positive multiple of 8, got {value}")
+    if args.demo:
+        return
+    for flag in ("video", "scene"):
+        if not getattr(args, flag):
+            p.error(f"--{flag} is required (or use --demo)")
+    if not (args.mask or args.rvm):
+        p.error("give the person's matte with --mask, or matting weights with --rvm")
+    if sum(bool(x) for x in (args.camera, args.preset, args.estimate)) != 1:
+        p.error("give exactly one of --camera FILE, --preset NAME or --estimate")
+    if not (args.dynascene or args.sd15):
+        p.error("give model files: --dynascene FILE, or --sd15 FILE with --motion-module FILE")
+    if not args.clip and not args.dynascene:
+        p.error("--clip (CLIP ViT-L/14 image encoder) is required unless a DynaScene file holds it")
+    for flag in ("video", "mask", "rvm", "scene", "camera", "sd15", "motion_module", "cameractrl", "vae", "clip"):
+        path = getattr(args, flag)
+        if path and not os.path.exists(path):
+            p.error(f"--{flag.replace('_', '-')}: {path} does not exist")
+    for path in args.dynascene:
+        if not os.path.exists(path):
+            p.error(f"--dynascene: {path} does not exist")
+
+
+def output_size(width: int, height: int, args) -> tuple[int, int]:
+    """(W, H): the requested size, else the input's cropped down to multiples of 8 (aspect kept
+    when only one side is given)."""
+    if args.width and args.height:
+        return args.width, args.height
+    if args.width or args.height:
+        scale = (args.width / width) if args.width else (args.height / height)
+        return (args.width or int(width * scale) // 8 * 8), (args.height or int(height * scale) // 8 * 8)
+    return width // 8 * 8, height // 8 * 8
+
+
+def _read_image(path: str) -> torch.Tensor:
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return torch.from_numpy(np.array(im.convert("RGB"))).permute(2, 0, 1).float().div_(255)
+
+
+def _alpha_from_mask_video(path: str, count: int, size: tuple[int, int], max_frames) -> torch.Tensor:
+    mask = read_video(path, max_frames=max_frames)
+    if len(mask) != count:
+        raise GenerationInputError(f"{path}: {len(mask)} mask frames but the video has {count}")
+    alpha = to_tensor(mask.frames).mean(1, keepdim=True)
+    return resize_cover_crop(alpha, size[1], size[0]).clamp_(0, 1)
+
+
+def load_inputs(args, device, dtype):
+    """-> frames (F,3,H,W), alpha (F,1,H,W), scene (3,h,w), trajectory, fps — all at the output size."""
+    if args.demo:
+        clip = demo_clip(num_frames=args.max_frames or 16, height=args.height or 128, width=args.width or 224,
+                         preset=args.preset or "orbit_left")
+        frames = to_tensor(clip.frames)
+        alpha = torch.from_numpy(clip.masks).float()[:, None]
+        scene = to_tensor(clip.scene_image[None])[0]
+        return frames, alpha, scene, clip.trajectory, 8.0
+    video = read_video(args.video, max_frames=args.max_frames)
+    src_h, src_w = video.frames.shape[1:3]
+    width, height = output_size(src_w, src_h, args)
+    frames = resize_cover_crop(to_tensor(video.frames), height, width).clamp_(0, 1)
+    if args.mask:
+        alpha = _alpha_from_mask_video(args.mask, len(video), (width, height), args.max_frames)
+    else:
+        from .matting import load_rvm, matte_video
+
+        rvm = load_rvm(args.rvm, device=device)
+        alpha = matte_video(rvm, frames, progress=lambda done, total: log.info("matting %s/%s", done, total)).alpha
+        del rvm
+    if args.camera:
+        trajectory = CameraTrajectory.load(args.camera).for_resolution(src_w, src_h, width, height)
+    elif args.preset:
+        trajectory = make_preset(args.preset, len(frames), speed=args.speed, easing=args.easing)
+        trajectory = trajectory.for_resolution(*PRESET_SOURCE_SIZE, width, height)
+    else:
+        trajectory, stats = estimate_trajectory(frames, alpha, fov_deg=args.fov)
+        log.info("camera estimated (%s mode, mean confidence %.2f)", stats.mode, float(np.mean(stats.confidence)))
+    if len(trajectory) != len(frames):
+        log.warning("camera has %d frames, video %d: resampling the camera", len(trajectory), len(frames))
+        trajectory = trajectory.resample(len(frames))
+    return frames, alpha, _read_image(args.scene), trajectory, video.fps
+
+
+def load_models(args, device, dtype):
+    if args.demo:
+        from .models import DynaSceneModels
+
+        log.warning("demo: tiny random-weight models — the output shows the pipeline, not trained quality")
+        torch.manual_seed(args.seed)
+        return DynaSceneModels.build("tiny", device=device, dtype=dtype).eval(), []
+    files = ModelFiles(dynascene=args.dynascene, sd15_inpainting=args.sd15, motion_module=args.motion_module,
+                       cameractrl=args.cameractrl, vae=args.vae, image_encoder=args.clip)
+    assembled = assemble_models(files, device=device, dtype=dtype)
+    return assembled.models, [r.to_dict() for r in assembled.reports]
+
+
+def main(argv=None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    args = parse_args(argv)
+    device = torch.device(args.device)
+    dtype = getattr(torch, args.dtype) if args.dtype else (torch.float16 if device.type == "cuda" else torch.float32)
+    out = args.out or os.path.join("outputs", "demo" if args.demo else os.path.splitext(os.path.basename(args.video))[0])
+    settings = SamplerSettings(steps=args.steps, guidance_scale=args.guidance, eta=args.eta, seed=args.seed,
+                               context_length=args.window, context_overlap=args.overlap,
+                               foreground_reinjection=args.reinject, vae_chunk=args.vae_chunk, feather=args.feather)
+    try:
+        frames, alpha, scene, trajectory, fps = load_inputs(args, device, dtype)
+        models, reports = load_models(args, device, dtype)
+    except (CheckpointError, VideoError, GenerationInputError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    n, _, height, width = frames.shape
+    with torch.no_grad():
+        image_embeds = models.image_encoder(scene[None].to(device, dtype))
+    start = time.perf_counter()
+
+    def progress(step, total, x0):
+        if step == total or step % 10 == 0:
+            log.info("step %d/%d (%.1f s)", step, total, time.perf_counter() - start)
+
+    try:
+        result = generate(models, DiffusersVAECodec(models.vae), image_embeds, frames, alpha, scene,
+                          camera_condition(trajectory, height, width), len(trajectory), settings, progress, device)
+    except GenerationInputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    os.makedirs(out, exist_ok=True)
+    write_video(os.path.join(out, "background.mp4"), result.background, fps)
+    write_video(os.path.join(out, "composite.mp4"), result.composite, fps)
+    from PIL import Image
+
+    Image.fromarray(plot_trajectory(trajectory)).save(os.path.join(out, "camera.png"))
+    trajectory.save(os.path.join(out, "camera.txt"))
+    with open(os.path.join(out, "run.json"), "w") as fh:
+        json.dump({"frames": n, "size": [width, height], "fps": fps, "device": str(device), "dtype": str(dtype),
+                   "settings": asdict(settings), "windows": [[w.start, w.stop] for w in result.windows],
+                   "seconds": round(time.perf_counter() - start, 2), "model_files": reports}, fh, indent=1)
+    log.info("wrote %s/{background,composite}.mp4, camera.png, camera.txt, run.json", out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

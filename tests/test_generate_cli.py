@@ -1,0 +1,75 @@
+"""The headless command: built-in demo and a real-file run with a tiny DynaScene file."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from dynascene_core import generate as cli
+from dynascene_core.camera import demo_clip
+from dynascene_core.checkpoints import save_dynascene
+from dynascene_core.models import DynaSceneModels
+from dynascene_core.video import read_video, write_video
+
+
+def test_demo_writes_every_output(tmp_path):
+    out = tmp_path / "demo"
+    assert cli.main(["--demo", "--steps", "2", "--max-frames", "5", "--width", "64", "--height", "48",
+                     "--out", str(out)]) == 0
+    for name in ("background.mp4", "composite.mp4", "camera.png", "camera.txt", "run.json"):
+        assert (out / name).stat().st_size > 0, name
+    assert read_video(out / "composite.mp4").frames.shape == (5, 48, 64, 3)
+    run = json.loads((out / "run.json").read_text())
+    assert run["frames"] == 5 and run["settings"]["steps"] == 2
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli")
+    clip = demo_clip(num_frames=6, height=40, width=60)  # not a multiple of 8: cropped to 56x40
+    write_video(root / "person.mp4", clip.frames, fps=8)
+    write_video(root / "mask.mp4", np.repeat((clip.masks[..., None] * 255).astype(np.uint8), 3, -1), fps=8)
+    from PIL import Image
+    Image.fromarray(clip.scene_image).save(root / "scene.png")
+    torch.manual_seed(0)
+    save_dynascene(root / "tiny.safetensors", DynaSceneModels.build("tiny"))
+    return root
+
+
+def test_real_files_with_mask_video_and_preset(files, tmp_path):
+    out = tmp_path / "run"
+    code = cli.main(["--video", str(files / "person.mp4"), "--mask", str(files / "mask.mp4"),
+                     "--scene", str(files / "scene.png"), "--preset", "dolly_in+pan_right",
+                     "--dynascene", str(files / "tiny.safetensors"), "--steps", "2", "--window", "4",
+                     "--overlap", "1", "--out", str(out)])
+    assert code == 0
+    run = json.loads((out / "run.json").read_text())
+    assert run["size"] == [56, 40] and run["windows"] == [[0, 4], [2, 6]]
+    assert run["model_files"][0]["counts"]["loaded"] > 0
+    assert read_video(out / "background.mp4").frames.shape == (6, 40, 56, 3)
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--video", "v.mp4"], "--scene is required"),
+    (["--video", "v.mp4", "--scene", "s.png"], "--mask, or matting weights with --rvm"),
+    (["--video", "v.mp4", "--scene", "s.png", "--mask", "m.mp4", "--preset", "pan_left", "--estimate"],
+     "exactly one of"),
+    (["--video", "v.mp4", "--scene", "s.png", "--mask", "m.mp4", "--estimate", "--dynascene", "x"],
+     "v.mp4 does not exist"),
+    (["--demo", "--width", "60"], "multiple of 8"),
+])
+def test_bad_command_lines_are_refused_before_any_work(argv, message, capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(argv)
+    assert exc.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_mask_frame_count_mismatch_is_reported(files, tmp_path, capsys):
+    short = tmp_path / "short_mask.mp4"
+    write_video(short, read_video(files / "mask.mp4").frames[:4], fps=8)
+    code = cli.main(["--video", str(files / "person.mp4"), "--mask", str(short), "--scene", str(files / "scene.png"),
+                     "--preset", "pan_left", "--dynascene", str(files / "tiny.safetensors"), "--steps", "1",
+                     "--out", str(tmp_path / "x")])
+    assert code == 2 and "4 mask frames but the video has 6" in capsys.readouterr().err
