@@ -78,22 +78,18 @@ def bench_dynascene(args, device, dtype):
 
 def bench_anchor(args, device, dtype):
     """diffusers UNetMotionModel (SD1.5 U-Net + v2 motion adapter, 9-channel input), one guided step."""
-    from diffusers import MotionAdapter, UNet2DConditionModel, UNetMotionModel
+    from diffusers import UNetMotionModel
 
     from dynascene_core.models import DynaSceneConfig
+    from dynascene_core.models.denoiser import motion_unet_kwargs
 
     config = DynaSceneConfig.preset(args.config)
-    unet2d = UNet2DConditionModel(**config.unet)
-    adapter = MotionAdapter(block_out_channels=config.unet["block_out_channels"],
-                            motion_layers_per_block=config.unet["layers_per_block"],
-                            motion_num_attention_heads=config.motion["motion_num_attention_heads"],
-                            motion_max_seq_length=config.motion["motion_max_seq_length"],
-                            use_motion_mid_block=True)
-    unet = UNetMotionModel.from_unet2d(unet2d, adapter).to(device, dtype).eval()
-    del unet2d, adapter
+    # the same architecture as DynaScene's denoiser, with diffusers' own attention processors
+    unet = UNetMotionModel(**motion_unet_kwargs(config)).to(device, dtype).eval()
     n, h, w = args.frames, args.height // 8, args.width // 8
     x = torch.randn(2, 9, n, h, w, device=device, dtype=dtype)
-    emb = torch.randn(2, 1, config.unet["cross_attention_dim"], device=device, dtype=dtype)
+    # diffusers' UNetMotionModel takes the cross-attention context per frame, as DynaScene's denoiser passes it
+    emb = torch.randn(2, 1, config.unet["cross_attention_dim"], device=device, dtype=dtype).repeat_interleave(n, 0)
     t = torch.tensor(500, device=device)
     times = []
     with torch.no_grad():
