@@ -15,9 +15,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from dynascene_core.checkpoints import (detect, load_cameractrl, load_dynascene, load_motion_module,
-                                        load_sd15_inpainting, read_dynascene, read_weights)
-from dynascene_core.checkpoints.cameractrl import read_cameractrl
+from dynascene_core.checkpoints import detect, read_weights
+from dynascene_core.checkpoints.assemble import ModelFiles, assemble_models
 from dynascene_core.checkpoints.detect import unwrap
 from dynascene_core.conditioning import LATENT_SCALE
 from dynascene_core.models import DynaSceneConfig, DynaSceneModels
@@ -36,8 +35,8 @@ MOTION_MODULE_FILE = ("an AnimateDiff SD1.5 motion module (mm_sd_v15_v2.ckpt; v1
 CAMERA_FILE = ("a CameraCtrl checkpoint (CameraCtrl.ckpt from hehao13/CameraCtrl) or a DynaScene stage-II file "
                "(motion modules + camera adaptor + camera encoder)")
 NONE = "none"
-ASSEMBLE_PRESET = "sd15"
-"""Base config of assembled models: the published SD1.5 / AnimateDiff / CameraCtrl files are full size."""
+NEEDED_NETWORKS = ("denoiser_spatial", "reference_net", "motion_modules")
+"""Parameter groups a file set must provide (VAE and CLIP come from the host's loaders)."""
 NETWORK_NAMES = ("denoiser", "reference_net", "camera_encoder")
 
 
@@ -106,8 +105,8 @@ class LoadDynaSceneModel:
 
     def load(self, model_name):
         path = host.resolve_model_file("dynascene", model_name, DYNASCENE_FILE)
-        models, report = load_dynascene(path)
-        return (DynaSceneModel.wrap(models, [report.summary()]),)
+        assembled = assemble_models(ModelFiles(dynascene=[path]), require=NEEDED_NETWORKS)
+        return (DynaSceneModel.wrap(assembled.models, assembled.summary().splitlines()),)
 
 
 class AssembleDynaSceneModel:
@@ -144,25 +143,17 @@ class AssembleDynaSceneModel:
         mm_path = host.resolve_model_file("animatediff_models", motion_module, MOTION_MODULE_FILE)
         camera_path = None if camera_weights == NONE else host.resolve_model_file("dynascene", camera_weights,
                                                                                  CAMERA_FILE)
-        camera_kind = _file_kind(camera_path) if camera_path else None
-        if camera_kind == "dynascene":
-            config = read_dynascene(camera_path)[0]
-        else:
-            config = DynaSceneConfig.preset(ASSEMBLE_PRESET)
-            if camera_kind == "cameractrl":
-                config.camera["blocks_per_scale"] = read_cameractrl(camera_path)[4]
-            elif camera_kind is not None:
-                raise ValueError(f"camera_weights '{camera_weights}' is a {camera_kind} file; expected {CAMERA_FILE}")
-        models = DynaSceneModels.build(config)
-        reports = load_sd15_inpainting(sd_path, denoiser_unet=models.denoiser.unet,
-                                       reference_unet=models.reference_net.unet)
-        reports.append(load_motion_module(mm_path, models.denoiser.unet))
-        if camera_kind == "dynascene":
-            reports.append(load_dynascene(camera_path, models)[1])
-        elif camera_kind == "cameractrl":
-            reports += load_cameractrl(camera_path, camera_encoder=models.camera_encoder,
-                                       denoiser_unet=models.denoiser.unet)
-        return (DynaSceneModel.wrap(models, [r.summary() for r in reports]),)
+        files = ModelFiles(sd15_inpainting=sd_path, motion_module=mm_path)
+        if camera_path is not None:
+            kind = _file_kind(camera_path)
+            if kind == "dynascene":
+                files.dynascene = [camera_path]
+            elif kind == "cameractrl":
+                files.cameractrl = camera_path
+            else:
+                raise ValueError(f"camera_weights '{camera_weights}' is a {kind} file; expected {CAMERA_FILE}")
+        assembled = assemble_models(files, require=NEEDED_NETWORKS)  # config implied by the files
+        return (DynaSceneModel.wrap(assembled.models, assembled.summary().splitlines()),)
 
 
 class HostVAECodec:

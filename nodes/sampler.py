@@ -14,6 +14,7 @@ from .adapters import ProgressReporter, frames_to_image, image_to_frames, mask_t
 from .models import HostVAECodec, check_vae, clip_image_embeds
 from .types import CAMERA, CATEGORY, MODEL
 
+GENERATE_CATEGORY = f"{CATEGORY}/Generate"
 MAX_FRAMES = 4096
 
 
@@ -35,7 +36,7 @@ class DynaSceneSampler:
     DESCRIPTION = ("Generate a new background video behind the human in 'images', matching the scene image and "
                    "following the camera trajectory (DDIM). Long videos are processed in overlapping context "
                    "windows. Outputs the background, the human composited over it, and the latents.")
-    CATEGORY = CATEGORY
+    CATEGORY = GENERATE_CATEGORY
     FUNCTION = "sample"
     RETURN_TYPES = ("IMAGE", "IMAGE", "LATENT")
     RETURN_NAMES = ("background", "composite", "latent")
@@ -109,7 +110,7 @@ class DynaSceneComposite:
     DESCRIPTION = ("Put the human back over a background video with its matte: alpha x frames + (1 - alpha) x "
                    "background. Use it to re-composite with a refined mask or another feather without sampling "
                    "again.")
-    CATEGORY = CATEGORY
+    CATEGORY = GENERATE_CATEGORY
     FUNCTION = "composite"
     RETURN_TYPES = ("IMAGE",)
     RETURN_NAMES = ("image",)

@@ -3,6 +3,14 @@
 Needs ``COMFYUI_DIR`` (a ComfyUI checkout with its requirements installed; README "ComfyUI" says how);
 skipped otherwise. ``COMFYUI_PYTHON`` picks the interpreter that runs the server (default: this one).
 ``DYNASCENE_REFRESH_CORE_SIGNATURES=1`` rewrites ``tests/comfy_host/core_signatures.json`` from the host.
+
+Model files are generated into the server's temporary model folders before any workflow runs
+(:func:`comfy_host.model_files.write_model_files`): a tiny DynaScene file (``tiny768`` config: tiny
+networks taking the real 768-d CLIP embedding), a random RVM MobileNetV3 file, and for the host's own
+loaders a random full-size SD VAE and CLIP ViT-L/14 vision model (fp16; ComfyUI detects them by their
+key layout). Input videos are synthetic demo clips at 64x64. Test-time overrides of the shipped
+workflows, to keep CPU runs short: sampler steps -> 3; long_video.json ships context 24/overlap 4 for
+48+ frames and runs here on 20 frames with context 8/overlap 2 (3 windows).
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ import os
 import pytest
 
 from comfy_host import workflow_graph
+from comfy_host.model_files import write_input_files, write_model_files
 from comfy_host.server import PACK_LINK_NAME, REPO_ROOT, ComfyServer
 
 COMFYUI_DIR = os.environ.get("COMFYUI_DIR")
@@ -31,11 +40,32 @@ CORE_NODES_TRACKED = ("SaveImage", "PreviewImage", "LoadImage", "LoadVideo", "Ge
 """Core nodes whose input signatures are kept in core_signatures.json (those our workflows may use)."""
 
 
+TEST_OVERRIDES = {
+    "DynaSceneSampler": {"steps": 3},
+}
+WORKFLOW_OVERRIDES = {
+    "long_video.json": {"DynaSceneSampler": {"context_length": 8, "context_overlap": 2}},
+}
+"""Test-time changes to the shipped API graphs (by node class), to keep the CPU runs short."""
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     with ComfyServer(COMFYUI_DIR, str(tmp_path_factory.mktemp("comfyui")),
                      python=os.environ.get("COMFYUI_PYTHON")) as running:
+        write_model_files(running.dirs["models"])
+        write_input_files(running.dirs["input"])
         yield running
+
+
+def load_api_workflow(path: str) -> dict:
+    """A shipped API graph with the test-time overrides applied."""
+    with open(path, encoding="utf-8") as handle:
+        prompt = json.load(handle)
+    for overrides in (TEST_OVERRIDES, WORKFLOW_OVERRIDES.get(os.path.basename(path), {})):
+        for node in prompt.values():
+            node["inputs"].update(overrides.get(node["class_type"], {}))
+    return prompt
 
 
 @pytest.fixture(scope="module")
@@ -108,8 +138,7 @@ def _run(server, prompt: dict) -> dict:
 
 @pytest.mark.parametrize("path", API_WORKFLOWS, ids=os.path.basename)
 def test_shipped_workflow_runs(server, path):
-    with open(path, encoding="utf-8") as handle:
-        prompt = json.load(handle)
+    prompt = load_api_workflow(path)
     with log_on_failure(server):
         entry = _run(server, prompt)
         assert entry["status"]["status_str"] == "success", json.dumps(entry["status"], indent=1)
@@ -121,6 +150,22 @@ def test_shipped_workflow_runs(server, path):
             for item in outputs.get("images", []) + outputs.get("pose_files", []):
                 folder = server.dirs[item["type"]]
                 assert os.path.getsize(os.path.join(folder, item["subfolder"], item["filename"])) > 0, item
+        for key, node in prompt.items():
+            if node["class_type"] == "SaveVideo":
+                _check_saved_video(server, entry["outputs"][key], prompt)
+
+
+def _check_saved_video(server, outputs, prompt):
+    """SaveVideo wrote an mp4 with as many frames as the source video, at its size."""
+    from dynascene_core.video import read_video
+
+    (item,) = outputs["images"]
+    assert outputs.get("animated") == [True]
+    path = os.path.join(server.dirs[item["type"]], item["subfolder"], item["filename"])
+    frames = read_video(path).frames
+    source = next(node["inputs"]["file"] for node in prompt.values() if node["class_type"] == "LoadVideo")
+    want = read_video(os.path.join(server.dirs["input"], source)).frames
+    assert frames.shape == want.shape, (frames.shape, want.shape)
 
 
 def test_camera_design_writes_a_loadable_pose_file(server):
@@ -163,6 +208,35 @@ def test_invalid_input_is_a_validation_error(server, node_id, name, value):
         assert body["error"]["type"] in ("prompt_outputs_failed_validation", "invalid_prompt"), body
         assert server.process.poll() is None, "the server died"
         assert server.get_json("/system_stats")["system"]["comfyui_version"]
+
+
+def test_missing_and_broken_model_files_give_clear_errors(server):
+    prompt = load_api_workflow(os.path.join(REPO_ROOT, "workflows", "api", "video_to_scene.json"))
+    loader = next(key for key, node in prompt.items() if node["class_type"] == "DynaSceneLoadModel")
+    with log_on_failure(server):
+        missing = copy.deepcopy(prompt)
+        missing[loader]["inputs"]["model_name"] = "not_there.safetensors"
+        status, body = server.post_prompt(missing)
+        # the host still queues the outputs that do not depend on the loader (the camera preview)
+        assert status in (200, 400) and loader in body["node_errors"], body
+        (error,) = body["node_errors"][loader]["errors"]
+        assert error["type"] == "value_not_in_list" and "not_there.safetensors" in error["details"]
+        assert "21" in body["node_errors"][loader]["dependent_outputs"]  # SaveVideo does not run
+        if status == 200:
+            entry = server.wait_for_history(body["prompt_id"])
+            assert "21" not in entry["outputs"]
+
+        broken = os.path.join(server.dirs["models"], "dynascene", "broken.safetensors")
+        with open(broken, "wb") as handle:
+            handle.write(b"not a weight file")
+        bad = copy.deepcopy(prompt)
+        bad[loader]["inputs"]["model_name"] = "broken.safetensors"
+        entry = _run(server, bad)
+        os.remove(broken)
+        assert entry["status"]["status_str"] == "error"
+        errors = [m[1] for m in entry["status"]["messages"] if m[0] == "execution_error"]
+        assert errors and errors[0]["node_id"] == loader
+        assert "broken.safetensors" in errors[0]["exception_message"]
 
 
 def test_node_error_reaches_history_with_its_message(server):

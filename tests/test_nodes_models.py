@@ -9,7 +9,7 @@ import torch
 from safetensors.torch import save_file
 
 from dynascene_core.checkpoints import CheckpointError, save_dynascene
-from dynascene_core.models import DynaSceneModels
+from dynascene_core.models import DynaSceneConfig, DynaSceneModels
 from nodes import models as model_nodes
 from nodes_fixtures import model_folder, standalone_dirs
 from test_checkpoints_layouts import animatediff_layout, ldm_unet_layout
@@ -46,7 +46,14 @@ def test_load_model_from_the_dynascene_folder(dirs, tiny):
     assert not hasattr(model.networks, "vae") and not hasattr(model.networks, "image_encoder")
     assert next(model.networks.parameters()).dtype == torch.float32
     assert model.load_for_inference() is model.networks
-    assert len(model.sources) == 1 and "tiny.safetensors" in model.sources[0]
+    assert "tiny.safetensors" in model.sources[0]
+
+
+def test_a_partial_file_is_not_a_complete_model(dirs, tiny):
+    save_dynascene(os.path.join(model_folder(dirs, "dynascene"), "stage2.safetensors"), tiny,
+                   ["motion_modules", "camera_adaptor", "camera_encoder"])
+    with pytest.raises(CheckpointError, match="came from no file: denoiser_spatial, reference_net"):
+        model_nodes.LoadDynaSceneModel().load("stage2.safetensors")
 
 
 def test_missing_model_file_names_the_folder_and_where_to_get_it(dirs):
@@ -58,6 +65,14 @@ def test_missing_model_file_names_the_folder_and_where_to_get_it(dirs):
     with pytest.raises(FileNotFoundError, match="'animatediff_models' model folder.*AnimateDiff SD1.5 motion"):
         open(os.path.join(model_folder(dirs, "checkpoints"), "inpaint.safetensors"), "wb").close()
         model_nodes.AssembleDynaSceneModel().assemble("inpaint.safetensors", "mm.ckpt")
+
+
+@pytest.fixture
+def tiny_base_config(monkeypatch):
+    """Published files are full size; here the SD1.5 base config assembled models start from is tiny."""
+    preset = DynaSceneConfig.preset.__func__
+    monkeypatch.setattr(DynaSceneConfig, "preset",
+                        classmethod(lambda cls, name: preset(cls, "tiny" if name == "sd15" else name)))
 
 
 def _published_files(dirs, tiny):
@@ -72,8 +87,7 @@ def _published_files(dirs, tiny):
     torch.save({"state_dict": motion}, os.path.join(model_folder(dirs, "animatediff_models"), "mm.ckpt"))
 
 
-def test_assemble_from_published_files_and_stage_two_file(dirs, tiny, monkeypatch):
-    monkeypatch.setattr(model_nodes, "ASSEMBLE_PRESET", "tiny")  # published files are full size
+def test_assemble_from_published_files_and_stage_two_file(dirs, tiny, tiny_base_config):
     _published_files(dirs, tiny)
     stage2 = os.path.join(model_folder(dirs, "dynascene"), "stage2.safetensors")
     save_dynascene(stage2, tiny, ["motion_modules", "camera_adaptor", "camera_encoder"])
@@ -91,7 +105,7 @@ def test_assemble_from_published_files_and_stage_two_file(dirs, tiny, monkeypatc
             assert "pos_embed" in key or torch.equal(got[key], value), key
         else:
             assert torch.equal(got[key], spatial[key]), key
-    assert len(plain.sources) == 3  # denoiser 2D, ReferenceNet, motion modules
+    assert "camera control inactive" in plain.sources[-1]
 
     (full,) = model_nodes.AssembleDynaSceneModel().assemble("inpaint.safetensors", "mm.ckpt", "stage2.safetensors")
     assert _same(full.networks.camera_encoder, tiny.camera_encoder)
@@ -101,8 +115,7 @@ def test_assemble_from_published_files_and_stage_two_file(dirs, tiny, monkeypatc
         assert torch.equal(got[key], want), key
 
 
-def test_assemble_refuses_a_file_that_is_no_camera_weights(dirs, tiny, monkeypatch):
-    monkeypatch.setattr(model_nodes, "ASSEMBLE_PRESET", "tiny")
+def test_assemble_refuses_a_file_that_is_no_camera_weights(dirs, tiny, tiny_base_config):
     _published_files(dirs, tiny)
     save_file({"backbone.features.0.0.weight": torch.zeros(16, 3, 3, 3)},
               os.path.join(model_folder(dirs, "dynascene"), "rvm.safetensors"))
