@@ -9,7 +9,6 @@ own (``VAELoader``, ``CLIPVisionLoader``); :class:`HostVAECodec` adapts the host
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 
 import torch
@@ -25,7 +24,6 @@ from . import host
 from .types import CATEGORY, MODEL
 
 MODEL_CATEGORY = f"{CATEGORY}/Models"
-log = logging.getLogger("dynascene")
 
 DYNASCENE_FILE = "a full DynaScene .safetensors file (written by DynaScene training)"
 SD15_INPAINTING_FILE = ("the Stable Diffusion 1.5 INPAINTING checkpoint (sd-v1-5-inpainting.ckpt or "
@@ -68,8 +66,6 @@ class DynaSceneModel:
         num_parameters = sum(p.numel() for p in networks.parameters())
         dtype = host.inference_dtype(host.get_torch_device(), num_parameters)
         networks.to(device=host.unet_offload_device(), dtype=dtype).eval().requires_grad_(False)
-        for line in sources:
-            log.info("DynaScene: %s", line)
         return cls(networks, models.config, host.model_patcher(networks), sources)
 
     def load_for_inference(self) -> DynaSceneNetworks:
