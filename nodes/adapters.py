@@ -6,7 +6,6 @@ The core uses frames ``(F, 3, H, W)`` and masks ``(F, 1, H, W)`` (1 = human).
 
 from __future__ import annotations
 
-from typing import Callable
 
 import torch
 

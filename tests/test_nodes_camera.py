@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from dynascene_core.camera import CameraTrajectory, demo_clip, make_preset
+from dynascene_core.camera import demo_clip, make_preset
 from nodes import camera as cam
 from nodes import host
 
