@@ -46,7 +46,7 @@ def bench_dynascene(args, device, dtype):
     trajectory = make_preset("orbit_left", n)
     codec = DiffusersVAECodec(models.vae)
     embeds = torch.randn(1, 1, models.config.unet["cross_attention_dim"], generator=gen)
-    settings = SamplerSettings(steps=args.steps, guidance_scale=3.5, context_length=args.frames)
+    settings = SamplerSettings(steps=args.steps, guidance_scale=3.5, context_length=args.window)
     stamps = []
 
     def progress(step, total, x0):
@@ -117,6 +117,7 @@ def main():
     parser.add_argument("--height", type=int, default=432)
     parser.add_argument("--width", type=int, default=768)
     parser.add_argument("--steps", type=int, default=50)
+    parser.add_argument("--window", type=int, default=24, help="context window length (frames)")
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--skip-anchor", action="store_true")
     parser.add_argument("--json", default=None, help="also write the rows to this file")
@@ -129,7 +130,7 @@ def main():
         rows.append(bench_anchor(args, device, dtype))
     name = torch.cuda.get_device_name() if device.type == "cuda" else "CPU"
     print(f"\n{name}, {dtype}, config {args.config}, {args.frames} frames {args.width}x{args.height}, "
-          f"{args.steps} steps, CFG batch 2")
+          f"window {args.window}, {args.steps} steps, CFG batch 2")
     print(f"{'row':52s} {'s/step':>8s} {'denoise s':>10s} {'total s':>8s} {'peak GiB':>9s}")
     for r in rows:
         print(f"{r['row']:52s} {r['sec_per_step']:8.3f} {r['denoise_s']:10.2f} {r['total_s']:8.2f} {r['peak_gib']:9.2f}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dynascene_core.conditioning import VAE_DOWNSCALE, composite
 from dynascene_core.sampling.pipeline import SamplerSettings, camera_condition, generate, validate_inputs
 
+from . import host
 from .adapters import ProgressReporter, frames_to_image, image_to_frames, mask_to_core
 from .models import HostVAECodec, check_vae, clip_image_embeds
 from .types import CAMERA, CATEGORY, MODEL
@@ -102,7 +103,8 @@ class DynaSceneSampler:
         codec = HostVAECodec(vae, keep_loaded=dynascene_model)
         progress = ProgressReporter(steps)
         result = generate(networks, codec, embeds, frames, alpha, scene,
-                          camera_condition(camera, height, width), len(camera), settings, progress=progress)
+                          camera_condition(camera, height, width), len(camera), settings, progress=progress,
+                          interrupt=host.check_interrupted)
         return (frames_to_image(result.background), frames_to_image(result.composite), {"samples": result.latents})
 
 

@@ -173,3 +173,23 @@ def test_scene_image_is_fitted_by_cover_and_centre_crop():
     fitted = fit_scene_image(scene, 16, 16)
     assert fitted.shape == (3, 16, 16)
     assert fitted[:, :, 8].mean() > 0.9 and fitted[:, :, 0].mean() < 0.1
+
+
+def test_interrupt_is_checked_before_every_window(models):
+    calls = []
+
+    class Cancelled(Exception):
+        pass
+
+    def interrupt():
+        calls.append(1)
+        if len(calls) == 3:  # step 2, first window
+            raise Cancelled
+
+    den = Spy(models.denoiser)
+    try:
+        with pytest.raises(Cancelled):
+            _run(models, SamplerSettings(steps=5, context_length=4, context_overlap=2), interrupt=interrupt)
+    finally:
+        den.restore()
+    assert len(den.calls) == 2  # cancelled between windows, no further U-Net work

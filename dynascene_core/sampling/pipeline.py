@@ -21,6 +21,8 @@ from .windows import context_windows, window_weights
 
 ProgressCallback = Callable[[int, int, torch.Tensor], None]
 """``progress(step, total_steps, x0_estimate (1, 4, F, h, w))``; may raise to cancel the run."""
+InterruptCheck = Callable[[], None]
+"""Called before every U-Net call (each window of each step); raises to cancel the run promptly."""
 
 
 class GenerationInputError(ValueError):
@@ -130,6 +132,7 @@ def generate(
     settings: SamplerSettings = SamplerSettings(),
     progress: ProgressCallback | None = None,
     device: torch.device | str | None = None,
+    interrupt: InterruptCheck | None = None,
 ) -> GenerationResult:
     """Generate the background video behind a human.
 
@@ -180,6 +183,8 @@ def generate(
     for step, t in enumerate(timesteps):
         eps = torch.zeros_like(latents)
         for window, window_camera, w in zip(windows, window_cameras, weights):
+            if interrupt is not None:
+                interrupt()
             sl = slice(window.start, window.stop)
             x = denoiser_input(latents[:, :, sl], gen_mask[:, :, sl], fg_latent[:, :, sl]).to(dtype)
             if guided:
