@@ -198,8 +198,15 @@ def _worker_init(_: int) -> None:
 
 def make_loader(dataset: TrainingExamples, sampler: ExampleBatchSampler, num_workers: int,
                 prefetch_factor: int = 2) -> DataLoader:
-    """DataLoader over an endless sampler; worker processes decode and build the examples."""
-    extra = {"prefetch_factor": prefetch_factor, "worker_init_fn": _worker_init} if num_workers > 0 else {}
+    """DataLoader over an endless sampler; worker processes decode and build the examples.
+
+    Workers are started with ``spawn``: OpenCV's thread pool deadlocks in children forked from a
+    process that already used it (the synthetic renderer, mask dilation), so fork is not safe here.
+    """
+    extra = {}
+    if num_workers > 0:
+        extra = {"prefetch_factor": prefetch_factor, "worker_init_fn": _worker_init,
+                 "multiprocessing_context": "spawn", "persistent_workers": True}
     return DataLoader(dataset, batch_sampler=sampler, num_workers=num_workers, collate_fn=default_collate,
                       **extra)
 
