@@ -1,0 +1,151 @@
+"""The training loop on CPU with the tiny config: stage parameter groups, exact resume, two-process
+(gloo) agreement, crash-safe checkpoints, and the command line leaving a checkpoint and a sample video."""
+
+import os
+import socket
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+
+from dynascene_core.checkpoints.dynascene_format import read_dynascene
+from dynascene_core.models.params import parameter_groups
+from training.checkpointing import STATE_NAME, WEIGHTS_NAME, latest_checkpoint, list_checkpoints
+from training.config import load_config
+from training.prepare_synthetic import write_synthetic_dataset
+from training.tasks import STAGE_TASKS
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    root = str(tmp_path_factory.mktemp("synthetic"))
+    write_synthetic_dataset(root, person_clips=3, scene_clips=2, portrait_clips=0, num_frames=8, size=(32, 48))
+    return root
+
+
+def tiny_config(root, output_dir, *overrides):
+    return load_config("tiny", [
+        f"data.root={root}", f"output_dir={output_dir}", "data.resolution=[32, 32]", "data.num_frames=4",
+        "data.num_workers=0", "validation.every=0", "log.tensorboard=false", "log.progress_bar=false",
+        "checkpoint.every=2", "train.max_steps=2", "tasks.removal_dilation=1", *overrides])
+
+
+def _trainer(config):
+    from training.train import Trainer
+
+    return Trainer(config)
+
+
+def _snapshot(models):
+    return {name: p.detach().clone() for name, p in models.named_parameters()}
+
+
+@pytest.mark.parametrize("stage", [1, 2])
+def test_each_task_updates_exactly_its_stage_parameters(dataset, tmp_path, stage):
+    for task in STAGE_TASKS[stage]:
+        config = tiny_config(dataset, tmp_path / task, f"stage={stage}", f"tasks.enabled=[{task}]",
+                             "train.uncond_dropout=0.0", "checkpoint.every=100",
+                             # stage II: fresh motion modules have zero proj_out and a zero adaptor, so
+                             # gradients reach the adaptor from step 2 and the camera encoder from step 3
+                             f"train.max_steps={1 if stage == 1 else 3}")
+        trainer = _trainer(config)
+        trainable = set(trainer.trainable)
+        groups = parameter_groups(trainer.models)
+        before = _snapshot(trainer.models)
+        trainer.train()
+        changed = {n for n, p in trainer.models.named_parameters() if not torch.equal(p, before[n])}
+        frozen_changed = changed - trainable
+        assert not frozen_changed, f"{task}: frozen parameters changed: {sorted(frozen_changed)[:3]}"
+        for group in {1: ("denoiser_spatial", "reference_net"),
+                      2: ("motion_modules", "camera_adaptor", "camera_encoder")}[stage]:
+            names = set(groups[group])
+            assert len(names & changed) > 0.5 * len(names), f"{task}: group {group} barely trained"
+
+
+def test_resume_continues_exactly(dataset, tmp_path):
+    straight = _trainer(tiny_config(dataset, tmp_path / "straight", "train.max_steps=4"))
+    straight.train()
+    interrupted = _trainer(tiny_config(dataset, tmp_path / "resumed", "train.max_steps=4"))
+    interrupted.train(stop_at=2)
+    assert [s for s, _ in list_checkpoints(str(tmp_path / "resumed"))] == [2]
+    resumed = _trainer(tiny_config(dataset, tmp_path / "resumed", "train.max_steps=4"))
+    assert resumed.step == 2 and resumed.resumed_from.endswith("step-00000002")
+    resumed.train()
+    a, b = _snapshot(straight.models), _snapshot(resumed.models)
+    initial = _snapshot(_trainer(tiny_config(dataset, tmp_path / "fresh", "checkpoint.resume=none")).models)
+    assert any(not torch.equal(a[n], initial[n]) for n in a)
+    mismatched = [n for n in a if not torch.equal(a[n], b[n])]
+    assert not mismatched, f"{len(mismatched)} parameters differ after resume, e.g. {mismatched[:3]}"
+    # the saved file holds exactly the stage's trainable weights, as they are after step 4
+    _, groups, tensors = read_dynascene(os.path.join(latest_checkpoint(str(tmp_path / "straight")), WEIGHTS_NAME))
+    assert set(groups) == {"motion_modules", "camera_adaptor", "camera_encoder"}
+    assert set(tensors) == set(straight.trainable)
+    for name, tensor in tensors.items():
+        assert torch.equal(tensor, a[name])
+
+
+def test_crash_while_saving_keeps_last_good_checkpoint(dataset, tmp_path):
+    config = tiny_config(dataset, tmp_path / "run", "train.max_steps=3", "checkpoint.keep_last=1")
+    trainer = _trainer(config)
+    trainer.train(stop_at=2)
+    good = latest_checkpoint(str(tmp_path / "run"))
+    trainer.train(stop_at=3)  # step 3 is the last one: its save is attempted again below with a crash
+    trainer.step = 4
+    with pytest.raises(RuntimeError, match="injected failure"):
+        trainer.save(fail_before_rename=True)
+    steps = [s for s, _ in list_checkpoints(str(tmp_path / "run"))]
+    assert steps == [3]  # keep_last=1 pruned step 2 after step 3 was complete; the crashed step 4 is absent
+    assert any(n.startswith(".tmp-") for n in os.listdir(tmp_path / "run" / "checkpoints"))
+    assert good != latest_checkpoint(str(tmp_path / "run"))
+    resumed = _trainer(config)  # the surviving checkpoint loads
+    assert resumed.step == 3
+    torch.load(os.path.join(latest_checkpoint(str(tmp_path / "run")), STATE_NAME), weights_only=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ddp_worker(rank, world, port, root, output_dir, result_dir):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
+                      LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE=str(world), ACCELERATE_USE_CPU="true")
+    torch.set_num_threads(1)
+    config = tiny_config(root, output_dir, "train.max_steps=2", "train.uncond_dropout=0.0")
+    trainer = _trainer(config)
+    first = [b["clip_id"] for _, b in zip(range(1), trainer.loader)]
+    trainer.train()
+    torch.save({"weights": {n: p.detach() for n, p in trainer.trainable.items()}, "first_batch": first,
+                "world": trainer.accelerator.num_processes},
+               os.path.join(result_dir, f"rank{rank}.pt"))
+
+
+def test_two_processes_train_and_agree(dataset, tmp_path):
+    mp.spawn(_ddp_worker, args=(2, _free_port(), dataset, str(tmp_path / "run"), str(tmp_path)), nprocs=2)
+    r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
+    assert r0["world"] == r1["world"] == 2
+    for name, tensor in r0["weights"].items():
+        assert torch.equal(tensor, r1["weights"][name]), name
+    saved = read_dynascene(os.path.join(latest_checkpoint(str(tmp_path / "run")), WEIGHTS_NAME))[2]
+    assert all(torch.equal(saved[n], r0["weights"][n]) for n in saved)
+    assert os.path.isfile(os.path.join(latest_checkpoint(str(tmp_path / "run")), "rng_rank1.pt"))
+
+
+def test_command_line_leaves_checkpoint_and_sample_video(dataset, tmp_path):
+    from dynascene_core.video import read_video
+    from training.train import main
+
+    out = tmp_path / "cli"
+    checkpoint = main([f"data.root={dataset}", f"output_dir={out}", "data.resolution=[32, 32]", "data.num_frames=4",
+                       "data.num_workers=0", "train.max_steps=2", "checkpoint.every=2", "validation.every=2",
+                       "validation.num_frames=4", "validation.steps=2", "log.progress_bar=false",
+                       "tasks.removal_dilation=1"])
+    assert checkpoint.endswith("step-00000002") and os.path.isfile(os.path.join(checkpoint, WEIGHTS_NAME))
+    samples = out / "samples" / "step-00000002"
+    videos = sorted(p for p in os.listdir(samples) if p.endswith(".mp4"))
+    assert videos == ["synthetic-person-002.mp4"]  # the val clip
+    video = read_video(str(samples / videos[0]))
+    assert video.frames.shape == (4, 32, 96, 3)  # foreground | generated | ground truth
+    assert os.path.isfile(samples / "synthetic-person-002-trajectory.png")
+    assert any(n.startswith("events.out.tfevents") for _, _, files in os.walk(out / "logs") for n in files)
