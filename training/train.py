@@ -84,6 +84,11 @@ class Trainer:
         self.config = config
         self.accelerator = accelerator or make_accelerator(config)
         acc, cfg = self.accelerator, config
+        launched = int(os.environ.get("WORLD_SIZE", "1"))
+        if launched != acc.num_processes:
+            raise RuntimeError(f"launched as {launched} processes (WORLD_SIZE) but accelerate runs {acc.num_processes}: "
+                               "every process would train alone and overwrite the others' checkpoints. On CPU set "
+                               "ACCELERATE_USE_CPU=true (see README 'Multi-GPU and multi-node')")
         self.stage = cfg["stage"]
         self.output_dir = cfg["output_dir"]
         self.device = acc.device
