@@ -149,3 +149,31 @@ def test_command_line_leaves_checkpoint_and_sample_video(dataset, tmp_path):
     assert video.frames.shape == (4, 32, 96, 3)  # foreground | generated | ground truth
     assert os.path.isfile(samples / "synthetic-person-002-trajectory.png")
     assert any(n.startswith("events.out.tfevents") for _, _, files in os.walk(out / "logs") for n in files)
+
+
+def test_uncond_dropout_is_the_samplers_unconditional_branch():
+    from dynascene_core.models import DynaSceneModels
+    from training.networks import TrainingNetworks, prepare_stage
+
+    models = DynaSceneModels.build("tiny")
+    prepare_stage(models, 2, gradient_checkpointing=False)
+    for p in models.parameters():  # make the zero-initialised adaptor and proj_out matter
+        p.data.add_(torch.randn_like(p) * 0.02)
+    nets = TrainingNetworks(models, 2)
+    sample, timesteps = torch.randn(2, 9, 2, 4, 4), torch.tensor([10, 500])
+    embeds, scene_latent, plucker = torch.randn(2, 1, 32), torch.randn(2, 4, 4, 4), torch.randn(2, 2, 6, 32, 32)
+    with torch.no_grad():
+        out = nets(sample, timesteps, embeds, torch.tensor([True, False]), scene_latent, plucker)
+        bank = models.reference_net(scene_latent, embeds)
+        camera = models.camera_encoder(plucker)
+        # the sampler's guidance branches: zero CLIP token + reference off, vs. the full condition
+        uncond = models.denoiser(sample[:1], timesteps[:1], torch.zeros(1, 1, 32),
+                                 reference={k: v[:1] for k, v in bank.items()}, reference_mask=torch.tensor([False]),
+                                 camera_features=[c[:1] for c in camera])
+        cond = models.denoiser(sample[1:], timesteps[1:], embeds[1:],
+                               reference={k: v[1:] for k, v in bank.items()}, reference_mask=torch.tensor([True]),
+                               camera_features=[c[1:] for c in camera])
+        kept = nets(sample, timesteps, embeds, torch.tensor([False, False]), scene_latent, plucker)
+    torch.testing.assert_close(out[:1], uncond, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(out[1:], cond, atol=1e-5, rtol=1e-4)
+    assert (kept[:1] - out[:1]).abs().max() > 1e-3  # dropping really changes the prediction
