@@ -177,3 +177,44 @@ def test_uncond_dropout_is_the_samplers_unconditional_branch():
     torch.testing.assert_close(out[:1], uncond, atol=1e-5, rtol=1e-4)
     torch.testing.assert_close(out[1:], cond, atol=1e-5, rtol=1e-4)
     assert (kept[:1] - out[:1]).abs().max() > 1e-3  # dropping really changes the prediction
+
+
+_KILLED_SAVE = """
+import sys, time
+sys.path.insert(0, {repo!r})
+sys.path.insert(0, {tests!r})
+import training.checkpointing as ckpt
+from test_training import tiny_config
+from training.train import Trainer
+
+original = ckpt.dump_config
+def slow_dump(config, path):
+    if "step-00000004" in path:  # weights and state of step 4 are written: hang before the rename
+        print("SAVING", flush=True)
+        time.sleep(60)
+    original(config, path)
+ckpt.dump_config = slow_dump
+Trainer(tiny_config({root!r}, {out!r}, "train.max_steps=4")).train()
+"""
+
+
+def test_process_killed_while_saving_leaves_previous_checkpoint(dataset, tmp_path):
+    import subprocess
+    import sys
+
+    out = str(tmp_path / "run")
+    tests_dir = os.path.dirname(os.path.abspath(__file__))
+    script = _KILLED_SAVE.format(repo=os.path.dirname(tests_dir), tests=tests_dir, root=dataset, out=out)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "SAVING"
+        assert os.path.isdir(os.path.join(out, "checkpoints", ".tmp-step-00000004"))
+    finally:
+        proc.kill()
+        proc.wait()
+    assert [s for s, _ in list_checkpoints(out)] == [2]
+    resumed = _trainer(tiny_config(dataset, out, "train.max_steps=4"))
+    assert resumed.step == 2
+    resumed.train()
+    assert [s for s, _ in list_checkpoints(out)] == [2, 4]
+    assert not any(n.startswith(".tmp-") for n in os.listdir(os.path.join(out, "checkpoints")))

@@ -142,14 +142,13 @@ def _example(task: str, clip: ClipSource, pixels: torch.Tensor, alpha: torch.Ten
     }
 
 
-def _scene_for_person_clip(clip: ClipSource, rng: np.random.Generator, settings: TaskSettings,
-                           avoid: int | None = None) -> tuple[torch.Tensor, int]:
-    """A stored human-free scene image if the clip has one, else another frame with the human removed."""
+def _scene_for_person_clip(clip: ClipSource, rng: np.random.Generator, settings: TaskSettings
+                           ) -> tuple[torch.Tensor, int]:
+    """A stored human-free scene image if the clip has one, else a random frame with the human removed."""
     if clip.scene_frames:
         frame = clip.scene_frames[int(rng.integers(len(clip.scene_frames)))]
         return clip.scene_image(frame), frame
-    n = clip.record.num_frames
-    frame = _other_frame(n, avoid, rng) if avoid is not None else int(rng.integers(n))
+    frame = int(rng.integers(clip.record.num_frames))
     pixels, alpha = clip.read([frame])
     return remove_human(pixels[0], alpha[0], settings.removal_dilation), frame
 
