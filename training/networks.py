@@ -9,7 +9,6 @@ named keeps its random initialisation (the tiny default trains from scratch).
 from __future__ import annotations
 
 import logging
-import os
 
 import torch
 from torch import nn
@@ -19,82 +18,38 @@ from dynascene_core.models import DynaSceneConfig, DynaSceneModels, set_trainabl
 logger = logging.getLogger("dynascene.training")
 
 
-class _SkipMotionModule(nn.Module):
-    """Stands in for a motion module in stage I: returns its input (no temporal mixing, no parameters)."""
-
-    def forward(self, hidden_states, *args, **kwargs):
-        return hidden_states
-
-
-def bypass_motion_modules(denoiser: nn.Module) -> int:
-    """Stage I trains the denoiser as an image model (paper: "we do not use the temporal module"):
-    every motion module of ``denoiser.unet`` is replaced by an identity for the whole run. Returns the
-    number replaced. The parameter groups trained and saved in stage I do not include motion modules."""
-    replaced = 0
-    for module in denoiser.unet.modules():
-        motion = getattr(module, "motion_modules", None)
-        if isinstance(motion, nn.ModuleList):
-            for i in range(len(motion)):
-                motion[i] = _SkipMotionModule()
-                replaced += 1
-    return replaced
-
-
-def _is_dynascene_file(path: str) -> bool:
-    if not path.lower().endswith((".safetensors", ".sft")) or not os.path.isfile(path):
-        return False
-    from safetensors import safe_open
-
-    with safe_open(path, framework="pt") as handle:
-        return (handle.metadata() or {}).get("format") == "dynascene"
-
-
 def build_models(model_cfg: dict) -> DynaSceneModels:
     """Models for the ``model`` config section, with the named weight files loaded (fp32, CPU).
 
-    The architecture is the first DynaScene file's stored config if ``init_from`` has one, else
-    ``model.preset``.
+    ``init_from`` may name one SD1.5-inpainting checkpoint and any DynaScene files; the architecture
+    is the first DynaScene file's stored config if there is one, else ``model.preset``. Load order and
+    key accounting are :func:`dynascene_core.checkpoints.assemble_models`'.
     """
-    from dynascene_core.checkpoints.dynascene_format import load_dynascene, read_dynascene
+    from dynascene_core.checkpoints import CheckpointError, ModelFiles, assemble_models, read_dynascene_header
 
-    files = list(model_cfg["init_from"] or [])
-    config = None
-    for path in files:
-        if _is_dynascene_file(path):
-            config = read_dynascene(path)[0]
-            break
-    models = DynaSceneModels(config or DynaSceneConfig.preset(model_cfg["preset"]))
-    for path in files:
-        if _is_dynascene_file(path):
-            _, report = load_dynascene(path, models)
-        else:
-            from dynascene_core.checkpoints.sd15 import load_sd15_inpainting
-
-            report = load_sd15_inpainting(path, denoiser_unet=models.denoiser.unet,
-                                          reference_unet=models.reference_net.unet,
-                                          vae=None if model_cfg["vae"] else models.vae)
-        logger.info("loaded %s: %s", path, report)
-    if model_cfg["motion_module"]:
-        from dynascene_core.checkpoints.motion import load_motion_module
-
-        logger.info("loaded %s", load_motion_module(model_cfg["motion_module"], models.denoiser.unet))
-    if model_cfg["clip_vision"]:
-        from dynascene_core.checkpoints.clip_vision import load_image_encoder
-
-        logger.info("loaded %s", load_image_encoder(model_cfg["clip_vision"], models.image_encoder))
-    if model_cfg["vae"]:
-        from dynascene_core.checkpoints.sd15 import load_vae
-
-        logger.info("loaded %s", load_vae(model_cfg["vae"], models.vae))
-    return models
+    dynascene, others = [], []
+    for path in model_cfg["init_from"] or []:
+        try:
+            read_dynascene_header(path)
+            dynascene.append(path)
+        except CheckpointError:
+            others.append(path)
+    if len(others) > 1:
+        raise ValueError(f"model.init_from: at most one SD1.5-inpainting checkpoint, got {others}")
+    files = ModelFiles(dynascene=dynascene, sd15_inpainting=others[0] if others else None,
+                       motion_module=model_cfg["motion_module"], vae=model_cfg["vae"],
+                       image_encoder=model_cfg["clip_vision"])
+    config = None if dynascene else DynaSceneConfig.preset(model_cfg["preset"])
+    return assemble_models(files, config=config, require=()).models
 
 
 def prepare_stage(models: DynaSceneModels, stage: int, gradient_checkpointing: bool) -> dict[str, nn.Parameter]:
     """Freeze everything but the stage's parameter groups (stage I also bypasses motion modules);
     returns ``{name: parameter}`` of the trainable ones."""
     if stage == 1:
-        bypass_motion_modules(models.denoiser)
+        models.denoiser.bypass_motion_modules()
     trainable = set_trainable(models, stage)
+    models.train()
     models.vae.eval()
     models.image_encoder.eval()
     if gradient_checkpointing:

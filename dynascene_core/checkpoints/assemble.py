@@ -81,23 +81,26 @@ def assemble_models(files: ModelFiles, *, config=None, require: tuple[str, ...] 
 
     Raises :class:`CheckpointError` when a group in ``require`` was filled by no file (naming the
     missing parts and the files that could provide them), before moving anything to ``device``.
+    With ``require=()`` unnamed parts keep their random initialisation (training from scratch).
     """
     from dynascene_core.models import DynaSceneModels
 
     given = [files.sd15_inpainting, files.motion_module, files.cameractrl, files.vae, files.image_encoder,
              *files.dynascene]
-    if not any(p is not None for p in given):
+    if not any(p is not None for p in given) and require:
         raise CheckpointError(None, "no model files given",
                               expected="a DynaScene file, or an SD1.5-inpainting checkpoint + a motion module")
     models = DynaSceneModels(config or _config_for(files))
     reports: list[LoadReport] = []
     loaded: set[str] = set()
     if files.sd15_inpainting is not None:
-        reports += load_sd15_inpainting(files.sd15_inpainting, denoiser_unet=models.denoiser.unet,
-                                        reference_unet=models.reference_net.unet, widen_conv_in=files.widen_conv_in)
+        sd_reports = load_sd15_inpainting(files.sd15_inpainting, denoiser_unet=models.denoiser.unet,
+                                          reference_unet=models.reference_net.unet,
+                                          vae=models.vae if files.vae is None else None,  # the checkpoint's own
+                                          widen_conv_in=files.widen_conv_in)
+        reports += sd_reports
         loaded |= {"denoiser_spatial", "reference_net", "reference_net_tail"}
-        if "vae" in require and files.vae is None:  # the checkpoint's own VAE
-            reports.append(load_vae(files.sd15_inpainting, models.vae))
+        if any(r.target == "VAE" for r in sd_reports):
             loaded.add("vae")
     if files.motion_module is not None:
         reports.append(load_motion_module(files.motion_module, models.denoiser.unet))

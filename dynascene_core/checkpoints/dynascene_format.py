@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 
-import torch
 
 from .io import CheckpointError, read_weights, write_safetensors_atomic
 from .report import LoadReport, load_into

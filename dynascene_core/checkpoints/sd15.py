@@ -176,7 +176,8 @@ def load_sd15_inpainting(
 
     ``denoiser_unet`` is a ``UNetMotionModel`` (its motion modules and camera adaptor are left to the
     motion-module / DynaScene / CameraCtrl loaders), ``reference_unet`` a ``UNet2DConditionModel``,
-    ``vae`` an ``AutoencoderKL``. Returns one report per target.
+    ``vae`` an ``AutoencoderKL`` (skipped, with no report, when the file holds no VAE). Returns one
+    report per loaded target.
     """
     target_cfg = (denoiser_unet or reference_unet)
     layers = target_cfg.config.layers_per_block if target_cfg is not None else 2
@@ -188,6 +189,8 @@ def load_sd15_inpainting(
         if module is None:
             continue
         if not tensors:
+            if module is vae:  # U-Net-only checkpoints are common; a missing VAE is reported by the caller
+                continue
             raise CheckpointError(w.source, f"holds no {name} weights", looks_like=w.detection.description)
         report = LoadReport(w.source, w.detection.format, name, not_used=w.not_used, notes=list(w.notes))
         reports.append(load_into(module, tensors, report, scope=scope))

@@ -57,6 +57,13 @@ def _camera_scale(module_name: str, levels: int) -> int:
     return index if part == "down_blocks" else levels - 1 - index
 
 
+class _Identity(nn.Module):
+    """A motion module that returns its input (takes the motion module's call signature)."""
+
+    def forward(self, hidden_states, *args, **kwargs):
+        return hidden_states
+
+
 class DynaSceneDenoiser(nn.Module):
     """``forward(sample (B,9,F,h,w), timestep, image_embeds (B,1,D), reference, reference_mask,
     camera_features) -> (B,4,F,h,w)``.
@@ -93,6 +100,19 @@ class DynaSceneDenoiser(nn.Module):
                 module.set_processor(ReferenceReadProcessor(block, self.control))
             else:
                 module.set_processor(plain)
+
+    def bypass_motion_modules(self) -> int:
+        """Run as an image model: replace every motion module by an identity (stage I training — the
+        paper trains stage I without temporal modules). Irreversible for this instance; returns the
+        number replaced. Motion-module parameters leave the model, so stage-I files never hold them."""
+        replaced = 0
+        for module in self.unet.modules():
+            motion = getattr(module, "motion_modules", None)
+            if isinstance(motion, nn.ModuleList):
+                for i in range(len(motion)):
+                    motion[i] = _Identity()
+                    replaced += 1
+        return replaced
 
     @property
     def max_frames(self) -> int:
