@@ -22,20 +22,13 @@ from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
 
 from dynascene_core.data import (ClipError, ClipRecord, clip_files, load_trajectory, read_clip_frames,
                                  read_manifest, read_scene_image, validate_clip)
-from dynascene_core.sampling.pipeline import fit_scene_image
+from dynascene_core.conditioning import resize_cover_crop
 
 from .tasks import STAGE_TASKS, TASKS, TaskSettings, task_accepts
 
 logger = logging.getLogger("dynascene.training")
 
 MAX_BAD_CLIPS_IN_A_ROW = 20
-
-
-def _fit(images: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """``(n, C, h, w)`` → ``(n, C, height, width)``: resize to cover, centre-crop (the geometry that
-    ``CameraTrajectory.for_resolution`` assumes)."""
-    n, c = images.shape[:2]
-    return fit_scene_image(images.reshape(n * c, *images.shape[2:]), height, width).reshape(n, c, height, width)
 
 
 class ClipReader:
@@ -56,11 +49,11 @@ class ClipReader:
         where = [unique.index(i) for i in indices]
         frames = torch.from_numpy(clip.frames[where]).permute(0, 3, 1, 2).float().div_(255)
         alpha = torch.from_numpy(clip.masks[where])[:, None]
-        return _fit(frames, *self.size), _fit(alpha, *self.size)
+        return resize_cover_crop(frames, *self.size), resize_cover_crop(alpha, *self.size)
 
     def scene_image(self, frame: int) -> torch.Tensor:
         image = read_scene_image(self.record, self.files, frame)
-        return _fit(torch.from_numpy(image).permute(2, 0, 1)[None].float().div_(255), *self.size)[0]
+        return resize_cover_crop(torch.from_numpy(image).permute(2, 0, 1)[None].float().div_(255), *self.size)[0]
 
 
 def orientation_size(record: ClipRecord, resolution: tuple[int, int]) -> tuple[int, int]:
