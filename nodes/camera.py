@@ -13,10 +13,10 @@ import torch
 from PIL import Image
 
 from dynascene_core.camera import (DEFAULT_FOV_DEG, EASINGS, PRESET_NAMES, CameraTrajectory, estimate_trajectory,
-                                   make_preset, plot_trajectory)
+                                   make_preset, plot_trajectory, plucker_embedding, plucker_to_rgb)
 
 from . import host
-from .adapters import image_to_frames, mask_to_core
+from .adapters import frames_to_image, image_to_frames, mask_to_core
 from .types import CAMERA, CATEGORY
 
 CAMERA_CATEGORY = f"{CATEGORY}/Camera"
@@ -280,6 +280,34 @@ class PreviewCamera:
         return {"ui": {"images": [entry]}, "result": (image,)}
 
 
+class PluckerEmbeddingPreview:
+    DESCRIPTION = ("Show the Plücker ray embedding the sampler feeds the camera encoder, one image per frame: "
+                   "ray directions (left) and moments o×d (right, grey = reference camera).")
+    CATEGORY = CAMERA_CATEGORY
+    FUNCTION = "embed"
+    RETURN_TYPES = ("IMAGE",)
+    RETURN_NAMES = ("images",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "camera": (CAMERA, {}),
+                "width": ("INT", {"default": 256, "min": 8, "max": 2048, "step": 8}),
+                "height": ("INT", {"default": 144, "min": 8, "max": 2048, "step": 8}),
+                "reference_frame": ("INT", {"default": 0, "min": 0, "max": MAX_FRAMES - 1,
+                                            "tooltip": "Camera the rays are expressed relative to (the scene "
+                                                       "image's view), as in the sampler."}),
+            },
+        }
+
+    def embed(self, camera, width, height, reference_frame):
+        if reference_frame >= len(camera):
+            raise ValueError(f"reference_frame {reference_frame} is outside the camera's {len(camera)} frames")
+        embedding = plucker_embedding(camera.relative_to(reference_frame), height, width)
+        return (frames_to_image(plucker_to_rgb(embedding)),)
+
+
 class SaveCameraPoseFile:
     DESCRIPTION = ("Save a camera trajectory as a RealEstate10K pose file (readable by CameraCtrl and "
                    "AnimateDiff-Evolved) or TUM file in ComfyUI's output folder.")
@@ -316,6 +344,7 @@ NODE_CLASS_MAPPINGS = {
     "DynaSceneScaleCameraSpeed": ScaleCameraSpeed,
     "DynaSceneEstimateCameraFromVideo": EstimateCameraFromVideo,
     "DynaScenePreviewCamera": PreviewCamera,
+    "DynaScenePluckerEmbeddingPreview": PluckerEmbeddingPreview,
     "DynaSceneSaveCameraPoseFile": SaveCameraPoseFile,
 }
 
@@ -327,5 +356,6 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "DynaSceneScaleCameraSpeed": "Scale Camera Speed (DynaScene)",
     "DynaSceneEstimateCameraFromVideo": "Estimate Camera From Video (DynaScene)",
     "DynaScenePreviewCamera": "Camera Trajectory Preview (DynaScene)",
+    "DynaScenePluckerEmbeddingPreview": "Plücker Embedding Preview (DynaScene)",
     "DynaSceneSaveCameraPoseFile": "Save Camera Pose File (DynaScene)",
 }

@@ -101,3 +101,19 @@ def test_estimate_camera_from_video_with_mask():
     assert abs(float(turned - true_turn)) < 1.0
     with pytest.raises(ValueError, match="human_mask: has 3 frames but the video has 8"):
         cam.EstimateCameraFromVideo().estimate(frames, 65.0, False, human_mask=mask[:3])
+
+
+def test_plucker_preview_shows_directions_and_moments():
+    from nodes.camera import PluckerEmbeddingPreview
+
+    camera = make_preset("truck_right", 5)
+    (images,) = PluckerEmbeddingPreview().embed(camera, 32, 16, 0)
+    assert images.shape == (5, 16, 64, 3)
+    # the reference camera has zero moments: its right half is mid-grey
+    assert torch.allclose(images[0, :, 32:], torch.full_like(images[0, :, 32:], 0.5))
+    assert (images[-1, :, 32:] - 0.5).abs().max() > 0.1
+    # centre ray points along +z: blue 1, red/green mid-grey
+    centre = images[0, 8, 16]
+    assert centre[2] > 0.99 and abs(centre[0] - 0.5) < 0.05 and abs(centre[1] - 0.5) < 0.05
+    with pytest.raises(ValueError, match="outside the camera's 5 frames"):
+        PluckerEmbeddingPreview().embed(camera, 32, 16, 5)

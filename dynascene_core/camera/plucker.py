@@ -30,3 +30,13 @@ def plucker_embedding(trajectory: CameraTrajectory, height: int, width: int, dev
     o = c2w[:, None, None, :3, 3].expand_as(d)
     moment = torch.cross(o, d, dim=-1)  # dim=-1 matters when F or H is 3
     return torch.cat([moment, d], dim=-1).permute(0, 3, 1, 2).to(dtype).contiguous()
+
+
+def plucker_to_rgb(embedding: torch.Tensor) -> torch.Tensor:
+    """Visualise a Plücker embedding ``(F, 6, H, W)`` as images ``(F, 3, H, 2W)`` in [0, 1]: ray
+    directions on the left (``d·0.5 + 0.5``: x→red, y→green, z→blue) and moments ``o×d`` on the right,
+    scaled by the largest moment of the whole clip so motion over time stays comparable (the
+    reference frame's moments are 0, mid-grey)."""
+    moment, direction = embedding[:, :3], embedding[:, 3:]
+    scale = moment.abs().amax().clamp_min(1e-8)
+    return torch.cat([direction * 0.5 + 0.5, moment / scale * 0.5 + 0.5], dim=-1).clamp(0, 1)
