@@ -20,10 +20,10 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from dynascene_core.camera import make_preset  # noqa: E402
+from dynascene_core.camera import camera_condition, make_preset  # noqa: E402
 from dynascene_core.conditioning import DiffusersVAECodec  # noqa: E402
 from dynascene_core.models import DynaSceneModels  # noqa: E402
-from dynascene_core.sampling.pipeline import SamplerSettings, camera_condition, generate  # noqa: E402
+from dynascene_core.sampling.pipeline import SamplerSettings, generate  # noqa: E402
 
 
 def sync(device):
@@ -45,7 +45,6 @@ def bench_dynascene(args, device, dtype):
     scene = torch.rand(3, h, w, generator=gen)
     trajectory = make_preset("orbit_left", n)
     codec = DiffusersVAECodec(models.vae)
-    embeds = torch.randn(1, 1, models.config.unet["cross_attention_dim"], generator=gen)
     settings = SamplerSettings(steps=args.steps, guidance_scale=3.5, context_length=args.window)
     stamps = []
 
@@ -57,7 +56,7 @@ def bench_dynascene(args, device, dtype):
         stamps.clear()
         sync(device)
         start = time.perf_counter()
-        generate(models, codec, embeds, frames, alpha, scene, camera_condition(trajectory, h, w), n,
+        generate(models, codec, models.image_encoder, frames, alpha, scene, camera_condition(trajectory, h, w), n,
                  settings, progress=progress, device=device)
         sync(device)
         return start, time.perf_counter()

@@ -25,10 +25,10 @@ from dataclasses import asdict
 import numpy as np
 import torch
 
-from .camera import CameraTrajectory, demo_clip, estimate_trajectory, make_preset, plot_trajectory
+from .camera import CameraTrajectory, camera_condition, demo_clip, estimate_trajectory, make_preset, plot_trajectory
 from .checkpoints import CheckpointError, ModelFiles, assemble_models
 from .conditioning import DiffusersVAECodec, resize_cover_crop
-from .sampling.pipeline import GenerationInputError, SamplerSettings, camera_condition, generate
+from .sampling.pipeline import GenerationInputError, SamplerSettings, generate
 from .video import VideoError, read_video, to_tensor, write_video
 
 log = logging.getLogger("dynascene.generate")
@@ -206,8 +206,6 @@ def main(argv=None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     n, _, height, width = frames.shape
-    with torch.no_grad():
-        image_embeds = models.image_encoder(scene[None].to(device, dtype))
     start = time.perf_counter()
 
     def progress(step, total, x0):
@@ -215,7 +213,7 @@ def main(argv=None) -> int:
             log.info("step %d/%d (%.1f s)", step, total, time.perf_counter() - start)
 
     try:
-        result = generate(models, DiffusersVAECodec(models.vae), image_embeds, frames, alpha, scene,
+        result = generate(models, DiffusersVAECodec(models.vae), models.image_encoder, frames, alpha, scene,
                           camera_condition(trajectory, height, width), len(trajectory), settings, progress, device)
     except GenerationInputError as exc:
         print(f"error: {exc}", file=sys.stderr)

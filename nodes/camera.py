@@ -12,8 +12,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from dynascene_core.camera import (DEFAULT_FOV_DEG, EASINGS, PRESET_NAMES, CameraTrajectory, estimate_trajectory,
-                                   make_preset, plot_trajectory, plucker_embedding, plucker_to_rgb)
+from dynascene_core.camera import (DEFAULT_FOV_DEG, EASINGS, PRESET_NAMES, CameraTrajectory, camera_condition,
+                                   estimate_trajectory, make_preset, plot_trajectory, plucker_to_rgb)
 
 from . import host
 from .adapters import frames_to_image, image_to_frames, mask_to_core
@@ -297,14 +297,14 @@ class PluckerEmbeddingPreview:
                 "height": ("INT", {"default": 144, "min": 8, "max": 2048, "step": 8}),
                 "reference_frame": ("INT", {"default": 0, "min": 0, "max": MAX_FRAMES - 1,
                                             "tooltip": "Camera the rays are expressed relative to (the scene "
-                                                       "image's view), as in the sampler."}),
+                                                       "image's view; the sampler uses frame 0)."}),
             },
         }
 
     def embed(self, camera, width, height, reference_frame):
         if reference_frame >= len(camera):
             raise ValueError(f"reference_frame {reference_frame} is outside the camera's {len(camera)} frames")
-        embedding = plucker_embedding(camera.relative_to(reference_frame), height, width)
+        embedding = camera_condition(camera, height, width, reference_frame)(range(len(camera)))
         return (frames_to_image(plucker_to_rgb(embedding)),)
 
 

@@ -8,7 +8,8 @@ with messages a user can act on, and reports progress (with previews) and cancel
 from __future__ import annotations
 
 from dynascene_core.conditioning import VAE_DOWNSCALE, composite
-from dynascene_core.sampling.pipeline import SamplerSettings, camera_condition, generate, validate_inputs
+from dynascene_core.camera import camera_condition
+from dynascene_core.sampling.pipeline import SamplerSettings, fit_scene_image, generate, validate_inputs
 
 from . import host
 from .adapters import ProgressReporter, frames_to_image, image_to_frames, mask_to_core
@@ -98,11 +99,14 @@ class DynaSceneSampler:
         validate_inputs(frames, alpha, scene, len(camera), settings)
         check_vae(vae)
 
-        embeds = clip_image_embeds(clip_vision, scene_image, dynascene_model.cross_attention_dim)
+        # the scene as the model sees it (fitted to the video, as in training); embedded now so a wrong
+        # CLIP model is reported before any sampling work
+        fitted = frames_to_image(fit_scene_image(scene, height, width)[None])
+        embeds = clip_image_embeds(clip_vision, fitted, dynascene_model.cross_attention_dim)
         networks = dynascene_model.load_for_inference()
         codec = HostVAECodec(vae, keep_loaded=dynascene_model)
         progress = ProgressReporter(steps)
-        result = generate(networks, codec, embeds, frames, alpha, scene,
+        result = generate(networks, codec, lambda _: embeds, frames, alpha, scene,
                           camera_condition(camera, height, width), len(camera), settings, progress=progress,
                           interrupt=host.check_interrupted)
         return (frames_to_image(result.background), frames_to_image(result.composite), {"samples": result.latents})

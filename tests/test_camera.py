@@ -213,3 +213,23 @@ def test_plot_image():
     static = plot_trajectory(CameraTrajectory.static(3))
     assert static.shape == (256, 512, 3)
     assert math.isfinite(float(static.mean()))
+
+
+def test_camera_condition_fits_intrinsics_to_the_target_with_square_pixels():
+    from dynascene_core.camera import camera_condition, relative_cameras
+
+    preset = make_preset("pan_right", 4)  # 16:9 default intrinsics
+    for width, height in ((64, 36), (36, 64), (48, 48)):
+        k = relative_cameras(preset, 0, height, width).intrinsics_pixels(height, width)
+        assert torch.allclose(k[:, 0], k[:, 1]), (width, height)  # fx == fy in pixels
+        assert torch.allclose(k[:, 2:], torch.tensor([width / 2, height / 2], dtype=k.dtype))
+    # already square at the target: unchanged (estimated or for_resolution'd trajectories)
+    landscape = relative_cameras(preset, 0, 36, 64)
+    assert torch.allclose(landscape.intrinsics, preset.intrinsics)
+    # relative to the chosen camera; any frame indices; F = 3 works
+    rel = relative_cameras(preset, 2, 36, 64)
+    assert torch.allclose(rel.c2w[2], torch.eye(4, dtype=rel.c2w.dtype))
+    emb = camera_condition(preset, 36, 64, reference_frame=2)([0, 2, 3])
+    assert emb.shape == (3, 6, 36, 64) and emb[1, :3].abs().max() < 1e-6
+    with pytest.raises(ValueError, match="reference frame 4 is outside"):
+        relative_cameras(preset, 4, 36, 64)

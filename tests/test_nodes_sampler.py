@@ -12,7 +12,8 @@ from dynascene_core.camera import make_preset
 from dynascene_core.conditioning import DiffusersVAECodec, composite
 from dynascene_core.matting import RobustVideoMatting, matte_video
 from dynascene_core.models import DynaSceneModels
-from dynascene_core.sampling.pipeline import SamplerSettings, camera_condition, generate
+from dynascene_core.camera import camera_condition
+from dynascene_core.sampling.pipeline import SamplerSettings, generate
 from nodes import host, matting, sampler
 from nodes.models import DynaSceneModel
 from nodes_fixtures import TinyHostCLIPVision, TinyHostVAE, model_folder, standalone_dirs
@@ -57,10 +58,9 @@ def test_sampler_matches_the_core_pipeline(tiny):
     assert latent["samples"].shape == (1, 4, F, H // 8, W // 8)
 
     frames, alpha, scene_chw = images.permute(0, 3, 1, 2), mask[:, None], scene[0].permute(2, 0, 1)
-    embeds = tiny.image_encoder(scene[:1].permute(0, 3, 1, 2))
     settings = SamplerSettings(steps=2, guidance_scale=2.0, seed=7, context_length=4, context_overlap=2,
                                foreground_reinjection=True, feather=1.0)
-    want = generate(tiny, DiffusersVAECodec(tiny.vae), embeds, frames, alpha, scene_chw,
+    want = generate(tiny, DiffusersVAECodec(tiny.vae), tiny.image_encoder, frames, alpha, scene_chw,
                     camera_condition(camera, H, W), F, settings)
     assert torch.allclose(latent["samples"], want.latents, atol=1e-5)
     assert torch.allclose(background, want.background.permute(0, 2, 3, 1), atol=1e-5)

@@ -3,11 +3,10 @@
 import pytest
 import torch
 
-from dynascene_core.camera import make_preset
+from dynascene_core.camera import camera_condition, make_preset
 from dynascene_core.conditioning import DiffusersVAECodec, encode_frames, foreground_pixels, generation_mask
 from dynascene_core.models import DynaSceneModels
-from dynascene_core.sampling.pipeline import (GenerationInputError, SamplerSettings, camera_condition,
-                                              fit_scene_image, generate)
+from dynascene_core.sampling.pipeline import GenerationInputError, SamplerSettings, fit_scene_image, generate
 
 H = W = 32
 N = 6
@@ -46,8 +45,7 @@ class Spy:
 
 def _run(models, settings, inputs=None, **kw):
     frames, alpha, scene, traj = inputs or _inputs()
-    embeds = torch.randn(1, 1, models.config.unet["cross_attention_dim"], generator=torch.Generator().manual_seed(1))
-    return generate(models, DiffusersVAECodec(models.vae), embeds, frames, alpha, scene,
+    return generate(models, DiffusersVAECodec(models.vae), models.image_encoder, frames, alpha, scene,
                     camera_condition(traj, H, W), len(traj), settings, **kw)
 
 
@@ -163,7 +161,7 @@ def test_bad_inputs_fail_before_any_model_work(models, mutate, message):
 def test_empty_video_is_refused(models):
     frames, alpha, scene, traj = _inputs()
     with pytest.raises(GenerationInputError, match="empty"):
-        generate(models, DiffusersVAECodec(models.vae), torch.zeros(1, 1, 32), frames[:0], alpha[:0], scene,
+        generate(models, DiffusersVAECodec(models.vae), models.image_encoder, frames[:0], alpha[:0], scene,
                  camera_condition(traj, H, W), 0, SamplerSettings(steps=1))
 
 

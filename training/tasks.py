@@ -26,7 +26,7 @@ from typing import Callable, Protocol
 import numpy as np
 import torch
 
-from dynascene_core.camera import CameraTrajectory
+from dynascene_core.camera import CameraTrajectory, relative_cameras
 from dynascene_core.data import ClipRecord
 from dynascene_core.matting import human_removed_mask
 
@@ -128,7 +128,8 @@ def adjust_illumination(image: torch.Tensor, rng: np.random.Generator, settings:
 
 def _example(task: str, clip: ClipSource, pixels: torch.Tensor, alpha: torch.Tensor, scene: torch.Tensor,
              scene_frame: int, frames: list[int]) -> dict:
-    cameras = clip.trajectory.relative_to(scene_frame)[frames]
+    height, width = pixels.shape[-2:]
+    cameras = relative_cameras(clip.trajectory, scene_frame, height, width)[frames]
     return {
         "pixels": pixels.float().contiguous(),
         "alpha": alpha.float().contiguous(),

@@ -11,7 +11,7 @@ import os
 
 import torch
 
-from dynascene_core.camera import plot_trajectory, plucker_embedding
+from dynascene_core.camera import camera_condition, plot_trajectory, relative_cameras
 from dynascene_core.conditioning import DiffusersVAECodec, foreground_pixels
 from dynascene_core.data import ClipError
 from dynascene_core.sampling.pipeline import SamplerSettings, generate
@@ -22,7 +22,7 @@ from .tasks import remove_human
 
 
 def validation_inputs(reader: ClipReader, num_frames: int, removal_dilation: int):
-    """``(frames (F,3,H,W), alpha (F,1,H,W), scene (3,H,W), relative trajectory)`` of a clip's first
+    """``(frames (F,3,H,W), alpha (F,1,H,W), scene (3,H,W), scene frame index)`` of a clip's first
     frames; the scene is its stored scene image, else its last frame with the person removed."""
     count = min(num_frames, reader.record.num_frames)
     indices = list(range(count))
@@ -34,7 +34,7 @@ def validation_inputs(reader: ClipReader, num_frames: int, removal_dilation: int
         scene_frame = reader.record.num_frames - 1
         frame, frame_alpha = reader.read([scene_frame])
         scene = remove_human(frame[0], frame_alpha[0], removal_dilation)
-    return pixels, alpha, scene, reader.trajectory.relative_to(scene_frame)[indices]
+    return pixels, alpha, scene, scene_frame
 
 
 @torch.no_grad()
@@ -52,28 +52,28 @@ def write_validation_samples(models, config: dict, step: int, device) -> list[st
             height, width = orientation_size(record, tuple(data["resolution"]))
             try:
                 reader = ClipReader(data["root"], record, (height, width))
-                pixels, alpha, scene, trajectory = validation_inputs(reader, val["num_frames"],
-                                                                     config["tasks"]["removal_dilation"])
+                pixels, alpha, scene, scene_frame = validation_inputs(reader, val["num_frames"],
+                                                                      config["tasks"]["removal_dilation"])
             except ClipError as exc:
                 if data["on_bad_clip"] == "error":
                     raise
                 print(f"validation: skipping bad clip: {exc}")
                 continue
             count = len(pixels)
-            image_embeds = models.image_encoder(scene[None].to(device)).float()
             settings = SamplerSettings(steps=val["steps"], guidance_scale=val["guidance_scale"], seed=config["seed"],
                                        context_length=min(count, models.denoiser.max_frames),
                                        context_overlap=min(4, count - 1))
-            result = generate(models, codec, image_embeds, pixels, alpha, scene,
-                              lambda frames: plucker_embedding(trajectory[frames.start:frames.stop], height, width),
-                              count, settings, device=device)
+            result = generate(models, codec, models.image_encoder, pixels, alpha, scene,
+                              camera_condition(reader.trajectory, height, width, scene_frame), count, settings,
+                              device=device)
             side_by_side = torch.cat([foreground_pixels(pixels, alpha), result.composite, pixels], dim=-1)
             video_path = os.path.join(folder, f"{record.clip_id}.mp4")
             write_video(video_path, side_by_side, val["fps"])
             plot_path = os.path.join(folder, f"{record.clip_id}-trajectory.png")
             from PIL import Image
 
-            Image.fromarray(plot_trajectory(trajectory)).save(plot_path)
+            cameras = relative_cameras(reader.trajectory, scene_frame, height, width)[list(range(count))]
+            Image.fromarray(plot_trajectory(cameras)).save(plot_path)
             written += [video_path, plot_path]
     finally:
         models.train(was_training)

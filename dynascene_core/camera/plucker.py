@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Callable, Sequence
+
 import torch
 
 from .trajectory import CameraTrajectory
@@ -30,6 +32,24 @@ def plucker_embedding(trajectory: CameraTrajectory, height: int, width: int, dev
     o = c2w[:, None, None, :3, 3].expand_as(d)
     moment = torch.cross(o, d, dim=-1)  # dim=-1 matters when F or H is 3
     return torch.cat([moment, d], dim=-1).permute(0, 3, 1, 2).to(dtype).contiguous()
+
+
+def relative_cameras(trajectory: CameraTrajectory, reference_frame: int, height: int, width: int
+                     ) -> CameraTrajectory:
+    """The cameras the camera encoder sees: every pose relative to the scene image's camera
+    (``reference_frame``) and intrinsics fitted to ``height × width`` with square pixels
+    (:meth:`CameraTrajectory.fit_aspect`). Shared by training and inference."""
+    if not 0 <= reference_frame < len(trajectory):
+        raise ValueError(f"reference frame {reference_frame} is outside the trajectory's frames 0..{len(trajectory) - 1}")
+    return trajectory.fit_aspect(width, height).relative_to(reference_frame)
+
+
+def camera_condition(trajectory: CameraTrajectory, height: int, width: int, reference_frame: int = 0
+                     ) -> Callable[[Sequence[int]], torch.Tensor]:
+    """``frames -> (len(frames), 6, H, W)``: Plücker embeddings of :func:`relative_cameras` for any
+    frame indices (a context window's ``range``, or a training clip's sampled frames)."""
+    relative = relative_cameras(trajectory, reference_frame, height, width)
+    return lambda frames: plucker_embedding(relative[list(frames)], height, width)
 
 
 def plucker_to_rgb(embedding: torch.Tensor) -> torch.Tensor:

@@ -272,6 +272,17 @@ class CameraTrajectory:
         ], -1)
         return CameraTrajectory(self.c2w, intr, self.timestamps)
 
+    def fit_aspect(self, width: int, height: int) -> "CameraTrajectory":
+        """Intrinsics for frames of ``width × height`` when the source aspect is unknown: the source is
+        taken to have had square pixels (aspect ``fy / fx`` of the first frame) and is fitted by
+        :meth:`for_resolution` (resize short side + centre crop). A no-op when pixels are already square
+        at the target size (e.g. trajectories estimated from the target video or adapted by
+        ``for_resolution``)."""
+        fx, fy = float(self.intrinsics[0, 0]), float(self.intrinsics[0, 1])
+        if fx <= 0 or fy <= 0:
+            raise ValueError(f"focal lengths must be positive, got fx={fx}, fy={fy}")
+        return self.for_resolution(fy / fx, 1.0, width, height)
+
     # -- files -------------------------------------------------------------------------------
     @classmethod
     def load(cls, path: str | os.PathLike, format: str | None = None,

@@ -16,11 +16,14 @@ import torch
 
 from ..conditioning import (VAE_DOWNSCALE, LatentCodec, composite, decode_latents, denoiser_input,
                             encode_frames, foreground_pixels, generation_mask, resize_cover_crop)
+from ..models.clip import zero_image_embeds_like
 from .schedule import inference_scheduler
 from .windows import context_windows, window_weights
 
 ProgressCallback = Callable[[int, int, torch.Tensor], None]
 """``progress(step, total_steps, x0_estimate (1, 4, F, h, w))``; may raise to cancel the run."""
+ImageEncoder = Callable[[torch.Tensor], torch.Tensor]
+"""``scene (1, 3, H, W)`` in [0, 1] → CLIP image embedding ``(1, 1, D)``."""
 InterruptCheck = Callable[[], None]
 """Called before every U-Net call (each window of each step); raises to cancel the run promptly."""
 
@@ -98,22 +101,6 @@ def validate_inputs(frames: torch.Tensor, alpha: torch.Tensor, scene_image: torc
     context_windows(n, settings.context_length, settings.context_overlap)  # raises on bad window settings
 
 
-def camera_condition(trajectory, height: int, width: int, reference_frame: int = 0
-                     ) -> Callable[[range], torch.Tensor]:
-    """Per-window Plücker embeddings of ``trajectory`` relative to camera ``reference_frame``.
-
-    Returns ``frames range -> (len, 6, H, W)``. The trajectory's normalised intrinsics are used at
-    ``height × width`` as they are: adapt trajectories from another aspect ratio first with
-    ``CameraTrajectory.for_resolution``.
-    """
-    from ..camera import plucker_embedding
-
-    if not 0 <= reference_frame < len(trajectory):
-        raise GenerationInputError(f"reference frame {reference_frame} outside 0..{len(trajectory) - 1}")
-    relative = trajectory.relative_to(reference_frame)
-    return lambda frames: plucker_embedding(relative[frames.start:frames.stop], height, width)
-
-
 def fit_scene_image(scene_image: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """Resize ``(3, h, w)`` to cover ``height × width`` (aspect kept) and centre-crop to it."""
     return resize_cover_crop(scene_image[None], height, width)[0]
@@ -123,7 +110,7 @@ def fit_scene_image(scene_image: torch.Tensor, height: int, width: int) -> torch
 def generate(
     networks: DynaSceneNetworks,
     codec: LatentCodec,
-    image_embeds: torch.Tensor,
+    encode_image: ImageEncoder,
     frames: torch.Tensor,
     alpha: torch.Tensor,
     scene_image: torch.Tensor,
@@ -139,11 +126,12 @@ def generate(
     Args:
         networks: denoiser, reference_net and camera_encoder, already on ``device`` in their dtype.
         codec: VAE encode/decode (pixels in [0, 1] ⇄ scaled latents).
-        image_embeds: ``(1, 1, 768)`` CLIP image embedding of the scene image.
+        encode_image: CLIP image embedding of the scene, ``(1, 3, H, W)`` in [0, 1] → ``(1, 1, D)``; it is
+            given the scene as fitted to the video (as in training), not the raw image.
         frames: ``(F, 3, H, W)`` original video in [0, 1]; alpha: ``(F, 1, H, W)`` human matte (1 = human).
         scene_image: ``(3, h, w)`` in [0, 1]; resized to cover and centre-cropped to ``H × W``.
         plucker: ``frames range -> (len, 6, H, W)`` Plücker embedding of those frames relative to the
-            reference camera (see :func:`camera_condition`).
+            reference camera (:func:`dynascene_core.camera.camera_condition`).
         num_camera_frames: frames in the trajectory (must equal F).
     """
     validate_inputs(frames, alpha, scene_image, num_camera_frames, settings)
@@ -163,11 +151,11 @@ def generate(
     gen_mask = generation_mask(alpha, latent_size).to(device).permute(1, 0, 2, 3)[None]  # (1, 1, F, h, w)
     scene = fit_scene_image(scene_image.float(), height, width)
     scene_latent = encode_frames(codec, scene[None]).to(device, dtype)       # (1, 4, h, w)
-    image_embeds = image_embeds.to(device, dtype).reshape(1, 1, -1)
+    image_embeds = encode_image(scene[None]).to(device, dtype).reshape(1, 1, -1)
     bank = reference_net(scene_latent, image_embeds)
     window_cameras = [camera_encoder(plucker(w).to(device, dtype)[None]) for w in windows]
     if guided:
-        embeds = torch.cat([torch.zeros_like(image_embeds), image_embeds])
+        embeds = torch.cat([zero_image_embeds_like(image_embeds), image_embeds])
         reference_mask = torch.tensor([False, True], device=device)
     else:
         embeds, reference_mask = image_embeds, torch.tensor([True], device=device)
