@@ -95,17 +95,14 @@ def denoiser_input(noisy: torch.Tensor, gen_mask: torch.Tensor, fg_latent: torch
 
 
 def composite(foreground: torch.Tensor, background: torch.Tensor, alpha: torch.Tensor,
-              feather: float = 0.0) -> torch.Tensor:
+              feather: int = 0) -> torch.Tensor:
     """``alpha · foreground + (1 − alpha) · background`` on ``(F, 3, H, W)`` frames.
 
-    ``feather`` (pixels, Gaussian sigma) softens the matte edge before blending.
+    ``feather`` (pixels, the Refine Mask node's unit) softens the matte edge first with
+    :func:`dynascene_core.matting.masks.feather`.
     """
-    if feather > 0:
-        radius = max(1, int(3 * feather + 0.5))
-        x = torch.arange(-radius, radius + 1, dtype=torch.float32, device=alpha.device)
-        kernel = torch.exp(-(x ** 2) / (2 * feather ** 2))
-        kernel = (kernel / kernel.sum()).to(alpha.dtype)
-        a = F.pad(alpha, (radius, radius, radius, radius), mode="replicate")
-        a = F.conv2d(a, kernel.view(1, 1, 1, -1))
-        alpha = F.conv2d(a, kernel.view(1, 1, -1, 1))
+    if feather:
+        from .matting.masks import feather as feather_mask
+
+        alpha = feather_mask(alpha, feather)
     return alpha * foreground + (1 - alpha) * background

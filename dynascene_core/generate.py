@@ -29,13 +29,9 @@ from .camera import CameraTrajectory, camera_condition, demo_clip, estimate_traj
 from .checkpoints import CheckpointError, ModelFiles, assemble_models
 from .conditioning import DiffusersVAECodec, resize_cover_crop
 from .sampling.pipeline import GenerationInputError, SamplerSettings, generate
-from .video import VideoError, read_video, to_tensor, write_video
+from .video import VideoError, matte_from_frames, read_video, to_tensor, write_video
 
 log = logging.getLogger("dynascene.generate")
-
-PRESET_SOURCE_SIZE = (1280, 720)
-"""Presets use the default intrinsics of a 1280×720 source (square pixels at 16:9)."""
-
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m dynascene_core.generate", description=__doc__,
@@ -53,8 +49,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                      "cropped down to a multiple of 8)")
     src.add_argument("--height", type=int, default=None)
     cam = p.add_argument_group("camera (one of)")
-    cam.add_argument("--camera", help="pose file (RealEstate10K or TUM); intrinsics are taken as normalised to the "
-                                      "input video's aspect")
+    cam.add_argument("--camera", help="pose file (RealEstate10K or TUM); its intrinsics are fitted to the output "
+                                      "size assuming square pixels")
     cam.add_argument("--preset", help="preset or combination, e.g. dolly_in+pan_right")
     cam.add_argument("--estimate", action="store_true", help="estimate the camera from the input video")
     cam.add_argument("--speed", type=float, default=1.0)
@@ -76,7 +72,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     smp.add_argument("--window", type=int, default=defaults.context_length, help="context window length (frames)")
     smp.add_argument("--overlap", type=int, default=defaults.context_overlap)
     smp.add_argument("--reinject", action="store_true", help="paper eq. 4 foreground re-injection")
-    smp.add_argument("--feather", type=float, default=defaults.feather)
+    smp.add_argument("--feather", type=int, default=defaults.feather, help="soften the matte edge in the composite "
+                     "over this many pixels")
     smp.add_argument("--vae-chunk", type=int, default=defaults.vae_chunk)
     run = p.add_argument_group("run")
     run.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -138,8 +135,8 @@ def _alpha_from_mask_video(path: str, count: int, size: tuple[int, int], max_fra
     mask = read_video(path, max_frames=max_frames)
     if len(mask) != count:
         raise GenerationInputError(f"{path}: {len(mask)} mask frames but the video has {count}")
-    alpha = to_tensor(mask.frames).mean(1, keepdim=True)
-    return resize_cover_crop(alpha, size[1], size[0]).clamp_(0, 1)
+    alpha = torch.from_numpy(matte_from_frames(mask.frames))[:, None]
+    return resize_cover_crop(alpha, size[1], size[0])
 
 
 def load_inputs(args, device, dtype):
@@ -163,11 +160,11 @@ def load_inputs(args, device, dtype):
         rvm = load_rvm(args.rvm, device=device)
         alpha = matte_video(rvm, frames, progress=lambda done, total: log.info("matting %s/%s", done, total)).alpha
         del rvm
+    # intrinsics are fitted to the output size (square pixels) by camera_condition
     if args.camera:
-        trajectory = CameraTrajectory.load(args.camera).for_resolution(src_w, src_h, width, height)
+        trajectory = CameraTrajectory.load(args.camera)
     elif args.preset:
         trajectory = make_preset(args.preset, len(frames), speed=args.speed, easing=args.easing)
-        trajectory = trajectory.for_resolution(*PRESET_SOURCE_SIZE, width, height)
     else:
         trajectory, stats = estimate_trajectory(frames, alpha, fov_deg=args.fov)
         log.info("camera estimated (%s mode, mean confidence %.2f)", stats.mode, float(np.mean(stats.confidence)))

@@ -165,6 +165,12 @@ def write_frame_folder(path: str | os.PathLike, frames: np.ndarray | torch.Tenso
         Image.fromarray(frame).save(os.path.join(path, f"{prefix}_{index:05d}.png"))
 
 
+def matte_from_frames(frames: np.ndarray) -> np.ndarray:
+    """A matte stored as video/images ``(F, H, W, C)`` uint8 → alpha ``(F, H, W)`` float32 in [0, 1]
+    (mean over channels, white = person): grey mattes keep their soft edges."""
+    return frames.mean(-1, dtype=np.float32) / 255.0
+
+
 def to_tensor(frames: np.ndarray) -> torch.Tensor:
     """``(F, H, W, C)`` uint8 → ``(F, C, H, W)`` float32 in ``[0, 1]``."""
     return torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float().div_(255.0)

@@ -1,4 +1,5 @@
-"""Model nodes: load a DynaScene file, or assemble a model from SD1.5-inpainting + AnimateDiff (+ CameraCtrl).
+"""Model nodes: load a full DynaScene file, or assemble a model from SD1.5-inpainting + AnimateDiff (+ CameraCtrl
+and DynaScene stage files).
 
 The networks (denoiser, ReferenceNet, camera encoder) travel as a :class:`DynaSceneModel` on the
 ``DYNASCENE_MODEL`` socket, wrapped in the host's ``ModelPatcher`` so ComfyUI's memory management
@@ -14,9 +15,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from dynascene_core.checkpoints import detect, read_weights
-from dynascene_core.checkpoints.assemble import ModelFiles, assemble_models
-from dynascene_core.checkpoints.detect import unwrap
+from dynascene_core.checkpoints.assemble import ModelFiles, assemble_models, file_kind
 from dynascene_core.conditioning import LATENT_SCALE
 from dynascene_core.models import DynaSceneConfig, DynaSceneModels
 
@@ -25,13 +24,15 @@ from .types import CATEGORY, MODEL
 
 MODEL_CATEGORY = f"{CATEGORY}/Models"
 
-DYNASCENE_FILE = "a full DynaScene .safetensors file (written by DynaScene training)"
+DYNASCENE_FILE = ("a full DynaScene .safetensors file (merge training's stage files into one with "
+                  "python -m dynascene_core.checkpoints merge)")
 SD15_INPAINTING_FILE = ("the Stable Diffusion 1.5 INPAINTING checkpoint (sd-v1-5-inpainting.ckpt or "
                         "512-inpainting-ema.safetensors, 9-channel U-Net) from runwayml/stable-diffusion-inpainting")
 MOTION_MODULE_FILE = ("an AnimateDiff SD1.5 motion module (mm_sd_v15_v2.ckpt; v1, v3 and diffusers MotionAdapter "
                       "files also load) from guoyww/animatediff on Hugging Face")
 CAMERA_FILE = ("a CameraCtrl checkpoint (CameraCtrl.ckpt from hehao13/CameraCtrl) or a DynaScene stage-II file "
                "(motion modules + camera adaptor + camera encoder)")
+STAGE_FILE = "a DynaScene file, e.g. the stage-I output of training (dynascene.safetensors)"
 NONE = "none"
 NEEDED_NETWORKS = ("denoiser_spatial", "reference_net", "motion_modules")
 """Parameter groups a file set must provide (VAE and CLIP come from the host's loaders)."""
@@ -78,12 +79,6 @@ class DynaSceneModel:
         return self.config.unet["cross_attention_dim"]
 
 
-def _file_kind(path: str) -> str:
-    """``"dynascene"``, ``"cameractrl"`` or another detected format id of a weight file."""
-    weights = read_weights(path)
-    return detect(unwrap(weights.tensors), weights.metadata).format
-
-
 class LoadDynaSceneModel:
     DESCRIPTION = ("Load a complete DynaScene model (denoiser with motion modules and camera adaptor, ReferenceNet, "
                    "camera encoder) from one file in models/dynascene. Use with ComfyUI's own VAE Loader "
@@ -108,9 +103,10 @@ class LoadDynaSceneModel:
 class AssembleDynaSceneModel:
     DESCRIPTION = ("Build a DynaScene model from files you may already have: the SD1.5 inpainting checkpoint "
                    "(models/checkpoints) for the denoiser and ReferenceNet, an AnimateDiff motion module "
-                   "(models/animatediff_models) and optionally CameraCtrl or a DynaScene stage-II file "
-                   "(models/dynascene) for camera control. Without trained DynaScene weights the result is a "
-                   "starting point for training, not a finished model.")
+                   "(models/animatediff_models), optionally CameraCtrl or a DynaScene stage-II file "
+                   "(models/dynascene) for camera control, and optionally a second DynaScene file (e.g. the "
+                   "stage-I output) loaded last. Without trained DynaScene weights the result is a starting "
+                   "point for training, not a finished model.")
     CATEGORY = MODEL_CATEGORY
     FUNCTION = "assemble"
     RETURN_TYPES = (MODEL,)
@@ -131,23 +127,26 @@ class AssembleDynaSceneModel:
                     "default": NONE,
                     "tooltip": "CameraCtrl.ckpt or a DynaScene stage-II file from models/dynascene "
                                "(none: camera adaptor starts at zero, i.e. no camera control)."}),
+                "dynascene_weights": ([NONE] + host.model_file_list("dynascene"), {
+                    "default": NONE,
+                    "tooltip": "Another DynaScene file from models/dynascene, loaded after the others, e.g. the "
+                               "stage-I output (denoiser 2D weights + ReferenceNet) with the stage-II file above."}),
             },
         }
 
-    def assemble(self, inpainting_checkpoint, motion_module, camera_weights=NONE):
+    def assemble(self, inpainting_checkpoint, motion_module, camera_weights=NONE, dynascene_weights=NONE):
         sd_path = host.resolve_model_file("checkpoints", inpainting_checkpoint, SD15_INPAINTING_FILE)
         mm_path = host.resolve_model_file("animatediff_models", motion_module, MOTION_MODULE_FILE)
-        camera_path = None if camera_weights == NONE else host.resolve_model_file("dynascene", camera_weights,
-                                                                                 CAMERA_FILE)
         files = ModelFiles(sd15_inpainting=sd_path, motion_module=mm_path)
-        if camera_path is not None:
-            kind = _file_kind(camera_path)
-            if kind == "dynascene":
-                files.dynascene = [camera_path]
-            elif kind == "cameractrl":
-                files.cameractrl = camera_path
-            else:
-                raise ValueError(f"camera_weights '{camera_weights}' is a {kind} file; expected {CAMERA_FILE}")
+        for slot, name, allowed, what in (("camera_weights", camera_weights, ("cameractrl", "dynascene"), CAMERA_FILE),
+                                          ("dynascene_weights", dynascene_weights, ("dynascene",), STAGE_FILE)):
+            if name == NONE:
+                continue
+            path = host.resolve_model_file("dynascene", name, what)
+            kind = file_kind(path)
+            if kind not in allowed:
+                raise ValueError(f"{slot} '{name}' is a {kind} file; expected {what}")
+            files.add(path, kind)
         assembled = assemble_models(files, require=NEEDED_NETWORKS)  # config implied by the files
         return (DynaSceneModel.wrap(assembled.models, assembled.summary().splitlines()),)
 

@@ -75,8 +75,9 @@ class DynaSceneSampler:
                                                       "overlapping windows."}),
                 "context_overlap": ("INT", {"default": 4, "min": 0, "max": MAX_FRAMES,
                                             "tooltip": "Frames shared by neighbouring windows (blended)."}),
-                "feather": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 64.0, "step": 0.5,
-                                      "tooltip": "Softens the matte edge in the composite (Gaussian sigma, px)."}),
+                "feather": ("INT", {"default": 0, "min": 0, "max": 256,
+                                      "tooltip": "Softens the matte edge in the composite over this many pixels "
+                                                 "(as Refine Mask's feather)."}),
             },
         }
 
@@ -128,8 +129,9 @@ class DynaSceneComposite:
                 "images": ("IMAGE", {"tooltip": "The frames with the human."}),
                 "background": ("IMAGE", {"tooltip": "The background frames (same count and size)."}),
                 "mask": ("MASK", {"tooltip": "Human alpha per frame (1 = human)."}),
-                "feather": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 64.0, "step": 0.5,
-                                      "tooltip": "Softens the matte edge (Gaussian sigma, px)."}),
+                "feather": ("INT", {"default": 0, "min": 0, "max": 256,
+                                      "tooltip": "Softens the matte edge over this many pixels (as Refine Mask's "
+                                                 "feather)."}),
             },
         }
 

@@ -43,7 +43,7 @@ def _inputs():
 
 def _run(tiny, images, mask, scene, camera, **overrides):
     args = dict(fit_camera_to_frames=True, steps=2, guidance=2.0, seed=7, eta=0.0, foreground_reinjection=True,
-                context_length=4, context_overlap=2, feather=1.0)
+                context_length=4, context_overlap=2, feather=1)
     args.update(overrides)
     model = DynaSceneModel.wrap(tiny, [])
     return sampler.DynaSceneSampler().sample(model, TinyHostVAE(tiny.vae), TinyHostCLIPVision(tiny.image_encoder),
@@ -59,7 +59,7 @@ def test_sampler_matches_the_core_pipeline(tiny):
 
     frames, alpha, scene_chw = images.permute(0, 3, 1, 2), mask[:, None], scene[0].permute(2, 0, 1)
     settings = SamplerSettings(steps=2, guidance_scale=2.0, seed=7, context_length=4, context_overlap=2,
-                               foreground_reinjection=True, feather=1.0)
+                               foreground_reinjection=True, feather=1)
     want = generate(tiny, DiffusersVAECodec(tiny.vae), tiny.image_encoder, frames, alpha, scene_chw,
                     camera_condition(camera, H, W), F, settings)
     assert torch.allclose(latent["samples"], want.latents, atol=1e-5)
@@ -76,13 +76,13 @@ def test_sampler_matches_the_core_pipeline(tiny):
 def test_composite_node_is_the_core_composite():
     images, mask, _ = _inputs()
     background = torch.rand(F, H, W, 3)
-    (out,) = sampler.DynaSceneComposite().composite(images, background, mask, 1.5)
-    want = composite(images.permute(0, 3, 1, 2), background.permute(0, 3, 1, 2), mask[:, None], 1.5)
+    (out,) = sampler.DynaSceneComposite().composite(images, background, mask, 2)
+    want = composite(images.permute(0, 3, 1, 2), background.permute(0, 3, 1, 2), mask[:, None], 2)
     assert torch.allclose(out, want.permute(0, 2, 3, 1))
-    (single,) = sampler.DynaSceneComposite().composite(images, background, mask[:1], 0.0)  # one mask for all
+    (single,) = sampler.DynaSceneComposite().composite(images, background, mask[:1], 0)  # one mask for all
     assert torch.allclose(single[3], images[3] * mask[0, ..., None] + background[3] * (1 - mask[0, ..., None]))
     with pytest.raises(ValueError, match="background is 5 frames of 32x32 but images are 6 frames"):
-        sampler.DynaSceneComposite().composite(images, background[:5], mask, 0.0)
+        sampler.DynaSceneComposite().composite(images, background[:5], mask, 0)
 
 
 @pytest.mark.parametrize("change,message", [

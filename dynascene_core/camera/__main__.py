@@ -16,14 +16,14 @@ import numpy as np
 
 
 def _estimate(args) -> None:
-    from ..video import read_video
+    from ..video import matte_from_frames, read_video
     from .estimate import estimate_trajectory
 
     video = read_video(args.video, max_frames=args.max_frames, stride=args.stride)
     masks = None
     if args.mask:
         mask_video = read_video(args.mask, max_frames=args.max_frames, stride=args.stride)
-        masks = mask_video.frames.max(axis=-1) > 127  # any channel > 127 = human
+        masks = matte_from_frames(mask_video.frames)
         if len(masks) != len(video.frames):
             raise SystemExit(f"error: {args.mask} has {len(masks)} frames but {args.video} has {len(video.frames)}")
     with warnings.catch_warnings(record=True) as caught:

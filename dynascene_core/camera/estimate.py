@@ -33,6 +33,7 @@ import cv2
 import numpy as np
 import torch
 
+from ..matting.masks import dilate
 from .trajectory import CameraTrajectory
 
 DEFAULT_FOV_DEG = 65.0
@@ -403,9 +404,8 @@ def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, foc
     allowed = np.full(gray.shape, 255, np.uint8)
     if human is not None:
         radius = max(1, int(round(mask_dilation * max(height, width))))
-        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
-        for i in range(count):
-            allowed[i] = 255 - cv2.dilate(human[i].astype(np.uint8) * 255, kernel)
+        grown = dilate(torch.from_numpy(human[:, None].astype(np.float32)), radius)[:, 0].numpy() > 0.5
+        allowed[grown] = 0
     border = max(2, width // 100)
     allowed[:, :border], allowed[:, -border:], allowed[:, :, :border], allowed[:, :, -border:] = 0, 0, 0, 0
 

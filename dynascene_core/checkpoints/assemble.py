@@ -3,11 +3,13 @@ for the check that every needed part came from a file (used by the ComfyUI loade
 
 Load order (later files override earlier ones): SD1.5-inpainting checkpoint (denoiser 2D weights,
 ReferenceNet, VAE) → AnimateDiff motion module → CameraCtrl → DynaScene files (in the order given)
-→ separate VAE → CLIP image encoder.
+→ separate VAE → CLIP image encoder. :func:`file_kind` / :meth:`ModelFiles.from_paths` route files to
+those slots by their detected format (the one place that maps a file to the part it provides).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from dataclasses import dataclass, field
@@ -16,9 +18,10 @@ import torch
 
 from .cameractrl import load_cameractrl, read_cameractrl
 from .clip_vision import load_image_encoder
+from .detect import detect_file
 from .dynascene_format import load_dynascene, read_dynascene_header
 from .io import CheckpointError
-from .motion import load_motion_module
+from .motion import MOTION_FORMATS, load_motion_module
 from .report import LoadReport
 from .sd15 import load_sd15_inpainting, load_vae
 
@@ -29,6 +32,46 @@ PathLike = str | os.PathLike
 NEEDED_FOR_GENERATION = ("denoiser_spatial", "reference_net", "motion_modules", "vae", "image_encoder")
 """Parameter groups that must come from a file for a meaningful result (camera parts are optional:
 without them the adaptor stays zero and the camera has no effect)."""
+
+
+KIND_OF_FORMAT = {
+    "dynascene": "dynascene", "cameractrl": "cameractrl",
+    "sd15_inpainting_ldm": "sd15_inpainting", "diffusers_unet": "sd15_inpainting",
+    "sd15_ldm": "sd15_inpainting",  # 4-channel: its loader refuses it unless widen_conv_in
+    "vae_ldm": "vae", "vae_diffusers": "vae", "clip_vision": "image_encoder",
+    **{fmt: "motion_module" for fmt in MOTION_FORMATS},
+}
+"""Detected format id -> the :class:`ModelFiles` field a file of that format fills."""
+
+PARTS = ("an SD1.5-inpainting checkpoint or diffusers folder, an AnimateDiff motion module, a CameraCtrl checkpoint, "
+         "a DynaScene file, an SD VAE or a CLIP ViT-L/14 image encoder")
+
+
+def file_kind(path: PathLike) -> str:
+    """The :class:`ModelFiles` field a weight file or diffusers/transformers folder belongs in
+    (``"sd15_inpainting"``, ``"motion_module"``, ``"cameractrl"``, ``"dynascene"``, ``"vae"``,
+    ``"image_encoder"``); :class:`CheckpointError` naming what it looks like otherwise."""
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        config_file = os.path.join(path, "config.json")
+        config = {}
+        if os.path.isfile(config_file):
+            with open(config_file, encoding="utf-8") as fh:
+                config = json.load(fh)
+        if os.path.isdir(os.path.join(path, "unet")):
+            return "sd15_inpainting"
+        if config.get("_class_name") == "AutoencoderKL" or os.path.isdir(os.path.join(path, "vae")):
+            return "vae"
+        if "CLIP" in " ".join(config.get("architectures") or [config.get("model_type", "")]).upper():
+            return "image_encoder"
+        raise CheckpointError(path, "is a folder DynaScene does not recognise",
+                              expected="a diffusers SD1.5-inpainting folder (unet/), a diffusers VAE folder or a "
+                                       "transformers CLIP vision folder (config.json)")
+    detection = detect_file(path)
+    if detection.format not in KIND_OF_FORMAT:
+        raise CheckpointError(path, "is no part of a DynaScene model", looks_like=detection.description,
+                              expected=PARTS)
+    return KIND_OF_FORMAT[detection.format]
 
 
 @dataclass
@@ -43,6 +86,31 @@ class ModelFiles:
     image_encoder: PathLike | None = None
     widen_conv_in: bool = False
     """Accept a plain 4-channel SD1.5 U-Net by zero-initialising the 5 extra input channels."""
+
+    @classmethod
+    def from_paths(cls, paths, *, widen_conv_in: bool = False) -> "ModelFiles":
+        """Route each path to its slot by detected kind (:func:`file_kind`); DynaScene files keep their order."""
+        files = cls(widen_conv_in=widen_conv_in)
+        for path in paths:
+            files.add(path)
+        return files
+
+    def add(self, path: PathLike, kind: str | None = None) -> "ModelFiles":
+        """Put ``path`` in the slot of ``kind`` (detected when ``None``); a second file for a one-file slot
+        is an error naming both."""
+        kind = kind or file_kind(path)
+        if kind == "dynascene":
+            self.dynascene.append(path)
+        elif getattr(self, kind) is not None:
+            raise CheckpointError(path, f"is a second {kind} file", expected=f"one; already given: {getattr(self, kind)}")
+        else:
+            setattr(self, kind, path)
+        return self
+
+    def paths(self) -> list[PathLike]:
+        """Every given path, in load order."""
+        before, after = (self.sd15_inpainting, self.motion_module, self.cameractrl), (self.vae, self.image_encoder)
+        return [p for p in before if p is not None] + list(self.dynascene) + [p for p in after if p is not None]
 
 
 @dataclass
@@ -85,9 +153,7 @@ def assemble_models(files: ModelFiles, *, config=None, require: tuple[str, ...] 
     """
     from dynascene_core.models import DynaSceneModels
 
-    given = [files.sd15_inpainting, files.motion_module, files.cameractrl, files.vae, files.image_encoder,
-             *files.dynascene]
-    if not any(p is not None for p in given) and require:
+    if not files.paths() and require:
         raise CheckpointError(None, "no model files given",
                               expected="a DynaScene file, or an SD1.5-inpainting checkpoint + a motion module")
     models = DynaSceneModels(config or _config_for(files))

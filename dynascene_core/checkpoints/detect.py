@@ -6,10 +6,13 @@ a 4-channel SD1.5 U-Net, RVM, anything unknown), so error messages can say what 
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Mapping
 
 import torch
+
+from .io import SAFETENSORS_SUFFIXES, CheckpointError, read_weights
 
 LDM_UNET = "model.diffusion_model."
 LDM_VAE = "first_stage_model."
@@ -105,3 +108,21 @@ def _detect_motion(tensors) -> Detection:
                          "24-frame position table)", ("motion_modules",))
     return Detection("animatediff_v3", "AnimateDiff v3 motion module (v3_sd15_mm layout, no mid block)",
                      ("motion_modules",))
+
+
+def detect_file(path: str | os.PathLike) -> Detection:
+    """:func:`detect` for a weight file. Safetensors files are classified from their header alone (meta
+    tensors of the stored shapes, no tensor data read); pickled files are read with ``weights_only``."""
+    path = os.fspath(path)
+    if path.lower().endswith(SAFETENSORS_SUFFIXES) and os.path.isfile(path):
+        from safetensors import SafetensorError, safe_open
+
+        try:
+            with safe_open(path, framework="pt") as f:
+                metadata = dict(f.metadata() or {})
+                tensors = {k: torch.empty(f.get_slice(k).get_shape(), device="meta") for k in f.keys()}
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise CheckpointError(path, f"not a readable safetensors file ({exc})") from exc
+        return detect(unwrap(tensors), metadata)
+    weights = read_weights(path)
+    return detect(unwrap(weights.tensors), weights.metadata)

@@ -26,7 +26,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from ..camera import CameraTrajectory, PoseFileError
-from ..video import IMAGE_SUFFIXES, VideoError, iter_video, to_uint8, write_frame_folder, write_video
+from ..video import (IMAGE_SUFFIXES, VideoError, iter_video, matte_from_frames, to_uint8, write_frame_folder,
+                     write_video)
 from .motion import motion_intensity
 
 MANIFEST_NAME = "manifest.jsonl"
@@ -268,7 +269,7 @@ def read_clip_frames(record: ClipRecord, files: ClipFiles, indices: list[int]) -
         raise ClipError(record.clip_id, f"frames {bad} outside 0..{record.num_frames - 1}")
     frames = _read_indices(record.clip_id, files.video, indices, "video")
     if files.masks is not None:
-        masks = _read_indices(record.clip_id, files.masks, indices, "masks").mean(-1, dtype=np.float32) / 255.0
+        masks = matte_from_frames(_read_indices(record.clip_id, files.masks, indices, "masks"))
     else:
         masks = np.zeros(frames.shape[:3], np.float32)
     for what, array in (("video", frames), ("masks", masks)):

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+from ..conditioning import resize_cover_crop
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -14,17 +15,12 @@ CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 def clip_preprocess(images: torch.Tensor, size: int = 224) -> torch.Tensor:
     """``(B, 3, H, W)`` in [0, 1] -> ``(B, 3, size, size)`` normalised for CLIP.
 
-    Short side resized to ``size`` (bicubic, antialiased), centre crop, clamped to [0, 1] (bicubic
-    overshoot; CLIP's own preprocessing works on 8-bit images), CLIP mean/std.
+    Short side resized to ``size`` and centre-cropped (:func:`resize_cover_crop`), clamped to [0, 1]
+    (CLIP's own preprocessing works on 8-bit images), CLIP mean/std.
     """
     if images.ndim != 4 or images.shape[1] != 3:
         raise ValueError(f"clip_preprocess expects images (B, 3, H, W) in [0, 1], got {tuple(images.shape)}")
-    h, w = images.shape[-2:]
-    scale = size / min(h, w)
-    new_h, new_w = max(size, round(h * scale)), max(size, round(w * scale))
-    x = F.interpolate(images.float(), size=(new_h, new_w), mode="bicubic", antialias=True, align_corners=False)
-    top, left = (new_h - size) // 2, (new_w - size) // 2
-    x = x[..., top:top + size, left:left + size].clamp(0, 1)
+    x = resize_cover_crop(images.float(), size, size).clamp(0, 1)
     mean = x.new_tensor(CLIP_MEAN).view(1, 3, 1, 1)
     std = x.new_tensor(CLIP_STD).view(1, 3, 1, 1)
     return (x - mean) / std

@@ -24,6 +24,8 @@ import copy
 import json
 from dataclasses import asdict, dataclass, fields
 
+from ..conditioning import LATENT_SCALE
+
 SD15_UNET = {
     "sample_size": 64,
     "in_channels": 9,
@@ -88,7 +90,7 @@ SD15_VAE = {  # stabilityai/sd-vae-ft-mse (same architecture as the SD1.5 VAE)
     "sample_size": 256,
 }
 
-SCALING_FACTOR_SD15 = 0.18215
+SCALING_FACTOR_SD15 = LATENT_SCALE
 
 
 def _tiny_presets() -> dict:

@@ -51,8 +51,8 @@ class SamplerSettings:
     foreground_reinjection: bool = False
     """Paper eq. 4: after each step, replace the human region of the latent by the noised foreground latent."""
     vae_chunk: int = 8
-    feather: float = 0.0
-    """Gaussian sigma (pixels) applied to the matte edge when compositing."""
+    feather: int = 0
+    """Radius (pixels) over which the matte edge is softened when compositing (Refine Mask's unit)."""
 
 
 @dataclass
