@@ -10,4 +10,4 @@ MODEL = "DYNASCENE_MODEL"
 """A :class:`nodes.models.DynaSceneModel`: denoiser, ReferenceNet and camera encoder under the host's memory management."""
 
 MATTING_MODEL = "DYNASCENE_RVM"
-"""A :class:`dynascene_core.matting.RobustVideoMatting` network (with its host ModelPatcher)."""
+"""A :class:`nodes.matting.MattingModel`: the Robust Video Matting network and its host ModelPatcher."""

@@ -119,10 +119,37 @@ def test_assemble_refuses_a_file_that_is_no_camera_weights(dirs, tiny, tiny_base
     _published_files(dirs, tiny)
     save_file({"backbone.features.0.0.weight": torch.zeros(16, 3, 3, 3)},
               os.path.join(model_folder(dirs, "dynascene"), "rvm.safetensors"))
-    with pytest.raises(ValueError, match="camera_weights 'rvm.safetensors' is a .* file; expected a CameraCtrl"):
+    with pytest.raises(CheckpointError, match="rvm.safetensors: is no part of a DynaScene model(.|\n)*backbone.features"):
         model_nodes.AssembleDynaSceneModel().assemble("inpaint.safetensors", "mm.ckpt", "rvm.safetensors")
+    save_file({"encoder.down.0.block.0.conv1.weight": torch.zeros(4, 3, 3, 3), "decoder.up.0.block.0.conv1.weight":
+               torch.zeros(4, 4, 3, 3)}, os.path.join(model_folder(dirs, "dynascene"), "vae.safetensors"))
+    with pytest.raises(ValueError, match="camera_weights 'vae.safetensors' is a vae file; expected a CameraCtrl"):
+        model_nodes.AssembleDynaSceneModel().assemble("inpaint.safetensors", "mm.ckpt", "vae.safetensors")
+    with pytest.raises(ValueError, match="dynascene_weights 'vae.safetensors' is a vae file; expected a DynaScene"):
+        model_nodes.AssembleDynaSceneModel().assemble("inpaint.safetensors", "mm.ckpt", "none", "vae.safetensors")
     with pytest.raises(CheckpointError, match="mm.ckpt"):  # motion module given as the SD checkpoint
         os.replace(os.path.join(dirs["models"], "animatediff_models", "mm.ckpt"),
                    os.path.join(dirs["models"], "checkpoints", "mm.ckpt"))
         open(os.path.join(dirs["models"], "animatediff_models", "mm.ckpt"), "wb").close()
         model_nodes.AssembleDynaSceneModel().assemble("mm.ckpt", "mm.ckpt")
+
+
+def test_assemble_takes_the_stage_one_and_stage_two_training_outputs(dirs, tiny, tiny_base_config):
+    """The two files training writes, on top of the published files, give the trained model exactly."""
+    _published_files(dirs, tiny)
+    torch.manual_seed(5)
+    trained = DynaSceneModels.build("tiny")  # different weights from the published files
+    folder = model_folder(dirs, "dynascene")
+    save_dynascene(os.path.join(folder, "stage1.safetensors"), trained, ["denoiser_spatial", "reference_net"])
+    save_dynascene(os.path.join(folder, "stage2.safetensors"), trained,
+                   ["motion_modules", "camera_adaptor", "camera_encoder"])
+    assert model_nodes.AssembleDynaSceneModel.INPUT_TYPES()["optional"]["dynascene_weights"][0] == [
+        "none", "stage1.safetensors", "stage2.safetensors"]
+    (model,) = model_nodes.AssembleDynaSceneModel().assemble("inpaint.safetensors", "mm.ckpt", "stage2.safetensors",
+                                                             "stage1.safetensors")
+    assert _same(model.networks.denoiser, trained.denoiser) and _same(model.networks.camera_encoder,
+                                                                      trained.camera_encoder)
+    got, want = model.networks.reference_net.state_dict(), trained.reference_net.state_dict()
+    tail = set(trained.reference_net.non_influencing_parameter_names())  # not in stage files: from the SD1.5 file
+    assert all(torch.equal(got[k], want[k]) for k in want if k not in tail)
+    assert "camera control inactive" not in "\n".join(model.sources)

@@ -1,9 +1,10 @@
 """Building the models for a training stage and the trainable forward pass that accelerate wraps.
 
 Weights come only from files named in the config (nothing is downloaded): ``model.init_from``
-(SD1.5-inpainting single files / diffusers folders and DynaScene files, applied in order),
-``model.motion_module`` (AnimateDiff v2, stage II), ``model.clip_vision``, ``model.vae``. Anything not
-named keeps its random initialisation (the tiny default trains from scratch).
+(weight files of any kind, routed by detected format: SD1.5-inpainting single files / diffusers folders,
+DynaScene files, applied in order), ``model.motion_module`` (AnimateDiff v2, stage II),
+``model.clip_vision``, ``model.vae``. Every part the stage needs must come from a file, except for the
+tiny architecture (the default, trained from scratch) or with ``model.allow_random: true``.
 """
 
 from __future__ import annotations
@@ -18,29 +19,42 @@ from dynascene_core.models import DynaSceneConfig, DynaSceneModels, set_trainabl
 logger = logging.getLogger("dynascene.training")
 
 
-def build_models(model_cfg: dict) -> DynaSceneModels:
+REQUIRED = {1: ("denoiser_spatial", "reference_net", "vae", "image_encoder"),
+            2: ("denoiser_spatial", "reference_net", "motion_modules", "vae", "image_encoder")}
+"""Parameter groups a stage must load from files (frozen parts and the starting point of trained ones)."""
+
+CONFIG_KEYS = {
+    "denoiser_spatial": "model.init_from (an SD1.5-inpainting checkpoint, or the stage-I DynaScene file)",
+    "reference_net": "model.init_from (an SD1.5-inpainting checkpoint, or the stage-I DynaScene file)",
+    "motion_modules": "model.motion_module (mm_sd_v15_v2.ckpt), or a DynaScene file holding them in model.init_from",
+    "vae": "model.vae (sd-vae-ft-mse), unless the SD1.5 checkpoint in model.init_from holds its VAE",
+    "image_encoder": "model.clip_vision (CLIP ViT-L/14 image encoder)",
+}
+
+
+def build_models(model_cfg: dict, stage: int) -> DynaSceneModels:
     """Models for the ``model`` config section, with the named weight files loaded (fp32, CPU).
 
-    ``init_from`` may name one SD1.5-inpainting checkpoint and any DynaScene files; the architecture
-    is the first DynaScene file's stored config if there is one, else ``model.preset``. Load order and
-    key accounting are :func:`dynascene_core.checkpoints.assemble_models`'.
+    The architecture is the first DynaScene file's stored config if there is one, else ``model.preset``.
+    Load order and key accounting are :func:`dynascene_core.checkpoints.assemble_models`'. Raises
+    ``ValueError`` naming the config keys to set when a part in :data:`REQUIRED` for ``stage`` would
+    stay random, unless the architecture is the ``tiny`` preset or ``model.allow_random`` is true.
     """
-    from dynascene_core.checkpoints import CheckpointError, ModelFiles, assemble_models, read_dynascene_header
+    from dynascene_core.checkpoints import ModelFiles, assemble_models
 
-    dynascene, others = [], []
-    for path in model_cfg["init_from"] or []:
-        try:
-            read_dynascene_header(path)
-            dynascene.append(path)
-        except CheckpointError:
-            others.append(path)
-    if len(others) > 1:
-        raise ValueError(f"model.init_from: at most one SD1.5-inpainting checkpoint, got {others}")
-    files = ModelFiles(dynascene=dynascene, sd15_inpainting=others[0] if others else None,
-                       motion_module=model_cfg["motion_module"], vae=model_cfg["vae"],
-                       image_encoder=model_cfg["clip_vision"])
-    config = None if dynascene else DynaSceneConfig.preset(model_cfg["preset"])
-    return assemble_models(files, config=config, require=()).models
+    files = ModelFiles.from_paths(model_cfg["init_from"] or [])
+    for kind, key in (("motion_module", "motion_module"), ("vae", "vae"), ("image_encoder", "clip_vision")):
+        if model_cfg[key] is not None:
+            files.add(model_cfg[key], kind)
+    config = None if files.dynascene else DynaSceneConfig.preset(model_cfg["preset"])
+    assembled = assemble_models(files, config=config, require=())
+    tiny = assembled.models.config.to_dict() == DynaSceneConfig.preset("tiny").to_dict()
+    missing = [g for g in REQUIRED[stage] if g not in assembled.loaded_groups]
+    if missing and not (tiny or model_cfg["allow_random"]):
+        keys = list(dict.fromkeys(CONFIG_KEYS[g] for g in missing))
+        raise ValueError(f"stage {stage} would train with random {', '.join(missing)}: set " + "; ".join(keys)
+                         + " (or model.allow_random: true to start from random weights on purpose)")
+    return assembled.models
 
 
 def prepare_stage(models: DynaSceneModels, stage: int, gradient_checkpointing: bool) -> dict[str, nn.Parameter]:

@@ -105,7 +105,7 @@ class Trainer:
                                         tuple(data_cfg["resolution"]), cfg["seed"], data_cfg["on_bad_clip"])
 
         torch.manual_seed(cfg["seed"])  # identical random initialisation in every process
-        self.models = build_models(cfg["model"])
+        self.models = build_models(cfg["model"], self.stage)
         self.trainable = prepare_stage(self.models, self.stage, train_cfg["gradient_checkpointing"])
         weight_dtype = WEIGHT_DTYPES[train_cfg["mixed_precision"]]
         self.models.to(self.device)

@@ -27,12 +27,8 @@ MID = "mid_block.motion_modules."
 MOTION_FORMATS = ("animatediff_v1", "animatediff_v2", "animatediff_v3", "motion_adapter_diffusers")
 
 
-def is_motion_key(key: str) -> bool:
-    """Motion-module parameters of a ``UNetMotionModel``, camera adaptor excluded."""
-    return "motion_modules." in key and ".processor." not in key
-
-
 def is_adaptor_key(key: str) -> bool:
+    """Camera-adaptor parameters (on the motion modules' attention processors) of a ``UNetMotionModel``."""
     return "motion_modules." in key and ".processor." in key
 
 
