@@ -92,6 +92,12 @@ def _check_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         if value is not None and (value < 8 or value % 8):
             p.error(f"--{flag} must be a positive multiple of 8, got {value}")
     if args.demo:
+        given = [f"--{f.replace('_', '-')}" for f in ("video", "mask", "rvm", "scene", "camera", "estimate", "sd15",
+                                                     "motion_module", "cameractrl", "vae", "clip")
+                 if getattr(args, f)] + (["--dynascene"] if args.dynascene else [])
+        if given:
+            p.error(f"--demo uses the built-in clip and tiny models; drop {', '.join(given)} (only --preset, sizes "
+                    f"and sampling options apply)")
         return
     for flag in ("video", "scene"):
         if not getattr(args, flag):
@@ -125,10 +131,13 @@ def output_size(width: int, height: int, args) -> tuple[int, int]:
 
 
 def _read_image(path: str) -> torch.Tensor:
-    from PIL import Image
+    from PIL import Image, UnidentifiedImageError
 
-    with Image.open(path) as im:
-        return torch.from_numpy(np.array(im.convert("RGB"))).permute(2, 0, 1).float().div_(255)
+    try:
+        with Image.open(path) as im:
+            return torch.from_numpy(np.array(im.convert("RGB"))).permute(2, 0, 1).float().div_(255)
+    except (UnidentifiedImageError, OSError) as exc:
+        raise GenerationInputError(f"{path}: not a readable image ({exc})") from exc
 
 
 def _alpha_from_mask_video(path: str, count: int, size: tuple[int, int], max_frames) -> torch.Tensor:
@@ -140,7 +149,9 @@ def _alpha_from_mask_video(path: str, count: int, size: tuple[int, int], max_fra
 
 
 def load_inputs(args, device, dtype):
-    """-> frames (F,3,H,W), alpha (F,1,H,W), scene (3,h,w), trajectory, fps — all at the output size."""
+    """-> frames (F,3,H,W), alpha (F,1,H,W), scene (3,h,w), trajectory, fps — all at the output size.
+
+    The cheap inputs (scene image, video, matte) are read and checked before matting or estimation."""
     if args.demo:
         clip = demo_clip(num_frames=args.max_frames or 16, height=args.height or 128, width=args.width or 224,
                          preset=args.preset or "orbit_left")
@@ -148,6 +159,7 @@ def load_inputs(args, device, dtype):
         alpha = torch.from_numpy(clip.masks).float()[:, None]
         scene = to_tensor(clip.scene_image[None])[0]
         return frames, alpha, scene, clip.trajectory, 8.0
+    scene = _read_image(args.scene)
     video = read_video(args.video, max_frames=args.max_frames)
     src_h, src_w = video.frames.shape[1:3]
     width, height = output_size(src_w, src_h, args)
@@ -171,7 +183,7 @@ def load_inputs(args, device, dtype):
     if len(trajectory) != len(frames):
         log.warning("camera has %d frames, video %d: resampling the camera", len(trajectory), len(frames))
         trajectory = trajectory.resample(len(frames))
-    return frames, alpha, _read_image(args.scene), trajectory, video.fps
+    return frames, alpha, scene, trajectory, video.fps
 
 
 def load_models(args, device, dtype):

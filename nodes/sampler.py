@@ -1,6 +1,6 @@
 """The DynaScene sampler node (background video behind a human, camera-controlled) and the composite node.
 
-All sampling and compositing math is :func:`dynascene_core.sampling.generate` and
+All sampling and compositing math is :func:`dynascene_core.sampling.pipeline.generate` and
 :func:`dynascene_core.conditioning.composite`; this module converts ComfyUI types, validates inputs
 with messages a user can act on, and reports progress (with previews) and cancellation.
 """

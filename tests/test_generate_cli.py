@@ -58,6 +58,7 @@ def test_real_files_with_mask_video_and_preset(files, tmp_path):
     (["--video", "v.mp4", "--scene", "s.png", "--mask", "m.mp4", "--estimate", "--dynascene", "x"],
      "v.mp4 does not exist"),
     (["--demo", "--width", "60"], "multiple of 8"),
+    (["--demo", "--estimate"], "drop --estimate"),
 ])
 def test_bad_command_lines_are_refused_before_any_work(argv, message, capsys):
     with pytest.raises(SystemExit) as exc:
@@ -73,3 +74,11 @@ def test_mask_frame_count_mismatch_is_reported(files, tmp_path, capsys):
                      "--preset", "pan_left", "--dynascene", str(files / "tiny.safetensors"), "--steps", "1",
                      "--out", str(tmp_path / "x")])
     assert code == 2 and "4 mask frames but the video has 6" in capsys.readouterr().err
+
+
+def test_unreadable_scene_image_is_reported(files, tmp_path, capsys):
+    bad = tmp_path / "scene.png"
+    bad.write_bytes(b"not an image")
+    code = cli.main(["--video", str(files / "person.mp4"), "--mask", str(files / "mask.mp4"), "--scene", str(bad),
+                     "--preset", "pan_left", "--dynascene", str(files / "tiny.safetensors"), "--out", str(tmp_path)])
+    assert code == 2 and "scene.png: not a readable image" in capsys.readouterr().err
