@@ -54,7 +54,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     cam.add_argument("--preset", help="preset or combination, e.g. dolly_in+pan_right")
     cam.add_argument("--estimate", action="store_true", help="estimate the camera from the input video")
     cam.add_argument("--speed", type=float, default=1.0)
-    cam.add_argument("--easing", default="ease-in-out")
+    cam.add_argument("--easing", default="linear", help="linear, ease-in, ease-out or ease-in-out")
     cam.add_argument("--fov", type=float, default=None, help="field of view for --estimate (degrees, long side)")
     mod = p.add_argument_group("model files")
     mod.add_argument("--dynascene", action="append", default=[], help="DynaScene .safetensors (repeatable)")
