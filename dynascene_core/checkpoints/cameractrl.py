@@ -25,7 +25,7 @@ import torch
 
 from .detect import detect, unwrap
 from .io import CheckpointError, read_weights
-from .motion import is_adaptor_key
+from ..models.params import is_camera_adaptor_key
 from .report import LoadReport, load_into
 
 ENCODER = "pose_encoder_state_dict."
@@ -125,10 +125,10 @@ def load_cameractrl(
         report = LoadReport(path, "cameractrl", "denoiser camera adaptor", not_used=not_used,
                             notes=["CameraCtrl was trained with AnimateDiff v3 motion modules; with other motion "
                                    "modules the adaptor needs fine-tuning"])
-        missing = [k for k in denoiser_unet.state_dict() if is_adaptor_key(k) and k not in adaptor]
+        missing = [k for k in denoiser_unet.state_dict() if is_camera_adaptor_key(k) and k not in adaptor]
         if missing:
             report.notes.append(f"{len(missing)} adaptor parameters have no CameraCtrl counterpart (mid block): "
                                 "zero-initialised")
-        mid = lambda k: is_adaptor_key(k) and k.startswith("mid_block.")  # noqa: E731
-        reports.append(load_into(denoiser_unet, adaptor, report, scope=is_adaptor_key, fresh_init=mid))
+        mid = lambda k: is_camera_adaptor_key(k) and k.startswith("mid_block.")  # noqa: E731
+        reports.append(load_into(denoiser_unet, adaptor, report, scope=is_camera_adaptor_key, fresh_init=mid))
     return reports

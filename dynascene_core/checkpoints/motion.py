@@ -19,17 +19,13 @@ import os
 
 import torch
 
+from ..models.params import is_camera_adaptor_key
 from .detect import detect, unwrap
 from .io import CheckpointError, read_weights
 from .report import LoadReport, load_into
 
 MID = "mid_block.motion_modules."
 MOTION_FORMATS = ("animatediff_v1", "animatediff_v2", "animatediff_v3", "motion_adapter_diffusers")
-
-
-def is_adaptor_key(key: str) -> bool:
-    """Camera-adaptor parameters (on the motion modules' attention processors) of a ``UNetMotionModel``."""
-    return "motion_modules." in key and ".processor." in key
 
 
 def convert_motion_state_dict(tensors: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], list[str]]:
@@ -61,7 +57,7 @@ def load_motion_module(path: str | os.PathLike, denoiser_unet: torch.nn.Module) 
     has_mid_in_model = any(k.startswith(MID) for k in denoiser_unet.state_dict())
     has_mid_in_file = any(k.startswith(MID) for k in state)
     report = LoadReport(os.fspath(path), fmt, "denoiser motion modules", regenerated=regenerated)
-    scope, fresh = (lambda k: "motion_modules." in k), is_adaptor_key
+    scope, fresh = (lambda k: "motion_modules." in k), is_camera_adaptor_key
     if has_mid_in_file and not has_mid_in_model:
         raise CheckpointError(path, "has a mid-block motion module but the model config has none",
                               looks_like=desc, expected="a config with motion.use_motion_mid_block = true",
@@ -70,8 +66,8 @@ def load_motion_module(path: str | os.PathLike, denoiser_unet: torch.nn.Module) 
         report.notes.append("the file has no mid-block motion module: the model's mid motion module is set "
                             "to identity (its proj_out zeroed); its other weights are left as they were")
         scope = lambda k: "motion_modules." in k and (  # noqa: E731
-            not k.startswith(MID) or is_adaptor_key(k) or k.startswith(MID + "0.proj_out."))
-        fresh = lambda k: is_adaptor_key(k) or k.startswith(MID + "0.proj_out.")  # noqa: E731
-    if any(is_adaptor_key(k) for k in denoiser_unet.state_dict()):
+            not k.startswith(MID) or is_camera_adaptor_key(k) or k.startswith(MID + "0.proj_out."))
+        fresh = lambda k: is_camera_adaptor_key(k) or k.startswith(MID + "0.proj_out.")  # noqa: E731
+    if any(is_camera_adaptor_key(k) for k in denoiser_unet.state_dict()):
         report.notes.append("camera adaptor not in this file: zero-initialised (it changes nothing until trained)")
     return load_into(denoiser_unet, state, report, scope=scope, fresh_init=fresh)

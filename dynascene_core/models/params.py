@@ -22,6 +22,17 @@ STAGE_GROUPS = {
 }
 
 
+def is_camera_adaptor_key(key: str) -> bool:
+    """Camera-adaptor parameters: the ``qkv_merge`` processors on the motion modules' first temporal
+    attention (denoiser-relative or ``UNetMotionModel``-relative names alike)."""
+    return "motion_modules." in key and ".processor.qkv_merge." in key
+
+
+def is_motion_module_key(key: str) -> bool:
+    """AnimateDiff temporal-transformer parameters, camera adaptor excluded."""
+    return "motion_modules." in key and not is_camera_adaptor_key(key)
+
+
 def parameter_groups(models) -> dict[str, dict[str, nn.Parameter]]:
     """``{group: {full parameter name: parameter}}`` for a ``DynaSceneModels``."""
     tail = {"reference_net." + n for n in models.reference_net.non_influencing_parameter_names()}
@@ -32,9 +43,9 @@ def parameter_groups(models) -> dict[str, dict[str, nn.Parameter]]:
     for name, param in models.named_parameters():
         top = name.split(".", 1)[0]
         if top == "denoiser":
-            if ".processor.qkv_merge." in name:
+            if is_camera_adaptor_key(name):
                 group = "camera_adaptor"
-            elif ".motion_modules." in name:
+            elif is_motion_module_key(name):
                 group = "motion_modules"
             else:
                 group = "denoiser_spatial"
