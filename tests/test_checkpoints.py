@@ -12,6 +12,8 @@ import torch
 from diffusers.models.embeddings import SinusoidalPositionalEmbedding
 from safetensors.torch import save_file
 
+from conftest import distinguishable_tiny_models
+
 from dynascene_core.checkpoints.cameractrl import load_cameractrl
 from dynascene_core.checkpoints.clip_vision import load_image_encoder
 from dynascene_core.checkpoints.dynascene_format import load_dynascene, save_dynascene
@@ -26,11 +28,7 @@ from test_checkpoints_layouts import (animatediff_layout, cameractrl_layout, ldm
 
 @pytest.fixture(scope="module")
 def tiny():
-    torch.manual_seed(1)
-    models = DynaSceneModels.build("tiny")
-    with torch.no_grad():  # non-zero adaptor/proj_out weights so every tensor is distinguishable
-        for p in models.parameters():
-            p.copy_(torch.randn_like(p) * 0.05)
+    models = distinguishable_tiny_models("tiny", seed=1)
     return models
 
 

@@ -3,19 +3,17 @@
 import pytest
 import torch
 
+from conftest import distinguishable_tiny_models
+
 from dynascene_core.checkpoints import CheckpointError, ModelFiles, assemble_models, save_dynascene
-from dynascene_core.models import DynaSceneConfig, DynaSceneModels, parameter_groups
+from dynascene_core.models import DynaSceneConfig, parameter_groups
 from test_checkpoints import _renamed, _save
 from test_checkpoints_layouts import animatediff_layout, ldm_unet_layout, ldm_vae_layout
 
 
 @pytest.fixture(scope="module")
 def source():
-    torch.manual_seed(3)
-    models = DynaSceneModels.build("tiny")
-    with torch.no_grad():
-        for p in models.parameters():
-            p.copy_(torch.randn_like(p) * 0.05)
+    models = distinguishable_tiny_models("tiny", seed=3)
     # SD1.5 initialises both U-Nets from one checkpoint: make the source's 2D weights agree
     models.denoiser.unet.load_state_dict(models.reference_net.unet.state_dict(), strict=False)
     return models

@@ -4,17 +4,15 @@ config with SD1.5's 768-d cross-attention, which the folder loader checks."""
 import pytest
 import torch
 
+from conftest import distinguishable_tiny_models
+
 from dynascene_core.checkpoints import CheckpointError, load_image_encoder, load_sd15_inpainting, load_vae
 from dynascene_core.models import DynaSceneModels
 
 
 @pytest.fixture(scope="module")
 def source():
-    torch.manual_seed(5)
-    models = DynaSceneModels.build("tiny768")
-    with torch.no_grad():
-        for p in models.parameters():
-            p.copy_(torch.randn_like(p) * 0.05)
+    models = distinguishable_tiny_models("tiny768", seed=5)
     return models
 
 

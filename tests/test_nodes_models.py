@@ -8,6 +8,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from conftest import distinguishable_tiny_models
+
 from dynascene_core.checkpoints import CheckpointError, save_dynascene
 from dynascene_core.models import DynaSceneConfig, DynaSceneModels
 from nodes import models as model_nodes
@@ -17,11 +19,7 @@ from test_checkpoints_layouts import animatediff_layout, ldm_unet_layout
 
 @pytest.fixture(scope="module")
 def tiny():
-    torch.manual_seed(3)
-    models = DynaSceneModels.build("tiny")
-    with torch.no_grad():
-        for p in models.parameters():
-            p.copy_(torch.randn_like(p) * 0.05)
+    models = distinguishable_tiny_models("tiny", seed=3)
     return models
 
 
