@@ -40,7 +40,7 @@ from dynascene_core.matting import matte_video, rvm_from_state_dict  # noqa: E40
 from dynascene_core.video import iter_video, read_video, write_video  # noqa: E402
 
 
-def timed(fn, *args, **kwargs):
+def timed(name, fn, *args, **kwargs):
     """``(result, seconds)``, printed as it goes (partial results survive a time limit)."""
     if torch.cuda.is_available():
         torch.cuda.synchronize()
@@ -49,7 +49,7 @@ def timed(fn, *args, **kwargs):
     if torch.cuda.is_available():
         torch.cuda.synchronize()
     seconds = time.perf_counter() - start
-    print(f"  {getattr(fn, '__name__', fn)}: {seconds:.2f} s", flush=True)
+    print(f"  {name}: {seconds:.2f} s", flush=True)
     return result, seconds
 
 
@@ -77,13 +77,13 @@ def main() -> None:
     count = len(source)
     results = {}
 
-    _, seconds = timed(detect_shots, path, config["shots"]["threshold"], 48)
+    _, seconds = timed("cuts", detect_shots, path, config["shots"]["threshold"], 48)
     results["cuts"] = seconds
 
     def decode():
         return np.concatenate([resize_short_side(c, config["write"]["short_side"]) for c in iter_video(path, 32)])
 
-    frames, seconds = timed(decode)
+    frames, seconds = timed("decode+resize", decode)
     results["decode+resize"] = seconds
 
     from torchvision.models import detection
@@ -94,31 +94,31 @@ def main() -> None:
     weights = os.path.join(work, "detector.pth")
     torch.save(getattr(detection, args.detector)(weights=None, weights_backbone=None, num_classes=91).state_dict(),
                weights)
-    detector = TorchvisionPersonDetector(weights, args.detector, device)
+    detector = TorchvisionPersonDetector(weights, args.detector, device, config["person"]["detect_short_side"])
     sampled = source[motion_sample_indices(count, fps, config["person"]["sample_fps"])]
     small = resize_short_side(sampled, config["person"]["detect_short_side"])
     detector(small[:1])  # warm-up
-    _, seconds = timed(detector, small)
+    _, seconds = timed("person", detector, small)
     results["person"] = seconds
 
     motion_frames = resize_short_side(source[motion_sample_indices(count, fps, 8.0)], config["motion"]["short_side"])
-    _, seconds = timed(motion_intensity, motion_frames, 8.0)
+    _, seconds = timed("motion", motion_intensity, motion_frames, 8.0)
     results["motion"] = seconds
 
     from test_matting_rvm import random_state_dict
 
     model = rvm_from_state_dict(random_state_dict("mobilenetv3"), device=device)
     matte_video(model, frames[:8])  # warm-up
-    matte, seconds = timed(matte_video, model, frames, chunk=config["matting"]["chunk"])
+    matte, seconds = timed("matting", matte_video, model, frames, chunk=config["matting"]["chunk"])
     results["matting"] = seconds
     alpha = matte.alpha[:, 0].numpy()
     alpha = (alpha > alpha.mean()).astype(np.float32)  # random weights: a plausible-size mask for the camera stage
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        (trajectory, _), seconds = timed(estimate_camera, frames, alpha, config)
+        (trajectory, _), seconds = timed("camera", estimate_camera, frames, alpha, config)
     results["camera"] = seconds
-    _, seconds = timed(write_clip, work, "bench", frames, trajectory, fps, masks=alpha, motion_score=0.5)
+    _, seconds = timed("write", write_clip, work, "bench", frames, trajectory, fps, masks=alpha, motion_score=0.5)
     results["write"] = seconds
 
     total = sum(results.values())

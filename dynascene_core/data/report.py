@@ -53,7 +53,8 @@ def make_report(scans: list[VideoScan], outcomes: dict[str, ClipOutcome], wall_s
         "camera_verdicts": dict(Counter((o.camera or {}).get("verdict", "none") for o in outcomes.values())),
         "throughput": {stage: {"seconds": round(seconds[stage], 3), "frames": int(frames[stage]),
                                "frames_per_second": round(frames[stage] / seconds[stage], 2) if seconds[stage] else None}
-                       for stage in SCAN_STAGES + BUILD_STAGES if stage in seconds},
+                       for stage in SCAN_STAGES[:3] + ("decode",) + SCAN_STAGES[3:] + BUILD_STAGES
+                       if stage in seconds},
         "wall_seconds": round(wall_seconds, 2),
     }
 

@@ -56,8 +56,12 @@ class RayBackend:
         import ray
 
         if not ray.is_initialized():
-            ray.init(address=None if address == "local" else address, include_dashboard=False,
-                     log_to_driver=False, ignore_reinit_error=True)
+            try:
+                ray.init(address=address, include_dashboard=False, log_to_driver=False)
+            except ConnectionError:
+                if address != "auto":
+                    raise
+                ray.init(include_dashboard=False, log_to_driver=False)  # no cluster running: a local one
         self.ray = ray
         gpus = ray.cluster_resources().get("GPU", 0) > 0
         share = config["run"]["ray_gpus_per_clip"] if gpus else 0

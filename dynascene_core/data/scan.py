@@ -169,9 +169,7 @@ def _scan_segments(scan: VideoScan, source: SourceVideo, segments: list[Segment]
                 frame_index += 1
     except VideoError as exc:
         scan.drop("cuts", "unreadable", f"{source.path}: decoding stopped at frame {frame_index} ({exc})")
-    decode_seconds = (time.perf_counter() - started) / 2  # shared by the person and motion stages
-    scan.times.add("person", decode_seconds, 0)
-    scan.times.add("motion", decode_seconds, 0)
+    scan.times.add("decode", time.perf_counter() - started, frame_index)  # the samples for person and motion
     detector = _detector(config["person"], device)
     motion_cfg = config["motion"]
     for index, segment in enumerate(segments):
