@@ -97,7 +97,9 @@ def check_run_config(out: str, config: dict) -> None:
     """Record the settings of the first run in ``OUT``; refuse different ones later (finished clips were
     made with the first settings, so mixing would give an inconsistent data set)."""
     path = os.path.join(out, STATE_DIR, CONFIG_NAME)
-    comparable = {k: v for k, v in config.items() if k != "run"}  # worker counts do not change results
+    # worker counts and the device do not change what a clip is
+    comparable = {k: v for k, v in config.items() if k != "run"}
+    comparable["matting"] = {k: v for k, v in config["matting"].items() if k != "device"}
     if os.path.isfile(path):
         with open(path, encoding="utf-8") as handle:
             previous = json.load(handle)
