@@ -48,10 +48,10 @@ def main(argv=None) -> int:
     from .video import VideoError
 
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.fvd_frames < 1 or args.batch_size < 1:
         print("error: --fvd-frames and --batch-size must be >= 1", file=sys.stderr)
         return 2
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         report = evaluate_folders(args.generated, args.ground_truth, args.masks, args.cameras, args.metrics,
                                   weights_dir=args.weights_dir, device=args.device, lpips_net=args.lpips_net,

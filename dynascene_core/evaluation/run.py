@@ -37,7 +37,7 @@ class _Plan:
 
 
 def _plan(clips: Sequence[EvalClip | ClipSource], metrics: Sequence[str] | None, weights_dir: str,
-          lpips_net: str, fvd_frames: int) -> _Plan:
+          lpips_net: str, fvd_frames: int, batch_size: int) -> _Plan:
     """Which metrics run. Missing inputs skip a default metric with the reason, but fail a requested one."""
     from .backbones import LPIPS_NETS
 
@@ -48,7 +48,11 @@ def _plan(clips: Sequence[EvalClip | ClipSource], metrics: Sequence[str] | None,
         raise ValueError(f"unknown metrics {unknown}; choose from {', '.join(METRICS)}")
     if not clips:
         raise EvaluationInputError("no clips to evaluate")
-    weights = {"lpips": LPIPS_NETS.get(lpips_net, "lpips_alex"), "fid": "inception", "fvd_i3d": "i3d",
+    if lpips_net not in LPIPS_NETS:
+        raise ValueError(f"LPIPS backbone must be one of {sorted(LPIPS_NETS)}, got {lpips_net!r}")
+    if fvd_frames < 1 or batch_size < 1:
+        raise ValueError(f"fvd_frames and batch_size must be >= 1, got {fvd_frames} and {batch_size}")
+    weights = {"lpips": LPIPS_NETS[lpips_net], "fid": "inception", "fvd_i3d": "i3d",
                "fvd_3dres": "r3d"}
     lengths = {c.name: (c.frames if isinstance(c, ClipSource) else len(c)) for c in clips}
     shortest = min(lengths, key=lengths.get)
@@ -134,7 +138,7 @@ def evaluate_clips(clips: Sequence[EvalClip | ClipSource], metrics: Sequence[str
 
     weights_dir = os.fspath(weights_dir)
     device = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
-    plan = _plan(clips, metrics, weights_dir, lpips_net, fvd_frames)
+    plan = _plan(clips, metrics, weights_dir, lpips_net, fvd_frames, batch_size)
     lpips_model = backbones.load_lpips(weights_dir, lpips_net).to(device) if "lpips" in plan.run else None
     fid = backbones.fid_metric(weights_dir, device) if "fid" in plan.run else None
     fvd = {}
