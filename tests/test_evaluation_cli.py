@@ -108,3 +108,11 @@ def test_cli_input_errors(folders, tmp_path, capsys):
     make_preset("orbit_left", 7).save(cameras / "orbit.txt")
     assert _run(folders, "--cameras", str(cameras)) == 2
     assert "has 7 poses, the clip 8 frames" in _error(capsys)
+
+
+def test_probe_video_matches_the_decoded_frames(folders):
+    from dynascene_core.video import probe_video, read_video
+
+    for path in (folders / "generated" / "pan.mp4", folders / "generated" / "orbit"):
+        frames = read_video(path).frames
+        assert probe_video(path) == frames.shape[:3]
