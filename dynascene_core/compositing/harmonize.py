@@ -33,9 +33,10 @@ MIN_PIXELS = 4.0
 """A frame whose person (or ring) covers less than this many stats pixels gets no correction of its own."""
 
 
-def _stats_size(height: int, width: int) -> tuple[int, int]:
-    scale = min(1.0, STATS_SIDE / max(height, width))
-    return max(1, round(height * scale)), max(1, round(width * scale))
+def _reduce(images: torch.Tensor) -> torch.Tensor:
+    """Average-pool by the integer factor that brings the long side to about :data:`STATS_SIDE`."""
+    factor = max(1, round(max(images.shape[-2:]) / STATS_SIDE))
+    return F.avg_pool2d(images.float(), factor) if factor > 1 else images.float()
 
 
 def frame_log_gains(frames: torch.Tensor, alpha: torch.Tensor, background: torch.Tensor) -> torch.Tensor:
@@ -46,12 +47,10 @@ def frame_log_gains(frames: torch.Tensor, alpha: torch.Tensor, background: torch
     ``alpha`` ``(F, 1, H, W)`` in [0, 1]. Frames without a person or without background around it get
     ``nan`` (filled in by :func:`smooth_gains`).
     """
-    size = _stats_size(*alpha.shape[-2:])
-    old = F.interpolate(frames.float(), size=size, mode="area")
-    new = F.interpolate(background.float(), size=size, mode="area")
-    a = F.interpolate(alpha.float(), size=size, mode="area")
-    ring = max(1, round(RING_FRACTION * min(size))) * 2 + 1
-    near = F.max_pool2d(a, ring, stride=1, padding=ring // 2) * (1 - a)
+    old, new, a = _reduce(frames), _reduce(background), _reduce(alpha)
+    ring = max(1, round(RING_FRACTION * min(a.shape[-2:]))) * 2 + 1
+    grown = F.max_pool2d(a, (1, ring), stride=1, padding=(0, ring // 2))         # square dilation, separably
+    near = F.max_pool2d(grown, (ring, 1), stride=1, padding=(ring // 2, 0)) * (1 - a)
     weight = near.sum((1, 2, 3))
     gains = ((new * near).sum((2, 3)) + EPS).log() - ((old * near).sum((2, 3)) + EPS).log()
     valid = (weight >= MIN_PIXELS) & (a.sum((1, 2, 3)) >= MIN_PIXELS)
