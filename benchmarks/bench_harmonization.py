@@ -173,15 +173,16 @@ def speed(device: torch.device, frames_n: int = 24, height: int = 432, width: in
 
 
 def pictures(folder: str) -> None:
-    """Before/after: the person of girl-2 (hair over a dark forest) composited onto the sea-and-sky right
-    part of girl-3, naive paste versus the default matte-aware composite (estimated foreground colour)."""
+    """Before/after: the person of girl-2 (hair filmed over a dark forest) composited onto the sky and
+    mountains of girl-1's right part, naive paste versus the default matte-aware composite (estimated
+    foreground colour, light wrap, harmonization)."""
     from PIL import Image
 
     from dynascene_core.conditioning import resize_cover_crop
 
     frame, alpha = load_photo("girl-2")
-    scene, _ = load_photo("girl-3")
-    background = resize_cover_crop(scene[..., scene.shape[-1] * 62 // 100:], *frame.shape[-2:]).clamp(0, 1)
+    scene, _ = load_photo("girl-1")
+    background = resize_cover_crop(scene[..., scene.shape[-1] * 72 // 100:], *frame.shape[-2:]).clamp(0, 1)
     naive = alpha * frame + (1 - alpha) * background
     aware = composite(frame, background, alpha)
 
@@ -198,7 +199,7 @@ def pictures(folder: str) -> None:
     full = side_by_side(to_image(naive), to_image(aware))
     full.resize((full.width * 2 // 3, full.height * 2 // 3), Image.LANCZOS).save(
         os.path.join(folder, "compositing_full.jpg"), quality=90)
-    box = (300, 150, 450, 300)                                           # hair over the shoulder
+    box = (250, 170, 410, 330)                                           # hair and hand at the head's side
     crops = [to_image(t).crop(box).resize((300, 300), Image.LANCZOS) for t in (naive, aware)]
     side_by_side(*crops).save(os.path.join(folder, "compositing_hair.jpg"), quality=92)
     print(f"wrote {folder}/compositing_full.jpg and {folder}/compositing_hair.jpg")

@@ -216,3 +216,14 @@ def test_estimating_the_foreground_keeps_torch_thread_count(tmp_path):
             "assert torch.get_num_threads() == 1, torch.get_num_threads()\n")
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     subprocess.run([sys.executable, "-c", code], check=True, cwd=root, env={**os.environ, "OMP_NUM_THREADS": "4"})
+
+
+def test_gpu_blur_path_equals_the_cpu_path():
+    """The convolution used on GPUs, run here on the CPU, against OpenCV's blur used on the CPU."""
+    from dynascene_core.compositing import filters
+
+    images = torch.rand(2, 3, 30, 45, generator=torch.Generator().manual_seed(3))
+    for sigma in (0.8, 2.5, 6.0):
+        taps = filters.gaussian_kernel(sigma)
+        torch.testing.assert_close(filters._blur_conv(images, taps), filters.gaussian_blur(images, sigma),
+                                   atol=1e-5, rtol=0)

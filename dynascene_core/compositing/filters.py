@@ -42,6 +42,11 @@ def gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
     taps = gaussian_kernel(sigma, images.device, images.dtype)
     if images.device.type == "cpu":
         return _blur_cpu(images, sigma, len(taps))
+    return _blur_conv(images, taps)
+
+
+def _blur_conv(images: torch.Tensor, taps: torch.Tensor) -> torch.Tensor:
+    """Two depthwise 1-D convolutions (the GPU path)."""
     radius = len(taps) // 2
     channels = images.shape[1]
     out = F.pad(images, (radius, radius, 0, 0), mode="replicate")
