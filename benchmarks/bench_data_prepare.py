@@ -79,8 +79,11 @@ def main() -> None:
     count = len(source)
     results = {}
 
-    _, seconds = timed("cuts", detect_shots, path, config["shots"]["threshold"], 48)
-    results["cuts"] = seconds
+    try:
+        _, seconds = timed("cuts", detect_shots, path, config["shots"]["threshold"], 48)
+        results["cuts"] = seconds
+    except ImportError:
+        print("  cuts: skipped, PySceneDetect is not installed (pip install -r requirements-data.txt)")
 
     def decode():
         return np.concatenate([resize_short_side(c, config["write"]["short_side"]) for c in iter_video(path, 32)])

@@ -14,7 +14,6 @@ import zlib
 from dataclasses import asdict
 
 import numpy as np
-import torch
 
 from .clips import write_clip
 from .scan import Candidate, StageTimes, resize_short_side
@@ -25,6 +24,8 @@ _MATTERS: dict = {}
 
 def resolve_device(name: str) -> str:
     """``auto`` → ``cuda`` when available, else ``cpu``; other names as given."""
+    import torch
+
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     return name
@@ -65,6 +66,8 @@ def scene_frame_index(clip_id: str, num_frames: int, seed: int) -> int:
 def scene_image(frame: np.ndarray, alpha: np.ndarray, dilation_fraction: float) -> np.ndarray:
     """``frame (H, W, 3)`` uint8 with the person (``alpha (H, W)``) grown by ``dilation_fraction`` × the
     long side set to black: the paper's scene images "with human masks (black region)"."""
+    import torch
+
     from ..matting import human_removed_mask
 
     radius = max(1, int(round(dilation_fraction * max(frame.shape[:2]))))
