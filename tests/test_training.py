@@ -108,30 +108,6 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _ddp_worker(rank, world, port, root, output_dir, result_dir):
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
-                      LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE=str(world), ACCELERATE_USE_CPU="true")
-    torch.set_num_threads(1)
-    config = tiny_config(root, output_dir, "train.max_steps=2", "train.uncond_dropout=0.0")
-    trainer = _trainer(config)
-    first = [b["clip_id"] for _, b in zip(range(1), trainer.loader)]
-    trainer.train()
-    torch.save({"weights": {n: p.detach() for n, p in trainer.trainable.items()}, "first_batch": first,
-                "world": trainer.accelerator.num_processes},
-               os.path.join(result_dir, f"rank{rank}.pt"))
-
-
-def test_two_processes_train_and_agree(dataset, tmp_path):
-    mp.spawn(_ddp_worker, args=(2, _free_port(), dataset, str(tmp_path / "run"), str(tmp_path)), nprocs=2)
-    r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
-    assert r0["world"] == r1["world"] == 2
-    for name, tensor in r0["weights"].items():
-        assert torch.equal(tensor, r1["weights"][name]), name
-    saved = read_dynascene(os.path.join(latest_checkpoint(str(tmp_path / "run")), WEIGHTS_NAME))[2]
-    assert all(torch.equal(saved[n], r0["weights"][n]) for n in saved)
-    assert os.path.isfile(os.path.join(latest_checkpoint(str(tmp_path / "run")), "rng_rank1.pt"))
-
-
 def test_command_line_leaves_checkpoint_and_sample_video(dataset, tmp_path):
     from dynascene_core.video import read_video
     from training.train import main
@@ -218,3 +194,66 @@ def test_process_killed_while_saving_leaves_previous_checkpoint(dataset, tmp_pat
     resumed.train()
     assert [s for s, _ in list_checkpoints(out)] == [2, 4]
     assert not any(n.startswith(".tmp-") for n in os.listdir(os.path.join(out, "checkpoints")))
+
+
+def _ddp_resume_worker(rank, world, port, root, output_dir, result_dir, mode):
+    """``mode`` "grads": the synced gradient of one step equals the mean of the processes' local gradients,
+    then 4 steps straight; "first": 2 of 4 steps; "resume": a new process group resumes those to step 4."""
+    import torch.distributed as dist
+
+    from training.step import step_generator
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
+                      LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE=str(world), ACCELERATE_USE_CPU="true")
+    torch.set_num_threads(1)
+    folder = "straight" if mode == "grads" else "resumed"
+    trainer = _trainer(tiny_config(root, os.path.join(output_dir, folder), "train.max_steps=4"))
+    acc, result = trainer.accelerator, {}
+    if mode == "grads":
+        batch = next(iter(trainer.loader))
+
+        def gradients(sync: bool) -> dict:
+            generator = step_generator(trainer.config["seed"], 0, 0, acc.process_index)
+            with acc.no_sync(trainer.networks) if not sync else torch.enable_grad():
+                acc.backward(trainer.loss_computer.loss(trainer.networks, batch, generator, trainer.device,
+                                                        acc.autocast))
+            grads = {n: (p.grad.detach().clone() if p.grad is not None else torch.zeros_like(p))
+                     for n, p in trainer.trainable.items()}  # every name on every process: same collectives
+            trainer.optimizer.zero_grad(set_to_none=True)
+            return grads
+
+        local, result["synced"] = gradients(sync=False), gradients(sync=True)
+        result["gathered"] = {}
+        for name, grad in sorted(local.items()):
+            gathered = [torch.empty_like(grad) for _ in range(world)]
+            dist.all_gather(gathered, grad)
+            result["gathered"][name] = torch.stack(gathered)
+    result["resumed_from"] = trainer.resumed_from or ""
+    trainer.train(stop_at=2 if mode == "first" else None)
+    result["weights"] = {n: p.detach() for n, p in trainer.trainable.items()}
+    torch.save(result, os.path.join(result_dir, f"{mode}_rank{rank}.pt"))
+
+
+def test_two_processes_average_gradients_agree_and_resume_exactly(dataset, tmp_path):
+    """DDP over gloo on the CPU: gradients are the mean over processes, both processes hold the same weights,
+    and 2 + 2 resumed steps equal 4 straight ones."""
+    for mode in ("grads", "first", "resume"):
+        mp.spawn(_ddp_resume_worker, args=(2, _free_port(), dataset, str(tmp_path / "run"), str(tmp_path), mode),
+                 nprocs=2)
+    load = lambda mode, rank: torch.load(tmp_path / f"{mode}_rank{rank}.pt", weights_only=True)  # noqa: E731
+    for rank in (0, 1):
+        grads = load("grads", rank)
+        assert grads["synced"] and set(grads["synced"]) == set(grads["gathered"])
+        assert any(not torch.equal(g[0], g[1]) for g in grads["gathered"].values())  # different batches per process
+        for name, grad in grads["synced"].items():
+            torch.testing.assert_close(grad, grads["gathered"][name].mean(0), rtol=1e-5, atol=1e-7)
+        resumed = load("resume", rank)
+        assert resumed["resumed_from"].endswith("step-00000002")
+        for name, weight in grads["weights"].items():
+            assert torch.equal(weight, resumed["weights"][name]), name
+            assert torch.equal(weight, load("grads", 1 - rank)["weights"][name]), name  # the processes agree
+    straight = str(tmp_path / "run" / "straight")
+    saved = read_dynascene(os.path.join(latest_checkpoint(straight), WEIGHTS_NAME))[2]
+    assert all(torch.equal(saved[n], load("grads", 0)["weights"][n]) for n in saved)
+    assert os.path.isfile(os.path.join(latest_checkpoint(straight), "rng_rank1.pt"))
+
