@@ -19,10 +19,20 @@ from .params import parameter_groups, set_trainable, trainable_parameters
 from .reference import ReferenceNet, reference_input
 
 __all__ = [
-    "CameraEncoder", "DynaSceneConfig", "DynaSceneDenoiser", "DynaSceneModels", "ImageEncoder", "PRESETS",
+    "CameraEncoder", "DynaSceneConfig", "DynaSceneDenoiser", "DynaSceneModels", "ImageEncoder", "PARTS", "PRESETS",
     "ReferenceNet", "clip_preprocess", "level_sizes", "parameter_groups", "reference_input", "set_trainable",
     "trainable_parameters", "zero_image_embeds_like",
 ]
+
+
+PARTS = {
+    "denoiser": DynaSceneDenoiser,
+    "reference_net": ReferenceNet,
+    "camera_encoder": lambda config: CameraEncoder(**config.camera),
+    "image_encoder": lambda config: ImageEncoder(config.clip_vision),
+    "vae": lambda config: AutoencoderKL(**config.vae, scaling_factor=config.scaling_factor),
+}
+"""Each network of :class:`DynaSceneModels`: attribute name -> builder taking the config."""
 
 
 class DynaSceneModels(nn.Module):
@@ -32,11 +42,32 @@ class DynaSceneModels(nn.Module):
     def __init__(self, config: DynaSceneConfig):
         super().__init__()
         self.config = config
-        self.denoiser = DynaSceneDenoiser(config)
-        self.reference_net = ReferenceNet(config)
-        self.camera_encoder = CameraEncoder(**config.camera)
-        self.image_encoder = ImageEncoder(config.clip_vision)
-        self.vae = AutoencoderKL(**config.vae, scaling_factor=config.scaling_factor)
+        for name, build in PARTS.items():
+            setattr(self, name, build(config))
+
+    @classmethod
+    def empty(cls, config: DynaSceneConfig) -> "DynaSceneModels":
+        """Models whose parameters are on the ``meta`` device (no memory, no random init) for loaders to
+        assign file tensors into; buffers (sinusoidal tables, position ids) are built as usual. Call
+        :meth:`materialize` after loading."""
+        from accelerate import init_empty_weights
+
+        with init_empty_weights(include_buffers=False):
+            return cls(config)
+
+    def materialize(self) -> list[str]:
+        """Give every parameter still on ``meta`` the value a normally built network has (random init,
+        zeros for fresh camera adaptors and motion ``proj_out``) by building that network once;
+        returns the names filled so."""
+        filled = []
+        for name, build in PARTS.items():
+            part = getattr(self, name)
+            empty = [k for k, v in part.state_dict().items() if v.is_meta]
+            if empty:
+                fresh = build(self.config).state_dict()
+                part.load_state_dict({k: fresh[k] for k in empty}, strict=False, assign=True)
+                filled += [f"{name}.{k}" for k in empty]
+        return filled
 
     @classmethod
     def build(cls, config: DynaSceneConfig | str = "tiny", device: torch.device | str = "cpu",
