@@ -1,13 +1,17 @@
-"""The noise schedule, defined once for training and inference.
+"""The noise schedule, defined once for training and every sampler.
 
 SD1.5-inpainting was trained with epsilon prediction on the ``scaled_linear`` betas 0.00085–0.012
 over 1000 steps (DESIGN.md §4). Note the name trap: diffusers' ``scaled_linear`` is ComfyUI's
 ``linear``; diffusers' ``linear`` is ComfyUI's ``sqrt_linear`` (AnimateDiff's) — a different schedule.
+
+Samplers are diffusers' schedulers built on that one definition (as ``Scheduler.from_config`` of
+SD1.5's DDIM config would): ``ddim`` (the paper's), ``dpmpp_2m`` (DPM-Solver++ 2M), ``unipc``
+(UniPC, bh2) and ``euler`` (Euler, sigma-space latents). diffusers is imported when a scheduler is made.
 """
 
 from __future__ import annotations
 
-from diffusers import DDIMScheduler, DDPMScheduler
+import inspect
 
 SD15_TRAINING_SCHEDULE = {
     "num_train_timesteps": 1000,
@@ -19,12 +23,38 @@ SD15_TRAINING_SCHEDULE = {
     "clip_sample": False,
 }
 
+SAMPLERS = {
+    "ddim": ("DDIMScheduler", {"set_alpha_to_one": False}),  # SD1.5's own DDIM config
+    "dpmpp_2m": ("DPMSolverMultistepScheduler", {"algorithm_type": "dpmsolver++", "solver_order": 2}),
+    "unipc": ("UniPCMultistepScheduler", {"solver_order": 2, "solver_type": "bh2"}),
+    "euler": ("EulerDiscreteScheduler", {}),
+}
+"""Sampler name -> (diffusers scheduler class, its settings on top of the training schedule)."""
 
-def inference_scheduler(**overrides) -> DDIMScheduler:
-    """DDIM on the training betas (``set_alpha_to_one=False`` as SD1.5's own DDIM config)."""
-    return DDIMScheduler(**{**SD15_TRAINING_SCHEDULE, "set_alpha_to_one": False, **overrides})
+RECOMMENDED_STEPS = {"ddim": 50, "dpmpp_2m": 20, "unipc": 20, "euler": 30}
+"""Step counts commonly used with each solver on SD1.5 (DDIM-50 is the paper's setting); the faster
+solvers' counts are starting points to check against DDIM-50 with the evaluation metrics."""
+
+STOCHASTIC_SAMPLERS = ("ddim",)
+"""Samplers that take ``eta > 0`` (DDIM's per-step noise); the others are deterministic here."""
 
 
-def training_scheduler(**overrides) -> DDPMScheduler:
+def inference_scheduler(sampler: str = "ddim", **overrides):
+    """A fresh diffusers scheduler for ``sampler`` on the training betas (one per generation:
+    multistep solvers keep state between steps)."""
+    if sampler not in SAMPLERS:
+        raise ValueError(f"unknown sampler {sampler!r}; expected one of {', '.join(SAMPLERS)}")
+    import diffusers
+
+    class_name, settings = SAMPLERS[sampler]
+    cls = getattr(diffusers, class_name)
+    accepted = inspect.signature(cls.__init__).parameters
+    config = {k: v for k, v in {**SD15_TRAINING_SCHEDULE, **settings, **overrides}.items() if k in accepted}
+    return cls(**config)
+
+
+def training_scheduler(**overrides):
     """The forward (noising) process used by training; same betas as :func:`inference_scheduler`."""
+    from diffusers import DDPMScheduler
+
     return DDPMScheduler(**{**SD15_TRAINING_SCHEDULE, **overrides})
