@@ -46,14 +46,16 @@ class ControlState:
     """Per-call conditioning shared by a model and its processors.
 
     bank: ``{block name: (Bb, h*w, C)}`` reference tokens (written by the ReferenceNet, read by the
-        denoiser; ``Bb`` is 1 or the video batch B).
-    reference_mask: ``(B,)`` bool, which videos read the bank (False = unconditional CFG branch).
+        denoiser; ``Bb`` is 1 or the video batch B), or ``{block name: (keys, values)}`` already
+        projected by the reading attention (:meth:`DynaSceneDenoiser.project_reference`).
+    reference_mask: per video, whether it reads the bank (False = unconditional CFG branch), as a
+        host-side tuple of bools so the processors never wait for the device; None = all read.
     camera_tokens: per camera scale, features laid out like temporal tokens ``(B*h*w, F, C)``.
     num_frames: frames per video in the current call (denoiser batch is ``B*F``, frames inner).
     """
 
     bank: dict | None = None
-    reference_mask: torch.Tensor | None = None
+    reference_mask: tuple[bool, ...] | None = None
     camera_tokens: list | None = None
     num_frames: int = 1
 
@@ -136,14 +138,40 @@ class ReferenceWriteProcessor:
         return _plain(attn, hidden_states, None)
 
 
+def project_reference(attn, bank: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Reference tokens ``(Bb, m, C)`` -> ``(keys, values)`` with ``attn``'s own ``to_k``/``to_v``."""
+    return attn.to_k(bank), attn.to_v(bank)
+
+
+def _runs(mask: tuple[bool, ...]) -> list[tuple[int, int, bool]]:
+    """Maximal runs of equal values: ``(False, True, True)`` -> ``[(0, 1, False), (1, 3, True)]``."""
+    runs = []
+    for i, value in enumerate(mask):
+        if runs and runs[-1][2] == value:
+            runs[-1] = (runs[-1][0], i + 1, value)
+        else:
+            runs.append((i, i + 1, value))
+    return runs
+
+
+def _with_reference(own: torch.Tensor, reference: torch.Tensor, videos: range, frames: int) -> torch.Tensor:
+    """``[own tokens | reference tokens of the frame's video]`` per frame row: own ``(n*F, L, C)``,
+    reference ``(1 or B, m, C)`` -> ``(n*F, L+m, C)`` (one copy; the reference is broadcast over frames)."""
+    n, length, channels = len(videos), own.shape[1], own.shape[2]
+    ref = reference if reference.shape[0] == 1 else reference[videos.start:videos.stop]
+    ref = ref[:, None].expand(n, frames, *ref.shape[1:])
+    return torch.cat([own.view(n, frames, length, channels), ref], dim=2).view(n * frames, -1, channels)
+
+
 class ReferenceReadProcessor:
     """Denoiser spatial ``attn1`` with reference attention (Moore-AnimateAnyone's pattern).
 
     Input ``(B*F, h*w, C)`` with frames inner. For videos selected by ``state.reference_mask``
     keys/values are ``[own tokens | bank tokens of that video]`` projected with this attention's own
-    ``to_k``/``to_v`` (no new weights); the other videos (unconditional CFG branch) attend to their
-    own tokens only. The two groups run as separate attention calls rather than one call with an
-    additive -inf mask, so flash kernels stay usable. With no bank this is plain self-attention.
+    ``to_k``/``to_v`` (no new weights; a pre-projected bank skips that); the other videos
+    (unconditional CFG branch) attend to their own tokens only. Each run of videos with the same
+    mask value is one attention call over a slice of the batch (no -inf mask, so flash kernels stay
+    usable; no device sync, the mask is on the host). With no bank this is plain self-attention.
     """
 
     def __init__(self, name: str, state: ControlState):
@@ -152,32 +180,24 @@ class ReferenceReadProcessor:
     def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None):
         _check_plain(attn, attention_mask)
         bank = self.state.bank.get(self.name) if self.state.bank is not None else None
-        if bank is None:
-            return _plain(attn, hidden_states, None)
         frames = self.state.num_frames
         videos = hidden_states.shape[0] // frames
-        mask = self.state.reference_mask
-        if mask is None:
-            mask = torch.ones(videos, dtype=torch.bool, device=hidden_states.device)
-        elif not bool(mask.any()):
+        mask = self.state.reference_mask or (True,) * videos
+        if bank is None or not any(mask):
             return _plain(attn, hidden_states, None)
-        bank = bank.to(hidden_states.dtype).expand(videos, -1, -1)
-
+        ref_key, ref_value = bank if isinstance(bank, tuple) else project_reference(attn, bank.to(hidden_states.dtype))
         query, key, value = attn.to_q(hidden_states), attn.to_k(hidden_states), attn.to_v(hidden_states)
-        # Project the bank once per video, then share it with all frames of that video.
-        sel = mask.nonzero().flatten()
-        ref_key = attn.to_k(bank[sel]).repeat_interleave(frames, dim=0)
-        ref_value = attn.to_v(bank[sel]).repeat_interleave(frames, dim=0)
-        frame_rows = (sel[:, None] * frames + torch.arange(frames, device=sel.device)).flatten()
-        with_ref = attention(query[frame_rows], torch.cat([key[frame_rows], ref_key], 1),
-                             torch.cat([value[frame_rows], ref_value], 1), attn.heads)
-        if bool(mask.all()):
-            out = with_ref
-        else:
-            own_rows = (~mask).repeat_interleave(frames).nonzero().flatten()
-            own = attention(query[own_rows], key[own_rows], value[own_rows], attn.heads)
-            out = query.new_empty(query.shape)
-            out = out.index_copy(0, frame_rows, with_ref).index_copy(0, own_rows, own)
+        pieces = []
+        for start, stop, reads in _runs(mask):
+            rows = slice(start * frames, stop * frames)
+            if reads:
+                own = range(start, stop)
+                pieces.append(attention(query[rows], _with_reference(key[rows], ref_key.to(key.dtype), own, frames),
+                                        _with_reference(value[rows], ref_value.to(value.dtype), own, frames),
+                                        attn.heads))
+            else:
+                pieces.append(attention(query[rows], key[rows], value[rows], attn.heads))
+        out = pieces[0] if len(pieces) == 1 else torch.cat(pieces)
         return _finish(attn, out, hidden_states)
 
 

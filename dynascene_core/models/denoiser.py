@@ -9,7 +9,7 @@ from diffusers import UNetMotionModel
 from torch import nn
 
 from .attention import (CameraAdaptorProcessor, ChunkedAttnProcessor, ControlState, ReferenceReadProcessor,
-                        checkpoint_with_state)
+                        checkpoint_with_state, project_reference)
 from .camera_encoder import level_sizes
 from .config import DynaSceneConfig
 
@@ -100,6 +100,8 @@ class DynaSceneDenoiser(nn.Module):
                 module.set_processor(ReferenceReadProcessor(block, self.control))
             else:
                 module.set_processor(plain)
+        self._reference_blocks = tuple(n.rsplit(".", 1)[0] for n, m in self.unet.named_modules()
+                                       if n.endswith(".attn1") and ".motion_modules." not in n)
 
     def bypass_motion_modules(self) -> int:
         """Run as an image model: replace every motion module by an identity (stage I training — the
@@ -120,8 +122,16 @@ class DynaSceneDenoiser(nn.Module):
 
     def reference_block_names(self) -> list[str]:
         """Names of the spatial transformer blocks that read the reference bank."""
-        return [n.rsplit(".", 1)[0] for n, m in self.unet.named_modules()
-                if n.endswith(".attn1") and ".motion_modules." not in n]
+        return list(self._reference_blocks)
+
+    def project_reference(self, bank: dict) -> dict:
+        """``{block: (Bb, h*w, C)}`` -> ``{block: (keys, values)}`` projected once by each reading
+        attention (in this model's dtype): pass the result as ``reference`` to every step and window of
+        a generation instead of re-projecting the same bank in every call. Inference only — training
+        passes the raw bank so gradients reach the projections through every call."""
+        dtype = self.unet.dtype
+        return {name: project_reference(self.unet.get_submodule(name).attn1, bank[name].to(dtype))
+                for name in self._reference_blocks}
 
     def enable_gradient_checkpointing(self) -> None:
         """Checkpoint diffusers' blocks; recomputation sees this call's reference bank and camera features."""
@@ -143,10 +153,10 @@ class DynaSceneDenoiser(nn.Module):
         if image_embeds.ndim != 3 or image_embeds.shape[0] != batch or image_embeds.shape[2] != dim:
             raise ValueError(f"image_embeds must be ({batch}, 1, {dim}), got {tuple(image_embeds.shape)}")
         if reference is not None:
-            missing = sorted(set(self.reference_block_names()) - set(reference))
+            missing = sorted(set(self._reference_blocks) - set(reference))
             if missing:
                 raise ValueError(f"reference bank lacks blocks {missing[:3]} ({len(missing)} missing)")
-            sizes = {t.shape[0] for t in reference.values()}
+            sizes = {(t[0] if isinstance(t, tuple) else t).shape[0] for t in reference.values()}
             if not sizes <= {1, batch}:
                 raise ValueError(f"reference bank batch sizes {sorted(sizes)} must be 1 or the video batch {batch}")
         if reference_mask is not None and (reference_mask.dtype != torch.bool or reference_mask.shape != (batch,)):
@@ -165,8 +175,10 @@ class DynaSceneDenoiser(nn.Module):
                 reference_mask: torch.Tensor | None = None, camera_features: list | None = None) -> torch.Tensor:
         """Noise prediction ``(B, 4, F, h, w)``.
 
-        reference: bank from :class:`ReferenceNet` (``{block: (1 or B, h*w, C)}``); None = no reference.
-        reference_mask: ``(B,)`` bool, False for videos that must not read the bank (CFG uncond).
+        reference: bank from :class:`ReferenceNet` (``{block: (1 or B, h*w, C)}``) or its
+            :meth:`project_reference`; None = no reference.
+        reference_mask: ``(B,)`` bool, False for videos that must not read the bank (CFG uncond); read
+            once per call on the host (keep it on the CPU to avoid a device sync).
         camera_features: from :class:`CameraEncoder`, batch B or a divisor of it (repeated, CFG).
         """
         self._check_inputs(sample, image_embeds, reference, reference_mask, camera_features)
@@ -175,7 +187,8 @@ class DynaSceneDenoiser(nn.Module):
         if camera_features is not None:
             # (b, C, F, h, w) -> temporal token layout (b*h*w, F, C)
             tokens = [f.permute(0, 3, 4, 2, 1).reshape(-1, frames, f.shape[1]) for f in camera_features]
-        self.control.restore((reference, reference_mask, tokens, frames))
+        mask = None if reference_mask is None else tuple(reference_mask.tolist())
+        self.control.restore((reference, mask, tokens, frames))
         try:
             context = image_embeds.repeat_interleave(frames, dim=0)
             return self.unet(sample, timestep, encoder_hidden_states=context).sample
