@@ -29,6 +29,7 @@ from .camera import CameraTrajectory, camera_condition, demo_clip, estimate_traj
 from .checkpoints import CheckpointError, ModelFiles, assemble_models
 from .conditioning import DiffusersVAECodec, resize_cover_crop
 from .sampling.pipeline import GenerationInputError, SamplerSettings, generate
+from .sampling.schedule import RECOMMENDED_STEPS, SAMPLERS
 from .video import VideoError, matte_from_frames, read_video, to_tensor, write_video
 
 log = logging.getLogger("dynascene.generate")
@@ -66,6 +67,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     smp = p.add_argument_group("sampling")
     defaults = SamplerSettings()
     smp.add_argument("--steps", type=int, default=defaults.steps)
+    smp.add_argument("--sampler", choices=list(SAMPLERS), default=defaults.sampler,
+                     help="solver; recommended --steps: " + ", ".join(f"{k} {v}" for k, v in RECOMMENDED_STEPS.items()))
     smp.add_argument("--guidance", type=float, default=defaults.guidance_scale)
     smp.add_argument("--eta", type=float, default=defaults.eta)
     smp.add_argument("--seed", type=int, default=defaults.seed)
@@ -205,7 +208,7 @@ def main(argv=None) -> int:
     device = torch.device(args.device)
     dtype = getattr(torch, args.dtype) if args.dtype else (torch.float16 if device.type == "cuda" else torch.float32)
     out = args.out or os.path.join("outputs", "demo" if args.demo else os.path.splitext(os.path.basename(args.video))[0])
-    settings = SamplerSettings(steps=args.steps, guidance_scale=args.guidance, eta=args.eta, seed=args.seed,
+    settings = SamplerSettings(steps=args.steps, sampler=args.sampler, guidance_scale=args.guidance, eta=args.eta, seed=args.seed,
                                context_length=args.window, context_overlap=args.overlap,
                                foreground_reinjection=args.reinject, vae_chunk=args.vae_chunk, feather=args.feather)
     try:
