@@ -133,6 +133,13 @@ class DynaSceneDenoiser(nn.Module):
         return {name: project_reference(self.unet.get_submodule(name).attn1, bank[name].to(dtype))
                 for name in self._reference_blocks}
 
+    def compile_unet(self, **options) -> None:
+        """Compile the U-Net with ``torch.compile`` as one graph (``fullgraph=True``: the processors take
+        no device syncs and branch only on host values), in place so parameter names do not change.
+        Compiles on the first call (tens of seconds at full size) and again for a new window length,
+        batch (CFG on/off) or dtype; ``options`` go to ``torch.compile`` (e.g. ``mode``)."""
+        self.unet.compile(**{"fullgraph": True, "dynamic": False, **options})
+
     def enable_gradient_checkpointing(self) -> None:
         """Checkpoint diffusers' blocks; recomputation sees this call's reference bank and camera features."""
         self.unet.enable_gradient_checkpointing(gradient_checkpointing_func=checkpoint_with_state(self.control))
