@@ -188,7 +188,7 @@ def memory_breakdown(bench, models):
         x = torch.randn(2, 9, n, h, w, device=bench.device, dtype=bench.dtype)
         bench.reset_peak()
         models.denoiser(x, torch.tensor(500, device=bench.device), torch.cat([emb * 0, emb]), reference=bank,
-                        reference_mask=torch.tensor([False, True]), camera_features=camera)
+                        reference_mask=(False, True), camera_features=camera)
         out["unet_call_above_models_gib"] = round(bench.peak_gib() - weights, 3) if bench.cuda else None
         del bank, camera, x
         latents = torch.randn(n, 4, h, w, device=bench.device, dtype=bench.dtype)
@@ -216,7 +216,7 @@ def profile_step(bench, models, name):
         camera = models.camera_encoder(plucker(range(n)).to(bench.device, bench.dtype)[None])
         x = torch.randn(2, 9, n, h, w, device=bench.device, dtype=bench.dtype)
         call = lambda: models.denoiser(x, torch.tensor(500, device=bench.device), torch.cat([emb * 0, emb]),  # noqa: E731
-                                       reference=bank, reference_mask=torch.tensor([False, True]),
+                                       reference=bank, reference_mask=(False, True),
                                        camera_features=camera)
         timed_calls(bench, call, 2)
         activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if bench.cuda else [])

@@ -27,7 +27,7 @@ def test_denoiser_compiles_to_one_graph_with_reference_camera_and_cfg_mask():
     with torch.no_grad():
         bank = models.denoiser.project_reference(models.reference_net(torch.randn(1, 4, 8, 8, generator=g), emb[:1]))
         camera = models.camera_encoder(torch.randn(1, 4, 6, 64, 64, generator=g))
-        kwargs = dict(reference=bank, reference_mask=torch.tensor([False, True]), camera_features=camera)
+        kwargs = dict(reference=bank, reference_mask=(False, True), camera_features=camera)
         eager = models.denoiser(sample, torch.tensor(500), emb, **kwargs)
         compiled = copy.deepcopy(models.denoiser)
         compiled.compile_unet(backend="eager")  # dynamo capture only: graph breaks raise with fullgraph=True

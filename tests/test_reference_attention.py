@@ -69,15 +69,14 @@ def test_denoiser_output_equals_the_former_processor(models, mask, projected):
     with torch.no_grad():
         bank = models.reference_net(torch.randn(1, 4, LATENT, LATENT, generator=g), emb[:1])
         reference = models.denoiser.project_reference(bank) if projected else bank
-        mask_tensor = None if mask is None else torch.tensor(mask)
-        now = models.denoiser(sample, 300, emb, reference=reference, reference_mask=mask_tensor)
+                now = models.denoiser(sample, 300, emb, reference=reference, reference_mask=mask)
         readers = _readers(models.denoiser)
         assert readers
         current = {n: m.processor for n, m in readers.items()}
         try:
             for m in readers.values():
                 m.set_processor(GatherReferenceRead(m.processor.name, models.denoiser.control))
-            before = models.denoiser(sample, 300, emb, reference=bank, reference_mask=mask_tensor)
+            before = models.denoiser(sample, 300, emb, reference=bank, reference_mask=mask)
         finally:
             for n, m in readers.items():
                 m.set_processor(current[n])

@@ -15,7 +15,7 @@ SD15_FINAL_ALPHA_CUMPROD = 0.004660098513077236  # prod(1 - beta_i): sqrt = 0.06
 
 @pytest.mark.parametrize("sampler", list(SAMPLERS))
 def test_every_sampler_uses_the_training_schedule(sampler):
-    scheduler, training = inference_scheduler(sampler), training_scheduler()
+    scheduler, training = inference_scheduler(sampler=sampler), training_scheduler()
     assert torch.equal(scheduler.betas, training.betas) and torch.equal(scheduler.alphas_cumprod,
                                                                        training.alphas_cumprod)
     for index, beta in SD15_BETAS.items():
@@ -32,7 +32,7 @@ def test_ddim_is_diffusers_ddim_with_sd15_settings():
     reference = DDIMScheduler(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012,
                               beta_schedule="scaled_linear", clip_sample=False, set_alpha_to_one=False,
                               steps_offset=1, prediction_type="epsilon")
-    ours = inference_scheduler("ddim")
+    ours = inference_scheduler(sampler="ddim")
     assert type(ours) is DDIMScheduler
     for s in (ours, reference):
         s.set_timesteps(50)

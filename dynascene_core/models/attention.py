@@ -48,8 +48,7 @@ class ControlState:
     bank: ``{block name: (Bb, h*w, C)}`` reference tokens (written by the ReferenceNet, read by the
         denoiser; ``Bb`` is 1 or the video batch B), or ``{block name: (keys, values)}`` already
         projected by the reading attention (:meth:`DynaSceneDenoiser.project_reference`).
-    reference_mask: per video, whether it reads the bank (False = unconditional CFG branch), as a
-        host-side tuple of bools so the processors never wait for the device; None = all read.
+    reference_mask: ``B`` host-side bools, which videos read the bank (False = unconditional CFG branch).
     camera_tokens: per camera scale, features laid out like temporal tokens ``(B*h*w, F, C)``.
     num_frames: frames per video in the current call (denoiser batch is ``B*F``, frames inner).
     """
@@ -143,17 +142,6 @@ def project_reference(attn, bank: torch.Tensor) -> tuple[torch.Tensor, torch.Ten
     return attn.to_k(bank), attn.to_v(bank)
 
 
-def _runs(mask: tuple[bool, ...]) -> list[tuple[int, int, bool]]:
-    """Maximal runs of equal values: ``(False, True, True)`` -> ``[(0, 1, False), (1, 3, True)]``."""
-    runs = []
-    for i, value in enumerate(mask):
-        if runs and runs[-1][2] == value:
-            runs[-1] = (runs[-1][0], i + 1, value)
-        else:
-            runs.append((i, i + 1, value))
-    return runs
-
-
 def _with_reference(own: torch.Tensor, reference: torch.Tensor, videos: range, frames: int) -> torch.Tensor:
     """``[own tokens | reference tokens of the frame's video]`` per frame row: own ``(n*F, L, C)``,
     reference ``(1 or B, m, C)`` -> ``(n*F, L+m, C)`` (one copy; the reference is broadcast over frames)."""
@@ -199,6 +187,16 @@ class ReferenceReadProcessor:
                 pieces.append(attention(query[rows], key[rows], value[rows], attn.heads))
         out = pieces[0] if len(pieces) == 1 else torch.cat(pieces)
         return _finish(attn, out, hidden_states)
+
+
+def _runs(flags: tuple[bool, ...]) -> list[tuple[int, int, bool]]:
+    """Maximal runs of equal flags as ``(first, stop, flag)``: ``(F, F, T) -> [(0, 2, F), (2, 3, T)]``."""
+    runs, first = [], 0
+    for i in range(1, len(flags) + 1):
+        if i == len(flags) or flags[i] != flags[first]:
+            runs.append((first, i, flags[first]))
+            first = i
+    return runs
 
 
 class CameraAdaptorProcessor(nn.Module):

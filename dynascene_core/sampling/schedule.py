@@ -39,9 +39,15 @@ STOCHASTIC_SAMPLERS = ("ddim",)
 """Samplers that take ``eta > 0`` (DDIM's per-step noise); the others are deterministic here."""
 
 
-def inference_scheduler(sampler: str = "ddim", **overrides):
+def inference_scheduler(steps: int | None = None, sampler: str = "ddim", **overrides):
     """A fresh diffusers scheduler for ``sampler`` on the training betas (one per generation:
-    multistep solvers keep state between steps)."""
+    multistep solvers keep state between steps); with ``steps`` its timesteps are set too.
+
+    DDIM keeps SD1.5's "leading" spacing with ``steps_offset=1``, which puts the first timestep one past
+    the table when every training timestep is visited (``steps`` = ``num_train_timesteps``: 1000 →
+    1..1000, an IndexError in a bare diffusers loop); there the offset is dropped so the steps are
+    exactly 999..0. Every other count keeps SD1.5's timesteps.
+    """
     if sampler not in SAMPLERS:
         raise ValueError(f"unknown sampler {sampler!r}; expected one of {', '.join(SAMPLERS)}")
     import diffusers
@@ -50,7 +56,16 @@ def inference_scheduler(sampler: str = "ddim", **overrides):
     cls = getattr(diffusers, class_name)
     accepted = inspect.signature(cls.__init__).parameters
     config = {k: v for k, v in {**SD15_TRAINING_SCHEDULE, **settings, **overrides}.items() if k in accepted}
-    return cls(**config)
+    if steps is not None:
+        total = config["num_train_timesteps"]
+        if not 1 <= steps <= total:
+            raise ValueError(f"steps must be between 1 and {total}, got {steps}")
+        if sampler == "ddim" and (total // steps) * (steps - 1) + config["steps_offset"] >= total:
+            config["steps_offset"] = 0
+    scheduler = cls(**config)
+    if steps is not None:
+        scheduler.set_timesteps(steps)
+    return scheduler
 
 
 def training_scheduler(**overrides):
