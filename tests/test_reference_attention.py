@@ -69,7 +69,7 @@ def test_denoiser_output_equals_the_former_processor(models, mask, projected):
     with torch.no_grad():
         bank = models.reference_net(torch.randn(1, 4, LATENT, LATENT, generator=g), emb[:1])
         reference = models.denoiser.project_reference(bank) if projected else bank
-                now = models.denoiser(sample, 300, emb, reference=reference, reference_mask=mask)
+        now = models.denoiser(sample, 300, emb, reference=reference, reference_mask=mask)
         readers = _readers(models.denoiser)
         assert readers
         current = {n: m.processor for n, m in readers.items()}

@@ -222,8 +222,8 @@ def generate(
             result = scheduler.step(eps, t, latents)
         x0 = getattr(result, "pred_original_sample", None)
         if x0 is None and progress is not None:  # multistep solvers keep DDPM-space latents: x0 from eps
-            alpha = scheduler.alphas_cumprod[int(t)].item()
-            x0 = (latents - (1 - alpha) ** 0.5 * eps) / alpha ** 0.5
+            alpha_bar = scheduler.alphas_cumprod[int(t)].item()
+            x0 = (latents - (1 - alpha_bar) ** 0.5 * eps) / alpha_bar ** 0.5
         latents = result.prev_sample
         if settings.foreground_reinjection:
             if step + 1 < len(timesteps):
