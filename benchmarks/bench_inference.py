@@ -172,7 +172,8 @@ def bench_baseline(bench):
 
 def memory_breakdown(bench, models):
     """Where memory goes: models, one guided U-Net call (with the projected bank and camera features of
-    one window) and VAE decoding of the whole video, each above what the models hold."""
+    one window; also with the feed-forward run per video) and VAE decoding of the whole video, each
+    above what the models hold."""
     args = bench.args
     n, h, w = args.window, args.height // 8, args.width // 8
     weights = bench.allocated_gib()
@@ -186,10 +187,15 @@ def memory_breakdown(bench, models):
         held = bench.allocated_gib()
         out["bank_and_camera_gib"] = round(held - weights, 3) if bench.cuda else None
         x = torch.randn(2, 9, n, h, w, device=bench.device, dtype=bench.dtype)
-        bench.reset_peak()
-        models.denoiser(x, torch.tensor(500, device=bench.device), torch.cat([emb * 0, emb]), reference=bank,
-                        reference_mask=(False, True), camera_features=camera)
-        out["unet_call_above_models_gib"] = round(bench.peak_gib() - weights, 3) if bench.cuda else None
+        call = lambda: models.denoiser(x, torch.tensor(500, device=bench.device), torch.cat([emb * 0, emb]),  # noqa: E731
+                                       reference=bank, reference_mask=(False, True), camera_features=camera)
+        for label, per_video in (("unet_call", False), ("unet_call_ff_per_video", True)):
+            models.denoiser.feed_forward_per_video(per_video)
+            call()
+            bench.reset_peak()
+            out[f"{label}_s"] = round(timed_calls(bench, call, 3), 4)
+            out[f"{label}_above_models_gib"] = round(bench.peak_gib() - weights, 3) if bench.cuda else None
+        models.denoiser.feed_forward_per_video(False)
         del bank, camera, x
         latents = torch.randn(n, 4, h, w, device=bench.device, dtype=bench.dtype)
         codec = DiffusersVAECodec(models.vae)

@@ -93,3 +93,18 @@ def test_projected_bank_keeps_one_entry_per_reading_block(models):
     name = next(iter(projected))
     attn = models.denoiser.unet.get_submodule(name).attn1
     assert torch.equal(projected[name][0], attn.to_k(bank[name])) and torch.equal(projected[name][1], attn.to_v(bank[name]))
+
+
+def test_feed_forward_per_video_gives_the_same_output(models):
+    g = torch.Generator().manual_seed(2)
+    sample, emb = torch.randn(2, 9, FRAMES, LATENT, LATENT, generator=g), torch.randn(2, 1, 32, generator=g)
+    with torch.no_grad():
+        bank = models.denoiser.project_reference(models.reference_net(torch.randn(1, 4, LATENT, LATENT), emb[:1]))
+        whole = models.denoiser(sample, 300, emb, reference=bank, reference_mask=(False, True))
+        models.denoiser.feed_forward_per_video()
+        try:
+            per_video = models.denoiser(sample, 300, emb, reference=bank, reference_mask=(False, True))
+            assert all(b._chunk_size == FRAMES for b in models.denoiser._spatial_blocks)  # really chunked
+        finally:
+            models.denoiser.feed_forward_per_video(False)
+    torch.testing.assert_close(per_video, whole, rtol=0, atol=2e-6)

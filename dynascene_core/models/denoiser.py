@@ -130,6 +130,8 @@ class DynaSceneDenoiser(nn.Module):
                 module.set_processor(plain)
         self._reference_blocks = tuple(n.rsplit(".", 1)[0] for n, m in self.unet.named_modules()
                                        if n.endswith(".attn1") and ".motion_modules." not in n)
+        self._spatial_blocks = [self.unet.get_submodule(n) for n in self._reference_blocks]  # plain list: no new keys
+        self._feed_forward_per_video = False
 
     def bypass_motion_modules(self) -> int:
         """Run as an image model: replace every motion module by an identity (stage I training — the
@@ -160,6 +162,15 @@ class DynaSceneDenoiser(nn.Module):
         dtype = self.unet.dtype
         return {name: project_reference(self.unet.get_submodule(name).attn1, bank[name].to(dtype))
                 for name in self._reference_blocks}
+
+    def feed_forward_per_video(self, enabled: bool = True) -> None:
+        """Run the spatial blocks' feed-forward one video at a time (diffusers' feed-forward chunking along
+        the batch, chunk = the call's frame count): with CFG the GEGLU activation (``B*F x h*w x 8C``, the
+        largest tensor of a step) is held for one video instead of two. Same result up to float rounding."""
+        self._feed_forward_per_video = enabled
+        if not enabled:
+            for block in self._spatial_blocks:
+                block.set_chunk_feed_forward(None, 0)
 
     def compile_unet(self, **options) -> None:
         """Compile the U-Net with ``torch.compile`` as one graph (``fullgraph=True``: the processors take
@@ -222,6 +233,9 @@ class DynaSceneDenoiser(nn.Module):
         if camera_features is not None:
             # (b, C, F, h, w) -> temporal token layout (b*h*w, F, C)
             tokens = [f.permute(0, 3, 4, 2, 1).reshape(-1, frames, f.shape[1]) for f in camera_features]
+        if self._feed_forward_per_video:
+            for block in self._spatial_blocks:
+                block.set_chunk_feed_forward(frames, 0)
         mask = tuple(reference_mask) if reference_mask is not None else None
         self.control.restore((reference, mask, tokens, frames))
         try:
