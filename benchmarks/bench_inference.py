@@ -4,7 +4,8 @@ Random weights, ``sd15`` config, guided (CFG) sampling of 24 frames at 768×432 
 each written to the JSON as soon as it is measured (a timeout keeps what was done):
 
 1. baseline: diffusers ``UNetMotionModel`` (same architecture, diffusers' own processors, no
-   ReferenceNet/camera), one CFG batch per step: s/step eager and under ``torch.compile`` (+ compile s);
+   ReferenceNet/camera), one CFG batch per step: s/step eager (first) and under ``torch.compile``
+   (+ compile s; last, with DynaScene's models freed, if ``--budget-s`` is not spent);
 2. DynaScene eager: ``generate()`` with DDIM at ``--steps``: s/step, total, peak memory, plus the
    memory of the loaded models, of one U-Net call and of VAE decoding (where the peak comes from);
 3. profiles: top GPU kernels of one guided step, eager and compiled, to ``$OUT/profile_*.txt``;
@@ -136,8 +137,8 @@ def timed_calls(bench, fn, repeats):
     return statistics.median(times)
 
 
-def bench_baseline(bench):
-    """diffusers' UNetMotionModel with the same architecture and a CFG batch of 2, eager and compiled."""
+def bench_baseline(bench, compiled: bool):
+    """diffusers' UNetMotionModel with the same architecture and a CFG batch of 2, eager or compiled."""
     from diffusers import UNetMotionModel
 
     from dynascene_core.models.denoiser import motion_unet_kwargs
@@ -151,23 +152,20 @@ def bench_baseline(bench):
     context = torch.randn(2, 1, config.unet["cross_attention_dim"], device=bench.device,
                           dtype=bench.dtype).repeat_interleave(n, 0)
     t = torch.tensor(500, device=bench.device)
-    result = {}
+    result = dict(bench.results["sections"].get("baseline", {}))
     with torch.no_grad():
         call = lambda: unet(x, t, encoder_hidden_states=context)  # noqa: E731
+        if compiled:
+            unet.compile(fullgraph=True, dynamic=False, backend=args.compile_backend)
+            result["compile_s"] = round(timed_calls(bench, call, 1), 1)
         timed_calls(bench, call, 2)
         bench.reset_peak()
-        result["eager_s_per_step"] = round(timed_calls(bench, call, args.repeats), 4)
-        result["eager_peak_gib"] = bench.peak_gib()
-        bench.record("baseline", result)
-        if args.compile:
-            unet.compile(fullgraph=True, dynamic=False)
-            result["compile_s"] = round(timed_calls(bench, call, 1), 1)
-            timed_calls(bench, call, 1)
-            result["compiled_s_per_step"] = round(timed_calls(bench, call, args.repeats), 4)
-            bench.record("baseline", result)
-    del unet
+        key = "compiled" if compiled else "eager"
+        result[f"{key}_s_per_step"] = round(timed_calls(bench, call, args.repeats), 4)
+        result[f"{key}_peak_gib"] = bench.peak_gib()
+    bench.record("baseline", result)
+    del unet, call
     bench.reset_peak()
-    return result
 
 
 def memory_breakdown(bench, models):
@@ -302,6 +300,8 @@ def targets(bench):
         for key in ("dynascene_eager", "dynascene_compiled"):
             if key in s and s[key].get("s_per_step"):
                 out[f"{key}_vs_eager_baseline (<= 0.6)"] = round(s[key]["s_per_step"] / base, 3)
+                if s["baseline"].get("compiled_s_per_step"):
+                    out[f"{key}_vs_compiled_baseline"] = round(s[key]["s_per_step"] / s["baseline"]["compiled_s_per_step"], 3)
     best = s.get("dynascene_compiled") or s.get("dynascene_eager")
     if best:
         out["total_50_steps_s (<= 10)"] = best["total_s"]
@@ -331,13 +331,15 @@ def main():
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--top-kernels", type=int, default=25)
     parser.add_argument("--no-compile", dest="compile", action="store_false")
+    parser.add_argument("--compile-backend", default="inductor", help="torch.compile backend (CPU smoke: eager)")
     parser.add_argument("--skip-baseline", action="store_true")
-    parser.add_argument("--budget-s", type=float, default=420, help="skip the scaling rows started after this")
+    parser.add_argument("--budget-s", type=float, default=360,
+                        help="seconds after which scaling rows and the compiled baseline are skipped")
     parser.add_argument("--out", default=None, help="folder for the JSON and profiles (default: $OUT)")
     args = parser.parse_args()
     bench = Bench(args)
     if not args.skip_baseline:
-        bench_baseline(bench)
+        bench_baseline(bench, compiled=False)
 
     torch.manual_seed(0)
     models = DynaSceneModels.build(args.config, device=bench.device, dtype=bench.dtype).eval()
@@ -346,7 +348,7 @@ def main():
     bench.record("profile_eager", profile_step(bench, models, "eager"))
     if args.compile:
         start = time.perf_counter()
-        models.denoiser.compile_unet()
+        models.denoiser.compile_unet(backend=args.compile_backend)
         run_generate(bench, models, args.frames, settings_for(bench, 1))
         bench.record("compile", {"compile_plus_1_step_generate_s": round(time.perf_counter() - start, 1)})
         bench.record("dynascene_compiled", bench_generate(bench, models, args.steps))
@@ -354,6 +356,12 @@ def main():
     sampler = args.fast_sampler
     bench.record("fast_sampler", bench_generate(bench, models, RECOMMENDED_STEPS[sampler], sampler))
     bench.record("scaling", bench_scaling(bench, models))
+    del models
+    if args.compile and not args.skip_baseline:
+        if bench.elapsed() < args.budget_s:
+            bench_baseline(bench, compiled=True)
+        else:
+            bench.record("baseline_compiled", "skipped: time budget")
     bench.results["targets"] = targets(bench)
     bench.results["wall_s"] = round(bench.elapsed(), 1)
     bench.save()
