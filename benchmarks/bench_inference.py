@@ -353,6 +353,10 @@ def main():
         bench.record("compile", {"compile_plus_1_step_generate_s": round(time.perf_counter() - start, 1)})
         bench.record("dynascene_compiled", bench_generate(bench, models, args.steps))
         bench.record("profile_compiled", profile_step(bench, models, "compiled"))
+        from torch._dynamo.utils import counters
+        graphs = dict(counters["stats"])  # unique_graphs > 1 would mean recompiles (e.g. per timestep)
+        bench.results["sections"]["compile"]["dynamo_stats"] = graphs
+        bench.record("compile", bench.results["sections"]["compile"])
     sampler = args.fast_sampler
     bench.record("fast_sampler", bench_generate(bench, models, RECOMMENDED_STEPS[sampler], sampler))
     bench.record("scaling", bench_scaling(bench, models))
