@@ -108,6 +108,14 @@ def test_meta_loading_gives_every_network_its_own_memory(tmp_path, source):
     got = assemble_models(ModelFiles(sd15_inpainting=sd15, motion_module=mm, dynascene=[clip]),
                           config=DynaSceneConfig.preset("tiny")).models
     # one checkpoint fills both U-Nets: changing the denoiser must not change the ReferenceNet
+    stage1 = tmp_path / "stage1.safetensors"
+    trained = distinguishable_tiny_models("tiny", seed=9)
+    save_dynascene(stage1, trained, groups=["denoiser_spatial", "reference_net"])
+    later = assemble_models(ModelFiles(sd15_inpainting=sd15, motion_module=mm, dynascene=[stage1, clip]),
+                            config=DynaSceneConfig.preset("tiny")).models
+    for group in ("denoiser_spatial", "reference_net"):  # a later file overrides each U-Net with its own values
+        for name, p in parameter_groups(trained)[group].items():
+            assert torch.equal(parameter_groups(later)[group][name], p), name
     with torch.no_grad():
         got.denoiser.unet.conv_in.weight.add_(1)
     assert not torch.equal(got.denoiser.unet.conv_in.weight, got.reference_net.unet.conv_in.weight)
