@@ -194,7 +194,7 @@ def memory_breakdown(bench, models):
             out[f"{label}_s"] = round(timed_calls(bench, call, 3), 4)
             out[f"{label}_above_models_gib"] = round(bench.peak_gib() - weights, 3) if bench.cuda else None
         models.denoiser.feed_forward_per_video(False)
-        del bank, camera, x
+        del call, bank, camera, x
         latents = torch.randn(n, 4, h, w, device=bench.device, dtype=bench.dtype)
         codec = DiffusersVAECodec(models.vae)
         for chunk in (8, 2):
@@ -269,6 +269,19 @@ def bench_generate(bench, models, steps, sampler="ddim"):
     step_times, total, denoise = run_generate(bench, models, bench.args.frames, settings_for(bench, steps, sampler))
     return {"sampler": sampler, "steps": steps, "s_per_step": round(statistics.median(step_times), 4) if step_times
             else None, "denoise_s": round(denoise, 2), "total_s": round(total, 2), "peak_gib": bench.peak_gib()}
+
+
+def bench_compiled(bench, models):
+    args = bench.args
+    start = time.perf_counter()
+    models.denoiser.compile_unet(backend=args.compile_backend)
+    run_generate(bench, models, args.frames, settings_for(bench, 1))
+    bench.record("compile", {"compile_plus_1_step_generate_s": round(time.perf_counter() - start, 1)})
+    bench.record("dynascene_compiled", bench_generate(bench, models, args.steps))
+    bench.record("profile_compiled", profile_step(bench, models, "compiled"))
+    from torch._dynamo.utils import counters
+    stats = dict(counters["stats"])  # unique_graphs > 1 would mean recompiles (e.g. per timestep)
+    bench.record("compile", {**bench.results["sections"]["compile"], "dynamo_stats": stats})
 
 
 def bench_scaling(bench, models):
@@ -347,23 +360,21 @@ def main():
     bench.record("dynascene_eager", bench_generate(bench, models, args.steps))
     bench.record("profile_eager", profile_step(bench, models, "eager"))
     if args.compile:
-        start = time.perf_counter()
-        models.denoiser.compile_unet(backend=args.compile_backend)
-        run_generate(bench, models, args.frames, settings_for(bench, 1))
-        bench.record("compile", {"compile_plus_1_step_generate_s": round(time.perf_counter() - start, 1)})
-        bench.record("dynascene_compiled", bench_generate(bench, models, args.steps))
-        bench.record("profile_compiled", profile_step(bench, models, "compiled"))
-        from torch._dynamo.utils import counters
-        graphs = dict(counters["stats"])  # unique_graphs > 1 would mean recompiles (e.g. per timestep)
-        bench.results["sections"]["compile"]["dynamo_stats"] = graphs
-        bench.record("compile", bench.results["sections"]["compile"])
+        try:
+            bench_compiled(bench, models)
+        except Exception as exc:  # a failed compile is a result too: record it, carry on eager
+            bench.record("compile_error", f"{type(exc).__name__}: {exc}"[:4000])
+            models.denoiser.unet._compiled_call_impl = None  # undo nn.Module.compile
     sampler = args.fast_sampler
     bench.record("fast_sampler", bench_generate(bench, models, RECOMMENDED_STEPS[sampler], sampler))
     bench.record("scaling", bench_scaling(bench, models))
     del models
     if args.compile and not args.skip_baseline:
         if bench.elapsed() < args.budget_s:
-            bench_baseline(bench, compiled=True)
+            try:
+                bench_baseline(bench, compiled=True)
+            except Exception as exc:  # recorded, the rest of the JSON stands
+                bench.record("baseline_compile_error", f"{type(exc).__name__}: {exc}"[:4000])
         else:
             bench.record("baseline_compiled", "skipped: time budget")
     bench.results["targets"] = targets(bench)
