@@ -30,6 +30,7 @@ from .checkpoints import CheckpointError, ModelFiles, assemble_models
 from .compositing import CompositeSettings
 from .conditioning import DiffusersVAECodec, resize_cover_crop
 from .sampling.pipeline import GenerationInputError, SamplerSettings, generate
+from .sampling.schedule import RECOMMENDED_STEPS, SAMPLERS
 from .video import VideoError, matte_from_frames, read_video, to_tensor, write_video
 
 log = logging.getLogger("dynascene.generate")
@@ -67,6 +68,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     smp = p.add_argument_group("sampling")
     defaults = SamplerSettings()
     smp.add_argument("--steps", type=int, default=defaults.steps)
+    smp.add_argument("--sampler", choices=list(SAMPLERS), default=defaults.sampler,
+                     help="solver; recommended --steps: " + ", ".join(f"{k} {v}" for k, v in RECOMMENDED_STEPS.items()))
     smp.add_argument("--guidance", type=float, default=defaults.guidance_scale)
     smp.add_argument("--eta", type=float, default=defaults.eta)
     smp.add_argument("--seed", type=int, default=defaults.seed)
@@ -89,6 +92,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     run.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     run.add_argument("--dtype", choices=["float16", "bfloat16", "float32"], default=None,
                      help="default: float16 on CUDA, float32 on CPU")
+    run.add_argument("--compile", action="store_true", help="torch.compile the U-Net (faster steps on a GPU after "
+                     "a one-time compile of tens of seconds)")
     run.add_argument("--out", default=None, help="output folder (default outputs/demo or outputs/<video name>)")
     args = p.parse_args(argv)
     _check_args(p, args)
@@ -227,13 +232,15 @@ def main(argv=None) -> int:
     device = torch.device(args.device)
     dtype = getattr(torch, args.dtype) if args.dtype else (torch.float16 if device.type == "cuda" else torch.float32)
     out = args.out or os.path.join("outputs", "demo" if args.demo else os.path.splitext(os.path.basename(args.video))[0])
-    settings = SamplerSettings(steps=args.steps, guidance_scale=args.guidance, eta=args.eta, seed=args.seed,
-                               context_length=args.window, context_overlap=args.overlap,
+    settings = SamplerSettings(steps=args.steps, sampler=args.sampler, guidance_scale=args.guidance, eta=args.eta,
+                               seed=args.seed, context_length=args.window, context_overlap=args.overlap,
                                foreground_reinjection=args.reinject, vae_chunk=args.vae_chunk,
                                compositing=composite_settings(args))
     try:
         frames, alpha, foreground, scene, trajectory, fps = load_inputs(args, device, dtype)
         models, reports = load_models(args, device, dtype)
+        if args.compile:
+            models.denoiser.compile_unet()
     except (CheckpointError, VideoError, GenerationInputError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

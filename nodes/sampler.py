@@ -11,6 +11,7 @@ from dynascene_core.compositing import composite
 from dynascene_core.conditioning import VAE_DOWNSCALE
 from dynascene_core.camera import camera_condition
 from dynascene_core.sampling.pipeline import SamplerSettings, fit_scene_image, generate, validate_inputs
+from dynascene_core.sampling.schedule import RECOMMENDED_STEPS, SAMPLERS
 
 from . import host
 from .adapters import ProgressReporter, frames_to_image, image_to_frames, mask_to_core
@@ -102,12 +103,16 @@ class DynaSceneSampler:
                                       "tooltip": "Edge softness: softens the matte edge in the composite over this "
                                                  "many pixels (as Refine Mask's feather)."}),
             },
-            "optional": COMPOSITE_INPUTS,
+            "optional": {
+                **COMPOSITE_INPUTS,
+                "sampler": (list(SAMPLERS), {"default": "ddim", "tooltip": "Solver; recommended steps: " + ", ".join(
+                    f"{name} {steps}" for name, steps in RECOMMENDED_STEPS.items()) + " (eta applies to ddim only)."}),
+            },
         }
 
     def sample(self, dynascene_model, vae, clip_vision, scene_image, images, mask, camera, fit_camera_to_frames,
                steps, guidance, seed, eta, foreground_reinjection, context_length, context_overlap, feather,
-               foreground=None, composite_settings=None):
+               foreground=None, composite_settings=None, sampler="ddim"):
         frames = image_to_frames(images, "images")
         n, _, height, width = frames.shape
         check_frame_size(height, width)
@@ -120,7 +125,7 @@ class DynaSceneSampler:
                 raise ValueError(f"the camera has {len(camera)} frames but the video has {n}: turn on "
                                  f"'fit_camera_to_frames' or use 'Resample / Trim Camera' with {n} frames")
             camera = camera.resample(n)
-        settings = SamplerSettings(steps=steps, guidance_scale=guidance, eta=eta, seed=seed,
+        settings = SamplerSettings(steps=steps, sampler=sampler, guidance_scale=guidance, eta=eta, seed=seed,
                                    context_length=context_length, context_overlap=context_overlap,
                                    foreground_reinjection=foreground_reinjection,
                                    compositing=settings_with_feather(composite_settings, feather))

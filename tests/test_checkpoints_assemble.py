@@ -63,3 +63,71 @@ def test_missing_parts_are_named_before_use(tmp_path, source):
     assert not got.camera_active and "camera control inactive" in got.summary()
     with pytest.raises(CheckpointError, match="no model files given"):
         assemble_models(ModelFiles())
+
+
+def _eager_load(files: ModelFiles, config) -> "DynaSceneModels":
+    """The loaders run into normally built (random-init) models: what assembling did before meta loading."""
+    from dynascene_core.checkpoints.motion import load_motion_module
+    from dynascene_core.checkpoints.sd15 import load_sd15_inpainting
+    from dynascene_core.checkpoints.dynascene_format import load_dynascene
+    from dynascene_core.models import DynaSceneModels
+
+    models = DynaSceneModels(config)
+    load_sd15_inpainting(files.sd15_inpainting, denoiser_unet=models.denoiser.unet,
+                         reference_unet=models.reference_net.unet, vae=models.vae)
+    load_motion_module(files.motion_module, models.denoiser.unet)
+    for path in files.dynascene:
+        load_dynascene(path, models)
+    return models
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+def test_meta_loading_equals_loading_into_built_models(tmp_path, source, dtype):
+    sd15, mm, _, clip = _files(tmp_path, source)
+    files = ModelFiles(sd15_inpainting=sd15, motion_module=mm, dynascene=[clip])
+    config = DynaSceneConfig.preset("tiny")
+    got = assemble_models(files, config=config, dtype=dtype).models
+    want = _eager_load(files, config).to(dtype)
+    got_state = dict(got.named_parameters()) | dict(got.named_buffers())  # buffers include non-persistent ones
+    want_state = dict(want.named_parameters()) | dict(want.named_buffers())
+    assert got_state.keys() == want_state.keys()
+    random_init = [k for k in want_state if k.startswith("camera_encoder.")]  # no file gives it: random in both
+    assert random_init and all(got_state[k].shape == want_state[k].shape for k in random_init)
+    for key in want_state.keys() - set(random_init):
+        assert got_state[key].dtype == want_state[key].dtype and torch.equal(got_state[key], want_state[key]), key
+    # regenerated sinusoidal tables and the zero-initialised camera adaptor are really there
+    pe = [k for k in got_state if k.endswith("pos_embed.pe")]
+    adaptor = [k for k in got_state if ".processor.qkv_merge." in k]
+    assert pe and all(got_state[k].abs().sum() > 0 for k in pe)
+    assert adaptor and all(not got_state[k].any() for k in adaptor)
+    assert not any(t.is_meta for t in got_state.values())
+
+
+def test_meta_loading_gives_every_network_its_own_memory(tmp_path, source):
+    sd15, mm, _, clip = _files(tmp_path, source)
+    got = assemble_models(ModelFiles(sd15_inpainting=sd15, motion_module=mm, dynascene=[clip]),
+                          config=DynaSceneConfig.preset("tiny")).models
+    # one checkpoint fills both U-Nets: changing the denoiser must not change the ReferenceNet
+    stage1 = tmp_path / "stage1.safetensors"
+    trained = distinguishable_tiny_models("tiny", seed=9)
+    save_dynascene(stage1, trained, groups=["denoiser_spatial", "reference_net"])
+    later = assemble_models(ModelFiles(sd15_inpainting=sd15, motion_module=mm, dynascene=[stage1, clip]),
+                            config=DynaSceneConfig.preset("tiny")).models
+    for group in ("denoiser_spatial", "reference_net"):  # a later file overrides each U-Net with its own values
+        for name, p in parameter_groups(trained)[group].items():
+            assert torch.equal(parameter_groups(later)[group][name], p), name
+    with torch.no_grad():
+        got.denoiser.unet.conv_in.weight.add_(1)
+    assert not torch.equal(got.denoiser.unet.conv_in.weight, got.reference_net.unet.conv_in.weight)
+    pointers = [p.untyped_storage().data_ptr() for p in got.parameters() if p.numel()]
+    assert len(pointers) == len(set(pointers))
+
+
+def test_parts_no_file_fills_get_their_normal_initialisation():
+    models = assemble_models(ModelFiles(), config=DynaSceneConfig.preset("tiny"), require=()).models
+    state = models.state_dict()
+    proj_out = [k for k in state if ".motion_modules." in k and ".proj_out." in k]
+    adaptor = [k for k in state if ".processor.qkv_merge." in k]
+    assert proj_out and adaptor and all(not state[k].any() for k in proj_out + adaptor)  # AnimateDiff's fresh init
+    conv = state["denoiser.unet.conv_in.weight"]
+    assert conv.std() > 0 and not conv.is_meta

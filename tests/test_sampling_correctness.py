@@ -199,6 +199,9 @@ class _ZeroNoise(torch.nn.Module):
         self.anchor = torch.nn.Parameter(torch.zeros(()))
         self.timesteps = []
 
+    def project_reference(self, bank):
+        return bank
+
     def forward(self, sample, timestep, *args, **kwargs):
         self.timesteps.append(timestep)
         return torch.zeros_like(sample[:, :4])

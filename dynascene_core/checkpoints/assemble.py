@@ -143,9 +143,26 @@ def _config_for(files: ModelFiles):
     return config
 
 
+def _own_storage(models: torch.nn.Module) -> torch.nn.Module:
+    """Copy parameters that share memory with an earlier one (files are assigned without copying, and
+    one SD1.5 checkpoint fills both U-Nets), so training one network never changes another."""
+    seen = set()
+    for module in models.modules():
+        for name, param in list(module.named_parameters(recurse=False)):
+            pointer = param.untyped_storage().data_ptr()
+            if pointer in seen:
+                setattr(module, name, torch.nn.Parameter(param.detach().clone(), param.requires_grad))
+            elif param.numel():
+                seen.add(pointer)
+    return models
+
+
 def assemble_models(files: ModelFiles, *, config=None, require: tuple[str, ...] = NEEDED_FOR_GENERATION,
                     device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> AssembledModels:
     """Build :class:`DynaSceneModels` for the files' config and load every file into it.
+
+    The networks are built with parameters on ``meta`` and the files' tensors assigned (no random
+    init, no copy), then converted to ``device``/``dtype`` once.
 
     Raises :class:`CheckpointError` when a group in ``require`` was filled by no file (naming the
     missing parts and the files that could provide them), before moving anything to ``device``.
@@ -156,7 +173,7 @@ def assemble_models(files: ModelFiles, *, config=None, require: tuple[str, ...] 
     if not files.paths() and require:
         raise CheckpointError(None, "no model files given",
                               expected="a DynaScene file, or an SD1.5-inpainting checkpoint + a motion module")
-    models = DynaSceneModels(config or _config_for(files))
+    models = DynaSceneModels.empty(config or _config_for(files))  # weights come from the files, not random init
     reports: list[LoadReport] = []
     loaded: set[str] = set()
     if files.sd15_inpainting is not None:
@@ -194,6 +211,8 @@ def assemble_models(files: ModelFiles, *, config=None, require: tuple[str, ...] 
                      "motion_modules: an AnimateDiff motion module (mm_sd_v15_v2.ckpt) or a DynaScene file; "
                      "vae: an SD VAE or the SD1.5 checkpoint; image_encoder: a CLIP ViT-L/14 image encoder",
             hint="see README 'Model files'")
-    assembled = AssembledModels(models.to(device=device, dtype=dtype).eval(), reports, loaded)
+    models.materialize()  # parts no file filled (require=()) get their normal initialisation
+    models = _own_storage(models.to(device=device, dtype=dtype))
+    assembled = AssembledModels(models.eval(), reports, loaded)
     log.info("%s", assembled.summary())
     return assembled

@@ -106,21 +106,19 @@ def load_into(
 
     Every in-scope parameter/buffer must be in ``state_dict``, be a regenerated table, or satisfy
     ``fresh_init`` (those are zeroed here, so "fresh" does not depend on what the module held before).
-    Meta-device modules get the tensors assigned (used to check full-size layouts without memory).
+    Modules with parameters on the ``meta`` device get the tensors assigned (no copy, the file's dtype;
+    :func:`~.assemble.assemble_models` builds on ``meta`` and converts at the end).
     """
     expected = {k: v for k, v in module.state_dict().items() if scope(k)}
     check_against(state_dict, {k: v.shape for k, v in expected.items()}, path=report.source,
                   looks_like=report.format, target=report.target, fresh_init=fresh_init)
-    on_meta = any(v.is_meta for v in expected.values())
-    module.load_state_dict(dict(state_dict), strict=False, assign=on_meta)
-    report.loaded.extend(state_dict)
     fresh = [k for k in expected if k not in state_dict and fresh_init(k) and not is_regenerated(k)]
-    if fresh:
-        targets = dict(module.named_parameters()) | dict(module.named_buffers())
-        with torch.no_grad():
-            for k in fresh:
-                targets[k].zero_()
-        report.fresh_init.extend(fresh)
+    zeros = {k: torch.zeros(expected[k].shape, dtype=expected[k].dtype,
+                            device="cpu" if expected[k].is_meta else expected[k].device) for k in fresh}
+    on_meta = any(v.is_meta for v in expected.values())
+    module.load_state_dict({**state_dict, **zeros}, strict=False, assign=on_meta)
+    report.loaded.extend(state_dict)
+    report.fresh_init.extend(fresh)
     log.info("%s", report.summary())
     return report
 

@@ -192,6 +192,8 @@ def load_sd15_inpainting(
             if module is vae:  # U-Net-only checkpoints are common; a missing VAE is reported by the caller
                 continue
             raise CheckpointError(w.source, f"holds no {name} weights", looks_like=w.detection.description)
+        if module is reference_unet and denoiser_unet is not None:
+            tensors = {k: v.clone() for k, v in tensors.items()}  # its own memory: loaders may assign, not copy
         report = LoadReport(w.source, w.detection.format, name, not_used=w.not_used, notes=list(w.notes))
         reports.append(load_into(module, tensors, report, scope=scope))
     return reports

@@ -2,53 +2,33 @@
 
 :class:`DynaSceneModels` holds every network of the method; ``DynaSceneModels.build(config)`` makes
 them with random weights (no network access; configs ship in :mod:`.config`), and the checkpoint
-loaders fill them.
+loaders fill them. Names are imported on first use, so ``import dynascene_core.models`` (and the
+cameras, checkpoints and nodes that import it) does not load diffusers or transformers.
 """
 
 from __future__ import annotations
 
-import torch
-from diffusers import AutoencoderKL
-from torch import nn
+import importlib
 
-from .camera_encoder import CameraEncoder, level_sizes
-from .clip import ImageEncoder, clip_preprocess, zero_image_embeds_like
-from .config import PRESETS, DynaSceneConfig
-from .denoiser import DynaSceneDenoiser
-from .params import parameter_groups, set_trainable, trainable_parameters
-from .reference import ReferenceNet, reference_input
-
-__all__ = [
-    "CameraEncoder", "DynaSceneConfig", "DynaSceneDenoiser", "DynaSceneModels", "ImageEncoder", "PRESETS",
-    "ReferenceNet", "clip_preprocess", "level_sizes", "parameter_groups", "reference_input", "set_trainable",
-    "trainable_parameters", "zero_image_embeds_like",
-]
+_WHERE = {
+    "CameraEncoder": "camera_encoder", "level_sizes": "camera_encoder",
+    "ImageEncoder": "clip", "clip_preprocess": "clip", "zero_image_embeds_like": "clip",
+    "PRESETS": "config", "DynaSceneConfig": "config",
+    "DynaSceneDenoiser": "denoiser",
+    "DynaSceneModels": "networks", "PARTS": "networks",
+    "parameter_groups": "params", "set_trainable": "params", "trainable_parameters": "params",
+    "ReferenceNet": "reference", "reference_input": "reference",
+}
+__all__ = sorted(_WHERE)
 
 
-class DynaSceneModels(nn.Module):
-    """Container: ``denoiser``, ``reference_net``, ``camera_encoder``, ``image_encoder`` and ``vae``
-    (diffusers ``AutoencoderKL``), plus the ``config`` they were built from."""
+def __getattr__(name: str):
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+    globals()[name] = value
+    return value
 
-    def __init__(self, config: DynaSceneConfig):
-        super().__init__()
-        self.config = config
-        self.denoiser = DynaSceneDenoiser(config)
-        self.reference_net = ReferenceNet(config)
-        self.camera_encoder = CameraEncoder(**config.camera)
-        self.image_encoder = ImageEncoder(config.clip_vision)
-        self.vae = AutoencoderKL(**config.vae, scaling_factor=config.scaling_factor)
 
-    @classmethod
-    def build(cls, config: DynaSceneConfig | str = "tiny", device: torch.device | str = "cpu",
-              dtype: torch.dtype = torch.float32) -> "DynaSceneModels":
-        """Random-init models for ``config`` (a :class:`DynaSceneConfig` or a preset name)."""
-        if isinstance(config, str):
-            config = DynaSceneConfig.preset(config)
-        with torch.device(device):  # allocate on the target device directly (no full-size CPU copy)
-            models = cls(config)
-        return models.to(dtype=dtype)
-
-    def enable_gradient_checkpointing(self) -> None:
-        self.denoiser.enable_gradient_checkpointing()
-        self.reference_net.enable_gradient_checkpointing()
-        self.camera_encoder.enable_gradient_checkpointing()
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_WHERE))

@@ -46,7 +46,8 @@ class ControlState:
     """Per-call conditioning shared by a model and its processors.
 
     bank: ``{block name: (Bb, h*w, C)}`` reference tokens (written by the ReferenceNet, read by the
-        denoiser; ``Bb`` is 1 or the video batch B).
+        denoiser; ``Bb`` is 1 or the video batch B), or ``{block name: (keys, values)}`` already
+        projected by the reading attention (:meth:`DynaSceneDenoiser.project_reference`).
     reference_mask: ``B`` host-side bools, which videos read the bank (False = unconditional CFG branch).
     camera_tokens: per camera scale, features laid out like temporal tokens ``(B*h*w, F, C)``.
     num_frames: frames per video in the current call (denoiser batch is ``B*F``, frames inner).
@@ -136,15 +137,29 @@ class ReferenceWriteProcessor:
         return _plain(attn, hidden_states, None)
 
 
+def project_reference(attn, bank: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Reference tokens ``(Bb, m, C)`` -> ``(keys, values)`` with ``attn``'s own ``to_k``/``to_v``."""
+    return attn.to_k(bank), attn.to_v(bank)
+
+
+def _with_reference(own: torch.Tensor, reference: torch.Tensor, videos: range, frames: int) -> torch.Tensor:
+    """``[own tokens | reference tokens of the frame's video]`` per frame row: own ``(n*F, L, C)``,
+    reference ``(1 or B, m, C)`` -> ``(n*F, L+m, C)`` (one copy; the reference is broadcast over frames)."""
+    n, length, channels = len(videos), own.shape[1], own.shape[2]
+    ref = reference if reference.shape[0] == 1 else reference[videos.start:videos.stop]
+    ref = ref[:, None].expand(n, frames, *ref.shape[1:])
+    return torch.cat([own.view(n, frames, length, channels), ref], dim=2).view(n * frames, -1, channels)
+
+
 class ReferenceReadProcessor:
     """Denoiser spatial ``attn1`` with reference attention (Moore-AnimateAnyone's pattern).
 
     Input ``(B*F, h*w, C)`` with frames inner. For videos selected by ``state.reference_mask``
     keys/values are ``[own tokens | bank tokens of that video]`` projected with this attention's own
-    ``to_k``/``to_v`` (no new weights); the other videos (unconditional CFG branch) attend to their
-    own tokens only. The mask is a host-side tuple of bools, so selecting rows needs no device sync:
-    consecutive videos with the same flag run as one attention call on a slice (flash kernels stay
-    usable; no additive -inf mask). With no bank this is plain self-attention.
+    ``to_k``/``to_v`` (no new weights; a pre-projected bank skips that); the other videos
+    (unconditional CFG branch) attend to their own tokens only. Each run of videos with the same
+    mask value is one attention call over a slice of the batch (no -inf mask, so flash kernels stay
+    usable; no device sync, the mask is on the host). With no bank this is plain self-attention.
     """
 
     def __init__(self, name: str, state: ControlState):
@@ -158,17 +173,19 @@ class ReferenceReadProcessor:
         mask = self.state.reference_mask or (True,) * videos
         if bank is None or not any(mask):
             return _plain(attn, hidden_states, None)
-        bank = bank.to(hidden_states.dtype).expand(videos, -1, -1)
+        ref_key, ref_value = bank if isinstance(bank, tuple) else project_reference(attn, bank.to(hidden_states.dtype))
         query, key, value = attn.to_q(hidden_states), attn.to_k(hidden_states), attn.to_v(hidden_states)
-        parts = []
-        for first, last, reads in _runs(mask):
-            rows = slice(first * frames, last * frames)
-            k, v = key[rows], value[rows]
-            if reads:  # project the bank once per video, then share it with all frames of that video
-                k = torch.cat([k, attn.to_k(bank[first:last]).repeat_interleave(frames, dim=0)], 1)
-                v = torch.cat([v, attn.to_v(bank[first:last]).repeat_interleave(frames, dim=0)], 1)
-            parts.append(attention(query[rows], k, v, attn.heads))
-        out = parts[0] if len(parts) == 1 else torch.cat(parts)
+        pieces = []
+        for start, stop, reads in _runs(mask):
+            rows = slice(start * frames, stop * frames)
+            if reads:
+                own = range(start, stop)
+                pieces.append(attention(query[rows], _with_reference(key[rows], ref_key.to(key.dtype), own, frames),
+                                        _with_reference(value[rows], ref_value.to(value.dtype), own, frames),
+                                        attn.heads))
+            else:
+                pieces.append(attention(query[rows], key[rows], value[rows], attn.heads))
+        out = pieces[0] if len(pieces) == 1 else torch.cat(pieces)
         return _finish(attn, out, hidden_states)
 
 

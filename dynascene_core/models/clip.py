@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
 from ..conditioning import resize_cover_crop
 
@@ -34,6 +33,8 @@ class ImageEncoder(nn.Module):
     """
 
     def __init__(self, clip_vision_config: dict):
+        from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
         super().__init__()
         self.model = CLIPVisionModelWithProjection(CLIPVisionConfig(**clip_vision_config))
         self.image_size = self.model.config.image_size

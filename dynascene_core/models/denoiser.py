@@ -10,7 +10,7 @@ from diffusers.models.unets.unet_motion_model import AnimateDiffTransformer3D
 from torch import nn
 
 from .attention import (CameraAdaptorProcessor, ChunkedAttnProcessor, ControlState, ReferenceReadProcessor,
-                        checkpoint_with_state)
+                        checkpoint_with_state, project_reference)
 from .camera_encoder import level_sizes
 from .config import DynaSceneConfig
 
@@ -128,6 +128,10 @@ class DynaSceneDenoiser(nn.Module):
                 module.set_processor(ReferenceReadProcessor(block, self.control))
             else:
                 module.set_processor(plain)
+        self._reference_blocks = tuple(n.rsplit(".", 1)[0] for n, m in self.unet.named_modules()
+                                       if n.endswith(".attn1") and ".motion_modules." not in n)
+        self._spatial_blocks = [self.unet.get_submodule(n) for n in self._reference_blocks]  # plain list: no new keys
+        self._feed_forward_per_video = False
 
     def bypass_motion_modules(self) -> int:
         """Run as an image model: replace every motion module by an identity (stage I training — the
@@ -148,8 +152,32 @@ class DynaSceneDenoiser(nn.Module):
 
     def reference_block_names(self) -> list[str]:
         """Names of the spatial transformer blocks that read the reference bank."""
-        return [n.rsplit(".", 1)[0] for n, m in self.unet.named_modules()
-                if n.endswith(".attn1") and ".motion_modules." not in n]
+        return list(self._reference_blocks)
+
+    def project_reference(self, bank: dict) -> dict:
+        """``{block: (Bb, h*w, C)}`` -> ``{block: (keys, values)}`` projected once by each reading
+        attention (in this model's dtype): pass the result as ``reference`` to every step and window of
+        a generation instead of re-projecting the same bank in every call. Inference only — training
+        passes the raw bank so gradients reach the projections through every call."""
+        dtype = self.unet.dtype
+        return {name: project_reference(self.unet.get_submodule(name).attn1, bank[name].to(dtype))
+                for name in self._reference_blocks}
+
+    def feed_forward_per_video(self, enabled: bool = True) -> None:
+        """Run the spatial blocks' feed-forward one video at a time (diffusers' feed-forward chunking along
+        the batch, chunk = the call's frame count): with CFG the GEGLU activation (``B*F x h*w x 8C``, the
+        largest tensor of a step) is held for one video instead of two. Same result up to float rounding."""
+        self._feed_forward_per_video = enabled
+        if not enabled:
+            for block in self._spatial_blocks:
+                block.set_chunk_feed_forward(None, 0)
+
+    def compile_unet(self, **options) -> None:
+        """Compile the U-Net with ``torch.compile`` as one graph (``fullgraph=True``: the processors take
+        no device syncs and branch only on host values), in place so parameter names do not change.
+        Compiles on the first call (tens of seconds at full size) and again for a new window length,
+        batch (CFG on/off) or dtype; ``options`` go to ``torch.compile`` (e.g. ``mode``)."""
+        self.unet.compile(**{"fullgraph": True, "dynamic": False, **options})
 
     def enable_gradient_checkpointing(self) -> None:
         """Checkpoint diffusers' blocks; recomputation sees this call's reference bank and camera features."""
@@ -171,10 +199,10 @@ class DynaSceneDenoiser(nn.Module):
         if image_embeds.ndim != 3 or image_embeds.shape[0] != batch or image_embeds.shape[2] != dim:
             raise ValueError(f"image_embeds must be ({batch}, 1, {dim}), got {tuple(image_embeds.shape)}")
         if reference is not None:
-            missing = sorted(set(self.reference_block_names()) - set(reference))
+            missing = sorted(set(self._reference_blocks) - set(reference))
             if missing:
                 raise ValueError(f"reference bank lacks blocks {missing[:3]} ({len(missing)} missing)")
-            sizes = {t.shape[0] for t in reference.values()}
+            sizes = {(t[0] if isinstance(t, tuple) else t).shape[0] for t in reference.values()}
             if not sizes <= {1, batch}:
                 raise ValueError(f"reference bank batch sizes {sorted(sizes)} must be 1 or the video batch {batch}")
         if reference_mask is not None and (len(reference_mask) != batch
@@ -193,7 +221,8 @@ class DynaSceneDenoiser(nn.Module):
                 reference_mask=None, camera_features: list | None = None) -> torch.Tensor:
         """Noise prediction ``(B, 4, F, h, w)``.
 
-        reference: bank from :class:`ReferenceNet` (``{block: (1 or B, h*w, C)}``); None = no reference.
+        reference: bank from :class:`ReferenceNet` (``{block: (1 or B, h*w, C)}``) or its
+            :meth:`project_reference` (inference: projected once per generation); None = no reference.
         reference_mask: ``B`` Python bools (a host-side sequence, so selecting rows needs no device sync);
             False for videos that must not read the bank (CFG uncond). None = all read it.
         camera_features: from :class:`CameraEncoder`, batch B or a divisor of it (repeated, CFG).
@@ -204,10 +233,15 @@ class DynaSceneDenoiser(nn.Module):
         if camera_features is not None:
             # (b, C, F, h, w) -> temporal token layout (b*h*w, F, C)
             tokens = [f.permute(0, 3, 4, 2, 1).reshape(-1, frames, f.shape[1]) for f in camera_features]
+        if self._feed_forward_per_video:
+            for block in self._spatial_blocks:
+                block.set_chunk_feed_forward(frames, 0)
         mask = tuple(reference_mask) if reference_mask is not None else None
         self.control.restore((reference, mask, tokens, frames))
         try:
             context = image_embeds.repeat_interleave(frames, dim=0)
+            if not torch.is_tensor(timestep):  # a device tensor made in place: no copy, no per-value recompile
+                timestep = torch.full((), timestep, device=sample.device)
             return self.unet(sample, timestep, encoder_hidden_states=context).sample
         finally:
             self.control.clear()

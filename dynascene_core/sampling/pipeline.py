@@ -18,7 +18,7 @@ from ..compositing import CompositeSettings, composite
 from ..conditioning import (VAE_DOWNSCALE, LatentCodec, decode_latents, denoiser_input, encode_frames,
                             foreground_pixels, generation_mask, resize_cover_crop)
 from ..models.clip import zero_image_embeds_like
-from .schedule import SD15_TRAINING_SCHEDULE, inference_scheduler
+from .schedule import SAMPLERS, SD15_TRAINING_SCHEDULE, STOCHASTIC_SAMPLERS, inference_scheduler
 from .windows import context_windows, window_weights
 
 NUM_TRAIN_TIMESTEPS = SD15_TRAINING_SCHEDULE["num_train_timesteps"]
@@ -45,6 +45,8 @@ class SamplerSettings:
     """What a user tunes. ``guidance_scale`` 1 skips the unconditional branch entirely."""
 
     steps: int = 50
+    sampler: str = "ddim"
+    """``ddim``, ``dpmpp_2m``, ``unipc`` or ``euler`` (:data:`~.schedule.RECOMMENDED_STEPS` lists step counts)."""
     guidance_scale: float = 3.5
     eta: float = 0.0
     seed: int = 0
@@ -106,6 +108,11 @@ def validate_inputs(frames: torch.Tensor, alpha: torch.Tensor, scene_image: torc
         raise GenerationInputError(f"steps must be between 1 and {NUM_TRAIN_TIMESTEPS}, got {settings.steps}")
     if not 0 <= settings.seed <= MAX_SEED:
         raise GenerationInputError(f"seed must be between 0 and 2**64-1, got {settings.seed}")
+    if settings.sampler not in SAMPLERS:
+        raise GenerationInputError(f"unknown sampler {settings.sampler!r}; expected one of {', '.join(SAMPLERS)}")
+    if settings.eta > 0 and settings.sampler not in STOCHASTIC_SAMPLERS:
+        raise GenerationInputError(f"eta {settings.eta} needs a stochastic sampler ({', '.join(STOCHASTIC_SAMPLERS)}); "
+                                   f"{settings.sampler} is deterministic here: set eta to 0")
     if settings.guidance_scale < 1:
         raise GenerationInputError(f"guidance scale must be >= 1, got {settings.guidance_scale}")
     try:
@@ -176,7 +183,7 @@ def generate(
     scene = fit_scene_image(scene_image.float(), height, width)
     scene_latent = encode_frames(codec, scene[None]).to(device, dtype)       # (1, 4, h, w)
     image_embeds = encode_image(scene[None]).to(device, dtype).reshape(1, 1, -1)
-    bank = reference_net(scene_latent, image_embeds)
+    bank = denoiser.project_reference(reference_net(scene_latent, image_embeds))  # once, not per step
 
     def window_camera(window: range) -> list[torch.Tensor]:
         return camera_encoder(plucker(window, device).to(dtype)[None])
@@ -190,7 +197,7 @@ def generate(
     else:
         embeds, reference_mask = image_embeds, (True,)
 
-    scheduler = inference_scheduler(settings.steps)
+    scheduler = inference_scheduler(settings.steps, settings.sampler)
     # one CPU generator for the initial noise and then the eta > 0 step noise: the same on every device
     generator = torch.Generator("cpu").manual_seed(settings.seed)
     noise = torch.randn((1, 4, n, *latent_size), generator=generator).to(device)
@@ -199,11 +206,12 @@ def generate(
     timesteps = scheduler.timesteps.tolist()  # host ints: no device sync per step
     for step, t in enumerate(timesteps):
         eps = torch.zeros_like(latents)
+        model_latents = scheduler.scale_model_input(latents, t)  # identity except for Euler's sigma scaling
         for window, w in zip(windows, weights):
             if interrupt is not None:
                 interrupt()
             sl = slice(window.start, window.stop)
-            x = denoiser_input(latents[:, :, sl], gen_mask[:, :, sl], fg_latent[:, :, sl]).to(dtype)
+            x = denoiser_input(model_latents[:, :, sl], gen_mask[:, :, sl], fg_latent[:, :, sl]).to(dtype)
             if guided:
                 x = torch.cat([x, x])
             out = denoiser(x, t, embeds, reference=bank, reference_mask=reference_mask,
@@ -213,10 +221,17 @@ def generate(
                 uncond, cond = out.chunk(2)
                 out = uncond + settings.guidance_scale * (cond - uncond)
             eps[:, :, sl] += out * w[sl].view(1, 1, -1, 1, 1)
-        step_noise = None
-        if settings.eta > 0:
-            step_noise = torch.randn(latents.shape, generator=generator).to(device)
-        result = scheduler.step(eps, t, latents, eta=settings.eta, variance_noise=step_noise)
+        if settings.sampler == "ddim":
+            step_noise = None
+            if settings.eta > 0:
+                step_noise = torch.randn(latents.shape, generator=generator).to(device)
+            result = scheduler.step(eps, t, latents, eta=settings.eta, variance_noise=step_noise)
+        else:
+            result = scheduler.step(eps, t, latents)
+        x0 = getattr(result, "pred_original_sample", None)
+        if x0 is None and progress is not None:  # multistep solvers keep DDPM-space latents: x0 from eps
+            alpha_bar = scheduler.alphas_cumprod[int(t)].item()
+            x0 = (latents - (1 - alpha_bar) ** 0.5 * eps) / alpha_bar ** 0.5
         latents = result.prev_sample
         if settings.foreground_reinjection:
             if step + 1 < len(timesteps):
@@ -225,7 +240,7 @@ def generate(
                 fg_t = fg_latent
             latents = latents * gen_mask + fg_t * (1 - gen_mask)
         if progress is not None:
-            progress(step + 1, len(timesteps), result.pred_original_sample)
+            progress(step + 1, len(timesteps), x0)
 
     background = decode_latents(codec, latents[0].permute(1, 0, 2, 3), settings.vae_chunk, device="cpu")
     comp = composite(frames.float().cpu(), background, alpha.float().cpu(),

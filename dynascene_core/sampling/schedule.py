@@ -1,13 +1,17 @@
-"""The noise schedule, defined once for training and inference.
+"""The noise schedule, defined once for training and every sampler.
 
 SD1.5-inpainting was trained with epsilon prediction on the ``scaled_linear`` betas 0.00085–0.012
 over 1000 steps (DESIGN.md §4). Note the name trap: diffusers' ``scaled_linear`` is ComfyUI's
 ``linear``; diffusers' ``linear`` is ComfyUI's ``sqrt_linear`` (AnimateDiff's) — a different schedule.
+
+Samplers are diffusers' schedulers built on that one definition (as ``Scheduler.from_config`` of
+SD1.5's DDIM config would): ``ddim`` (the paper's), ``dpmpp_2m`` (DPM-Solver++ 2M), ``unipc``
+(UniPC, bh2) and ``euler`` (Euler, sigma-space latents). diffusers is imported when a scheduler is made.
 """
 
 from __future__ import annotations
 
-from diffusers import DDIMScheduler, DDPMScheduler
+import inspect
 
 SD15_TRAINING_SCHEDULE = {
     "num_train_timesteps": 1000,
@@ -19,28 +23,53 @@ SD15_TRAINING_SCHEDULE = {
     "clip_sample": False,
 }
 
+SAMPLERS = {
+    "ddim": ("DDIMScheduler", {"set_alpha_to_one": False}),  # SD1.5's own DDIM config
+    "dpmpp_2m": ("DPMSolverMultistepScheduler", {"algorithm_type": "dpmsolver++", "solver_order": 2}),
+    "unipc": ("UniPCMultistepScheduler", {"solver_order": 2, "solver_type": "bh2"}),
+    "euler": ("EulerDiscreteScheduler", {}),
+}
+"""Sampler name -> (diffusers scheduler class, its settings on top of the training schedule)."""
 
-def inference_scheduler(steps: int | None = None, **overrides) -> DDIMScheduler:
-    """DDIM on the training betas (``set_alpha_to_one=False`` as SD1.5's own DDIM config).
+RECOMMENDED_STEPS = {"ddim": 50, "dpmpp_2m": 20, "unipc": 20, "euler": 30}
+"""Step counts commonly used with each solver on SD1.5 (DDIM-50 is the paper's setting); the faster
+solvers' counts are starting points to check against DDIM-50 with the evaluation metrics."""
 
-    With ``steps`` the timesteps are set too. SD1.5's "leading" spacing with ``steps_offset=1`` puts
-    the first timestep one past the table when every training timestep is visited (``steps`` =
-    ``num_train_timesteps``: 1000 → 1..1000, an IndexError in a bare diffusers loop); there the
-    offset is dropped so the steps are exactly 999..0. Every other count keeps SD1.5's timesteps.
+STOCHASTIC_SAMPLERS = ("ddim",)
+"""Samplers that take ``eta > 0`` (DDIM's per-step noise); the others are deterministic here."""
+
+
+def inference_scheduler(steps: int | None = None, sampler: str = "ddim", **overrides):
+    """A fresh diffusers scheduler for ``sampler`` on the training betas (one per generation:
+    multistep solvers keep state between steps); with ``steps`` its timesteps are set too.
+
+    DDIM keeps SD1.5's "leading" spacing with ``steps_offset=1``, which puts the first timestep one past
+    the table when every training timestep is visited (``steps`` = ``num_train_timesteps``: 1000 →
+    1..1000, an IndexError in a bare diffusers loop); there the offset is dropped so the steps are
+    exactly 999..0. Every other count keeps SD1.5's timesteps.
     """
-    config = {**SD15_TRAINING_SCHEDULE, "set_alpha_to_one": False, **overrides}
+    if sampler not in SAMPLERS:
+        raise ValueError(f"unknown sampler {sampler!r}; expected one of {', '.join(SAMPLERS)}")
+    import diffusers
+
+    class_name, settings = SAMPLERS[sampler]
+    cls = getattr(diffusers, class_name)
+    accepted = inspect.signature(cls.__init__).parameters
+    config = {k: v for k, v in {**SD15_TRAINING_SCHEDULE, **settings, **overrides}.items() if k in accepted}
     if steps is not None:
         total = config["num_train_timesteps"]
         if not 1 <= steps <= total:
             raise ValueError(f"steps must be between 1 and {total}, got {steps}")
-        if (total // steps) * (steps - 1) + config["steps_offset"] >= total:
+        if sampler == "ddim" and (total // steps) * (steps - 1) + config["steps_offset"] >= total:
             config["steps_offset"] = 0
-    scheduler = DDIMScheduler(**config)
+    scheduler = cls(**config)
     if steps is not None:
         scheduler.set_timesteps(steps)
     return scheduler
 
 
-def training_scheduler(**overrides) -> DDPMScheduler:
+def training_scheduler(**overrides):
     """The forward (noising) process used by training; same betas as :func:`inference_scheduler`."""
+    from diffusers import DDPMScheduler
+
     return DDPMScheduler(**{**SD15_TRAINING_SCHEDULE, **overrides})
