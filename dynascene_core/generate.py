@@ -27,7 +27,7 @@ import torch
 
 from .camera import CameraTrajectory, camera_condition, demo_clip, estimate_trajectory, make_preset, plot_trajectory
 from .checkpoints import CheckpointError, ModelFiles, assemble_models
-from .conditioning import DiffusersVAECodec, resize_cover_crop
+from .conditioning import resize_cover_crop
 from .sampling.pipeline import GenerationInputError, SamplerSettings, generate
 from .video import VideoError, matte_from_frames, read_video, to_tensor, write_video
 
@@ -222,7 +222,7 @@ def main(argv=None) -> int:
             log.info("step %d/%d (%.1f s)", step, total, time.perf_counter() - start)
 
     try:
-        result = generate(models, DiffusersVAECodec(models.vae), models.image_encoder, frames, alpha, scene,
+        result = generate(models, models.latent_codec(), models.image_encoder, frames, alpha, scene,
                           camera_condition(trajectory, height, width), len(trajectory), settings, progress, device)
     except GenerationInputError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -12,6 +12,7 @@ from diffusers import AutoencoderKL
 from torch import nn
 
 from .camera_encoder import CameraEncoder, level_sizes
+from .codec import PatchCodec
 from .clip import ImageEncoder, clip_preprocess, zero_image_embeds_like
 from .config import PRESETS, DynaSceneConfig
 from .denoiser import DynaSceneDenoiser
@@ -19,7 +20,7 @@ from .params import parameter_groups, set_trainable, trainable_parameters
 from .reference import ReferenceNet, reference_input
 
 __all__ = [
-    "CameraEncoder", "DynaSceneConfig", "DynaSceneDenoiser", "DynaSceneModels", "ImageEncoder", "PRESETS",
+    "CameraEncoder", "DynaSceneConfig", "DynaSceneDenoiser", "DynaSceneModels", "ImageEncoder", "PRESETS", "PatchCodec",
     "ReferenceNet", "clip_preprocess", "level_sizes", "parameter_groups", "reference_input", "set_trainable",
     "trainable_parameters", "zero_image_embeds_like",
 ]
@@ -27,7 +28,8 @@ __all__ = [
 
 class DynaSceneModels(nn.Module):
     """Container: ``denoiser``, ``reference_net``, ``camera_encoder``, ``image_encoder`` and ``vae``
-    (diffusers ``AutoencoderKL``), plus the ``config`` they were built from."""
+    (diffusers ``AutoencoderKL``, or the weightless :class:`PatchCodec` when the config names one),
+    plus the ``config`` they were built from."""
 
     def __init__(self, config: DynaSceneConfig):
         super().__init__()
@@ -36,7 +38,19 @@ class DynaSceneModels(nn.Module):
         self.reference_net = ReferenceNet(config)
         self.camera_encoder = CameraEncoder(**config.camera)
         self.image_encoder = ImageEncoder(config.clip_vision)
-        self.vae = AutoencoderKL(**config.vae, scaling_factor=config.scaling_factor)
+        if config.codec is None:
+            self.vae = AutoencoderKL(**config.vae, scaling_factor=config.scaling_factor)
+        else:
+            self.vae = PatchCodec(config.codec["patch_size"], config.scaling_factor)
+
+    def latent_codec(self):
+        """This model's :class:`~dynascene_core.conditioning.LatentCodec` (one rule for training,
+        ``generate``, validation and the nodes): the patch codec itself, or the VAE's posterior mean."""
+        if isinstance(self.vae, PatchCodec):
+            return self.vae
+        from ..conditioning import DiffusersVAECodec
+
+        return DiffusersVAECodec(self.vae, self.config.scaling_factor)
 
     @classmethod
     def build(cls, config: DynaSceneConfig | str = "tiny", device: torch.device | str = "cpu",
