@@ -247,6 +247,7 @@ class Trainer:
                    disable=not (acc.is_main_process and cfg["log"]["progress_bar"]))
         batches = iter(self.loader)
         micro, last_saved, started, start_step = 0, None, time.perf_counter(), self.step
+        window_losses: list[float] = []
         while self.step < min(max_steps, stop_at or max_steps):
             batch = next(batches)
             generator = step_generator(cfg["seed"], self.step, micro, acc.process_index)
@@ -273,6 +274,12 @@ class Trainer:
             rate = (self.step - start_step) / max(time.perf_counter() - started, 1e-9)
             bar.update(1)
             bar.set_postfix(loss=f"{loss_value:.4f}", steps_per_s=f"{rate:.2f}")
+            window_losses.append(loss_value)
+            if self.step % cfg["log"]["every"] == 0 and not cfg["log"]["progress_bar"]:
+                logger.info("step %d loss %.4f (mean of %d) %.2f steps/s", self.step,
+                            sum(window_losses) / len(window_losses), len(window_losses), rate)
+            if self.step % cfg["log"]["every"] == 0:
+                window_losses.clear()
             if acc.log_with and self.step % cfg["log"]["every"] == 0:
                 scalars = {"train/loss": loss_value, "train/lr": self.lr_scheduler.get_last_lr()[0],
                            "train/steps_per_second": rate}
