@@ -323,7 +323,7 @@ def parse_args(argv: list[str] | None) -> tuple[str, list[str]]:
         description="Train DynaScene (two-stage, multi-task).",
         epilog="Overrides: any config value as key.sub=value, e.g. train.max_steps=100 data.root=/data/ds")
     parser.add_argument("--config", default=DEFAULT_CONFIG,
-                        help=f"config name in training/configs (tiny, stage1, stage2) or a YAML path "
+                        help=f"config name in training/configs (tiny, stage1, stage2, proof_stage1, ...) or a YAML path "
                              f"(default {DEFAULT_CONFIG})")
     parser.add_argument("overrides", nargs="*", metavar="key.sub=value")
     args = parser.parse_args(argv)
