@@ -82,7 +82,9 @@ class ReferenceNet(nn.Module):
         self.unet.disable_gradient_checkpointing()
 
     def forward(self, scene_latent: torch.Tensor, image_embeds: torch.Tensor) -> dict[str, torch.Tensor]:
-        dim = self.config.unet["cross_attention_dim"]
+        dim, channels = self.config.unet["cross_attention_dim"], self.config.latent_channels
+        if scene_latent.ndim != 4 or scene_latent.shape[1] != channels:
+            raise ValueError(f"scene latent must be (B, {channels}, h, w), got {tuple(scene_latent.shape)}")
         x = reference_input(scene_latent)
         if image_embeds.ndim != 3 or image_embeds.shape[0] != x.shape[0] or image_embeds.shape[2] != dim:
             raise ValueError(f"image_embeds must be ({x.shape[0]}, 1, {dim}), got {tuple(image_embeds.shape)}")
