@@ -1,8 +1,9 @@
 """How DynaScene's conditions are built from pixels — shared by training and inference.
 
 One place for: the latent codec (VAE encode/decode in frame chunks, scaling 0.18215), the
-generation mask at latent resolution, the 9-channel denoiser input in SD-inpainting order
-``[noisy latent | generation mask | foreground latent]`` and the composite.
+generation mask at latent resolution and the 9-channel denoiser input in SD-inpainting order
+``[noisy latent | generation mask | foreground latent]``. The final composite is
+:mod:`dynascene_core.compositing`.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ def resize_cover_crop(images: torch.Tensor, height: int, width: int) -> torch.Te
     scale = max(height / h, width / w)
     new_h, new_w = max(height, round(h * scale)), max(width, round(w * scale))
     if (new_h, new_w) != (h, w):
-        lo, hi = float(images.min()), float(images.max())
+        lo, hi = images.amin(), images.amax()  # bicubic overshoot clamped to the input's range (no host sync)
         images = F.interpolate(images.float(), size=(new_h, new_w), mode="bicubic", antialias=True,
                                align_corners=False).clamp_(lo, hi)
     top, left = (new_h - height) // 2, (new_w - width) // 2
@@ -83,9 +84,16 @@ def generation_mask(alpha: torch.Tensor, latent_size: tuple[int, int]) -> torch.
     return 1.0 - F.interpolate(alpha.float(), size=latent_size, mode="area")
 
 
+MASKED_PIXEL = 0.5
+"""Value of masked-out pixels in [0, 1]: 0 in the VAE's [-1, 1] range (mid grey), the masked-image
+convention SD1.5-inpainting was trained with — not 0 in [0, 1] (black)."""
+
+
 def foreground_pixels(frames: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
-    """The foreground video the model sees: frames × alpha, background zero ``(F, 3, H, W)``."""
-    return frames * alpha
+    """The foreground video the model sees ``(F, 3, H, W)`` in [0, 1]: the human (alpha 1) kept, the
+    background (alpha 0) set to :data:`MASKED_PIXEL`, soft edges blended between the two — i.e.
+    ``(2·frames − 1)·alpha`` in the VAE's [-1, 1] range, as SD-inpainting's masked image."""
+    return frames * alpha + MASKED_PIXEL * (1 - alpha)
 
 
 def denoiser_input(noisy: torch.Tensor, gen_mask: torch.Tensor, fg_latent: torch.Tensor) -> torch.Tensor:
@@ -93,16 +101,3 @@ def denoiser_input(noisy: torch.Tensor, gen_mask: torch.Tensor, fg_latent: torch
     ``(N, C, h, w)`` alike: ``[noisy (4) | generation mask (1) | foreground latent (4)]``."""
     return torch.cat([noisy, gen_mask.to(noisy.dtype), fg_latent.to(noisy.dtype)], dim=1)
 
-
-def composite(foreground: torch.Tensor, background: torch.Tensor, alpha: torch.Tensor,
-              feather: int = 0) -> torch.Tensor:
-    """``alpha · foreground + (1 − alpha) · background`` on ``(F, 3, H, W)`` frames.
-
-    ``feather`` (pixels, the Refine Mask node's unit) softens the matte edge first with
-    :func:`dynascene_core.matting.masks.feather`.
-    """
-    if feather:
-        from .matting.masks import feather as feather_mask
-
-        alpha = feather_mask(alpha, feather)
-    return alpha * foreground + (1 - alpha) * background

@@ -48,10 +48,10 @@ def main(argv=None) -> int:
     from .video import VideoError
 
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.fvd_frames < 1 or args.batch_size < 1:
         print("error: --fvd-frames and --batch-size must be >= 1", file=sys.stderr)
         return 2
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         report = evaluate_folders(args.generated, args.ground_truth, args.masks, args.cameras, args.metrics,
                                   weights_dir=args.weights_dir, device=args.device, lpips_net=args.lpips_net,
@@ -61,13 +61,6 @@ def main(argv=None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(report.table(args.label))
-    if report.camera:
-        print(f"camera: mean rotation error {report.camera['rot_err_mean_deg']:.2f}° per frame, "
-              f"mean translation-direction error "
-              + ("n/a" if report.camera["trans_dir_err_mean_deg"] is None
-                 else f"{report.camera['trans_dir_err_mean_deg']:.2f}°")
-              + (f"; unreliable estimates in {report.camera['clips_with_unreliable_frames']}"
-                 if report.camera["clips_with_unreliable_frames"] else ""))
     if args.json:
         report.write_json(args.json)
         print(f"report: {args.json}")

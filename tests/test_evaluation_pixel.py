@@ -119,5 +119,7 @@ def test_eval_clip_errors_name_the_clip():
         EvalClip("x", frames, np.zeros((3, 8, 6, 3), np.uint8))
     with pytest.raises(EvaluationInputError, match="clip 'x': mask"):
         EvalClip("x", frames, frames, alpha=np.zeros((2, 8, 8)))
+    with pytest.raises(EvaluationInputError, match="clip 'x': the mask covers the whole frame .* in frames \\[1\\]"):
+        EvalClip("x", frames, frames, alpha=np.stack([np.zeros((8, 8)), np.ones((8, 8)), np.eye(8)]))
     with pytest.raises(ValueError, match="unknown metrics"):
         evaluate_clips([EvalClip("x", frames, frames)], ["psnr", "iou"])

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from dynascene_core.camera import camera_condition, make_preset
+from dynascene_core.compositing import CompositeSettings, composite
 from dynascene_core.conditioning import DiffusersVAECodec, encode_frames, foreground_pixels, generation_mask
 from dynascene_core.models import DynaSceneModels
 from dynascene_core.sampling.pipeline import GenerationInputError, SamplerSettings, fit_scene_image, generate
@@ -59,7 +60,7 @@ def test_shapes_and_determinism(models):
                                                                    eta=0.5, seed=1)).latents)
 
 
-def test_reference_and_camera_computed_once_per_call_and_windows_bounded(models):
+def test_reference_once_per_call_camera_per_window_and_windows_bounded(models):
     ref, den, cam = Spy(models.reference_net), Spy(models.denoiser), Spy(models.camera_encoder)
     try:
         result = _run(models, SamplerSettings(steps=50, context_length=4, context_overlap=1))
@@ -67,12 +68,21 @@ def test_reference_and_camera_computed_once_per_call_and_windows_bounded(models)
         ref.restore(), den.restore(), cam.restore()
     assert len(result.windows) == 2
     assert len(ref.calls) == 1                     # once, reused by 50 steps x 2 windows
-    assert len(cam.calls) == len(result.windows)   # once per window, not per step
+    assert len(cam.calls) == 50 * 2                # per window use: never all windows' features at once
     assert len(den.calls) == 50 * 2
     assert max(args[0].shape[2] for args, _ in den.calls) == 4  # the U-Net never sees more than a window
     sample, _, embeds = den.calls[0][0]
     assert sample.shape[0] == 2 and torch.equal(embeds[0], torch.zeros_like(embeds[0]))  # CFG: uncond first
-    assert den.calls[0][1]["reference_mask"].tolist() == [False, True]
+    assert den.calls[0][1]["reference_mask"] == (False, True)
+
+
+def test_a_video_in_one_window_encodes_its_camera_once(models):
+    cam = Spy(models.camera_encoder)
+    try:
+        _run(models, SamplerSettings(steps=5))
+    finally:
+        cam.restore()
+    assert len(cam.calls) == 1
 
 
 def test_guidance_one_skips_the_unconditional_branch(models):
@@ -82,7 +92,7 @@ def test_guidance_one_skips_the_unconditional_branch(models):
     finally:
         den.restore()
     assert all(args[0].shape[0] == 1 for args, _ in den.calls)
-    assert den.calls[0][1]["reference_mask"].tolist() == [True]
+    assert den.calls[0][1]["reference_mask"] == (True,)
 
 
 def test_video_within_one_window_equals_single_window_result(models):
@@ -113,10 +123,13 @@ def test_foreground_reinjection_keeps_the_human_latent(models):
 
 def test_composite_keeps_the_human_pixels(models):
     frames, alpha, scene, traj = inputs = _inputs()
-    result = _run(models, SamplerSettings(steps=1), inputs)
+    plain = CompositeSettings(light_wrap=0.0, harmonize=0.0)
+    result = _run(models, SamplerSettings(steps=1, compositing=plain), inputs, foreground=frames)
     human = alpha.expand_as(frames) > 0.5
     assert torch.equal(result.composite[human], frames[human])
     assert torch.equal(result.composite[~human], result.background[~human])
+    default = _run(models, SamplerSettings(steps=1), inputs)         # matte-aware, harmonized: the composite call
+    torch.testing.assert_close(default.composite, composite(frames, default.background, alpha))
 
 
 def test_progress_reports_every_step_and_can_cancel(models):
@@ -191,3 +204,12 @@ def test_interrupt_is_checked_before_every_window(models):
     finally:
         den.restore()
     assert len(den.calls) == 2  # cancelled between windows, no further U-Net work
+
+
+def test_bad_composite_inputs_fail_before_sampling(models, monkeypatch):
+    frames, alpha, scene, traj = inputs = _inputs()
+    monkeypatch.setattr(models.denoiser, "forward", lambda *a, **k: pytest.fail("sampling started"))
+    with pytest.raises(GenerationInputError, match="foreground colour \\(6, 3, 16, 32\\) differs from frames"):
+        _run(models, SamplerSettings(steps=1), inputs, foreground=frames[:, :, :16])
+    with pytest.raises(GenerationInputError, match="light_wrap must be in \\[0, 1\\], got 2"):
+        _run(models, SamplerSettings(steps=1, compositing=CompositeSettings(light_wrap=2)), inputs)

@@ -31,7 +31,8 @@ STILL_FRACTION = 1e-3  # camera centres closer than this (× extent) to frame 0 
 
 @dataclass
 class CameraError:
-    """Per-frame errors ``(F,)`` of one clip and the diagnostics of the estimate."""
+    """Per-frame errors ``(F,)`` of one clip and the diagnostics of the estimate; ``scale`` is the fitted
+    factor from estimated to requested translation units."""
 
     rotation_deg: np.ndarray
     translation: np.ndarray
@@ -105,7 +106,7 @@ def trajectory_error(requested, estimated) -> CameraError:
     moving = (norm_req > STILL_FRACTION) & (norm_est > STILL_FRACTION * max(est_extent, 1e-12))
     cos = (p_req * p_est).sum(1) / np.where(moving, norm_req * norm_est, 1.0)
     direction = np.where(moving, np.degrees(np.arccos(np.clip(cos, -1.0, 1.0))), math.nan)
-    return CameraError(rotation, translation, direction, scale)
+    return CameraError(rotation, translation, direction, scale * extent)
 
 
 def fov_of(trajectory, height: int, width: int) -> float:

@@ -57,6 +57,10 @@ class EvalClip:
                 raise EvaluationInputError(f"clip '{self.name}': mask is {alpha.shape} (F, H, W), frames "
                                            f"{gen[:3]}")
             self.alpha = alpha.astype(np.float32) / 255.0 if alpha.dtype == np.uint8 else alpha.astype(np.float32)
+            covered = np.flatnonzero((self.alpha >= 1).all(axis=(1, 2)))
+            if len(covered):
+                raise EvaluationInputError(f"clip '{self.name}': the mask covers the whole frame (no background "
+                                           f"to evaluate) in frames {covered[:10].tolist()}")
         if self.camera is not None and len(self.camera) != gen[0]:
             raise EvaluationInputError(f"clip '{self.name}': camera trajectory has {len(self.camera)} poses, "
                                        f"the clip {gen[0]} frames")

@@ -60,8 +60,19 @@ class EvaluationReport:
     def table(self, label: str = "generated") -> str:
         """One-row table plus the skipped metrics (see :func:`format_table`)."""
         lines = [format_table({label: self.metrics})]
+        if self.camera:
+            lines.append("camera: RotErr = per-clip sum of rotation errors (radians), TransErr = per-clip sum of "
+                         "translation errors (requested extent = 1), averaged over clips; per frame: rotation "
+                         f"{_degrees(self.camera['rot_err_mean_deg'])}, translation direction "
+                         f"{_degrees(self.camera['trans_dir_err_mean_deg'])}")
+            if self.camera["clips_with_unreliable_frames"]:
+                lines.append(f"camera: unreliable estimates in {self.camera['clips_with_unreliable_frames']}")
         lines += [f"skipped {name}: {reason}" for name, reason in self.skipped.items()]
         return "\n".join(lines)
+
+
+def _degrees(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}°"
 
 
 def _json_number(value):

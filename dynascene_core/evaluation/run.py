@@ -37,7 +37,7 @@ class _Plan:
 
 
 def _plan(clips: Sequence[EvalClip | ClipSource], metrics: Sequence[str] | None, weights_dir: str,
-          lpips_net: str, fvd_frames: int) -> _Plan:
+          lpips_net: str, fvd_frames: int, batch_size: int) -> _Plan:
     """Which metrics run. Missing inputs skip a default metric with the reason, but fail a requested one."""
     from .backbones import LPIPS_NETS
 
@@ -48,7 +48,11 @@ def _plan(clips: Sequence[EvalClip | ClipSource], metrics: Sequence[str] | None,
         raise ValueError(f"unknown metrics {unknown}; choose from {', '.join(METRICS)}")
     if not clips:
         raise EvaluationInputError("no clips to evaluate")
-    weights = {"lpips": LPIPS_NETS.get(lpips_net, "lpips_alex"), "fid": "inception", "fvd_i3d": "i3d",
+    if lpips_net not in LPIPS_NETS:
+        raise ValueError(f"LPIPS backbone must be one of {sorted(LPIPS_NETS)}, got {lpips_net!r}")
+    if fvd_frames < 1 or batch_size < 1:
+        raise ValueError(f"fvd_frames and batch_size must be >= 1, got {fvd_frames} and {batch_size}")
+    weights = {"lpips": LPIPS_NETS[lpips_net], "fid": "inception", "fvd_i3d": "i3d",
                "fvd_3dres": "r3d"}
     lengths = {c.name: (c.frames if isinstance(c, ClipSource) else len(c)) for c in clips}
     shortest = min(lengths, key=lengths.get)
@@ -84,9 +88,36 @@ def _plan(clips: Sequence[EvalClip | ClipSource], metrics: Sequence[str] | None,
     return _Plan(run, skipped)
 
 
-def _batches(tensor: torch.Tensor, size: int):
-    for start in range(0, len(tensor), size):
-        yield tensor[start:start + size]
+FRAME_METRICS = ("l1", "psnr", "ssim", "lpips")
+
+
+def _frame_metrics(gen, filled, gt, alpha, wanted, lpips_model) -> dict[str, torch.Tensor]:
+    """Per-frame values ``(n,)`` of the ``wanted`` frame metrics for one batch of frames ``(n, 3, H, W)``:
+    L1/PSNR on the generated frames, SSIM/LPIPS on ``filled`` (person = ground truth), background-weighted
+    when ``alpha`` is given."""
+    from .pixel import l1_per_frame, psnr_per_frame, ssim_per_frame
+
+    weights = 1 - alpha if alpha is not None else None
+    functions = {"l1": lambda: l1_per_frame(gen, gt, weights), "psnr": lambda: psnr_per_frame(gen, gt, weights),
+                 "ssim": lambda: ssim_per_frame(filled, gt, weights),
+                 "lpips": lambda: lpips_model(filled, gt, normalize=True).flatten()}
+    with torch.no_grad():
+        return {name: functions[name]() for name in wanted}
+
+
+def _update_fvd(metrics: dict, fake: torch.Tensor, real: torch.Tensor, window: int, batch_size: int,
+                device: torch.device) -> None:
+    """Feed one clip's consecutive non-overlapping windows of ``window`` frames (remainder dropped) to
+    every FVD metric, ``max(1, batch_size // window)`` windows per forward pass."""
+    usable = len(fake) // window * window
+    fake = fake[:usable].reshape(-1, window, *fake.shape[1:])
+    real = real[:usable].reshape(-1, window, *real.shape[1:])
+    step = max(1, batch_size // window)
+    with torch.no_grad():
+        for metric in metrics.values():
+            for start in range(0, len(fake), step):
+                metric.update(fake[start:start + step].to(device), real=False)
+                metric.update(real[start:start + step].to(device), real=True)
 
 
 def evaluate_clips(clips: Sequence[EvalClip | ClipSource], metrics: Sequence[str] | None = None, *,
@@ -103,11 +134,11 @@ def evaluate_clips(clips: Sequence[EvalClip | ClipSource], metrics: Sequence[str
     """
     from ..video import to_tensor
     from . import backbones
-    from .pixel import fill_foreground, l1_per_frame, psnr_per_frame, ssim_per_frame
+    from .pixel import fill_foreground
 
     weights_dir = os.fspath(weights_dir)
     device = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
-    plan = _plan(clips, metrics, weights_dir, lpips_net, fvd_frames)
+    plan = _plan(clips, metrics, weights_dir, lpips_net, fvd_frames, batch_size)
     lpips_model = backbones.load_lpips(weights_dir, lpips_net).to(device) if "lpips" in plan.run else None
     fid = backbones.fid_metric(weights_dir, device) if "fid" in plan.run else None
     fvd = {}
@@ -116,48 +147,36 @@ def evaluate_clips(clips: Sequence[EvalClip | ClipSource], metrics: Sequence[str
     if "fvd_3dres" in plan.run:
         fvd["fvd_3dres"] = backbones.video_fid_metric(backbones.load_r3d(weights_dir), device)
 
-    frame_values: dict[str, list[torch.Tensor]] = {m: [] for m in ("l1", "psnr", "ssim", "lpips") if m in plan.run}
+    frame_values: dict[str, list[torch.Tensor]] = {m: [] for m in FRAME_METRICS if m in plan.run}
     per_clip: dict[str, dict] = {}
     camera_errors = {}
     masked = False
     for index, item in enumerate(clips):
         clip = load_clip(item) if isinstance(item, ClipSource) else item
         log.info("clip %d/%d: %s (%d frames)", index + 1, len(clips), clip.name, len(clip))
-        gen, gt = to_tensor(clip.generated), to_tensor(clip.ground_truth)
-        alpha = torch.from_numpy(clip.alpha)[:, None] if clip.alpha is not None else None
-        masked = masked or alpha is not None
-        weights = 1 - alpha if alpha is not None else None
-        filled = fill_foreground(gen, gt, alpha) if alpha is not None else gen
-        values = {}
-        if "l1" in plan.run:
-            values["l1"] = l1_per_frame(gen, gt, weights)
-        if "psnr" in plan.run:
-            values["psnr"] = psnr_per_frame(gen, gt, weights)
-        if "ssim" in plan.run:
-            values["ssim"] = ssim_per_frame(filled, gt, weights)
-        with torch.no_grad():
-            if lpips_model is not None:
-                values["lpips"] = torch.cat([
-                    lpips_model(a.to(device), b.to(device), normalize=True).flatten().cpu()
-                    for a, b in zip(_batches(filled, batch_size), _batches(gt, batch_size))])
-            filled_u8 = filled.mul(255).round().to(torch.uint8)
-            truth_u8 = torch.from_numpy(clip.ground_truth).permute(0, 3, 1, 2)
+        masked = masked or clip.alpha is not None
+        values: dict[str, list[torch.Tensor]] = {name: [] for name in frame_values}
+        fake_frames, real_frames = [], []  # uint8 (n, 3, H, W) on the CPU, kept only for FVD windows
+        for start in range(0, len(clip), batch_size):
+            part = slice(start, start + batch_size)
+            gen, gt = to_tensor(clip.generated[part]).to(device), to_tensor(clip.ground_truth[part]).to(device)
+            alpha = torch.from_numpy(clip.alpha[part])[:, None].to(device) if clip.alpha is not None else None
+            filled = fill_foreground(gen, gt, alpha) if alpha is not None else gen
+            for name, value in _frame_metrics(gen, filled, gt, alpha, values, lpips_model).items():
+                values[name].append(value.cpu())
+            filled_u8, truth_u8 = (x.mul(255).round().to(torch.uint8) for x in (filled, gt))
             if fid is not None:
-                for a, b in zip(_batches(filled_u8, batch_size), _batches(truth_u8, batch_size)):
-                    fid.update(a.to(device), real=False)
-                    fid.update(b.to(device), real=True)
-            usable = len(clip) // fvd_frames * fvd_frames
-            for metric in fvd.values():
-                fake = filled_u8[:usable].reshape(-1, fvd_frames, *filled_u8.shape[1:])
-                real = truth_u8[:usable].reshape(-1, fvd_frames, *truth_u8.shape[1:])
-                for a, b in zip(_batches(fake, max(1, batch_size // fvd_frames)),
-                                _batches(real, max(1, batch_size // fvd_frames))):
-                    metric.update(a.to(device), real=False)
-                    metric.update(b.to(device), real=True)
-        for name, value in values.items():
-            frame_values[name].append(value)
-        per_clip[clip.name] = {name: float(value.mean()) for name, value in values.items()}
-        per_clip[clip.name]["frames"] = len(clip)
+                fid.update(filled_u8, real=False)
+                fid.update(truth_u8, real=True)
+            if fvd:
+                fake_frames.append(filled_u8.cpu())
+                real_frames.append(truth_u8.cpu())
+        if fvd:
+            _update_fvd(fvd, torch.cat(fake_frames), torch.cat(real_frames), fvd_frames, batch_size, device)
+        per_clip[clip.name] = {"frames": len(clip)}
+        for name, chunks in values.items():
+            frame_values[name] += chunks
+            per_clip[clip.name][name] = float(torch.cat(chunks).mean())
         if "camera" in plan.run:
             from .camera_error import camera_following_error
 
@@ -165,9 +184,7 @@ def evaluate_clips(clips: Sequence[EvalClip | ClipSource], metrics: Sequence[str
             camera_errors[clip.name] = error
             per_clip[clip.name]["camera"] = error.summary()
 
-    results: dict[str, float | None] = {}
-    for name, chunks in frame_values.items():
-        results[name] = float(torch.cat(chunks).mean())
+    results: dict[str, float | None] = {name: float(torch.cat(chunks).mean()) for name, chunks in frame_values.items()}
     if fid is not None:
         results["fid"] = float(fid.compute())
     for name, metric in fvd.items():
