@@ -74,6 +74,14 @@ def link_inputs(data: str, ids: list[str], work: str) -> tuple[str, str, str]:
     return gt, masks, cameras
 
 
+ZOOM = 2
+"""Cells are shown at twice the 64×96 training resolution (nearest neighbour), so the pictures stay legible."""
+
+
+def _zoom(image: np.ndarray) -> np.ndarray:
+    return np.repeat(np.repeat(image, ZOOM, axis=0), ZOOM, axis=1)
+
+
 def _label(image: np.ndarray, text: str) -> np.ndarray:
     import cv2
 
@@ -98,13 +106,13 @@ def strip_frames(data: str, clip_id: str, generated: dict[str, np.ndarray]) -> l
     truth = read_video(os.path.join(data, "test", clip_id, "background")).frames
     height, width = frames.shape[1:3]
     scene = np.array(Image.open(os.path.join(clip, "scene", "000000.png")).convert("RGB"))
-    plot = plot_trajectory(CameraTrajectory.load(os.path.join(clip, "poses.txt")), (2 * width, height))
+    plot = plot_trajectory(CameraTrajectory.load(os.path.join(clip, "poses.txt")), (2 * ZOOM * width, ZOOM * height))
     pictures = []
     for t in range(len(frames)):
-        cells = [_label(foreground[t], "foreground"), _label(scene, "scene image"), _label(plot, "requested camera"),
-                 _label(generated["cam"][t], "camera control"), _label(generated["nocam"][t], "w/o camera"),
-                 _label(truth[t], "ground truth")]
-        gap = np.full((height + 14, 2, 3), 255, np.uint8)
+        cells = [_label(_zoom(foreground[t]), "foreground"), _label(_zoom(scene), "scene image"),
+                 _label(plot, "requested camera"), _label(_zoom(generated["cam"][t]), "camera control"),
+                 _label(_zoom(generated["nocam"][t]), "w/o camera"), _label(_zoom(truth[t]), "ground truth")]
+        gap = np.full((ZOOM * height + 14, 2, 3), 255, np.uint8)
         row = [c for cell in cells for c in (cell, gap)][:-1]
         pictures.append(cv2.copyMakeBorder(np.concatenate(row, 1), 0, 2, 0, 0, cv2.BORDER_CONSTANT, value=(255,) * 3))
     return pictures

@@ -62,8 +62,9 @@ def test_a_standalone_small_file_assembles_completely(small_file):
     path, source = small_file
     assembled = assemble_models(ModelFiles(dynascene=[path]))  # default: every part generation needs
     assert assembled.camera_active and isinstance(assembled.models.vae, PatchCodec)
+    want = source.state_dict()
     for name, tensor in assembled.models.state_dict().items():
-        assert torch.equal(tensor, source.state_dict()[name]), name
+        assert torch.equal(tensor, want[name]), name
 
 
 def test_generate_cli_runs_the_small_file_and_the_demo_uses_the_shipped_one(small_file, tmp_path, monkeypatch, capsys):
