@@ -53,8 +53,8 @@ def synthetic_batch(batch: int, frames: int, height: int, width: int, seed: int 
 def bench(args, stage: int, checkpointing: bool) -> dict:
     device = torch.device(args.device)
     dtype = DTYPES[args.precision]
-    models = build_models({"preset": args.preset, "init_from": [], "motion_module": None, "clip_vision": None,
-                           "vae": None, "allow_random": True}, stage)
+    models, _ = build_models({"preset": args.preset, "init_from": [], "motion_module": None, "clip_vision": None,
+                              "vae": None, "allow_random": True}, stage)
     trainable = prepare_stage(models, stage, checkpointing)
     models.to(device)
     models.vae.to(dtype=dtype)
@@ -62,7 +62,7 @@ def bench(args, stage: int, checkpointing: bool) -> dict:
     networks = TrainingNetworks(models, stage)
     params = list(trainable.values())
     optimizer = torch.optim.Adam(params, lr=1e-5)
-    loss_computer = LossComputer(models.vae, models.image_encoder, LossSettings(stage, uncond_dropout=0.1))
+    loss_computer = LossComputer(models.latent_codec(), models.image_encoder, LossSettings(stage, uncond_dropout=0.1))
     frames = 1 if stage == 1 else args.frames
     batch_size = args.batch1 if stage == 1 else args.batch2
     batch = synthetic_batch(batch_size, frames, args.height, args.width)

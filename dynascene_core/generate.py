@@ -6,7 +6,7 @@ Typical use::
         --preset dolly_in+pan_right --sd15 sd-v1-5-inpainting.ckpt --motion-module mm_sd_v15_v2.ckpt \\
         --dynascene dynascene_stage2.safetensors --clip clip_vision_l.safetensors --out outputs/beach
 
-    python -m dynascene_core.generate --demo          # built-in synthetic clip, tiny random-weight models
+    python -m dynascene_core.generate --demo          # built-in synthetic clip, the shipped trained small model
 
 Writes ``background.mp4``, ``composite.mp4``, ``camera.png`` (trajectory plot), ``camera.txt`` (the
 trajectory used, RealEstate10K format) and ``run.json`` (settings and model load reports) to ``--out``.
@@ -28,20 +28,29 @@ import torch
 from .camera import CameraTrajectory, camera_condition, demo_clip, estimate_trajectory, make_preset, plot_trajectory
 from .checkpoints import CheckpointError, ModelFiles, assemble_models
 from .compositing import CompositeSettings
-from .conditioning import DiffusersVAECodec, resize_cover_crop
+from .conditioning import resize_cover_crop
 from .sampling.pipeline import GenerationInputError, SamplerSettings, generate
 from .sampling.schedule import RECOMMENDED_STEPS, SAMPLERS
 from .video import VideoError, matte_from_frames, read_video, to_tensor, write_video
 
 log = logging.getLogger("dynascene.generate")
 
+DEMO_MODEL = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "models", "demo",
+                          "dynascene_small.safetensors")
+"""The trained ``small`` model shipped with the repository (``benchmarks/train_proof.sh`` makes it); ``--demo`` uses it."""
+DEMO_SCENE_SEED = 2_000_000
+"""The demo room: a seed no proof training or test clip uses (``training.prepare_proof``), so the demo is unseen."""
+DEMO_STEPS = 25
+DEMO_SIZE = (64, 96)
+"""``(height, width)`` of the demo clip: the resolution the small model was trained at."""
+
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m dynascene_core.generate", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     src = p.add_argument_group("inputs")
     src.add_argument("--demo", action="store_true",
-                     help="run on the built-in synthetic clip with tiny random-weight models (shows the plumbing, "
-                          "not the quality of trained weights)")
+                     help=f"run the trained small model shipped in {os.path.relpath(DEMO_MODEL)} on a built-in "
+                          "synthetic clip (a room it never saw, a preset camera; 64x96 pixels)")
     src.add_argument("--video", help="video file or frame folder with the person")
     src.add_argument("--mask", help="matte video/frame folder (white = person); else --rvm runs matting")
     src.add_argument("--rvm", help="Robust Video Matting weights (rvm_mobilenetv3.pth / rvm_resnet50.pth)")
@@ -67,9 +76,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     mod.add_argument("--clip", help="CLIP ViT-L/14 image encoder (transformers folder or single file)")
     smp = p.add_argument_group("sampling")
     defaults = SamplerSettings()
-    smp.add_argument("--steps", type=int, default=defaults.steps)
-    smp.add_argument("--sampler", choices=list(SAMPLERS), default=defaults.sampler,
-                     help="solver; recommended --steps: " + ", ".join(f"{k} {v}" for k, v in RECOMMENDED_STEPS.items()))
+    smp.add_argument("--steps", type=int, default=None,
+                     help=f"sampling steps (default {defaults.steps}; {DEMO_STEPS} with --demo); recommended: "
+                          + ", ".join(f"{k} {v}" for k, v in RECOMMENDED_STEPS.items()))
+    smp.add_argument("--sampler", choices=list(SAMPLERS), default=defaults.sampler, help="solver")
     smp.add_argument("--guidance", type=float, default=defaults.guidance_scale)
     smp.add_argument("--eta", type=float, default=defaults.eta)
     smp.add_argument("--seed", type=int, default=defaults.seed)
@@ -120,8 +130,11 @@ def _check_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
                                                      "motion_module", "cameractrl", "vae", "clip")
                  if getattr(args, f)] + (["--dynascene"] if args.dynascene else [])
         if given:
-            p.error(f"--demo uses the built-in clip and tiny models; drop {', '.join(given)} (only --preset, sizes "
-                    f"and sampling options apply)")
+            p.error(f"--demo uses the built-in clip and the shipped small model; drop {', '.join(given)} (only "
+                    f"--preset, sizes and sampling options apply)")
+        if not os.path.isfile(DEMO_MODEL):
+            p.error(f"--demo needs the trained small model {DEMO_MODEL}, which is missing: restore it from the "
+                    "repository (git checkout -- models/demo) or train it with benchmarks/train_proof.sh")
         return
     for flag in ("video", "scene"):
         if not getattr(args, flag):
@@ -178,8 +191,8 @@ def load_inputs(args, device, dtype):
 
     The cheap inputs (scene image, video, matte) are read and checked before matting or estimation."""
     if args.demo:
-        clip = demo_clip(num_frames=args.max_frames or 16, height=args.height or 128, width=args.width or 224,
-                         preset=args.preset or "orbit_left")
+        clip = demo_clip(num_frames=args.max_frames or 16, height=args.height or DEMO_SIZE[0],
+                         width=args.width or DEMO_SIZE[1], preset=args.preset or "orbit_left", seed=DEMO_SCENE_SEED)
         frames = to_tensor(clip.frames)
         alpha = torch.from_numpy(clip.masks).float()[:, None]
         scene = to_tensor(clip.scene_image[None])[0]
@@ -215,13 +228,10 @@ def load_inputs(args, device, dtype):
 
 def load_models(args, device, dtype):
     if args.demo:
-        from .models import DynaSceneModels
-
-        log.warning("demo: tiny random-weight models — the output shows the pipeline, not trained quality")
-        torch.manual_seed(args.seed)
-        return DynaSceneModels.build("tiny", device=device, dtype=dtype).eval(), []
-    files = ModelFiles(dynascene=args.dynascene, sd15_inpainting=args.sd15, motion_module=args.motion_module,
-                       cameractrl=args.cameractrl, vae=args.vae, image_encoder=args.clip)
+        files = ModelFiles(dynascene=[DEMO_MODEL])
+    else:
+        files = ModelFiles(dynascene=args.dynascene, sd15_inpainting=args.sd15, motion_module=args.motion_module,
+                           cameractrl=args.cameractrl, vae=args.vae, image_encoder=args.clip)
     assembled = assemble_models(files, device=device, dtype=dtype)
     return assembled.models, [r.to_dict() for r in assembled.reports]
 
@@ -232,7 +242,8 @@ def main(argv=None) -> int:
     device = torch.device(args.device)
     dtype = getattr(torch, args.dtype) if args.dtype else (torch.float16 if device.type == "cuda" else torch.float32)
     out = args.out or os.path.join("outputs", "demo" if args.demo else os.path.splitext(os.path.basename(args.video))[0])
-    settings = SamplerSettings(steps=args.steps, sampler=args.sampler, guidance_scale=args.guidance, eta=args.eta,
+    steps = args.steps if args.steps is not None else DEMO_STEPS if args.demo else SamplerSettings().steps
+    settings = SamplerSettings(steps=steps, sampler=args.sampler, guidance_scale=args.guidance, eta=args.eta,
                                seed=args.seed, context_length=args.window, context_overlap=args.overlap,
                                foreground_reinjection=args.reinject, vae_chunk=args.vae_chunk,
                                compositing=composite_settings(args))
@@ -252,7 +263,7 @@ def main(argv=None) -> int:
             log.info("step %d/%d (%.1f s)", step, total, time.perf_counter() - start)
 
     try:
-        result = generate(models, DiffusersVAECodec(models.vae), models.image_encoder, frames, alpha, scene,
+        result = generate(models, models.latent_codec(), models.image_encoder, frames, alpha, scene,
                           camera_condition(trajectory, height, width), len(trajectory), settings, progress, device,
                           foreground=foreground)
     except GenerationInputError as exc:

@@ -13,7 +13,10 @@ from dynascene_core.models import DynaSceneModels
 from dynascene_core.video import read_video, write_video
 
 
-def test_demo_writes_every_output(tmp_path):
+def test_demo_writes_every_output(tmp_path, monkeypatch):
+    models = DynaSceneModels.build("tiny")
+    save_dynascene(tmp_path / "demo.safetensors", models)  # stands in for the shipped trained small model
+    monkeypatch.setattr(cli, "DEMO_MODEL", str(tmp_path / "demo.safetensors"))
     out = tmp_path / "demo"
     assert cli.main(["--demo", "--steps", "2", "--max-frames", "5", "--width", "64", "--height", "48",
                      "--shadow", "0.3", "--out", str(out)]) == 0

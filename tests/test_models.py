@@ -261,8 +261,9 @@ def test_reference_input_rule():
     x = reference_input(latent)
     assert x.shape == (2, 9, 3, 5)
     assert torch.equal(x[:, :4], latent) and torch.equal(x[:, 5:], latent) and not x[:, 4].any()
+    assert reference_input(torch.randn(1, 48, 2, 2)).shape == (1, 97, 2, 2)  # patch-codec latents: 2C + 1
     with pytest.raises(ValueError, match="scene latent"):
-        reference_input(torch.randn(2, 9, 3, 5))
+        reference_input(torch.randn(2, 4, 3))
 
 
 def test_state_is_cleared_even_when_forward_fails(models):

@@ -76,10 +76,12 @@ def test_resume_continues_exactly(dataset, tmp_path):
     assert any(not torch.equal(a[n], initial[n]) for n in a)
     mismatched = [n for n in a if not torch.equal(a[n], b[n])]
     assert not mismatched, f"{len(mismatched)} parameters differ after resume, e.g. {mismatched[:3]}"
-    # the saved file holds exactly the stage's trainable weights, as they are after step 4
     _, groups, tensors = read_dynascene(os.path.join(latest_checkpoint(str(tmp_path / "straight")), WEIGHTS_NAME))
-    assert set(groups) == {"motion_modules", "camera_adaptor", "camera_encoder"}
-    assert set(tensors) == set(straight.trainable)
+    # the saved file holds the stage's trained weights and, as no file provided them, the random-initialised
+    # parts (tiny from scratch: every group with parameters), so it alone makes the model
+    present = {g for g, params in parameter_groups(straight.models).items() if params}
+    assert set(groups) == present and {"motion_modules", "camera_adaptor", "camera_encoder"} <= present
+    assert set(straight.trainable) < set(tensors)
     for name, tensor in tensors.items():
         assert torch.equal(tensor, a[name])
 

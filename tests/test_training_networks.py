@@ -29,12 +29,15 @@ def test_a_stage_one_file_with_vae_and_clip_is_enough_for_stage_one_not_stage_tw
     source = DynaSceneModels.build("tiny768")
     path = tmp_path / "parts.safetensors"
     save_dynascene(path, source, ["denoiser_spatial", "reference_net", "vae", "image_encoder"])
-    models = build_models(_model_cfg(init_from=[str(path)]), stage=1)
+    models, loaded = build_models(_model_cfg(init_from=[str(path)]), stage=1)
+    assert loaded == {"denoiser_spatial", "reference_net", "vae", "image_encoder"}
     assert torch.equal(models.vae.encoder.conv_in.weight, source.vae.encoder.conv_in.weight)
     with pytest.raises(ValueError, match=r"random motion_modules: set model.motion_module \(mm_sd_v15_v2.ckpt\)"):
         build_models(_model_cfg(init_from=[str(path)]), stage=2)
 
 
 def test_tiny_from_scratch_or_allow_random_builds_random_models():
-    assert build_models(_model_cfg(preset="tiny"), stage=2).config.unet["cross_attention_dim"] == 32
-    assert isinstance(build_models(_model_cfg(allow_random=True), stage=2), DynaSceneModels)
+    assert build_models(_model_cfg(preset="tiny"), stage=2)[0].config.unet["cross_attention_dim"] == 32
+    assert build_models(_model_cfg(preset="small"), stage=2)[0].config.codec == {"type": "patch", "patch_size": 4}
+    models, loaded = build_models(_model_cfg(allow_random=True), stage=2)
+    assert isinstance(models, DynaSceneModels) and loaded == set()

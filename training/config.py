@@ -111,6 +111,11 @@ def check_config(config: dict) -> None:
     need(0 <= train["uncond_dropout"] <= 1, f"train.uncond_dropout must be in [0, 1], got {train['uncond_dropout']}")
     for key in ("max_steps", "batch_size", "gradient_accumulation_steps"):
         need(isinstance(train[key], int) and train[key] >= 1, f"train.{key} must be a positive integer")
+    seconds = train["max_seconds"]
+    need(seconds is None or (isinstance(seconds, (int, float)) and seconds > 0),
+         f"train.max_seconds must be a positive number of seconds or null, got {seconds!r}")
+    need(isinstance(train["camera_control"], bool), f"train.camera_control must be true or false, "
+         f"got {train['camera_control']!r}")
     need(config["checkpoint"]["keep_last"] >= 1, "checkpoint.keep_last must be >= 1")
     need(config["checkpoint"]["every"] >= 1, "checkpoint.every must be >= 1")
 

@@ -4,7 +4,8 @@ Weights come only from files named in the config (nothing is downloaded): ``mode
 (weight files of any kind, routed by detected format: SD1.5-inpainting single files / diffusers folders,
 DynaScene files, applied in order), ``model.motion_module`` (AnimateDiff v2, stage II),
 ``model.clip_vision``, ``model.vae``. Every part the stage needs must come from a file, except for the
-tiny architecture (the default, trained from scratch) or with ``model.allow_random: true``.
+architectures trained from scratch (``tiny``, the default, and ``small``, the proof-of-learning model)
+or with ``model.allow_random: true``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import logging
 import torch
 from torch import nn
 
-from dynascene_core.models import DynaSceneConfig, DynaSceneModels, set_trainable, zero_image_embeds_like
+from dynascene_core.models import (DynaSceneConfig, DynaSceneModels, parameter_groups, set_trainable,
+                                   zero_image_embeds_like)
 
 logger = logging.getLogger("dynascene.training")
 
@@ -22,6 +24,12 @@ logger = logging.getLogger("dynascene.training")
 REQUIRED = {1: ("denoiser_spatial", "reference_net", "vae", "image_encoder"),
             2: ("denoiser_spatial", "reference_net", "motion_modules", "vae", "image_encoder")}
 """Parameter groups a stage must load from files (frozen parts and the starting point of trained ones)."""
+
+FROM_SCRATCH_PRESETS = ("tiny", "small")
+"""Presets whose parts may all start random: they are trained from scratch by design."""
+
+CAMERA_GROUPS = ("camera_encoder", "camera_adaptor")
+"""Stage-II groups that ``train.camera_control: false`` (the camera ablation) leaves untrained."""
 
 CONFIG_KEYS = {
     "denoiser_spatial": "model.init_from (an SD1.5-inpainting checkpoint, or the stage-I DynaScene file)",
@@ -32,13 +40,15 @@ CONFIG_KEYS = {
 }
 
 
-def build_models(model_cfg: dict, stage: int) -> DynaSceneModels:
-    """Models for the ``model`` config section, with the named weight files loaded (fp32, CPU).
+def build_models(model_cfg: dict, stage: int) -> tuple[DynaSceneModels, set[str]]:
+    """``(models, loaded groups)`` for the ``model`` config section, with the named weight files loaded
+    (fp32, CPU); groups not in ``loaded groups`` kept their random initialisation.
 
     The architecture is the first DynaScene file's stored config if there is one, else ``model.preset``.
     Load order and key accounting are :func:`dynascene_core.checkpoints.assemble_models`'. Raises
     ``ValueError`` naming the config keys to set when a part in :data:`REQUIRED` for ``stage`` would
-    stay random, unless the architecture is the ``tiny`` preset or ``model.allow_random`` is true.
+    stay random, unless the architecture is a :data:`FROM_SCRATCH_PRESETS` preset or
+    ``model.allow_random`` is true.
     """
     from dynascene_core.checkpoints import ModelFiles, assemble_models
 
@@ -48,21 +58,28 @@ def build_models(model_cfg: dict, stage: int) -> DynaSceneModels:
             files.add(model_cfg[key], kind)
     config = None if files.dynascene else DynaSceneConfig.preset(model_cfg["preset"])
     assembled = assemble_models(files, config=config, require=())
-    tiny = assembled.models.config.to_dict() == DynaSceneConfig.preset("tiny").to_dict()
+    config = assembled.models.config.to_dict()
+    from_scratch = any(config == DynaSceneConfig.preset(name).to_dict() for name in FROM_SCRATCH_PRESETS)
     missing = [g for g in REQUIRED[stage] if g not in assembled.loaded_groups]
-    if missing and not (tiny or model_cfg["allow_random"]):
+    if missing and not (from_scratch or model_cfg["allow_random"]):
         keys = list(dict.fromkeys(CONFIG_KEYS[g] for g in missing))
         raise ValueError(f"stage {stage} would train with random {', '.join(missing)}: set " + "; ".join(keys)
                          + " (or model.allow_random: true to start from random weights on purpose)")
-    return assembled.models
+    return assembled.models, set(assembled.loaded_groups)
 
 
-def prepare_stage(models: DynaSceneModels, stage: int, gradient_checkpointing: bool) -> dict[str, nn.Parameter]:
+def prepare_stage(models: DynaSceneModels, stage: int, gradient_checkpointing: bool,
+                  camera_control: bool = True) -> dict[str, nn.Parameter]:
     """Freeze everything but the stage's parameter groups (stage I also bypasses motion modules);
-    returns ``{name: parameter}`` of the trainable ones."""
+    returns ``{name: parameter}`` of the trainable ones. ``camera_control=False`` also freezes
+    :data:`CAMERA_GROUPS` (the ablation: the zero-initialised adaptor then leaves the camera without effect)."""
     if stage == 1:
         models.denoiser.bypass_motion_modules()
     trainable = set_trainable(models, stage)
+    if not camera_control:
+        camera = {n for g in CAMERA_GROUPS for n in parameter_groups(models)[g]}
+        for name in camera & set(trainable):
+            trainable.pop(name).requires_grad_(False)
     models.train()
     models.vae.eval()
     models.image_encoder.eval()

@@ -17,8 +17,8 @@ import torch
 import torch.nn.functional as F
 
 from dynascene_core.camera import CameraTrajectory, plucker_embedding
-from dynascene_core.conditioning import (VAE_DOWNSCALE, DiffusersVAECodec, denoiser_input, encode_frames,
-                                         foreground_pixels, generation_mask)
+from dynascene_core.conditioning import (LatentCodec, denoiser_input, encode_frames, foreground_pixels,
+                                         generation_mask)
 from dynascene_core.sampling.schedule import training_scheduler
 
 
@@ -29,6 +29,8 @@ class LossSettings:
     noise_offset: float = 0.0
     snr_gamma: float | None = None
     vae_chunk: int = 8
+    camera: bool = True
+    """Stage II: give the networks the Plücker condition (``False``: the camera ablation, no camera input)."""
 
 
 def step_generator(seed: int, step: int, micro: int, rank: int) -> torch.Generator:
@@ -46,8 +48,8 @@ def batch_plucker(c2w: torch.Tensor, intrinsics: torch.Tensor, height: int, widt
 class LossComputer:
     """Turns batches into losses; holds the frozen encoders and the noise schedule."""
 
-    def __init__(self, vae, image_encoder, settings: LossSettings):
-        self.codec = DiffusersVAECodec(vae, vae.config.scaling_factor)
+    def __init__(self, codec: LatentCodec, image_encoder, settings: LossSettings):
+        self.codec = codec
         self.image_encoder = image_encoder
         self.settings = settings
         self.scheduler = training_scheduler()
@@ -62,13 +64,13 @@ class LossComputer:
         alpha = batch["alpha"].to(device)              # (B, F, 1, H, W)
         scene = batch["scene"].to(device)              # (B, 3, H, W)
         b, f, _, height, width = pixels.shape
-        size = (height // VAE_DOWNSCALE, width // VAE_DOWNSCALE)
 
         def video(x: torch.Tensor) -> torch.Tensor:   # (B*F, C, h, w) -> (B, C, F, h, w)
             return x.reshape(b, f, *x.shape[1:]).transpose(1, 2)
 
         chunk = self.settings.vae_chunk
         latents = video(encode_frames(self.codec, pixels.flatten(0, 1), chunk))
+        size = tuple(latents.shape[-2:])
         fg_latent = video(encode_frames(self.codec, foreground_pixels(pixels, alpha).flatten(0, 1), chunk))
         image_embeds = self.image_encoder(scene).float()
         return {
@@ -78,7 +80,7 @@ class LossComputer:
             "scene_latent": encode_frames(self.codec, scene, chunk),
             "image_embeds": image_embeds,
             "plucker": (batch_plucker(batch["c2w"], batch["intrinsics"], height, width, device)
-                        if self.settings.stage == 2 else None),
+                        if self.settings.stage == 2 and self.settings.camera else None),
         }
 
     def loss(self, networks, batch: dict, generator: torch.Generator, device, autocast) -> torch.Tensor:

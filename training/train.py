@@ -23,7 +23,7 @@ import torch
 
 from dynascene_core.checkpoints.dynascene_format import load_dynascene, save_dynascene
 from dynascene_core.data import MANIFEST_NAME
-from dynascene_core.models.params import STAGE_GROUPS
+from dynascene_core.models.params import STAGE_GROUPS, parameter_groups
 
 from .checkpointing import (EMA_WEIGHTS_NAME, STATE_NAME, WEIGHTS_NAME, latest_checkpoint, load_training_state,
                             save_checkpoint, set_rng_state)
@@ -34,6 +34,8 @@ from .step import LossComputer, LossSettings, step_generator
 from .tasks import TaskSettings
 
 logger = logging.getLogger("dynascene.training")
+
+FULL_MODEL_NAME = "dynascene_full.safetensors"
 
 WEIGHT_DTYPES = {"no": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -105,8 +107,15 @@ class Trainer:
                                         tuple(data_cfg["resolution"]), cfg["seed"], data_cfg["on_bad_clip"])
 
         torch.manual_seed(cfg["seed"])  # identical random initialisation in every process
-        self.models = build_models(cfg["model"], self.stage)
-        self.trainable = prepare_stage(self.models, self.stage, train_cfg["gradient_checkpointing"])
+        self.models, loaded = build_models(cfg["model"], self.stage)
+        self.camera_control = train_cfg["camera_control"]
+        self.trainable = prepare_stage(self.models, self.stage, train_cfg["gradient_checkpointing"],
+                                       self.camera_control)
+        present = [g for g, params in parameter_groups(self.models).items() if params]
+        self.saved_groups = [g for g in present if g in STAGE_GROUPS[self.stage] or g not in loaded]
+        """Trained groups plus the random-initialised ones no file provides (a tiny/small model from scratch),
+        so a checkpoint with its ``model.init_from`` files always makes a complete model. Groups without
+        parameters here (stage I's bypassed motion modules, a weightless codec) are left out."""
         weight_dtype = WEIGHT_DTYPES[train_cfg["mixed_precision"]]
         self.models.to(self.device)
         self.models.vae.to(dtype=weight_dtype)
@@ -133,8 +142,9 @@ class Trainer:
 
         self.networks = TrainingNetworks(self.models, self.stage)
         self.networks, self.optimizer = acc.prepare(self.networks, self.optimizer)
-        self.loss_computer = LossComputer(self.models.vae, self.models.image_encoder, LossSettings(
-            self.stage, train_cfg["uncond_dropout"], train_cfg["noise_offset"], train_cfg["snr_gamma"]))
+        self.loss_computer = LossComputer(self.models.latent_codec(), self.models.image_encoder, LossSettings(
+            self.stage, train_cfg["uncond_dropout"], train_cfg["noise_offset"], train_cfg["snr_gamma"],
+            camera=self.stage == 2 and self.camera_control))
         if global_batches % acc.num_processes:
             logger.warning("resuming %d global batches on %d processes: the data stream shifts slightly",
                            global_batches, acc.num_processes)
@@ -175,7 +185,7 @@ class Trainer:
         return folder
 
     def _write_checkpoint(self, folder: str) -> None:
-        groups = list(STAGE_GROUPS[self.stage])
+        groups = self.saved_groups
         save_dynascene(os.path.join(folder, WEIGHTS_NAME), self.models, groups)
         state = {
             "stage": self.stage, "step": self.step,
@@ -200,9 +210,35 @@ class Trainer:
                                self.config["checkpoint"]["keep_last"], fail_before_rename)
 
     # -- loop -------------------------------------------------------------------------------------
+    def write_full_model(self) -> str:
+        """Write every parameter group (trained, loaded and random-initialised) to
+        ``OUTPUT/dynascene_full.safetensors``: the standalone file ``generate`` and the ComfyUI loaders
+        take, weights only. Returns its path (main process writes)."""
+        path = os.path.join(self.output_dir, FULL_MODEL_NAME)
+        if self.accelerator.is_main_process:
+            if self.ema is not None:
+                self.ema.store(self.params)
+                self.ema.copy_to(self.params)
+            try:
+                save_dynascene(path, self.models, [g for g, p in parameter_groups(self.models).items() if p])
+            finally:
+                if self.ema is not None:
+                    self.ema.restore(self.params)
+        self.accelerator.wait_for_everyone()
+        return path
+
+    def _out_of_time(self, started: float) -> bool:
+        """True once ``train.max_seconds`` of wall-clock time have passed (the same answer on every
+        process: the main process's clock decides)."""
+        budget = self.config["train"]["max_seconds"]
+        if not budget:
+            return False
+        flag = torch.tensor([float(time.perf_counter() - started >= budget)], device=self.device)
+        return bool(self.accelerator.reduce(flag, "max").item())
+
     def train(self, stop_at: int | None = None) -> str:
-        """Train to ``train.max_steps`` (or stop early after step ``stop_at``, as an interruption would);
-        returns the last checkpoint's path."""
+        """Train to ``train.max_steps`` or until ``train.max_seconds`` have passed (or stop early after
+        step ``stop_at``, as an interruption would); saves a checkpoint when it stops and returns its path."""
         acc, cfg = self.accelerator, self.config
         train_cfg, max_steps = cfg["train"], cfg["train"]["max_steps"]
         from tqdm.auto import tqdm
@@ -211,6 +247,7 @@ class Trainer:
                    disable=not (acc.is_main_process and cfg["log"]["progress_bar"]))
         batches = iter(self.loader)
         micro, last_saved, started, start_step = 0, None, time.perf_counter(), self.step
+        window_losses: list[float] = []
         while self.step < min(max_steps, stop_at or max_steps):
             batch = next(batches)
             generator = step_generator(cfg["seed"], self.step, micro, acc.process_index)
@@ -237,18 +274,26 @@ class Trainer:
             rate = (self.step - start_step) / max(time.perf_counter() - started, 1e-9)
             bar.update(1)
             bar.set_postfix(loss=f"{loss_value:.4f}", steps_per_s=f"{rate:.2f}")
+            window_losses.append(loss_value)
+            if self.step % cfg["log"]["every"] == 0 and not cfg["log"]["progress_bar"]:
+                logger.info("step %d loss %.4f (mean of %d) %.2f steps/s", self.step,
+                            sum(window_losses) / len(window_losses), len(window_losses), rate)
+            if self.step % cfg["log"]["every"] == 0:
+                window_losses.clear()
             if acc.log_with and self.step % cfg["log"]["every"] == 0:
                 scalars = {"train/loss": loss_value, "train/lr": self.lr_scheduler.get_last_lr()[0],
                            "train/steps_per_second": rate}
                 if grad_norm is not None:
                     scalars["train/grad_norm"] = float(grad_norm)
                 acc.log(scalars, step=self.step)
-            done = self.step >= max_steps
+            done = self.step >= max_steps or self._out_of_time(started)
             if done or self.step % cfg["checkpoint"]["every"] == 0:
                 last_saved = self.save()
             every = cfg["validation"]["every"]
             if every and (done or self.step % every == 0):
                 self.validate()
+            if done:
+                break
         bar.close()
         acc.end_training()
         return last_saved or latest_checkpoint(self.output_dir)
@@ -278,7 +323,7 @@ def parse_args(argv: list[str] | None) -> tuple[str, list[str]]:
         description="Train DynaScene (two-stage, multi-task).",
         epilog="Overrides: any config value as key.sub=value, e.g. train.max_steps=100 data.root=/data/ds")
     parser.add_argument("--config", default=DEFAULT_CONFIG,
-                        help=f"config name in training/configs (tiny, stage1, stage2) or a YAML path "
+                        help=f"config name in training/configs (tiny, stage1, stage2, proof_stage1, ...) or a YAML path "
                              f"(default {DEFAULT_CONFIG})")
     parser.add_argument("overrides", nargs="*", metavar="key.sub=value")
     args = parser.parse_args(argv)
@@ -291,9 +336,10 @@ def main(argv: list[str] | None = None) -> str:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     trainer = Trainer(config)
     checkpoint = trainer.train()
+    full = trainer.write_full_model() if config["checkpoint"]["full_model"] else None
     if trainer.accelerator.is_main_process:
         print(f"done: step {trainer.step}, checkpoint {checkpoint}, samples in "
-              f"{os.path.join(config['output_dir'], 'samples')}")
+              f"{os.path.join(config['output_dir'], 'samples')}" + (f", full model {full}" if full else ""))
     return checkpoint
 
 

@@ -12,7 +12,7 @@ import os
 import torch
 
 from dynascene_core.camera import camera_condition, plot_trajectory, relative_cameras
-from dynascene_core.conditioning import DiffusersVAECodec, foreground_pixels
+from dynascene_core.conditioning import foreground_pixels
 from dynascene_core.data import ClipError
 from dynascene_core.sampling.pipeline import SamplerSettings, generate
 from dynascene_core.video import write_video
@@ -43,7 +43,7 @@ def write_validation_samples(models, config: dict, step: int, device) -> list[st
     val, data = config["validation"], config["data"]
     folder = os.path.join(config["output_dir"], "samples", f"step-{step:08d}")
     os.makedirs(folder, exist_ok=True)
-    codec = DiffusersVAECodec(models.vae, models.vae.config.scaling_factor)
+    codec = models.latent_codec()
     written = []
     was_training = models.training
     models.eval()

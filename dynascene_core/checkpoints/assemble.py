@@ -203,6 +203,10 @@ def assemble_models(files: ModelFiles, *, config=None, require: tuple[str, ...] 
     if files.image_encoder is not None:
         reports.append(load_image_encoder(files.image_encoder, models.image_encoder))
         loaded.add("image_encoder")
+    from dynascene_core.models import parameter_groups
+
+    # a group without parameters (the weightless patch codec as ``vae``) has nothing to come from a file
+    loaded |= {g for g, params in parameter_groups(models).items() if not params}
     missing = [g for g in require if g not in loaded]
     if missing:
         raise CheckpointError(

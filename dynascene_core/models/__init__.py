@@ -12,6 +12,7 @@ import importlib
 
 _WHERE = {
     "CameraEncoder": "camera_encoder", "level_sizes": "camera_encoder",
+    "PatchCodec": "codec",
     "ImageEncoder": "clip", "clip_preprocess": "clip", "zero_image_embeds_like": "clip",
     "PRESETS": "config", "DynaSceneConfig": "config",
     "DynaSceneDenoiser": "denoiser",

@@ -10,12 +10,18 @@ metadata:
 - ``camera``: :class:`~dynascene_core.models.camera_encoder.CameraEncoder` kwargs,
 - ``clip_vision``: ``transformers.CLIPVisionConfig`` kwargs (ViT-L/14 with a 768-d projection),
 - ``vae``: ``diffusers.AutoencoderKL`` kwargs (sd-vae-ft-mse),
-- ``scaling_factor``: latent scale (0.18215 for SD1.5).
+- ``scaling_factor``: latent scale (0.18215 for SD1.5),
+- ``codec``: ``None`` (latents from the ``vae``) or ``{"type": "patch", "patch_size": p}``: the fixed
+  invertible :class:`~dynascene_core.models.codec.PatchCodec` (``3·p²`` latent channels at ``1/p``
+  resolution) replaces the VAE; ``vae`` is then ``{}``.
 
 Presets: ``sd15`` (full size, as the paper), ``tiny`` (same block structure with tiny widths, for
 tests: a full forward at 64x64 px and 8 frames takes well under a second on a CPU) and ``tiny768``
 (``tiny`` with the real 768-d CLIP embedding as cross-attention context, so a tiny model runs with
-a full-size CLIP ViT-L/14 image encoder, e.g. the one a ComfyUI host loads).
+a full-size CLIP ViT-L/14 image encoder, e.g. the one a ComfyUI host loads) and ``small`` (the
+proof-of-learning model trained from scratch in minutes on one GPU: three narrow U-Net levels, one
+layer per block, a 4×4 patch codec instead of a VAE, 48 latent channels at 1/4 resolution; about
+5 MB of weights in all, so a training checkpoint with its Adam state stays under 16 MiB).
 """
 
 from __future__ import annotations
@@ -105,6 +111,27 @@ def _tiny_presets() -> dict:
     return {"unet": unet, "motion": motion, "camera": camera, "clip_vision": clip_vision, "vae": vae}
 
 
+SMALL_PATCH_SIZE = 4
+SMALL_SCALING_FACTOR = 2.0
+"""Patch-codec latents are pixels in [-1, 1]; × 2 brings the synthetic scenes' latents to about unit
+standard deviation, the scale the noise schedule assumes (SD1.5's 0.18215 does the same for its VAE)."""
+
+
+def _small_presets() -> dict:
+    latent_channels = 3 * SMALL_PATCH_SIZE ** 2
+    widths = [32, 32, 32]
+    unet = dict(SD15_UNET, in_channels=2 * latent_channels + 1, out_channels=latent_channels,
+                down_block_types=["CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"],
+                up_block_types=["UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"],
+                block_out_channels=widths, layers_per_block=1, attention_head_dim=2, cross_attention_dim=32,
+                norm_num_groups=8, sample_size=16)
+    motion = dict(SD15_MOTION, motion_layers_per_block=1, motion_num_attention_heads=2, motion_norm_num_groups=8)
+    camera = dict(SD15_CAMERA, downscale_factor=SMALL_PATCH_SIZE, channels=widths, num_attention_heads=2)
+    tiny = _tiny_presets()
+    return {"unet": unet, "motion": motion, "camera": camera, "clip_vision": tiny["clip_vision"], "vae": {},
+            "scaling_factor": SMALL_SCALING_FACTOR, "codec": {"type": "patch", "patch_size": SMALL_PATCH_SIZE}}
+
+
 @dataclass
 class DynaSceneConfig:
     """All network configs of a DynaScene model (see module docstring for each dict's meaning)."""
@@ -115,6 +142,7 @@ class DynaSceneConfig:
     clip_vision: dict
     vae: dict
     scaling_factor: float = SCALING_FACTOR_SD15
+    codec: dict | None = None
 
     def __post_init__(self):
         self.validate()
@@ -123,8 +151,20 @@ class DynaSceneConfig:
         """Raise ``ValueError`` when the networks would not fit together."""
         unet, motion, camera = self.unet, self.motion, self.camera
         problems = []
-        if unet["in_channels"] != 9:
-            problems.append(f"unet.in_channels must be 9 ([latent|mask|foreground]), got {unet['in_channels']}")
+        if self.codec is not None and (self.codec.get("type") not in ("patch",)
+                                       or not isinstance(self.codec.get("patch_size"), int)):
+            problems.append(f"codec must be null or {{'type': 'patch', 'patch_size': int}}, got {self.codec!r}")
+        elif self.codec is None and not self.vae:
+            problems.append("vae must hold AutoencoderKL settings when there is no codec")
+        else:
+            latent = self.latent_channels
+            if unet["in_channels"] != 2 * latent + 1 or unet["out_channels"] != latent:
+                problems.append(f"unet.in_channels/out_channels must be {2 * latent + 1}/{latent} "
+                                f"([latent|mask|foreground] for {latent} latent channels), got "
+                                f"{unet['in_channels']}/{unet['out_channels']}")
+            if camera["downscale_factor"] != self.latent_downscale:
+                problems.append(f"camera.downscale_factor {camera['downscale_factor']} must equal the latent "
+                                f"downscale {self.latent_downscale} (camera features at latent resolution)")
         if list(camera["channels"]) != list(unet["block_out_channels"]):
             problems.append(f"camera.channels {list(camera['channels'])} must equal unet.block_out_channels "
                             f"{list(unet['block_out_channels'])} (one camera scale per U-Net level)")
@@ -141,10 +181,25 @@ class DynaSceneConfig:
         if problems:
             raise ValueError("invalid DynaSceneConfig: " + "; ".join(problems))
 
+    @property
+    def latent_channels(self) -> int:
+        """Channels of a latent: ``3·p²`` for a patch codec, else the VAE's (4 for SD1.5)."""
+        if self.codec is not None:
+            return 3 * self.codec["patch_size"] ** 2
+        return self.vae["latent_channels"]
+
+    @property
+    def latent_downscale(self) -> int:
+        """Pixels per latent cell along each side: the patch size, else 8 for an SD VAE."""
+        if self.codec is not None:
+            return self.codec["patch_size"]
+        return 2 ** (len(self.vae["block_out_channels"]) - 1)
+
     @classmethod
     def preset(cls, name: str) -> "DynaSceneConfig":
-        """``"sd15"`` (full size, the paper's model), ``"tiny"`` (tests, CPU smoke runs) or ``"tiny768"``
-        (tiny with 768-d image embeddings, for tests with a full-size CLIP image encoder)."""
+        """``"sd15"`` (full size, the paper's model), ``"tiny"`` (tests, CPU smoke runs), ``"tiny768"``
+        (tiny with 768-d image embeddings, for tests with a full-size CLIP image encoder) or ``"small"``
+        (trained from scratch with a patch codec, the proof-of-learning model)."""
         if name == "sd15":
             parts = {"unet": SD15_UNET, "motion": SD15_MOTION, "camera": SD15_CAMERA,
                      "clip_vision": SD15_CLIP_VISION, "vae": SD15_VAE}
@@ -154,6 +209,8 @@ class DynaSceneConfig:
             parts = _tiny_presets()
             parts["unet"]["cross_attention_dim"] = SD15_UNET["cross_attention_dim"]
             parts["clip_vision"]["projection_dim"] = SD15_CLIP_VISION["projection_dim"]
+        elif name == "small":
+            parts = _small_presets()
         else:
             raise ValueError(f"unknown DynaScene config preset {name!r}; expected one of {PRESETS}")
         return cls(**copy.deepcopy(parts))
@@ -165,7 +222,7 @@ class DynaSceneConfig:
     def from_dict(cls, data: dict) -> "DynaSceneConfig":
         names = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - names)
-        missing = sorted(n for n in names - set(data) if n != "scaling_factor")
+        missing = sorted(n for n in names - set(data) if n not in ("scaling_factor", "codec"))
         if unknown or missing:
             raise ValueError(f"DynaSceneConfig dict: unknown keys {unknown}, missing keys {missing}")
         return cls(**copy.deepcopy(data))
@@ -178,4 +235,4 @@ class DynaSceneConfig:
         return cls.from_dict(json.loads(text))
 
 
-PRESETS = ("sd15", "tiny", "tiny768")
+PRESETS = ("sd15", "tiny", "tiny768", "small")

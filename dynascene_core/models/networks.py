@@ -36,6 +36,10 @@ def _image_encoder(config: DynaSceneConfig) -> nn.Module:
 
 
 def _vae(config: DynaSceneConfig) -> nn.Module:
+    if config.codec is not None:  # the weightless patch codec of the small models
+        from .codec import PatchCodec
+
+        return PatchCodec(config.codec["patch_size"], config.scaling_factor)
     from diffusers import AutoencoderKL
 
     return AutoencoderKL(**config.vae, scaling_factor=config.scaling_factor)
@@ -48,7 +52,8 @@ PARTS = {"denoiser": _denoiser, "reference_net": _reference_net, "camera_encoder
 
 class DynaSceneModels(nn.Module):
     """Container: ``denoiser``, ``reference_net``, ``camera_encoder``, ``image_encoder`` and ``vae``
-    (diffusers ``AutoencoderKL``), plus the ``config`` they were built from."""
+    (diffusers ``AutoencoderKL``, or the weightless :class:`PatchCodec` when the config names one),
+    plus the ``config`` they were built from."""
 
     def __init__(self, config: DynaSceneConfig):
         super().__init__()
@@ -89,6 +94,17 @@ class DynaSceneModels(nn.Module):
         with torch.device(device):  # allocate on the target device directly (no full-size CPU copy)
             models = cls(config)
         return models.to(dtype=dtype)
+
+    def latent_codec(self):
+        """This model's :class:`~dynascene_core.conditioning.LatentCodec` (one rule for training,
+        ``generate``, validation and the nodes): the patch codec itself, or the VAE's posterior mean."""
+        from .codec import PatchCodec
+
+        if isinstance(self.vae, PatchCodec):
+            return self.vae
+        from ..conditioning import DiffusersVAECodec
+
+        return DiffusersVAECodec(self.vae, self.config.scaling_factor)
 
     def enable_gradient_checkpointing(self) -> None:
         self.denoiser.enable_gradient_checkpointing()

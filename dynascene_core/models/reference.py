@@ -12,14 +12,15 @@ from .config import DynaSceneConfig
 
 
 def reference_input(scene_latent: torch.Tensor) -> torch.Tensor:
-    """The ReferenceNet's 9-channel input for a scene latent ``(B, 4, h, w)`` -> ``(B, 9, h, w)``.
+    """The ReferenceNet's input for a scene latent ``(B, C, h, w)`` -> ``(B, 2C + 1, h, w)`` (C = 4 for
+    SD1.5: 9 channels).
 
     Rule (used identically in training and inference): ``[scene latent | mask of zeros | scene
     latent]``. In SD-inpainting terms the whole scene image is known content and nothing is to be
     generated (mask 1 = generate), so the "known content" channels carry the scene latent itself.
     """
-    if scene_latent.ndim != 4 or scene_latent.shape[1] != 4:
-        raise ValueError(f"scene latent must be (B, 4, h, w), got {tuple(scene_latent.shape)}")
+    if scene_latent.ndim != 4:
+        raise ValueError(f"scene latent must be (B, C, h, w), got {tuple(scene_latent.shape)}")
     zeros = scene_latent.new_zeros(scene_latent.shape[0], 1, *scene_latent.shape[2:])
     return torch.cat([scene_latent, zeros, scene_latent], dim=1)
 
@@ -81,7 +82,9 @@ class ReferenceNet(nn.Module):
         self.unet.disable_gradient_checkpointing()
 
     def forward(self, scene_latent: torch.Tensor, image_embeds: torch.Tensor) -> dict[str, torch.Tensor]:
-        dim = self.config.unet["cross_attention_dim"]
+        dim, channels = self.config.unet["cross_attention_dim"], self.config.latent_channels
+        if scene_latent.ndim != 4 or scene_latent.shape[1] != channels:
+            raise ValueError(f"scene latent must be (B, {channels}, h, w), got {tuple(scene_latent.shape)}")
         x = reference_input(scene_latent)
         if image_embeds.ndim != 3 or image_embeds.shape[0] != x.shape[0] or image_embeds.shape[2] != dim:
             raise ValueError(f"image_embeds must be ({x.shape[0]}, 1, {dim}), got {tuple(image_embeds.shape)}")

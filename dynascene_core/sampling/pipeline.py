@@ -171,14 +171,14 @@ def generate(
     device = torch.device(device) if device is not None else param.device
     dtype = param.dtype
     n, _, height, width = frames.shape
-    latent_size = (height // VAE_DOWNSCALE, width // VAE_DOWNSCALE)
     windows = context_windows(n, settings.context_length, settings.context_overlap)
     weights = window_weights(windows, n).to(device)
     guided = settings.guidance_scale > 1
 
     # Conditions, computed once per call.
     fg_latent = encode_frames(codec, foreground_pixels(frames, alpha), settings.vae_chunk).to(device)
-    fg_latent = fg_latent.permute(1, 0, 2, 3)[None]                          # (1, 4, F, h, w)
+    fg_latent = fg_latent.permute(1, 0, 2, 3)[None]                          # (1, C, F, h, w)
+    latent_size = tuple(fg_latent.shape[-2:])  # the codec's: H/8 for SD1.5's VAE, H/p for a patch codec
     gen_mask = generation_mask(alpha, latent_size).to(device).permute(1, 0, 2, 3)[None]  # (1, 1, F, h, w)
     scene = fit_scene_image(scene_image.float(), height, width)
     scene_latent = encode_frames(codec, scene[None]).to(device, dtype)       # (1, 4, h, w)
@@ -200,7 +200,7 @@ def generate(
     scheduler = inference_scheduler(settings.steps, settings.sampler)
     # one CPU generator for the initial noise and then the eta > 0 step noise: the same on every device
     generator = torch.Generator("cpu").manual_seed(settings.seed)
-    noise = torch.randn((1, 4, n, *latent_size), generator=generator).to(device)
+    noise = torch.randn((1, fg_latent.shape[1], n, *latent_size), generator=generator).to(device)
     latents = noise * scheduler.init_noise_sigma
 
     timesteps = scheduler.timesteps.tolist()  # host ints: no device sync per step

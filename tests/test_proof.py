@@ -1,0 +1,150 @@
+"""The proof-of-learning pieces: the small config with its patch codec, standalone checkpoints that
+``generate`` loads, the dataset split, the camera ablation and the training time budget."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from dynascene_core.checkpoints import ModelFiles, assemble_models, save_dynascene
+from dynascene_core.models import DynaSceneConfig, DynaSceneModels, PatchCodec, parameter_groups
+
+
+def test_patch_codec_is_the_pixel_patch_layout_and_inverts_exactly():
+    codec = PatchCodec(4, 2.0)
+    pixels = torch.rand(3, 3, 16, 24)
+    latents = codec.encode(pixels)
+    assert latents.shape == (3, 48, 4, 6)
+    # channel (c * p + dy) * p + dx of cell (i, j) is pixel (c, 4i + dy, 4j + dx) mapped to 2 * (2x - 1)
+    for c, dy, dx, i, j in ((0, 0, 0, 0, 0), (1, 2, 3, 3, 5), (2, 3, 1, 1, 2)):
+        want = 2.0 * (2 * pixels[1, c, 4 * i + dy, 4 * j + dx] - 1)
+        assert latents[1, (c * 4 + dy) * 4 + dx, i, j] == pytest.approx(float(want), abs=1e-6)
+    assert (codec.decode(latents) - pixels).abs().max() < 1e-6
+    # the masked-image convention: a background at mid grey (0 in [-1, 1]) is an all-zero latent
+    assert codec.encode(torch.full((1, 3, 8, 8), 0.5)).abs().max() == 0
+    with pytest.raises(ValueError, match="multiples of 4"):
+        codec.encode(torch.rand(1, 3, 10, 8))
+
+
+def test_small_config_fits_its_codec_and_the_checkpoint_budget():
+    config = DynaSceneConfig.preset("small")
+    assert (config.latent_channels, config.latent_downscale) == (48, 4)
+    assert (config.unet["in_channels"], config.unet["out_channels"]) == (97, 48)
+    assert DynaSceneConfig.from_json(config.to_json()).to_dict() == config.to_dict()
+    assert DynaSceneConfig.preset("sd15").latent_channels == 4 and DynaSceneConfig.preset("sd15").latent_downscale == 8
+    with torch.device("meta"):
+        groups = parameter_groups(DynaSceneModels(config))
+    sizes = {g: sum(p.numel() for p in params.values()) for g, params in groups.items()}
+    assert sizes["vae"] == 0
+    # the largest training checkpoint (stage I: weights + two Adam moments, plus the frozen random parts)
+    stage1 = sizes["denoiser_spatial"] + sizes["reference_net"]
+    frozen = sum(sizes.values()) - stage1
+    assert (3 * stage1 + frozen) * 4 < 16 * 2 ** 20
+    with pytest.raises(ValueError, match="must be 97/48"):
+        DynaSceneConfig(**{**config.to_dict(), "codec": {"type": "patch", "patch_size": 4},
+                           "unet": {**config.unet, "in_channels": 9}})
+
+
+@pytest.fixture(scope="module")
+def small_file(tmp_path_factory):
+    torch.manual_seed(0)
+    models = DynaSceneModels.build("small")
+    for p in models.parameters():  # make the zero-initialised adaptor and motion-module outputs matter
+        p.data.add_(torch.randn_like(p) * 0.02)
+    path = tmp_path_factory.mktemp("small") / "dynascene_small.safetensors"
+    save_dynascene(path, models, [g for g, params in parameter_groups(models).items() if params])
+    return path, models
+
+
+def test_a_standalone_small_file_assembles_completely(small_file):
+    path, source = small_file
+    assembled = assemble_models(ModelFiles(dynascene=[path]))  # default: every part generation needs
+    assert assembled.camera_active and isinstance(assembled.models.vae, PatchCodec)
+    want = source.state_dict()
+    for name, tensor in assembled.models.state_dict().items():
+        assert torch.equal(tensor, want[name]), name
+
+
+def test_generate_cli_runs_the_small_file_and_the_demo_uses_the_shipped_one(small_file, tmp_path, monkeypatch, capsys):
+    from dynascene_core import generate as cli
+    from dynascene_core.video import read_video
+
+    monkeypatch.setattr(cli, "DEMO_MODEL", str(tmp_path / "missing.safetensors"))
+    with pytest.raises(SystemExit):
+        cli.main(["--demo"])
+    assert "missing.safetensors" in capsys.readouterr().err
+    monkeypatch.setattr(cli, "DEMO_MODEL", str(small_file[0]))
+    out = tmp_path / "demo"
+    assert cli.main(["--demo", "--steps", "2", "--max-frames", "4", "--out", str(out)]) == 0
+    assert read_video(out / "background.mp4").frames.shape == (4, 64, 96, 3)
+    run = json.loads((out / "run.json").read_text())
+    assert run["model_files"][0]["source"].endswith("dynascene_small.safetensors")
+
+
+def test_proof_split_keeps_test_scenes_and_cameras_out_of_training(tmp_path):
+    from dynascene_core.data import read_manifest
+    from training.prepare_proof import TEST_TRAJECTORIES, camera_of, split_plan, write_proof_dataset
+
+    plan = split_plan(240, 8)  # the sizes of the GPU run
+    train_seeds = {s["scene_seed"] for s in plan["train"]}
+    test_seeds = {s["scene_seed"] for s in plan["test"]}
+    assert len(test_seeds) == 8 and not train_seeds & test_seeds
+    train_cams = np.stack([camera_of(s, 16).c2w.numpy() for s in plan["train"]])
+    for spec in plan["test"]:
+        c2w = camera_of(spec, 16).c2w.numpy()
+        closest = np.abs(train_cams - c2w).reshape(len(train_cams), -1).max(axis=1).min()
+        assert closest > 0.05, f"{spec['clip_id']} camera is within {closest:.3f} of a training camera"
+    assert {(s["camera"]["preset"], s["camera"]["speed"]) for s in plan["test"]} == set(TEST_TRAJECTORIES)
+
+    root = tmp_path / "proof"
+    write_proof_dataset(str(root), train_scenes=2, test_scenes=1, num_frames=3, size=(16, 24))
+    records = {r.clip_id: r for r in read_manifest(root)}
+    assert sorted(records) == ["test-000", "train-00000", "train-00001", "train-scene-00000"]
+    assert records["test-000"].split == "test" and records["train-scene-00000"].has_person is False
+    assert len(os.listdir(root / "test" / "test-000" / "background")) == 3
+    split = json.loads((root / "split.json").read_text())
+    assert [s["clip_id"] for s in split["test"]] == ["test-000"]
+
+
+def test_camera_ablation_trains_no_camera_parts_and_feeds_no_pluecker():
+    from training.networks import CAMERA_GROUPS, prepare_stage
+    from training.step import LossComputer, LossSettings
+
+    batch = {"pixels": torch.rand(1, 2, 3, 16, 16), "alpha": torch.zeros(1, 2, 1, 16, 16),
+             "scene": torch.rand(1, 3, 16, 16), "c2w": torch.eye(4).repeat(1, 2, 1, 1),
+             "intrinsics": torch.tensor([0.5, 0.5, 0.5, 0.5]).repeat(1, 2, 1)}
+    for camera_control in (True, False):
+        models = DynaSceneModels.build("tiny")
+        trainable = prepare_stage(models, 2, False, camera_control=camera_control)
+        camera = {n for g in CAMERA_GROUPS for n in parameter_groups(models)[g]}
+        assert (camera <= set(trainable)) is camera_control and (not camera & set(trainable)) is (not camera_control)
+        assert all(p.requires_grad == (n in trainable) for n, p in models.named_parameters())
+        computer = LossComputer(models.latent_codec(), models.image_encoder, LossSettings(2, camera=camera_control))
+        plucker = computer.conditions(batch, "cpu")["plucker"]
+        assert (plucker is not None) is camera_control
+
+
+def test_time_budget_stops_and_saves_a_resumable_checkpoint(tmp_path):
+    from training.checkpointing import STATE_NAME, latest_checkpoint
+    from training.prepare_synthetic import write_synthetic_dataset
+    from training.train import FULL_MODEL_NAME, Trainer
+
+    from test_training import tiny_config
+
+    root = str(tmp_path / "data")
+    write_synthetic_dataset(root, person_clips=2, scene_clips=1, portrait_clips=0, num_frames=6, size=(32, 48))
+    config = tiny_config(root, tmp_path / "run", "train.max_steps=50", "checkpoint.every=100",
+                         "train.max_seconds=0.001")
+    trainer = Trainer(config)
+    checkpoint = trainer.train()
+    assert trainer.step == 1 and checkpoint.endswith("step-00000001")  # stopped after the first step, saved
+    assert os.path.isfile(os.path.join(checkpoint, STATE_NAME))
+    full = trainer.write_full_model()
+    assembled = assemble_models(ModelFiles(dynascene=[full]))  # standalone: every network generation needs
+    assert os.path.basename(full) == FULL_MODEL_NAME and assembled.camera_active
+    resumed = Trainer(tiny_config(root, tmp_path / "run", "train.max_steps=2"))
+    assert resumed.step == 1 and resumed.resumed_from == latest_checkpoint(str(tmp_path / "run"))
+    resumed.train()
+    assert resumed.step == 2

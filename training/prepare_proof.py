@@ -1,0 +1,132 @@
+"""The proof-of-learning dataset: ``python -m training.prepare_proof --out DIR`` (no downloads).
+
+Synthetic camera-motion clips (:func:`dynascene_core.camera.render_synthetic_clip`: a textured room,
+a known moving camera, a moving "actor" with its exact matte) in the clip-folder format, split so
+that the test set measures generalisation, not memory:
+
+- **scenes**: training rooms are seeds ``0 .. train_scenes-1``, test rooms seeds from
+  :data:`TEST_SCENE_SEED` on — no test room is ever seen in training;
+- **trajectories**: training cameras are random smooth hand-held motions
+  (:func:`~dynascene_core.camera.random_smooth_trajectory`, random axis, up to 16° and 0.8 units);
+  test cameras are the designed presets in :data:`TEST_TRAJECTORIES` (pans, tilts, orbits, dollies,
+  trucks and combinations at fixed speeds), which never occur in training.
+
+Every person clip stores its human-free frame 0 as the scene image (the test's ground-truth
+background is the same room rendered without the actor: ``test/<clip>/background.png`` frames). Every
+fourth training room also gets a scene-only clip for the scene tasks. ``split.json`` lists the seeds
+and trajectories of each split. Clips are PNG frame folders (exact, no video codec needed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from multiprocessing import get_context
+
+if __package__ in (None, ""):
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from dynascene_core.camera import make_preset, random_smooth_trajectory, render_synthetic_clip
+from dynascene_core.data import write_clip, write_manifest
+
+TEST_SCENE_SEED = 1_000_000
+"""Test rooms use seeds from here on; training rooms use ``0 .. train_scenes - 1``."""
+
+SCENE_ONLY_TRAJECTORY_SEED = 500_000
+"""Seed offset of the scene-only clips' trajectories (distinct from the person clips')."""
+
+TEST_TRAJECTORIES = (("pan_left", 1.5), ("pan_right", 1.5), ("tilt_up", 1.5), ("tilt_down", 1.5),
+                     ("orbit_left", 1.0), ("orbit_right", 1.0), ("dolly_in+pan_right", 1.0),
+                     ("truck_left+pan_left", 1.0))
+"""Held-out cameras: ``(preset combination, speed)``; test clip ``i`` uses entry ``i mod len``."""
+
+MAX_ROTATION_DEG = 16.0
+MAX_TRANSLATION = 0.8
+FPS = 8.0
+
+
+def train_trajectory(seed: int, num_frames: int):
+    """The training camera of seed ``seed``: a random smooth hand-held motion."""
+    return random_smooth_trajectory(num_frames, seed=seed, max_rotation_deg=MAX_ROTATION_DEG,
+                                    max_translation=MAX_TRANSLATION)
+
+
+def split_plan(train_scenes: int, test_scenes: int) -> dict:
+    """``{"train": [clip spec], "test": [clip spec]}``; a spec names the clip, its room seed, whether it
+    has the actor and its camera (``{"random_smooth": seed}`` or ``{"preset": name, "speed": s}``)."""
+    train = []
+    for seed in range(train_scenes):
+        train.append({"clip_id": f"train-{seed:05d}", "scene_seed": seed, "actor": True,
+                      "camera": {"random_smooth": seed}})
+        if seed % 4 == 0:
+            train.append({"clip_id": f"train-scene-{seed:05d}", "scene_seed": seed, "actor": False,
+                          "camera": {"random_smooth": SCENE_ONLY_TRAJECTORY_SEED + seed}})
+    test = []
+    for i in range(test_scenes):
+        preset, speed = TEST_TRAJECTORIES[i % len(TEST_TRAJECTORIES)]
+        test.append({"clip_id": f"test-{i:03d}", "scene_seed": TEST_SCENE_SEED + i, "actor": True,
+                     "camera": {"preset": preset, "speed": speed}})
+    return {"train": train, "test": test}
+
+
+def camera_of(spec: dict, num_frames: int):
+    camera = spec["camera"]
+    if "random_smooth" in camera:
+        return train_trajectory(camera["random_smooth"], num_frames)
+    return make_preset(camera["preset"], num_frames, speed=camera["speed"])
+
+
+def _write_one(job: tuple) -> tuple:
+    root, spec, split, num_frames, height, width = job
+    trajectory = camera_of(spec, num_frames)
+    clip = render_synthetic_clip(trajectory, height, width, seed=spec["scene_seed"], actor=spec["actor"])
+    record = write_clip(root, spec["clip_id"], clip.frames, trajectory, FPS,
+                        masks=clip.masks if spec["actor"] else None,
+                        scene_images={0: clip.scene_image} if spec["actor"] else None,
+                        split=split, video_storage="png", motion_score=None)
+    if split == "test":  # the ground-truth background: the same room along the same camera, no actor
+        empty = render_synthetic_clip(trajectory, height, width, seed=spec["scene_seed"], actor=False)
+        from dynascene_core.video import write_frame_folder
+
+        write_frame_folder(os.path.join(root, "test", spec["clip_id"], "background"), empty.frames)
+    return record
+
+
+def write_proof_dataset(root: str, train_scenes: int = 240, test_scenes: int = 8, num_frames: int = 16,
+                        size: tuple[int, int] = (64, 96), workers: int = 1) -> dict:
+    """Render and write every clip, ``manifest.jsonl`` and ``split.json`` into ``root``; returns the plan.
+    ``size`` is ``(height, width)``; ``workers`` > 1 renders in that many processes."""
+    os.makedirs(root, exist_ok=True)
+    plan = split_plan(train_scenes, test_scenes)
+    jobs = [(root, spec, split, num_frames, *size) for split in ("train", "test") for spec in plan[split]]
+    if workers > 1:
+        with get_context("spawn").Pool(workers) as pool:
+            records = pool.map(_write_one, jobs, chunksize=4)
+    else:
+        records = [_write_one(job) for job in jobs]
+    write_manifest(root, records)
+    with open(os.path.join(root, "split.json"), "w", encoding="utf-8") as handle:
+        json.dump({"num_frames": num_frames, "size": list(size), "test_scene_seed": TEST_SCENE_SEED,
+                   "max_rotation_deg": MAX_ROTATION_DEG, "max_translation": MAX_TRANSLATION, **plan}, handle, indent=1)
+    return plan
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", required=True, help="dataset folder to write")
+    parser.add_argument("--train-scenes", type=int, default=240)
+    parser.add_argument("--test-scenes", type=int, default=8)
+    parser.add_argument("--frames", type=int, default=16)
+    parser.add_argument("--height", type=int, default=64)
+    parser.add_argument("--width", type=int, default=96)
+    parser.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) - 2))
+    args = parser.parse_args(argv)
+    plan = write_proof_dataset(args.out, args.train_scenes, args.test_scenes, args.frames,
+                               (args.height, args.width), args.workers)
+    print(f"wrote {len(plan['train'])} training and {len(plan['test'])} test clips to {args.out}")
+
+
+if __name__ == "__main__":
+    main()
