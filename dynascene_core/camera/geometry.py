@@ -69,15 +69,7 @@ def _fit_rotation_zoom(a: np.ndarray, b: np.ndarray, k: np.ndarray, k_key: np.nd
         return rot, float(np.median(np.linalg.norm(px - b, axis=1)))
 
     rot1, res1 = fit(1.0)
-    lo, hi = math.log(0.7), math.log(1.43)  # golden-section search over log zoom
-    ratio = (math.sqrt(5) - 1) / 2
-    for _ in range(20):
-        m1, m2 = hi - ratio * (hi - lo), lo + ratio * (hi - lo)
-        if fit(math.exp(m1))[1] < fit(math.exp(m2))[1]:
-            hi = m2
-        else:
-            lo = m1
-    zoom = math.exp((lo + hi) / 2)
+    zoom = math.exp(golden_minimum(lambda log_zoom: fit(math.exp(log_zoom))[1], math.log(0.7), math.log(1.43), 20))
     rot_z, res_z = fit(zoom)
     if res_z < 0.7 * res1 and abs(math.log(zoom)) > 0.005:
         return rot_z, zoom, res_z
