@@ -87,7 +87,10 @@ def test_static_clip_report():
     clip = render_synthetic_clip(make_preset("pan_right", 6, speed=0.0), 96, 160, seed=2)
     _, stats = estimate_trajectory(clip.frames, clip.masks, fov_deg=60)
     assert stats.quality.motion == "static" and stats.quality.verdict == "reliable"
-    assert stats.quality.fov_deg == pytest.approx(60)
+    assert stats.quality.fov_deg == pytest.approx(60) and "(given," in stats.quality.summary()
+    _, stats = estimate_trajectory(clip.frames, clip.masks)  # nothing to estimate a focal from
+    assert stats.quality.motion == "static" and not stats.quality.focal_estimated
+    assert stats.quality.focal_source == "assumed" and "(assumed," in stats.quality.summary()
 
 
 def test_unrelated_frames_are_unreliable():
