@@ -230,8 +230,8 @@ class EstimateCameraFromVideo:
                 "fov_degrees": ("FLOAT", {"default": DEFAULT_FOV_DEG, "min": 10.0, "max": 150.0, "step": 0.5,
                                           "tooltip": "Field of view across the longer image side "
                                                      "(phone main cameras: about 65)."}),
-                "search_fov": ("BOOLEAN", {"default": False, "tooltip": "Pick the field of view that fits the "
-                                                                        "video best instead (slower)."}),
+                "search_fov": ("BOOLEAN", {"default": False, "tooltip": "Estimate the field of view from the "
+                                                                        "video instead (see the report)."}),
             },
             "optional": {
                 "human_mask": ("MASK", {"tooltip": "1 on the human (matting output); those pixels are not "
@@ -246,7 +246,7 @@ class EstimateCameraFromVideo:
             raise ValueError(f"human_mask is {tuple(masks.shape[-2:])} (H, W) but the images are "
                              f"{tuple(frames.shape[-2:])}")
         host.check_interrupted()
-        camera, stats = estimate_trajectory(frames, masks, fov_degrees, focal_search=search_fov)
+        camera, stats = estimate_trajectory(frames, masks, None if search_fov else fov_degrees)
         report = stats.quality.summary()
         return {"ui": {"text": [report]}, "result": (camera, report)}
 

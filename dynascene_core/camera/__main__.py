@@ -1,6 +1,6 @@
 """Camera command line.
 
-``python -m dynascene_core.camera estimate VIDEO [--mask MASK_VIDEO] [--fov DEG | --intrinsics FILE] --out poses.txt``
+``python -m dynascene_core.camera estimate VIDEO [--mask MASK_VIDEO] [--fov DEG | --intrinsics FILE] [--method fast|accurate] --out poses.txt``
 (also writes ``poses.quality.json``, the quality report)
 ``python -m dynascene_core.camera preset NAME[+NAME...] --frames N [--speed S] [--easing E] --out poses.txt``
 ``python -m dynascene_core.camera plot POSES --out plot.png``
@@ -30,7 +30,7 @@ def _estimate(args) -> None:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         trajectory, stats = estimate_trajectory(video.frames, masks, args.fov, intrinsics=args.intrinsics,
-                                                focal_search=args.focal_search)
+                                                method=args.method)
     for warning in caught:
         print(f"warning: {warning.message}", file=sys.stderr)
     trajectory.save(args.out, format=args.format)
@@ -78,7 +78,6 @@ def _demo(args) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .estimate import DEFAULT_FOV_DEG
     from .presets import EASINGS, PRESET_NAMES
 
     parser = argparse.ArgumentParser(prog="python -m dynascene_core.camera", description="DynaScene camera tools")
@@ -88,10 +87,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("video", help="video file or frame folder")
     p.add_argument("--mask", help="mask video/folder, any channel > 127 = human (excluded)")
     p.add_argument("--fov", type=float, default=None,
-                   help=f"field of view across the longer side, degrees (default {DEFAULT_FOV_DEG:g})")
+                   help="field of view across the longer side, degrees (default: estimated from the video)")
     p.add_argument("--intrinsics", default=None,
                    help="intrinsics file: JSON {fx, fy, cx, cy, width, height} in pixels, or COLMAP cameras.txt")
-    p.add_argument("--focal-search", action="store_true", help="choose the FOV by reprojection error")
+    p.add_argument("--method", choices=("fast", "accurate"), default="fast",
+                   help="accurate: more tracks and focal starts, several times slower")
     p.add_argument("--max-frames", type=int, default=None)
     p.add_argument("--stride", type=int, default=1, help="keep every n-th frame")
     p.add_argument("--format", choices=("realestate10k", "tum"), default="realestate10k")

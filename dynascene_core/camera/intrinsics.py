@@ -90,6 +90,8 @@ def resolve_intrinsics(intrinsics, fov_deg: float | None, height: int, width: in
         return None
     if isinstance(intrinsics, (str, os.PathLike)):
         return load_intrinsics(intrinsics, height, width)
+    if hasattr(intrinsics, "detach"):  # a torch tensor, possibly on an accelerator
+        intrinsics = intrinsics.detach().cpu().numpy()
     values = np.asarray(intrinsics, dtype=np.float64).reshape(-1)
     if values.shape != (4,) or not np.isfinite(values).all() or (values[:2] <= 0).any():
         raise ValueError(f"intrinsics must be 4 normalised numbers (fx, fy, cx, cy) > 0, got {values.tolist()}")

@@ -42,6 +42,7 @@ class CameraQuality:
     unreliable_frames: list[int] = field(default_factory=list)  # frames whose pose is not trustworthy
     motion: str = "general"  # "general", "rotation" or "static"
     frames: int = 0
+    focal_source: str = "given"  # "given", "estimated", or "assumed" (default FOV: nothing to estimate it from)
 
     def to_dict(self) -> dict:
         """JSON-safe dict (plain floats/ints/strings; NaN/inf written as None)."""
@@ -56,7 +57,7 @@ class CameraQuality:
 
     def summary(self) -> str:
         """One line: verdict, motion, focal, reprojection, tracks, inliers, bad frames, reasons."""
-        focal = "estimated" if self.focal_estimated else "given"
+        focal = self.focal_source
         text = (f"{self.verdict}: {self.motion} motion, {self.frames} frames, fov {self.fov_deg:.1f} deg "
                 f"({focal}, {self.focal_px:.0f} px), reprojection {self.reprojection_px:.2f} px, "
                 f"{self.track_count} tracks, inliers {100 * self.inlier_ratio:.0f}%")
@@ -81,11 +82,13 @@ def _frame_ranges(frames: list[int]) -> str:
 
 def assess(*, frames: int, motion: str, reprojection_px: float, track_count: int, inlier_ratio: float,
            focal_px: float, fov_deg: float, focal_estimated: bool, unreliable_frames: list[int],
-           failure: str | None = None, focal_determined: bool = True) -> CameraQuality:
+           failure: str | None = None, focal_determined: bool = True, focal_source: str | None = None
+           ) -> CameraQuality:
     """Build the :class:`CameraQuality` of a clip and decide its verdict from the measured numbers.
 
     ``failure``: why no camera could be estimated at all (→ unreliable). ``focal_determined``: False when
-    the focal was estimated but the motion carried too little information to fix it.
+    the focal was estimated but the motion carried too little information to fix it. ``focal_source``:
+    "given", "estimated" or "assumed" (default: from ``focal_estimated``).
     """
     bad, doubt = [], []
     if failure:
@@ -110,4 +113,5 @@ def assess(*, frames: int, motion: str, reprojection_px: float, track_count: int
     verdict = "unreliable" if bad else "uncertain" if doubt else "reliable"
     return CameraQuality(verdict, bad + doubt, float(reprojection_px), int(track_count), float(inlier_ratio),
                          float(focal_px), float(fov_deg), bool(focal_estimated),
-                         sorted(int(i) for i in unreliable_frames), motion, int(frames))
+                         sorted(int(i) for i in unreliable_frames), motion, int(frames),
+                         focal_source or ("estimated" if focal_estimated else "given"))

@@ -1,0 +1,114 @@
+"""Bundle adjustment of a whole clip with COLMAP's bundle adjuster (``pycolmap``, Ceres on the CPU).
+
+All poses, all triangulated background points and (optionally) the shared focal length are refined
+jointly with a robust (Cauchy) loss, so that frames far from the initialisation pair do not inherit its
+errors. Observations whose reprojection error stays above ``outlier_px`` are dropped and the problem is
+solved again, so tracks that slid onto a moving object or a depth edge cannot pull the cameras.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class BundleResult:
+    w2c: np.ndarray  # (F, 4, 4) refined world-to-camera poses
+    points3d: np.ndarray  # (N, 3) refined points (rows of unused tracks unchanged)
+    used: np.ndarray  # (F, N) bool: observation kept as an inlier
+    errors: np.ndarray  # (F, N) reprojection error in pixels, NaN where not observed / no point
+    focal_px: float  # refined (or given) focal length in pixels
+
+
+def reprojection_errors(points2d: np.ndarray, w2c: np.ndarray, points3d: np.ndarray, k: np.ndarray
+                        ) -> np.ndarray:
+    """Pixel errors ``(F, N)`` of points ``(N, 3)`` projected with poses ``(F, 4, 4)`` and
+    ``k = (fx, fy, cx, cy)`` against observations ``(F, N, 2)`` (NaN stays NaN; behind the camera → inf)."""
+    cam = points3d[None] @ np.transpose(w2c[:, :3, :3], (0, 2, 1)) + w2c[:, None, :3, 3]
+    z = cam[..., 2]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        u = cam[..., 0] / z * k[0] + k[2]
+        v = cam[..., 1] / z * k[1] + k[3]
+        err = np.hypot(u - points2d[..., 0], v - points2d[..., 1])
+    return np.where(z > 1e-9, err, np.where(np.isnan(points2d[..., 0]), np.nan, np.inf))
+
+
+def bundle_adjust(points2d: np.ndarray, w2c: np.ndarray, points3d: np.ndarray, has_point: np.ndarray,
+                  solved: np.ndarray, k: np.ndarray, width: int, height: int, *, refine_focal: bool,
+                  outlier_px: float = 2.0, rounds: int = 2, max_iterations: int = 50, max_points: int = 1000
+                  ) -> BundleResult:
+    """Refine poses of ``solved`` frames, points with ``has_point`` and (``refine_focal``) one focal.
+
+    ``points2d``: ``(F, N, 2)`` track positions (NaN = absent); ``w2c``: ``(F, 4, 4)`` initial poses;
+    ``points3d``: ``(N, 3)``; ``k``: pixel ``(fx, fy, cx, cy)``. A refined focal keeps square pixels
+    (one focal, COLMAP ``SIMPLE_PINHOLE``); the principal point stays fixed. At most ``max_points``
+    points enter the adjustment (the longest tracks); the others keep their initial position.
+    """
+    import pycolmap
+
+    frames, count = points2d.shape[:2]
+    w2c, points3d = w2c.copy(), points3d.copy()
+    k = np.asarray(k, np.float64).copy()
+    observed = ~np.isnan(points2d[..., 0]) & solved[:, None] & has_point[None, :]
+    used = observed.copy()
+    for _ in range(rounds):
+        length = used.sum(0)
+        keep = length >= 2
+        if keep.sum() > max_points:
+            keep &= length >= np.sort(length[keep])[-max_points]
+        frame_ok = (used & keep[None]).sum(1) >= 6
+        if frame_ok.sum() < 2:
+            break
+        rec = pycolmap.Reconstruction()
+        if refine_focal:
+            camera = pycolmap.Camera(model="SIMPLE_PINHOLE", width=width, height=height, camera_id=1,
+                                     params=[0.5 * (k[0] + k[1]), k[2], k[3]])
+        else:
+            camera = pycolmap.Camera(model="PINHOLE", width=width, height=height, camera_id=1,
+                                     params=[k[0], k[1], k[2], k[3]])
+        rec.add_camera_with_trivial_rig(camera)
+        slots = np.full((frames, count), -1)
+        for i in np.flatnonzero(frame_ok):
+            index = np.flatnonzero(used[i] & keep)
+            slots[i, index] = np.arange(len(index))
+            image = pycolmap.Image(name=str(i), keypoints=points2d[i, index].astype(np.float64), camera_id=1,
+                                   image_id=int(i) + 1)
+            pose = pycolmap.Rigid3d(pycolmap.Rotation3d(w2c[i, :3, :3]), w2c[i, :3, 3])
+            rec.add_image_with_trivial_frame(image, pose)
+        point_ids = {}
+        for j in np.flatnonzero(keep):
+            seen = np.flatnonzero((slots[:, j] >= 0))
+            if len(seen) < 2:
+                continue
+            track = pycolmap.Track([pycolmap.TrackElement(int(i) + 1, int(slots[i, j])) for i in seen])
+            point_ids[j] = rec.add_point3D(points3d[j], track)
+        options = pycolmap.BundleAdjustmentOptions()
+        options.print_summary = False
+        options.refine_focal_length = refine_focal
+        options.refine_principal_point = False
+        options.refine_extra_params = False
+        options.ceres.loss_function_type = pycolmap.LossFunctionType.CAUCHY
+        options.ceres.loss_function_scale = 1.0
+        options.ceres.solver_options.max_num_iterations = max_iterations
+        options.ceres.solver_options.num_threads = 1
+        config = pycolmap.BundleAdjustmentConfig()
+        for i in np.flatnonzero(frame_ok):
+            config.add_image(int(i) + 1)
+        config.fix_gauge(pycolmap.BundleAdjustmentGauge.TWO_CAMS_FROM_WORLD)  # else the solver drifts in 7 dof
+        pycolmap.create_default_bundle_adjuster(options, config, rec).solve()
+        for i in np.flatnonzero(frame_ok):
+            pose = rec.image(int(i) + 1).cam_from_world()
+            w2c[i, :3, :3] = pose.rotation.matrix()
+            w2c[i, :3, 3] = pose.translation
+        for j, point_id in point_ids.items():
+            if rec.exists_point3D(point_id):  # the adjuster may drop degenerate points
+                points3d[j] = rec.point3D(point_id).xyz
+        params = rec.camera(1).params
+        k = np.array([params[0], params[0], k[2], k[3]]) if refine_focal else k
+        errors = reprojection_errors(points2d, w2c, points3d, k)
+        used = observed & (errors < outlier_px)
+    errors = reprojection_errors(points2d, w2c, points3d, k)
+    errors[~observed] = np.nan
+    return BundleResult(w2c, points3d, observed & (errors < outlier_px), errors, float(0.5 * (k[0] + k[1])))

@@ -1,0 +1,265 @@
+"""Two-view and multi-view geometry for camera estimation (OpenCV): parallax test, rotation/zoom fits,
+triangulation, PnP, and the incremental initialisation that bundle adjustment refines."""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+
+from .tracks import Tracks
+
+
+
+def _bearings(points: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """Pixel points ``(N, 2)`` → unit bearing vectors ``(N, 3)``."""
+    rays = np.stack([(points[:, 0] - k[2]) / k[0], (points[:, 1] - k[3]) / k[1], np.ones(len(points))], 1)
+    return rays / np.linalg.norm(rays, axis=1, keepdims=True)
+
+
+def _kabsch(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Rotation R minimising Σ|dst − R src|² for unit vectors ``(N, 3)``."""
+    u, _, vt = np.linalg.svd(dst.T @ src)
+    d = np.sign(np.linalg.det(u @ vt))
+    return u @ np.diag([1, 1, d]) @ vt
+
+
+def _homography_inliers(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Inlier flags of a robust homography a → b (1 px)."""
+    hom, inl = cv2.findHomography(a.astype(np.float32), b.astype(np.float32), cv2.USAC_MAGSAC, 1.0)
+    return np.zeros(len(a), bool) if hom is None else inl.ravel().astype(bool)
+
+
+def parallax_residuals(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """(homography, epipolar) median residuals in px over the fundamental matrix's inliers.
+
+    Both models are fitted robustly; a clearly larger homography residual means translation parallax.
+    Moving foreground points are outliers of both and do not enter the medians.
+    """
+    fmat, inl = cv2.findFundamentalMat(a, b, cv2.USAC_MAGSAC, 1.0, 0.999)
+    if fmat is None or fmat.shape != (3, 3) or inl.sum() < 8:
+        return 0.0, float("inf")
+    keep = inl.ravel().astype(bool)
+    a, b = a[keep], b[keep]
+    ah, bh = np.c_[a, np.ones(len(a))], np.c_[b, np.ones(len(b))]
+    lb, la = ah @ fmat.T, bh @ fmat
+    num = np.abs(np.sum(bh * lb, 1))
+    epipolar = 0.5 * (num / np.hypot(lb[:, 0], lb[:, 1]) + num / np.hypot(la[:, 0], la[:, 1]))
+    hom, _ = cv2.findHomography(a, b, cv2.USAC_MAGSAC, 1.0)
+    if hom is None:
+        return float("inf"), float(np.median(epipolar))
+    proj = cv2.perspectiveTransform(a.reshape(-1, 1, 2), hom).reshape(-1, 2)
+    return float(np.median(np.linalg.norm(proj - b, axis=1))), float(np.median(epipolar))
+
+
+def _fit_rotation_zoom(a: np.ndarray, b: np.ndarray, k: np.ndarray, k_key: np.ndarray):
+    """Rotation (and focal change, for zooms) mapping key-frame pixels ``a`` to pixels ``b``.
+
+    Returns ``(R, zoom, median residual px)`` with bearings_b = R · bearings_a, where frame b's focal
+    is ``zoom ×`` the key frame's. The zoom is kept only when it clearly explains the motion better.
+    """
+    ba = _bearings(a, k_key)
+
+    def fit(zoom: float):
+        kb = k_key * np.array([zoom, zoom, 1, 1])
+        rot = _kabsch(ba, _bearings(b, kb))
+        proj = ba @ rot.T
+        px = np.stack([proj[:, 0] / proj[:, 2] * kb[0] + kb[2], proj[:, 1] / proj[:, 2] * kb[1] + kb[3]], 1)
+        return rot, float(np.median(np.linalg.norm(px - b, axis=1)))
+
+    rot1, res1 = fit(1.0)
+    zoom = math.exp(golden_minimum(lambda log_zoom: fit(math.exp(log_zoom))[1], math.log(0.7), math.log(1.43), 20))
+    rot_z, res_z = fit(zoom)
+    if res_z < 0.7 * res1 and abs(math.log(zoom)) > 0.005:
+        return rot_z, zoom, res_z
+    return rot1, 1.0, res1
+
+
+def solve_rotation(tracks: Tracks, k: np.ndarray, min_common: int):
+    """Pure-rotation / zoom poses against a key frame (chained when tracks run out), translation 0.
+
+    Returns ``(c2w (F, 4, 4), inliers (F,), compared (F,), residual px (F,), zoom (F,))``; ``compared`` counts
+    the tracks shared with the key frame. A frame without 8 consistent tracks keeps the previous pose.
+    """
+    pts, valid = tracks.points, tracks.valid
+    frames = len(pts)
+    rot = np.tile(np.eye(3), (frames, 1, 1))
+    zoom = np.ones(frames)
+    inliers, compared, residual = np.zeros(frames, int), np.zeros(frames, int), np.zeros(frames)
+    key = 0
+    inliers[0] = compared[0] = valid[0].sum()
+    for i in range(1, frames):
+        common = valid[key] & valid[i]
+        if common.sum() < min_common and key != i - 1:
+            key = i - 1
+            common = valid[key] & valid[i]
+        compared[i] = common.sum()
+        inl = _homography_inliers(pts[key, common], pts[i, common]) if common.sum() >= 8 else np.zeros(0, bool)
+        if inl.sum() < 8:
+            rot[i], zoom[i] = rot[i - 1], zoom[i - 1]
+            continue
+        a, b = pts[key, common][inl], pts[i, common][inl]
+        k_key = k * np.array([zoom[key], zoom[key], 1, 1])
+        r_rel, z_rel, residual[i] = _fit_rotation_zoom(a, b, k, k_key)
+        rot[i] = rot[key] @ r_rel.T
+        zoom[i] = zoom[key] * z_rel
+        inliers[i] = int(inl.sum())
+    c2w = np.tile(np.eye(4), (frames, 1, 1))
+    c2w[:, :3, :3] = rot
+    return c2w, inliers, compared, residual, zoom
+
+
+def _project(points3d: np.ndarray, w2c: np.ndarray, k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    cam = points3d @ w2c[:3, :3].T + w2c[:3, 3]
+    z = cam[:, 2]
+    safe = np.where(np.abs(z) > 1e-9, z, 1e-9)
+    return np.stack([cam[:, 0] / safe * k[0] + k[2], cam[:, 1] / safe * k[1] + k[3]], 1), z
+
+
+def _triangulate(w2c_a, w2c_b, pa, pb, k, max_err_px: float, min_angle_deg: float):
+    """Two-view triangulation with cheirality, reprojection and triangulation-angle checks → (X, ok)."""
+    kmat = np.array([[k[0], 0, k[2]], [0, k[1], k[3]], [0, 0, 1]])
+    xh = cv2.triangulatePoints(kmat @ w2c_a[:3], kmat @ w2c_b[:3], pa.T.astype(np.float64), pb.T.astype(np.float64))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        x = (xh[:3] / xh[3]).T
+    ok = np.isfinite(x).all(1)
+    x = np.where(ok[:, None], x, 0.0)
+    for w2c, p in ((w2c_a, pa), (w2c_b, pb)):
+        proj, z = _project(x, w2c, k)
+        ok &= (z > 0) & (np.linalg.norm(proj - p, axis=1) < max_err_px)
+    ca, cb = -w2c_a[:3, :3].T @ w2c_a[:3, 3], -w2c_b[:3, :3].T @ w2c_b[:3, 3]
+    ra, rb = x - ca, x - cb
+    cos = np.sum(ra * rb, 1) / (np.linalg.norm(ra, axis=1) * np.linalg.norm(rb, axis=1) + 1e-12)
+    ok &= cos < math.cos(math.radians(min_angle_deg))
+    return x, ok
+
+
+def _pnp(points3d, points2d, k, guess_w2c, threshold_px: float):
+    """RANSAC PnP + LM refinement → (w2c or None, inlier flags, median reprojection px)."""
+    kmat = np.array([[k[0], 0, k[2]], [0, k[1], k[3]], [0, 0, 1]])
+    obj, img = points3d.astype(np.float64), points2d.astype(np.float64)
+    if len(obj) < 6:
+        return None, np.zeros(len(obj), bool), float("nan")
+    rvec0, _ = cv2.Rodrigues(guess_w2c[:3, :3])
+    ok, rvec, tvec, inl = cv2.solvePnPRansac(obj, img, kmat, None, rvec0.copy(), guess_w2c[:3, 3:].copy(),
+                                             useExtrinsicGuess=True, iterationsCount=200,
+                                             reprojectionError=threshold_px, confidence=0.999,
+                                             flags=cv2.SOLVEPNP_ITERATIVE)
+    if not ok or inl is None or len(inl) < 6:
+        return None, np.zeros(len(obj), bool), float("nan")
+    flags = np.zeros(len(obj), bool)
+    flags[inl.ravel()] = True
+    rvec, tvec = cv2.solvePnPRefineLM(obj[flags], img[flags], kmat, None, rvec, tvec)
+    w2c = np.eye(4)
+    w2c[:3, :3] = cv2.Rodrigues(rvec)[0]
+    w2c[:3, 3] = tvec.ravel()
+    proj, z = _project(obj, w2c, k)
+    err = np.linalg.norm(proj - img, axis=1)
+    flags = (err < threshold_px) & (z > 0)
+    return w2c, flags, float(np.median(err[flags])) if flags.any() else float("nan")
+
+
+def solve_general(tracks: Tracks, k: np.ndarray, init: int, refine_passes: int):
+    """Essential-matrix initialisation on (0, init), then PnP + triangulation of every frame.
+
+    Returns ``(w2c (F, 4, 4), points (N, 3), has_point (N,), solved (F,))`` or None if it fails.
+    """
+    pts, valid = tracks.points, tracks.valid
+    frames, count = valid.shape
+    common = valid[0] & valid[init]
+    kmat = np.array([[k[0], 0, k[2]], [0, k[1], k[3]], [0, 0, 1]])
+    a, b = pts[0, common], pts[init, common]
+    ess, mask = cv2.findEssentialMat(a, b, kmat, cv2.USAC_MAGSAC, 0.999, 1.0)
+    if ess is None or ess.shape != (3, 3):
+        return None
+    _, r, t, mask = cv2.recoverPose(ess, a, b, kmat, mask=mask)
+    w2c = np.tile(np.eye(4), (frames, 1, 1))
+    solved = np.zeros(frames, bool)
+    solved[0] = solved[init] = True
+    w2c[init, :3, :3], w2c[init, :3, 3] = r, t.ravel()
+    xyz = np.zeros((count, 3))
+    has_xyz = np.zeros(count, bool)
+    idx = np.flatnonzero(common)[mask.ravel() > 0]
+    if len(idx) < 12:
+        return None
+    x, ok = _triangulate(w2c[0], w2c[init], pts[0, idx], pts[init, idx], k, 2.0, 0.3)
+    xyz[idx[ok]], has_xyz[idx[ok]] = x[ok], True
+    if has_xyz.sum() < 12:
+        return None
+
+    def triangulate_from(i: int, min_angle: float) -> None:
+        """Triangulate tracks seen in frame i (solved) from their earliest solved observation."""
+        cand = valid[i] & ~has_xyz
+        if not cand.any():
+            return
+        first_seen = np.argmax(valid & solved[:, None], axis=0)
+        for j in np.unique(first_seen[cand]):
+            if j == i:
+                continue
+            sel = np.flatnonzero(cand & (first_seen == j))
+            x, ok = _triangulate(w2c[j], w2c[i], pts[j, sel], pts[i, sel], k, 2.0, min_angle)
+            xyz[sel[ok]], has_xyz[sel[ok]] = x[ok], True
+
+    for pass_index in range(1 + refine_passes):
+        order = list(range(1, frames))
+        for i in order:
+            if pass_index == 0 and i == init:
+                triangulate_from(i, 1.0)
+                continue
+            use = valid[i] & has_xyz
+            guess = w2c[i] if solved[i] else w2c[i - 1]
+            pose, flags, err = _pnp(xyz[use], pts[i, use], k, guess, 2.0)
+            if pose is None:
+                w2c[i], solved[i] = guess, False
+                continue
+            w2c[i], solved[i] = pose, True
+            if pass_index == 0:
+                triangulate_from(i, 1.0)
+        # re-triangulate every track from its widest solved baseline (first and last observation)
+        seen = valid & solved[:, None]
+        n_seen = seen.sum(0)
+        first = np.argmax(seen, 0)
+        last = frames - 1 - np.argmax(seen[::-1], 0)
+        for j, l in set(zip(first[n_seen >= 2].tolist(), last[n_seen >= 2].tolist())):
+            sel = np.flatnonzero((first == j) & (last == l) & (n_seen >= 2))
+            x, ok = _triangulate(w2c[j], w2c[l], pts[j, sel], pts[l, sel], k, 3.0, 0.5)
+            xyz[sel[ok]], has_xyz[sel[ok]] = x[ok], True
+            has_xyz[sel[~ok]] = False
+    return w2c, xyz, has_xyz, solved
+
+
+def rotation_focal_residual(tracks: Tracks, focal: float, k: np.ndarray, pairs: list[tuple[int, int]]) -> float:
+    """Mean over frame pairs of the median pixel residual of a pure-rotation fit with focal ``focal``
+    (``k`` gives the principal point; homography inliers only). Used to estimate the focal of pans."""
+    kf = np.array([focal, focal, k[2], k[3]])
+    total = 0.0
+    for a, b in pairs:
+        common = tracks.valid[a] & tracks.valid[b]
+        pa, pb = tracks.points[a, common], tracks.points[b, common]
+        inl = _homography_inliers(pa, pb)
+        pa, pb = (pa[inl], pb[inl]) if inl.sum() >= 8 else (pa, pb)
+        ba = _bearings(pa, kf)
+        rot = _kabsch(ba, _bearings(pb, kf))
+        proj = ba @ rot.T
+        px = np.stack([proj[:, 0] / proj[:, 2] * focal + k[2], proj[:, 1] / proj[:, 2] * focal + k[3]], 1)
+        total += float(np.median(np.linalg.norm(px - pb, axis=1)))
+    return total / max(1, len(pairs))
+
+
+def golden_minimum(function, low: float, high: float, iterations: int = 24) -> float:
+    """Minimiser of a unimodal ``function`` on [low, high] (golden-section search)."""
+    ratio = (math.sqrt(5) - 1) / 2
+    a, b = low, high
+    c, d = b - ratio * (b - a), a + ratio * (b - a)
+    fc, fd = function(c), function(d)
+    for _ in range(iterations):
+        if fc < fd:
+            b, d, fd = d, c, fc
+            c = b - ratio * (b - a)
+            fc = function(c)
+        else:
+            a, c, fc = c, d, fd
+            d = a + ratio * (b - a)
+            fd = function(d)
+    return (a + b) / 2

@@ -1,0 +1,99 @@
+"""Input checks and background point tracking (pyramidal KLT, OpenCV) for camera estimation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+
+
+@dataclass
+class Tracks:
+    """Point tracks over a clip."""
+
+    points: np.ndarray  # (F, N, 2) float64 pixel positions, NaN where the track is absent
+
+    @property
+    def valid(self) -> np.ndarray:
+        return ~np.isnan(self.points[..., 0])
+
+
+# ----------------------------------------------------------------------------------------------
+# input handling
+
+def as_uint8_frames(frames) -> np.ndarray:
+    from ..video import to_uint8
+
+    if isinstance(frames, torch.Tensor):
+        if frames.ndim != 4 or frames.shape[1] != 3:
+            raise ValueError(f"frame tensor must be (F, 3, H, W) in [0, 1], got {tuple(frames.shape)}")
+        return to_uint8(frames)
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+        raise ValueError(f"frames must be (F, H, W, 3) uint8, got {frames.shape} {frames.dtype}")
+    return frames
+
+
+def as_masks(masks, frames: np.ndarray) -> np.ndarray | None:
+    """``(F, H, W)`` or ``(F, 1, H, W)`` masks (1 = human) → bool ``(F, H, W)``; shape errors name both sizes."""
+    if masks is None:
+        return None
+    m = masks.detach().cpu().numpy() if isinstance(masks, torch.Tensor) else np.asarray(masks)
+    if m.ndim == 4 and m.shape[1] == 1:
+        m = m[:, 0]
+    if m.ndim != 3:
+        raise ValueError(f"masks must be (F, H, W) or (F, 1, H, W), got {m.shape}")
+    if len(m) != len(frames):
+        raise ValueError(f"masks have {len(m)} frames but the video has {len(frames)}")
+    if m.shape[1:] != frames.shape[1:3]:
+        raise ValueError(f"mask size {m.shape[2]}x{m.shape[1]} differs from the frame size "
+                         f"{frames.shape[2]}x{frames.shape[1]}")
+    threshold = 127 if m.dtype == np.uint8 else 0.5
+    return m > threshold
+
+
+# ----------------------------------------------------------------------------------------------
+# tracking
+
+_LK = dict(winSize=(21, 21), maxLevel=3, criteria=(cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 30, 0.01))
+
+
+def track_points(gray: np.ndarray, allowed: np.ndarray, max_features: int, fb_px: float) -> Tracks:
+    """KLT tracks over allowed (background) pixels; ``allowed`` is ``(F, H, W)`` uint8 (255 = usable)."""
+    frames, height, width = gray.shape
+    min_distance = max(6, width // 80)
+    next_id = 0
+    positions = np.zeros((0, 2), np.float32)
+    ids = np.zeros(0, int)
+
+    def detect(index: int, existing: np.ndarray, count: int) -> np.ndarray:
+        mask = allowed[index].copy()
+        for x, y in existing:
+            cv2.circle(mask, (int(x), int(y)), min_distance, 0, -1)
+        found = cv2.goodFeaturesToTrack(gray[index], maxCorners=count, qualityLevel=0.005,
+                                        minDistance=min_distance, mask=mask, blockSize=7)
+        return np.zeros((0, 2), np.float32) if found is None else found.reshape(-1, 2)
+
+    table = np.full((frames, 0, 2), np.nan)
+    for index in range(frames):
+        if index > 0 and len(positions):
+            nxt, st1, _ = cv2.calcOpticalFlowPyrLK(gray[index - 1], gray[index], positions, None, **_LK)
+            back, st2, _ = cv2.calcOpticalFlowPyrLK(gray[index], gray[index - 1], nxt, None, **_LK)
+            good = (st1.ravel() == 1) & (st2.ravel() == 1) & (np.linalg.norm(back - positions, axis=1) < fb_px)
+            xi, yi = np.round(nxt[:, 0]).astype(int), np.round(nxt[:, 1]).astype(int)
+            inside = (xi >= 0) & (yi >= 0) & (xi < width) & (yi < height)
+            good &= inside
+            good[inside] &= allowed[index][yi[inside], xi[inside]] > 0
+            positions, ids = nxt[good], ids[good]
+        if len(positions) < 0.8 * max_features:
+            new = detect(index, positions, max_features - len(positions))
+            new_ids = np.arange(next_id, next_id + len(new))
+            next_id += len(new)
+            positions = np.concatenate([positions, new]).astype(np.float32)
+            ids = np.concatenate([ids, new_ids])
+        if table.shape[1] < next_id:
+            table = np.concatenate([table, np.full((frames, next_id - table.shape[1], 2), np.nan)], 1)
+        table[index, ids] = positions
+    return Tracks(table)

@@ -1,0 +1,151 @@
+"""Bundle adjustment, focal estimation, intrinsics files and the quality report of camera estimation."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from dynascene_core.camera import (CameraQuality, estimate_trajectory, load_intrinsics, make_preset,
+                                   render_synthetic_clip)
+from dynascene_core.camera.bundle import bundle_adjust
+from dynascene_core.camera.trajectory import axis_angle_to_matrix, rotation_angle_deg
+
+
+def _true_fov(trajectory) -> float:
+    """Synthetic clips are rendered with the trajectory's intrinsics; the longer side is the width."""
+    return math.degrees(2 * math.atan(0.5 / trajectory.intrinsics[0, 0].item()))
+
+
+def test_bundle_adjustment_recovers_known_cameras_with_noise_and_outliers():
+    rng = np.random.default_rng(0)
+    width, height, focal = 320, 240, 160.0
+    k = np.array([focal, focal, width / 2, height / 2])
+    points = np.c_[rng.uniform(-2, 2, 300), rng.uniform(-1.5, 1.5, 300), rng.uniform(3, 7, 300)]
+    frames = 10
+    w2c = np.tile(np.eye(4), (frames, 1, 1))
+    for i in range(frames):  # the camera moves right and turns left (known ground truth)
+        c2w = np.eye(4)
+        c2w[:3, :3] = axis_angle_to_matrix(np.array([0.01 * i, -0.05 * i, 0.005 * i]))
+        c2w[:3, 3] = [0.15 * i, 0.03 * i, 0.05 * i]
+        w2c[i] = np.linalg.inv(c2w)
+    cam = points[None] @ np.transpose(w2c[:, :3, :3], (0, 2, 1)) + w2c[:, None, :3, 3]
+    observed = cam[..., :2] / cam[..., 2:] * focal + k[2:]
+    observed += rng.normal(0, 0.3, observed.shape)
+    outliers = rng.random(observed.shape[:2]) < 0.08
+    outliers[0] = False  # frame 0 fixes the comparison below
+    observed[outliers] += rng.uniform(15, 40, (outliers.sum(), 2)) * rng.choice([-1, 1], (outliers.sum(), 2))
+    # start: poses and points perturbed, focal 6% off
+    start_w2c = w2c.copy()
+    for i in range(1, frames):
+        start_w2c[i, :3, :3] = axis_angle_to_matrix(rng.normal(0, 0.03, 3)) @ w2c[i, :3, :3]
+        start_w2c[i, :3, 3] += rng.normal(0, 0.02, 3)
+    start_points = points + rng.normal(0, 0.05, points.shape)
+    result = bundle_adjust(observed, start_w2c, start_points, np.ones(300, bool), np.ones(frames, bool),
+                           k * np.array([1.06, 1.06, 1, 1]), width, height, refine_focal=True)
+    assert abs(result.focal_px / focal - 1) < 0.01  # from 6% off
+    # compare relative to frame 0 up to scale (the gauge of a bundle adjustment is free)
+    est = result.w2c @ np.linalg.inv(result.w2c[0])
+    gt = w2c @ np.linalg.inv(w2c[0])
+    for i in range(1, frames):
+        assert rotation_angle_deg(est[i, :3, :3], gt[i, :3, :3]) < 0.6  # start: ~3 deg off
+        centre_est, centre_gt = -est[i, :3, :3].T @ est[i, :3, 3], -gt[i, :3, :3].T @ gt[i, :3, 3]
+        cos = centre_est @ centre_gt / np.linalg.norm(centre_est) / np.linalg.norm(centre_gt)
+        assert math.degrees(math.acos(min(1.0, cos))) < 1.5
+    assert not result.used[outliers].any()  # every gross outlier was dropped
+    assert result.used[~outliers].mean() > 0.95
+    assert np.nanmedian(result.errors[result.used]) < 0.5
+
+
+@pytest.mark.parametrize("preset,motion", [("pan_left", "rotation"), ("truck_right+tilt_up", "general")])
+def test_focal_is_estimated_within_3_percent(preset, motion):
+    trajectory = make_preset(preset, 12, speed=2.0)
+    clip = render_synthetic_clip(trajectory, 144, 256, seed=3)
+    est, stats = estimate_trajectory(clip.frames, clip.masks)
+    quality = stats.quality
+    assert quality.motion == motion and quality.focal_estimated
+    assert abs(quality.fov_deg / _true_fov(trajectory) - 1) < 0.03
+    assert est.intrinsics[0, 0].item() == pytest.approx(quality.focal_px / 256, rel=1e-6)
+    gt = trajectory.relative_to(0).c2w.numpy()
+    assert rotation_angle_deg(gt[-1, :3, :3], est.c2w[-1, :3, :3].numpy()) < 1.0
+
+
+def test_pure_rotation_given_fov_is_reliable_and_has_no_translation():
+    trajectory = make_preset("pan_right", 10, speed=2.0)
+    clip = render_synthetic_clip(trajectory, 144, 256, seed=1)
+    est, stats = estimate_trajectory(clip.frames, clip.masks, fov_deg=_true_fov(trajectory))
+    quality = stats.quality
+    assert quality.motion == "rotation" and not quality.focal_estimated
+    assert quality.verdict == "reliable", quality.summary()
+    assert torch.count_nonzero(est.positions) == 0
+    gt = trajectory.c2w.numpy()
+    assert rotation_angle_deg(gt[-1, :3, :3], est.c2w[-1, :3, :3].numpy()) < 0.5
+
+
+def test_static_clip_report():
+    clip = render_synthetic_clip(make_preset("pan_right", 6, speed=0.0), 96, 160, seed=2)
+    _, stats = estimate_trajectory(clip.frames, clip.masks, fov_deg=60)
+    assert stats.quality.motion == "static" and stats.quality.verdict == "reliable"
+    assert stats.quality.fov_deg == pytest.approx(60) and "(given," in stats.quality.summary()
+    _, stats = estimate_trajectory(clip.frames, clip.masks)  # nothing to estimate a focal from
+    assert stats.quality.motion == "static" and not stats.quality.focal_estimated
+    assert stats.quality.focal_source == "assumed" and "(assumed," in stats.quality.summary()
+
+
+def test_unrelated_frames_are_unreliable():
+    # every frame from another scene (seed): no camera motion explains them
+    frames = np.stack([render_synthetic_clip(make_preset("pan_right", 2), 144, 256, seed=s, actor=False).frames[0]
+                       for s in range(8)])
+    with pytest.warns(UserWarning):
+        _, stats = estimate_trajectory(frames)
+    quality = stats.quality
+    assert quality.verdict == "unreliable", quality.summary()
+    assert quality.reasons and len(quality.unreliable_frames) >= 4
+
+
+def test_quality_report_is_json_safe_and_one_line():
+    clip = render_synthetic_clip(make_preset("dolly_in+pan_right", 8, speed=2.0), 96, 160, seed=4)
+    _, stats = estimate_trajectory(clip.frames, clip.masks, fov_deg=_true_fov(make_preset("dolly_in", 2)))
+    quality = stats.quality
+    assert isinstance(quality, CameraQuality) and quality.verdict in ("reliable", "uncertain", "unreliable")
+    data = json.loads(json.dumps(quality.to_dict()))
+    assert data["verdict"] == quality.verdict and data["track_count"] == quality.track_count > 0
+    assert set(data) >= {"verdict", "reasons", "reprojection_px", "track_count", "inlier_ratio", "focal_px",
+                         "fov_deg", "focal_estimated", "unreliable_frames"}
+    line = quality.summary()
+    assert "\n" not in line and line.startswith(quality.verdict) and "fov" in line
+    nan_report = CameraQuality("unreliable", ["x"], float("nan"), 0, 0.0, 1.0, 60.0, True, [1])
+    assert nan_report.to_dict()["reprojection_px"] is None
+
+
+def test_intrinsics_files_and_options(tmp_path):
+    as_json = tmp_path / "k.json"
+    as_json.write_text(json.dumps({"fx": 500, "fy": 500, "cx": 320, "cy": 240, "width": 640, "height": 480}))
+    np.testing.assert_allclose(load_intrinsics(as_json, 240, 320), [500 / 640, 500 / 480, 0.5, 0.5])
+    colmap = tmp_path / "cameras.txt"
+    colmap.write_text("# Camera list\n1 SIMPLE_RADIAL 1280 720 1000 640 360 0.01\n")
+    np.testing.assert_allclose(load_intrinsics(colmap, 360, 640), [1000 / 1280, 1000 / 720, 0.5, 0.5])
+    bad = tmp_path / "bad.txt"
+    bad.write_text("hello\n")
+    with pytest.raises(ValueError, match="bad.txt"):
+        load_intrinsics(bad, 240, 320)
+    with pytest.raises(ValueError, match="aspect"):
+        load_intrinsics(as_json, 100, 320)
+    clip = render_synthetic_clip(make_preset("pan_left", 4), 64, 96, seed=0)
+    with pytest.raises(ValueError, match="either fov_deg or intrinsics"):
+        estimate_trajectory(clip.frames, fov_deg=60, intrinsics=as_json)
+    with pytest.raises(ValueError, match="method"):
+        estimate_trajectory(clip.frames, method="slow")
+    est, stats = estimate_trajectory(clip.frames, intrinsics=torch.tensor([0.6, 0.9, 0.5, 0.5]))
+    assert est.intrinsics[0].tolist() == pytest.approx([0.6, 0.9, 0.5, 0.5])
+    assert not stats.quality.focal_estimated
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_tensors_are_moved_to_the_cpu():
+    clip = render_synthetic_clip(make_preset("pan_left", 6, speed=2.0), 96, 160, seed=0)
+    frames = (torch.from_numpy(clip.frames).permute(0, 3, 1, 2).float() / 255).cuda()
+    masks = torch.from_numpy(clip.masks).cuda()
+    est, stats = estimate_trajectory(frames, masks, intrinsics=torch.tensor([0.7, 1.2, 0.5, 0.5]).cuda())
+    assert est.c2w.device.type == "cpu" and stats.quality.track_count > 0
