@@ -9,7 +9,8 @@ Typical use::
     python -m dynascene_core.generate --demo          # built-in synthetic clip, tiny random-weight models
 
 Writes ``background.mp4``, ``composite.mp4``, ``camera.png`` (trajectory plot), ``camera.txt`` (the
-trajectory used, RealEstate10K format) and ``run.json`` (settings and model load reports) to ``--out``.
+trajectory used, RealEstate10K format) and ``run.json`` (settings and model load reports) to ``--out``,
+each atomically, and only after every input was read and the generation succeeded.
 """
 
 from __future__ import annotations
@@ -25,17 +26,20 @@ from dataclasses import asdict
 import numpy as np
 import torch
 
-from .camera import CameraTrajectory, camera_condition, demo_clip, estimate_trajectory, make_preset, plot_trajectory
-from .checkpoints import CheckpointError, ModelFiles, assemble_models
+from .camera import (EASINGS, CameraTrajectory, camera_condition, canonical_easing, demo_clip, estimate_trajectory,
+                     make_preset, plot_trajectory)
+from .checkpoints import ModelFiles, assemble_models
+from .cli import CommandParser, progress_callback, run_command
 from .conditioning import DiffusersVAECodec, resize_cover_crop
+from .io_utils import atomic_open
 from .sampling.pipeline import GenerationInputError, SamplerSettings, generate
-from .video import VideoError, matte_from_frames, read_video, to_tensor, write_video
+from .video import matte_from_frames, read_video, to_tensor, write_image, write_video
 
 log = logging.getLogger("dynascene.generate")
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m dynascene_core.generate", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = CommandParser(prog="python -m dynascene_core.generate", description=__doc__,
+                      formatter_class=argparse.RawDescriptionHelpFormatter)
     src = p.add_argument_group("inputs")
     src.add_argument("--demo", action="store_true",
                      help="run on the built-in synthetic clip with tiny random-weight models (shows the plumbing, "
@@ -54,7 +58,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     cam.add_argument("--preset", help="preset or combination, e.g. dolly_in+pan_right")
     cam.add_argument("--estimate", action="store_true", help="estimate the camera from the input video")
     cam.add_argument("--speed", type=float, default=1.0)
-    cam.add_argument("--easing", default="linear", help="linear, ease-in, ease-out or ease-in-out")
+    cam.add_argument("--easing", default="linear", type=canonical_easing, choices=EASINGS,
+                     help="timing of a preset move (ease-in style spellings are accepted too)")
     cam.add_argument("--fov", type=float, default=None, help="field of view for --estimate (degrees, long side)")
     mod = p.add_argument_group("model files")
     mod.add_argument("--dynascene", action="append", default=[], help="DynaScene .safetensors (repeatable)")
@@ -62,16 +67,20 @@ def parse_args(argv=None) -> argparse.Namespace:
     mod.add_argument("--motion-module", help="AnimateDiff motion module (mm_sd_v15_v2.ckpt)")
     mod.add_argument("--cameractrl", help="CameraCtrl.ckpt")
     mod.add_argument("--vae", help="SD VAE (default: the SD1.5 checkpoint's own)")
-    mod.add_argument("--clip", help="CLIP ViT-L/14 image encoder (transformers folder or single file)")
+    mod.add_argument("--clip-vision", "--clip", dest="clip",
+                     help="CLIP ViT-L/14 image encoder (transformers folder or single file)")
     smp = p.add_argument_group("sampling")
     defaults = SamplerSettings()
     smp.add_argument("--steps", type=int, default=defaults.steps)
     smp.add_argument("--guidance", type=float, default=defaults.guidance_scale)
     smp.add_argument("--eta", type=float, default=defaults.eta)
     smp.add_argument("--seed", type=int, default=defaults.seed)
-    smp.add_argument("--window", type=int, default=defaults.context_length, help="context window length (frames)")
-    smp.add_argument("--overlap", type=int, default=defaults.context_overlap)
-    smp.add_argument("--reinject", action="store_true", help="paper eq. 4 foreground re-injection")
+    smp.add_argument("--context-length", "--window", dest="window", type=int, default=defaults.context_length,
+                     help="context window length (frames)")
+    smp.add_argument("--context-overlap", "--overlap", dest="overlap", type=int, default=defaults.context_overlap,
+                     help="frames shared by neighbouring context windows")
+    smp.add_argument("--foreground-reinjection", "--reinject", dest="reinject", action="store_true",
+                     help="paper eq. 4 foreground re-injection")
     smp.add_argument("--feather", type=int, default=defaults.feather, help="soften the matte edge in the composite "
                      "over this many pixels")
     smp.add_argument("--vae-chunk", type=int, default=defaults.vae_chunk)
@@ -109,7 +118,7 @@ def _check_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     if not (args.dynascene or args.sd15):
         p.error("give model files: --dynascene FILE, or --sd15 FILE with --motion-module FILE")
     if not args.clip and not args.dynascene:
-        p.error("--clip (CLIP ViT-L/14 image encoder) is required unless a DynaScene file holds it")
+        p.error("--clip-vision (CLIP ViT-L/14 image encoder) is required unless a DynaScene file holds it")
     for flag in ("video", "mask", "rvm", "scene", "camera", "sd15", "motion_module", "cameractrl", "vae", "clip"):
         path = getattr(args, flag)
         if path and not os.path.exists(path):
@@ -170,7 +179,7 @@ def load_inputs(args, device, dtype):
         from .matting import load_rvm, matte_video
 
         rvm = load_rvm(args.rvm, device=device)
-        alpha = matte_video(rvm, frames, progress=lambda done, total: log.info("matting %s/%s", done, total)).alpha
+        alpha = matte_video(rvm, frames, progress=progress_callback("matting", "frame")).alpha
         del rvm
     # intrinsics are fitted to the output size (square pixels) by camera_condition
     if args.camera:
@@ -178,7 +187,8 @@ def load_inputs(args, device, dtype):
     elif args.preset:
         trajectory = make_preset(args.preset, len(frames), speed=args.speed, easing=args.easing)
     else:
-        trajectory, stats = estimate_trajectory(frames, alpha, fov_deg=args.fov)
+        trajectory, stats = estimate_trajectory(frames, alpha, fov_deg=args.fov,
+                                                progress=progress_callback("camera estimation", "frame"))
         log.info("camera estimated (%s mode, mean confidence %.2f)", stats.mode, float(np.mean(stats.confidence)))
     if len(trajectory) != len(frames):
         log.warning("camera has %d frames, video %d: resampling the camera", len(trajectory), len(frames))
@@ -200,6 +210,11 @@ def load_models(args, device, dtype):
 
 
 def main(argv=None) -> int:
+    """Exit status 0 on success, 1 with one ``error:`` line for bad input, 2 for a bad command line."""
+    return run_command(_run, argv)
+
+
+def _run(argv) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     args = parse_args(argv)
     device = torch.device(args.device)
@@ -208,33 +223,20 @@ def main(argv=None) -> int:
     settings = SamplerSettings(steps=args.steps, guidance_scale=args.guidance, eta=args.eta, seed=args.seed,
                                context_length=args.window, context_overlap=args.overlap,
                                foreground_reinjection=args.reinject, vae_chunk=args.vae_chunk, feather=args.feather)
-    try:
-        frames, alpha, scene, trajectory, fps = load_inputs(args, device, dtype)
-        models, reports = load_models(args, device, dtype)
-    except (CheckpointError, VideoError, GenerationInputError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    frames, alpha, scene, trajectory, fps = load_inputs(args, device, dtype)
+    models, reports = load_models(args, device, dtype)
     n, _, height, width = frames.shape
     start = time.perf_counter()
-
-    def progress(step, total, x0):
-        if step == total or step % 10 == 0:
-            log.info("step %d/%d (%.1f s)", step, total, time.perf_counter() - start)
-
-    try:
-        result = generate(models, DiffusersVAECodec(models.vae), models.image_encoder, frames, alpha, scene,
-                          camera_condition(trajectory, height, width), len(trajectory), settings, progress, device)
-    except GenerationInputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    result = generate(models, DiffusersVAECodec(models.vae), models.image_encoder, frames, alpha, scene,
+                      camera_condition(trajectory, height, width), len(trajectory), settings,
+                      progress_callback("sampling", "step"), device,
+                      decode_progress=progress_callback("decoding", "frame"))
     os.makedirs(out, exist_ok=True)
     write_video(os.path.join(out, "background.mp4"), result.background, fps)
     write_video(os.path.join(out, "composite.mp4"), result.composite, fps)
-    from PIL import Image
-
-    Image.fromarray(plot_trajectory(trajectory)).save(os.path.join(out, "camera.png"))
+    write_image(os.path.join(out, "camera.png"), plot_trajectory(trajectory))
     trajectory.save(os.path.join(out, "camera.txt"))
-    with open(os.path.join(out, "run.json"), "w") as fh:
+    with atomic_open(os.path.join(out, "run.json")) as fh:
         json.dump({"frames": n, "size": [width, height], "fps": fps, "device": str(device), "dtype": str(dtype),
                    "settings": asdict(settings), "windows": [[w.start, w.stop] for w in result.windows],
                    "seconds": round(time.perf_counter() - start, 2), "model_files": reports}, fh, indent=1)

@@ -73,7 +73,7 @@ def test_mask_frame_count_mismatch_is_reported(files, tmp_path, capsys):
     code = cli.main(["--video", str(files / "person.mp4"), "--mask", str(short), "--scene", str(files / "scene.png"),
                      "--preset", "pan_left", "--dynascene", str(files / "tiny.safetensors"), "--steps", "1",
                      "--out", str(tmp_path / "x")])
-    assert code == 2 and "4 mask frames but the video has 6" in capsys.readouterr().err
+    assert code == 1 and "4 mask frames but the video has 6" in capsys.readouterr().err
 
 
 def test_unreadable_scene_image_is_reported(files, tmp_path, capsys):
@@ -81,4 +81,4 @@ def test_unreadable_scene_image_is_reported(files, tmp_path, capsys):
     bad.write_bytes(b"not an image")
     code = cli.main(["--video", str(files / "person.mp4"), "--mask", str(files / "mask.mp4"), "--scene", str(bad),
                      "--preset", "pan_left", "--dynascene", str(files / "tiny.safetensors"), "--out", str(tmp_path)])
-    assert code == 2 and "scene.png: not a readable image" in capsys.readouterr().err
+    assert code == 1 and "scene.png: not a readable image" in capsys.readouterr().err

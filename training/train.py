@@ -23,6 +23,7 @@ import torch
 
 from dynascene_core.checkpoints.dynascene_format import load_dynascene, save_dynascene
 from dynascene_core.data import MANIFEST_NAME
+from dynascene_core.io_utils import atomic_output
 from dynascene_core.models.params import STAGE_GROUPS
 
 from .checkpointing import (EMA_WEIGHTS_NAME, STATE_NAME, WEIGHTS_NAME, latest_checkpoint, load_training_state,
@@ -191,13 +192,12 @@ class Trainer:
                 save_dynascene(os.path.join(folder, EMA_WEIGHTS_NAME), self.models, groups)
             finally:
                 self.ema.restore(self.params)
-        tmp = os.path.join(folder, STATE_NAME + ".part")
-        torch.save(state, tmp)
-        os.replace(tmp, os.path.join(folder, STATE_NAME))
+        with atomic_output(os.path.join(folder, STATE_NAME)) as tmp:
+            torch.save(state, tmp)
 
-    def save(self, fail_before_rename: bool = False) -> str:
+    def save(self) -> str:
         return save_checkpoint(self.accelerator, self.output_dir, self.step, self._write_checkpoint, self.config,
-                               self.config["checkpoint"]["keep_last"], fail_before_rename)
+                               self.config["checkpoint"]["keep_last"])
 
     # -- loop -------------------------------------------------------------------------------------
     def train(self, stop_at: int | None = None) -> str:

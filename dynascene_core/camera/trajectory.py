@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from ..io_utils import atomic_open
+
 DEFAULT_INTRINSICS = (0.474812461, 0.844111024, 0.5, 0.5)
 """RealEstate10K's usual normalised ``(fx, fy, cx, cy)`` (a 1280×720 source, ~93° horizontal FOV)."""
 
@@ -341,10 +343,8 @@ class CameraTrajectory:
                 lines.append(" ".join([stamp(ts)] + [f"{v:.9f}" for v in list(mat[:3, 3]) + list(quat)]))
         else:
             raise ValueError(f"unknown pose file format {format!r}; use 'realestate10k' or 'tum'")
-        tmp = f"{path}.tmp-{os.getpid()}"
-        with open(tmp, "w", encoding="utf-8") as handle:
+        with atomic_open(path) as handle:
             handle.write("\n".join(lines) + "\n")
-        os.replace(tmp, path)
 
 
 def _numeric_rows(path: str, lines: list[str], format: str | None) -> tuple[str, list[tuple[int, list[float]]]]:

@@ -120,6 +120,7 @@ def generate(
     progress: ProgressCallback | None = None,
     device: torch.device | str | None = None,
     interrupt: InterruptCheck | None = None,
+    decode_progress: Callable[[int, int], None] | None = None,
 ) -> GenerationResult:
     """Generate the background video behind a human.
 
@@ -133,6 +134,7 @@ def generate(
         plucker: ``frames range -> (len, 6, H, W)`` Plücker embedding of those frames relative to the
             reference camera (:func:`dynascene_core.camera.camera_condition`).
         num_camera_frames: frames in the trajectory (must equal F).
+        progress: called after every DDIM step; decode_progress: ``(frames_decoded, F)`` during VAE decoding.
     """
     validate_inputs(frames, alpha, scene_image, num_camera_frames, settings)
     denoiser, reference_net, camera_encoder = networks.denoiser, networks.reference_net, networks.camera_encoder
@@ -197,6 +199,7 @@ def generate(
         if progress is not None:
             progress(step + 1, len(timesteps), result.pred_original_sample)
 
-    background = decode_latents(codec, latents[0].permute(1, 0, 2, 3), settings.vae_chunk, device="cpu")
+    background = decode_latents(codec, latents[0].permute(1, 0, 2, 3), settings.vae_chunk, device="cpu",
+                                progress=decode_progress)
     comp = composite(frames.float().cpu(), background, alpha.float().cpu(), settings.feather)
     return GenerationResult(background=background, composite=comp, latents=latents.cpu(), windows=windows)
