@@ -4,7 +4,7 @@ Typical use::
 
     python -m dynascene_core.generate --video dance.mp4 --rvm rvm_mobilenetv3.pth --scene beach.jpg \\
         --preset dolly_in+pan_right --sd15 sd-v1-5-inpainting.ckpt --motion-module mm_sd_v15_v2.ckpt \\
-        --dynascene dynascene_stage2.safetensors --clip clip_vision_l.safetensors --out outputs/beach
+        --dynascene dynascene_stage2.safetensors --clip-vision clip_vision_l.safetensors --out outputs/beach
 
     python -m dynascene_core.generate --demo          # built-in synthetic clip, tiny random-weight models
 
@@ -38,6 +38,13 @@ from .video import matte_from_frames, read_video, to_tensor, write_image, write_
 log = logging.getLogger("dynascene.generate")
 
 def parse_args(argv=None) -> argparse.Namespace:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _check_args(parser, args)
+    return args
+
+
+def build_parser() -> CommandParser:
     p = CommandParser(prog="python -m dynascene_core.generate", description=__doc__,
                       formatter_class=argparse.RawDescriptionHelpFormatter)
     src = p.add_argument_group("inputs")
@@ -89,9 +96,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     run.add_argument("--dtype", choices=["float16", "bfloat16", "float32"], default=None,
                      help="default: float16 on CUDA, float32 on CPU")
     run.add_argument("--out", default=None, help="output folder (default outputs/demo or outputs/<video name>)")
-    args = p.parse_args(argv)
-    _check_args(p, args)
-    return args
+    return p
 
 
 def _check_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:

@@ -143,10 +143,10 @@ def test_two_processes_train_and_agree(dataset, tmp_path):
 
 def test_command_line_leaves_checkpoint_and_sample_video(dataset, tmp_path):
     from dynascene_core.video import read_video
-    from training.train import main
+    from training.train import run
 
     out = tmp_path / "cli"
-    checkpoint = main([f"data.root={dataset}", f"output_dir={out}", "data.resolution=[32, 32]", "data.num_frames=4",
+    checkpoint = run([f"data.root={dataset}", f"output_dir={out}", "data.resolution=[32, 32]", "data.num_frames=4",
                        "data.num_workers=0", "train.max_steps=2", "checkpoint.every=2", "validation.every=2",
                        "validation.num_frames=4", "validation.steps=2", "log.progress_bar=false",
                        "tasks.removal_dilation=1"])

@@ -10,6 +10,7 @@ tiny architecture (the default, trained from scratch) or with ``model.allow_rand
 from __future__ import annotations
 
 import logging
+import os
 
 import torch
 from torch import nn
@@ -32,6 +33,20 @@ CONFIG_KEYS = {
 }
 
 
+def check_weight_files(model_cfg: dict) -> None:
+    """Fail fast, before data or models are touched: every weight file the ``model`` section names exists and
+    holds weights (its first bytes only; empty files, web pages and text are refused with the config key)."""
+    from dynascene_core.checkpoints.io import check_weight_file
+
+    for key in ("init_from", "motion_module", "vae", "clip_vision"):
+        value = model_cfg[key]
+        for path in value if isinstance(value, list) else [] if value is None else [value]:
+            if not os.path.exists(path):
+                raise ValueError(f"{path}: weight file not found (model.{key}); put the file there (README 'Model "
+                                 f"files' says where to get it) or set model.{key}=... to where it is")
+            check_weight_file(path, f"model.{key}")
+
+
 def build_models(model_cfg: dict, stage: int) -> DynaSceneModels:
     """Models for the ``model`` config section, with the named weight files loaded (fp32, CPU).
 
@@ -42,6 +57,7 @@ def build_models(model_cfg: dict, stage: int) -> DynaSceneModels:
     """
     from dynascene_core.checkpoints import ModelFiles, assemble_models
 
+    check_weight_files(model_cfg)
     files = ModelFiles.from_paths(model_cfg["init_from"] or [])
     for kind, key in (("motion_module", "motion_module"), ("vae", "vae"), ("image_encoder", "clip_vision")):
         if model_cfg[key] is not None:

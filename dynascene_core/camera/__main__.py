@@ -81,6 +81,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    args.func(args)
+    return 0
+
+
+def build_parser() -> CommandParser:
     from .estimate import DEFAULT_FOV_DEG
     from .presets import EASINGS, PRESET_NAMES, canonical_easing
 
@@ -128,10 +134,7 @@ def _main(argv: list[str]) -> int:
                                                      "for estimate --mask or generate --mask")
     p.add_argument("--out", required=True)
     p.set_defaults(func=_demo)
-
-    args = parser.parse_args(argv)
-    args.func(args)
-    return 0
+    return parser
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Camera trajectories: per-frame camera-to-world poses (OpenCV axes) and normalised intrinsics.
 
-Conventions (``../shared/DESIGN.md`` §3, identical to CameraCtrl / RealEstate10K):
+Conventions (identical to CameraCtrl / RealEstate10K):
 
 * axes: x right, y down, z forward; ``c2w`` maps camera coordinates to world coordinates;
 * intrinsics ``(fx, fy, cx, cy)`` normalised: fx, cx divided by the image width, fy, cy by the height;
@@ -299,7 +299,11 @@ class CameraTrajectory:
             with open(path, encoding="utf-8") as handle:
                 lines = handle.read().splitlines()
         except OSError as exc:
-            raise PoseFileError(f"{path}: cannot read pose file ({exc})") from exc
+            raise PoseFileError(f"{path}: cannot read pose file ({exc.strerror or exc})") from exc
+        except UnicodeDecodeError as exc:
+            raise PoseFileError(f"{path}: binary content, not a text pose file (RealEstate10K or TUM)") from exc
+        if not any(line.strip() for line in lines):
+            raise PoseFileError(f"{path}: empty pose file (no lines)")
         rows = _numeric_rows(path, lines, format)
         fmt, rows = rows
         numbers = np.array([r[1] for r in rows], np.float64)

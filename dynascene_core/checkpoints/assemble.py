@@ -19,7 +19,7 @@ from .cameractrl import load_cameractrl, read_cameractrl
 from .clip_vision import load_image_encoder
 from .detect import detect_file
 from .dynascene_format import load_dynascene, read_dynascene_header
-from .io import CheckpointError, read_json_config
+from .io import CheckpointError, check_weight_file, read_json_config
 from .motion import MOTION_FORMATS, load_motion_module
 from .report import LoadReport
 from .sd15 import load_sd15_inpainting, load_vae
@@ -154,6 +154,8 @@ def assemble_models(files: ModelFiles, *, config=None, require: tuple[str, ...] 
     if not files.paths() and require:
         raise CheckpointError(None, "no model files given",
                               expected="a DynaScene file, or an SD1.5-inpainting checkpoint + a motion module")
+    for path in files.paths():  # a bad file is reported before the (large) models are built
+        check_weight_file(path)
     models = DynaSceneModels(config or _config_for(files))
     reports: list[LoadReport] = []
     loaded: set[str] = set()

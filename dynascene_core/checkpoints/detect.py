@@ -12,7 +12,7 @@ from typing import Mapping
 
 import torch
 
-from .io import SAFETENSORS_SUFFIXES, CheckpointError, read_safetensors_header, read_weights
+from .io import SAFETENSORS_SUFFIXES, read_safetensors_header, read_weights
 
 LDM_UNET = "model.diffusion_model."
 LDM_VAE = "first_stage_model."

@@ -93,6 +93,20 @@ def read_weights(path: str | os.PathLike, device: str | torch.device = "cpu") ->
     raise CheckpointError(path, container)
 
 
+def check_weight_file(path: str | os.PathLike, role: str | None = None) -> None:
+    """Refuse, cheaply and before any model is built, a path that is missing or is not a weight file
+    (empty, truncated, a web page, text...); folders (diffusers / transformers layouts) pass. ``role``
+    (e.g. a config key) is added to the message."""
+    path = os.fspath(path)
+    suffix = f" ({role})" if role else ""
+    if not os.path.exists(path):
+        raise CheckpointError(path, f"file not found{suffix}")
+    if os.path.isfile(path):
+        container = weight_container(path)
+        if container not in ("safetensors", "pytorch"):
+            raise CheckpointError(path, f"{container}{suffix}")
+
+
 def read_safetensors_header(path: str | os.PathLike) -> tuple[dict[str, str], dict[str, tuple[int, ...]]]:
     """``(metadata, {key: shape})`` of a safetensors file from its header alone (no tensor data read)."""
     path = os.fspath(path)
@@ -123,18 +137,21 @@ def read_json_config(path: str | os.PathLike) -> dict:
 
 
 def weight_container(path: str) -> str:
-    """``"safetensors"`` or ``"pytorch"`` from a file's first bytes, else a phrase saying what the file
-    is instead (empty, an HTML page, a Git LFS pointer, text, unrecognised bytes)."""
+    """``"safetensors"`` or ``"pytorch"`` from a file's first bytes and its length, else a phrase saying what
+    the file is instead (empty, truncated, an HTML page, a Git LFS pointer, text, unrecognised bytes).
+    Cheap: reads the first bytes, a safetensors header or a zip archive's directory, never the tensors."""
     with open(path, "rb") as handle:
         head = handle.read(_SNIFF_BYTES)
     size = os.path.getsize(path)
-    if head[8:9] == b"{":  # safetensors: u64 header length, then a JSON header
-        header_bytes = int.from_bytes(head[:8], "little")
-        if header_bytes > size - 8:
-            return f"truncated safetensors file: its header alone needs {header_bytes + 8} bytes, the file has {size}"
-        return "safetensors"
-    if head.startswith(_ZIP_MAGIC) or (head[:1] == b"\x80" and head[1:2] in _PICKLE_PROTOCOLS):
-        return "pytorch"  # torch.save's zip archive, or a plain pickle (protocol 2-5)
+    if head[8:9] == b"{":  # safetensors: u64 header length, then a JSON header, then the tensor data
+        return _safetensors_size_problem(path, int.from_bytes(head[:8], "little"), size) or "safetensors"
+    if head.startswith(_ZIP_MAGIC):  # torch.save's zip archive: its directory is at the end
+        import zipfile
+
+        return "pytorch" if zipfile.is_zipfile(path) else \
+            f"truncated or damaged PyTorch file: {size} bytes and no zip directory at the end"
+    if head[:1] == b"\x80" and head[1:2] in _PICKLE_PROTOCOLS:
+        return "pytorch"  # a plain pickle (protocol 2-5)
     if not head:
         return "empty file (0 bytes), not weights: download or copy it again"
     lowered = head.lstrip().lower()
@@ -148,6 +165,24 @@ def weight_container(path: str) -> str:
     except UnicodeDecodeError:
         return f"not a weight file: {size} bytes of unrecognised content (neither safetensors nor PyTorch)"
     return f"a text file ({size} bytes), not weights"
+
+
+def _safetensors_size_problem(path: str, header_bytes: int, size: int) -> str | None:
+    """Why a safetensors file is shorter than its header says, or None when the sizes agree."""
+    if header_bytes > size - 8:
+        return f"truncated safetensors file: its header alone needs {header_bytes + 8} bytes, the file has {size}"
+    with open(path, "rb") as handle:
+        handle.seek(8)
+        try:
+            header = json.loads(handle.read(header_bytes))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            return "damaged safetensors file: its header is not valid JSON"
+    ends = [entry["data_offsets"][1] for key, entry in header.items()
+            if key != "__metadata__" and isinstance(entry, dict) and len(entry.get("data_offsets") or ()) == 2]
+    needed = 8 + header_bytes + max(ends, default=0)
+    if needed > size:
+        return f"truncated safetensors file: {size} of {needed} bytes"
+    return None
 
 
 def _read_safetensors(path: str, device) -> WeightFile:
