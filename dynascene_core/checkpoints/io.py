@@ -199,7 +199,8 @@ def _read_safetensors(path: str, device) -> WeightFile:
 
 def _read_pickle(path: str, device) -> WeightFile:
     try:
-        obj = torch.load(path, map_location=device, weights_only=True)
+        with open(path, "rb") as handle:  # a handle: torch picks no format from a (renamed) file's suffix
+            obj = torch.load(handle, map_location=device, weights_only=True)
     except pickle.UnpicklingError as exc:  # the safe unpickler met something it does not accept
         raise CheckpointError(
             path,
