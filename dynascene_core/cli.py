@@ -66,22 +66,18 @@ def error_text(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-def progress_bar(description: str, unit: str = "it", total: int | None = None):
-    """A tqdm bar with ETA on stderr, for a command's long stages (ComfyUI nodes use the host's bar)."""
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=description, unit=unit, dynamic_ncols=True, leave=True)
-
-
 def progress_callback(description: str, unit: str = "it") -> Callable[..., None]:
     """A ``callback(done, total, *extra)`` (the form the library's ``progress=`` arguments take) that drives
-    a :func:`progress_bar`; the bar closes itself when ``done == total``."""
+    a tqdm bar with ETA on stderr, for a command's long stages (ComfyUI nodes use the host's bar instead).
+    The bar opens on the first call and closes itself when ``done == total``."""
     bar = None
 
     def update(done: int, total: int, *_):
         nonlocal bar
         if bar is None:
-            bar = progress_bar(description, unit, total)
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=total, desc=description, unit=unit, dynamic_ncols=True)
         bar.update(done - bar.n)
         if done >= total:
             bar.close()

@@ -72,11 +72,13 @@ def encode_frames(codec: LatentCodec, frames: torch.Tensor, chunk: int = 8) -> t
 def decode_latents(codec: LatentCodec, latents: torch.Tensor, chunk: int = 8, device=None,
                    progress=None) -> torch.Tensor:
     """``(F, 4, h, w)`` → ``(F, 3, H, W)`` float32 in [0, 1] on ``device`` (default: the latents');
-    ``progress(frames_done, frames)``, optional, is called after each chunk."""
+    ``progress(frames_done, frames)``, optional, is called before the first chunk and after each one."""
     if chunk < 1:
         raise ValueError(f"VAE chunk size must be >= 1, got {chunk}")
     device = latents.device if device is None else device
     decoded = []
+    if progress is not None:
+        progress(0, len(latents))
     for i in range(0, len(latents), chunk):
         decoded.append(codec.decode(latents[i:i + chunk]).float().to(device))
         if progress is not None:

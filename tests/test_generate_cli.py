@@ -13,15 +13,32 @@ from dynascene_core.models import DynaSceneModels
 from dynascene_core.video import read_video, write_video
 
 
-def test_demo_writes_every_output(tmp_path):
+def test_demo_writes_every_output(tmp_path, capsys):
     out = tmp_path / "demo"
     assert cli.main(["--demo", "--steps", "2", "--max-frames", "5", "--width", "64", "--height", "48",
                      "--out", str(out)]) == 0
+    bars = capsys.readouterr().err.replace("\r", "\n")
+    assert "sampling: 100%" in bars and "2/2" in bars and "decoding: 100%" in bars and "5/5" in bars
     for name in ("background.mp4", "composite.mp4", "camera.png", "camera.txt", "run.json"):
         assert (out / name).stat().st_size > 0, name
     assert read_video(out / "composite.mp4").frames.shape == (5, 48, 64, 3)
     run = json.loads((out / "run.json").read_text())
     assert run["frames"] == 5 and run["settings"]["steps"] == 2
+
+
+def test_decoding_reports_progress_per_chunk():
+    from dynascene_core.conditioning import decode_latents
+
+    class HalfCodec:  # pixels = latents' first 3 channels, so the result is checkable
+        def decode(self, latents):
+            return latents[:, :3] * 0.5
+
+    calls = []
+    latents = torch.rand(7, 4, 2, 2)
+    decoded = decode_latents(HalfCodec(), latents, chunk=3, progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(0, 7), (3, 7), (6, 7), (7, 7)]
+    torch.testing.assert_close(decoded, latents[:, :3] * 0.5)
+    assert torch.equal(decode_latents(HalfCodec(), latents, chunk=3), decoded)  # no callback: same result
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ tiny architecture (the default, trained from scratch) or with ``model.allow_rand
 from __future__ import annotations
 
 import logging
-import os
 
 import torch
 from torch import nn
@@ -41,9 +40,6 @@ def check_weight_files(model_cfg: dict) -> None:
     for key in ("init_from", "motion_module", "vae", "clip_vision"):
         value = model_cfg[key]
         for path in value if isinstance(value, list) else [] if value is None else [value]:
-            if not os.path.exists(path):
-                raise ValueError(f"{path}: weight file not found (model.{key}); put the file there (README 'Model "
-                                 f"files' says where to get it) or set model.{key}=... to where it is")
             check_weight_file(path, f"model.{key}")
 
 

@@ -100,7 +100,8 @@ def check_weight_file(path: str | os.PathLike, role: str | None = None) -> None:
     path = os.fspath(path)
     suffix = f" ({role})" if role else ""
     if not os.path.exists(path):
-        raise CheckpointError(path, f"file not found{suffix}")
+        raise CheckpointError(path, f"file not found{suffix}: put the file there or give its path (the README's "
+                                    "'Model files' says where to get each file)")
     if os.path.isfile(path):
         container = weight_container(path)
         if container not in ("safetensors", "pytorch"):
