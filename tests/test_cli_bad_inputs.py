@@ -49,6 +49,7 @@ BAD_INPUTS = [
     ("python training/train.py", "train.batch_sise=2 output_dir={out}", "train.batch_sise"),
     ("python training/train.py", "data.root={out}/no_data data.generate_if_missing=false output_dir={out}", "no_data"),
     ("python training/train.py", "model.motion_module=missing_mm_sd_v15_v2.ckpt output_dir={out}", "missing_mm_sd_v15_v2.ckpt"),
+    ("python -m dynascene_core.evaluate", "{out}/missing_generated {out}/missing_truth --json {out}/report.json", "missing_generated"),
 ]
 
 BAD_KINDS = ("empty", "text", "random", "html", "truncated")
