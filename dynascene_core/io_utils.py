@@ -42,12 +42,14 @@ def atomic_output(path: str | os.PathLike) -> Iterator[str]:
 
 
 @contextmanager
-def atomic_open(path: str | os.PathLike, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO]:
+def atomic_open(path: str | os.PathLike, mode: str = "w", encoding: str | None = "utf-8",
+                newline: str | None = None) -> Iterator[IO]:
     """``open(path, mode)`` whose content appears at ``path`` only when the block ends without error.
 
-    ``mode`` is ``"w"`` (text, ``encoding``) or ``"wb"``."""
+    ``mode`` is ``"w"`` (text, ``encoding``, ``newline`` as for :func:`open`) or ``"wb"``."""
     if mode not in ("w", "wb"):
         raise ValueError(f"atomic_open writes whole files: mode must be 'w' or 'wb', got {mode!r}")
+    binary = "b" in mode
     with atomic_output(path) as tmp:
-        with open(tmp, mode, encoding=None if "b" in mode else encoding) as handle:
+        with open(tmp, mode, encoding=None if binary else encoding, newline=None if binary else newline) as handle:
             yield handle
