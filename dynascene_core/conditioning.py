@@ -70,12 +70,21 @@ def encode_frames(codec: LatentCodec, frames: torch.Tensor, chunk: int = 8) -> t
     return torch.cat([codec.encode(frames[i:i + chunk]).float() for i in range(0, len(frames), chunk)])
 
 
-def decode_latents(codec: LatentCodec, latents: torch.Tensor, chunk: int = 8, device=None) -> torch.Tensor:
-    """``(F, 4, h, w)`` → ``(F, 3, H, W)`` float32 in [0, 1] on ``device`` (default: the latents')."""
+def decode_latents(codec: LatentCodec, latents: torch.Tensor, chunk: int = 8, device=None,
+                   progress=None) -> torch.Tensor:
+    """``(F, 4, h, w)`` → ``(F, 3, H, W)`` float32 in [0, 1] on ``device`` (default: the latents');
+    ``progress(frames_done, frames)``, optional, is called before the first chunk and after each one."""
     if chunk < 1:
         raise ValueError(f"VAE chunk size must be >= 1, got {chunk}")
     device = latents.device if device is None else device
-    return torch.cat([codec.decode(latents[i:i + chunk]).float().to(device) for i in range(0, len(latents), chunk)])
+    decoded = []
+    if progress is not None:
+        progress(0, len(latents))
+    for i in range(0, len(latents), chunk):
+        decoded.append(codec.decode(latents[i:i + chunk]).float().to(device))
+        if progress is not None:
+            progress(min(i + chunk, len(latents)), len(latents))
+    return torch.cat(decoded)
 
 
 def generation_mask(alpha: torch.Tensor, latent_size: tuple[int, int]) -> torch.Tensor:

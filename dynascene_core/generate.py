@@ -4,12 +4,13 @@ Typical use::
 
     python -m dynascene_core.generate --video dance.mp4 --rvm rvm_mobilenetv3.pth --scene beach.jpg \\
         --preset dolly_in+pan_right --sd15 sd-v1-5-inpainting.ckpt --motion-module mm_sd_v15_v2.ckpt \\
-        --dynascene dynascene_stage2.safetensors --clip clip_vision_l.safetensors --out outputs/beach
+        --dynascene dynascene_stage2.safetensors --clip-vision clip_vision_l.safetensors --out outputs/beach
 
     python -m dynascene_core.generate --demo          # built-in synthetic clip, the shipped trained small model
 
 Writes ``background.mp4``, ``composite.mp4``, ``camera.png`` (trajectory plot), ``camera.txt`` (the
-trajectory used, RealEstate10K format) and ``run.json`` (settings and model load reports) to ``--out``.
+trajectory used, RealEstate10K format) and ``run.json`` (settings and model load reports) to ``--out``,
+each atomically, and only after every input was read and the generation succeeded.
 """
 
 from __future__ import annotations
@@ -25,13 +26,16 @@ from dataclasses import asdict
 import numpy as np
 import torch
 
-from .camera import CameraTrajectory, camera_condition, demo_clip, estimate_trajectory, make_preset, plot_trajectory
-from .checkpoints import CheckpointError, ModelFiles, assemble_models
+from .camera import (EASINGS, CameraTrajectory, camera_condition, canonical_easing, demo_clip, estimate_trajectory,
+                     make_preset, plot_trajectory)
+from .checkpoints import ModelFiles, assemble_models
+from .cli import CommandParser, progress_callback, run_command
 from .compositing import CompositeSettings
 from .conditioning import resize_cover_crop
+from .io_utils import atomic_open
 from .sampling.pipeline import GenerationInputError, SamplerSettings, generate
 from .sampling.schedule import RECOMMENDED_STEPS, SAMPLERS
-from .video import VideoError, matte_from_frames, read_video, to_tensor, write_video
+from .video import matte_from_frames, read_video, to_tensor, write_image, write_video
 
 log = logging.getLogger("dynascene.generate")
 
@@ -45,8 +49,15 @@ DEMO_SIZE = (64, 96)
 """``(height, width)`` of the demo clip: the resolution the small model was trained at."""
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m dynascene_core.generate", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _check_args(parser, args)
+    return args
+
+
+def build_parser() -> CommandParser:
+    p = CommandParser(prog="python -m dynascene_core.generate", description=__doc__,
+                      formatter_class=argparse.RawDescriptionHelpFormatter)
     src = p.add_argument_group("inputs")
     src.add_argument("--demo", action="store_true",
                      help=f"run the trained small model shipped in {os.path.relpath(DEMO_MODEL)} on a built-in "
@@ -65,7 +76,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     cam.add_argument("--preset", help="preset or combination, e.g. dolly_in+pan_right")
     cam.add_argument("--estimate", action="store_true", help="estimate the camera from the input video")
     cam.add_argument("--speed", type=float, default=1.0)
-    cam.add_argument("--easing", default="linear", help="linear, ease-in, ease-out or ease-in-out")
+    cam.add_argument("--easing", default="linear", type=canonical_easing, choices=EASINGS,
+                     help="timing of a preset move (ease-in style spellings are accepted too)")
     cam.add_argument("--fov", type=float, default=None, help="field of view for --estimate (degrees, long side)")
     mod = p.add_argument_group("model files")
     mod.add_argument("--dynascene", action="append", default=[], help="DynaScene .safetensors (repeatable)")
@@ -73,7 +85,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     mod.add_argument("--motion-module", help="AnimateDiff motion module (mm_sd_v15_v2.ckpt)")
     mod.add_argument("--cameractrl", help="CameraCtrl.ckpt")
     mod.add_argument("--vae", help="SD VAE (default: the SD1.5 checkpoint's own)")
-    mod.add_argument("--clip", help="CLIP ViT-L/14 image encoder (transformers folder or single file)")
+    mod.add_argument("--clip-vision", "--clip", dest="clip",
+                     help="CLIP ViT-L/14 image encoder (transformers folder or single file)")
     smp = p.add_argument_group("sampling")
     defaults = SamplerSettings()
     smp.add_argument("--steps", type=int, default=None,
@@ -83,9 +96,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     smp.add_argument("--guidance", type=float, default=defaults.guidance_scale)
     smp.add_argument("--eta", type=float, default=defaults.eta)
     smp.add_argument("--seed", type=int, default=defaults.seed)
-    smp.add_argument("--window", type=int, default=defaults.context_length, help="context window length (frames)")
-    smp.add_argument("--overlap", type=int, default=defaults.context_overlap)
-    smp.add_argument("--reinject", action="store_true", help="paper eq. 4 foreground re-injection")
+    smp.add_argument("--context-length", "--window", dest="window", type=int, default=defaults.context_length,
+                     help="context window length (frames)")
+    smp.add_argument("--context-overlap", "--overlap", dest="overlap", type=int, default=defaults.context_overlap,
+                     help="frames shared by neighbouring context windows")
+    smp.add_argument("--foreground-reinjection", "--reinject", dest="reinject", action="store_true",
+                     help="paper eq. 4 foreground re-injection")
     smp.add_argument("--vae-chunk", type=int, default=defaults.vae_chunk)
     comp = p.add_argument_group("compositing (the person over the new background)")
     look = CompositeSettings()
@@ -105,9 +121,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     run.add_argument("--compile", action="store_true", help="torch.compile the U-Net (faster steps on a GPU after "
                      "a one-time compile of tens of seconds)")
     run.add_argument("--out", default=None, help="output folder (default outputs/demo or outputs/<video name>)")
-    args = p.parse_args(argv)
-    _check_args(p, args)
-    return args
+    return p
 
 
 def composite_settings(args: argparse.Namespace) -> CompositeSettings:
@@ -146,7 +160,7 @@ def _check_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     if not (args.dynascene or args.sd15):
         p.error("give model files: --dynascene FILE, or --sd15 FILE with --motion-module FILE")
     if not args.clip and not args.dynascene:
-        p.error("--clip (CLIP ViT-L/14 image encoder) is required unless a DynaScene file holds it")
+        p.error("--clip-vision (CLIP ViT-L/14 image encoder) is required unless a DynaScene file holds it")
     for flag in ("video", "mask", "rvm", "scene", "camera", "sd15", "motion_module", "cameractrl", "vae", "clip"):
         path = getattr(args, flag)
         if path and not os.path.exists(path):
@@ -209,7 +223,7 @@ def load_inputs(args, device, dtype):
         from .matting import load_rvm, matte_video
 
         rvm = load_rvm(args.rvm, device=device)
-        matted = matte_video(rvm, frames, progress=lambda done, total: log.info("matting %s/%s", done, total))
+        matted = matte_video(rvm, frames, progress=progress_callback("matting", "frame"))
         alpha, foreground = matted.alpha, matted.foreground
         del rvm
     # intrinsics are fitted to the output size (square pixels) by camera_condition
@@ -218,7 +232,8 @@ def load_inputs(args, device, dtype):
     elif args.preset:
         trajectory = make_preset(args.preset, len(frames), speed=args.speed, easing=args.easing)
     else:
-        trajectory, stats = estimate_trajectory(frames, alpha, fov_deg=args.fov)
+        trajectory, stats = estimate_trajectory(frames, alpha, fov_deg=args.fov,
+                                                progress=progress_callback("camera estimation", "frame"))
         log.info("camera estimated (%s mode, mean confidence %.2f)", stats.mode, float(np.mean(stats.confidence)))
     if len(trajectory) != len(frames):
         log.warning("camera has %d frames, video %d: resampling the camera", len(trajectory), len(frames))
@@ -237,6 +252,11 @@ def load_models(args, device, dtype):
 
 
 def main(argv=None) -> int:
+    """Exit status 0 on success, 1 with one ``error:`` line for bad input, 2 for a bad command line."""
+    return run_command(_run, argv)
+
+
+def _run(argv) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     args = parse_args(argv)
     device = torch.device(args.device)
@@ -247,36 +267,22 @@ def main(argv=None) -> int:
                                seed=args.seed, context_length=args.window, context_overlap=args.overlap,
                                foreground_reinjection=args.reinject, vae_chunk=args.vae_chunk,
                                compositing=composite_settings(args))
-    try:
-        frames, alpha, foreground, scene, trajectory, fps = load_inputs(args, device, dtype)
-        models, reports = load_models(args, device, dtype)
-        if args.compile:
-            models.denoiser.compile_unet()
-    except (CheckpointError, VideoError, GenerationInputError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    frames, alpha, foreground, scene, trajectory, fps = load_inputs(args, device, dtype)
+    models, reports = load_models(args, device, dtype)
+    if args.compile:
+        models.denoiser.compile_unet()
     n, _, height, width = frames.shape
     start = time.perf_counter()
-
-    def progress(step, total, x0):
-        if step == total or step % 10 == 0:
-            log.info("step %d/%d (%.1f s)", step, total, time.perf_counter() - start)
-
-    try:
-        result = generate(models, models.latent_codec(), models.image_encoder, frames, alpha, scene,
-                          camera_condition(trajectory, height, width), len(trajectory), settings, progress, device,
-                          foreground=foreground)
-    except GenerationInputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    result = generate(models, models.latent_codec(), models.image_encoder, frames, alpha, scene,
+                      camera_condition(trajectory, height, width), len(trajectory), settings,
+                      progress_callback("sampling", "step"), device, foreground=foreground,
+                      decode_progress=progress_callback("decoding", "frame"))
     os.makedirs(out, exist_ok=True)
     write_video(os.path.join(out, "background.mp4"), result.background, fps)
     write_video(os.path.join(out, "composite.mp4"), result.composite, fps)
-    from PIL import Image
-
-    Image.fromarray(plot_trajectory(trajectory)).save(os.path.join(out, "camera.png"))
+    write_image(os.path.join(out, "camera.png"), plot_trajectory(trajectory))
     trajectory.save(os.path.join(out, "camera.txt"))
-    with open(os.path.join(out, "run.json"), "w") as fh:
+    with atomic_open(os.path.join(out, "run.json")) as fh:
         json.dump({"frames": n, "size": [width, height], "fps": fps, "device": str(device), "dtype": str(dtype),
                    "settings": asdict(settings), "windows": [[w.start, w.stop] for w in result.windows],
                    "seconds": round(time.perf_counter() - start, 2), "model_files": reports}, fh, indent=1)

@@ -13,12 +13,29 @@ from typing import Iterator
 import numpy as np
 import torch
 
+from .io_utils import atomic_output
+
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".gif")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 
 
 class VideoError(ValueError):
-    """A video or frame folder could not be read or written; the message names the path."""
+    """A video or frame folder could not be read or written; the one-line message names the path.
+
+    ``detail`` holds the decoder's full output (ffmpeg's stderr), which command lines show with ``--verbose``."""
+
+    def __init__(self, message: str, detail: str | None = None):
+        super().__init__(message)
+        self.detail = detail
+
+
+def _unreadable(path: str, exc: BaseException) -> VideoError:
+    """A one-line :class:`VideoError` for a file ffmpeg cannot decode; ffmpeg's full stderr as ``detail``."""
+    if os.path.isfile(path) and os.path.getsize(path) == 0:
+        return VideoError(f"{path}: empty file (0 bytes), not a video", str(exc))
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    reason = lines[-1].rstrip(")").split(": ", 1)[-1] if lines else type(exc).__name__
+    return VideoError(f"{path}: not a readable video (ffmpeg: {reason})", str(exc))
 
 
 @dataclass
@@ -53,7 +70,7 @@ def iter_video(path: str | os.PathLike, chunk: int = 16, stride: int = 1, max_fr
         reader = imageio_ffmpeg.read_frames(path, pix_fmt="rgb24")
         meta = next(reader)
     except (OSError, RuntimeError, StopIteration) as exc:
-        raise VideoError(f"{path}: not a readable video ({exc})") from exc
+        raise _unreadable(path, exc) from exc
     width, height = meta["size"]
     buf, kept = [], 0
     try:
@@ -67,6 +84,8 @@ def iter_video(path: str | os.PathLike, chunk: int = 16, stride: int = 1, max_fr
                 buf = []
             if max_frames is not None and kept >= max_frames:
                 break
+    except (OSError, RuntimeError) as exc:  # a file that breaks off mid-stream
+        raise _unreadable(path, exc) from exc
     finally:
         reader.close()
     if buf:
@@ -83,7 +102,7 @@ def video_fps(path: str | os.PathLike) -> float:
     try:
         return float(next(reader).get("fps") or 0.0)
     except (OSError, RuntimeError, StopIteration) as exc:
-        raise VideoError(f"{path}: not a readable video ({exc})") from exc
+        raise _unreadable(path, exc) from exc
     finally:
         reader.close()
 
@@ -123,8 +142,11 @@ def read_frame_folder(path: str | os.PathLike, max_frames: int | None = None, st
         raise VideoError(f"{path}: folder holds no images ({', '.join(IMAGE_SUFFIXES)})")
     frames = []
     for name in names:
-        with Image.open(os.path.join(path, name)) as im:
-            frames.append(np.asarray(im.convert("RGB")))
+        try:
+            with Image.open(os.path.join(path, name)) as im:
+                frames.append(np.asarray(im.convert("RGB")))
+        except OSError as exc:  # PIL's UnidentifiedImageError and truncated-file errors
+            raise VideoError(f"{path}/{name}: not a readable image ({exc.__class__.__name__})") from exc
         if frames[-1].shape != frames[0].shape:
             raise VideoError(f"{path}/{name}: size {frames[-1].shape[1::-1]} differs from the first "
                              f"frame's {frames[0].shape[1::-1]}")
@@ -148,8 +170,8 @@ def write_video(path: str | os.PathLike, frames: np.ndarray | torch.Tensor, fps:
                 quality: int = 18) -> None:
     """Write frames as an H.264 mp4 (yuv420p, playable everywhere); ``quality`` is the x264 CRF.
 
-    Odd sizes are padded by one pixel by the encoder's scaler. Written to a temporary name and
-    renamed, so an interrupted write never leaves a truncated file at ``path``.
+    Odd sizes are padded by one pixel by the encoder's scaler. Written atomically
+    (:func:`~dynascene_core.io_utils.atomic_output`): an interrupted write never leaves a truncated file.
     """
     import imageio_ffmpeg
 
@@ -160,32 +182,33 @@ def write_video(path: str | os.PathLike, frames: np.ndarray | torch.Tensor, fps:
     if fps <= 0:
         raise VideoError(f"{path}: fps must be positive, got {fps}")
     height, width = frames.shape[1:3]
-    root, ext = os.path.splitext(path)
-    tmp = f"{root}.tmp-{os.getpid()}{ext or '.mp4'}"
-    writer = imageio_ffmpeg.write_frames(
-        tmp, (width, height), fps=fps, codec="libx264", pix_fmt_out="yuv420p", quality=None,
-        macro_block_size=2, output_params=["-crf", str(quality)], ffmpeg_log_level="error",
-    )
-    try:
-        writer.send(None)
-        for frame in frames:
-            writer.send(np.ascontiguousarray(frame))
-        writer.close()
-        os.replace(tmp, path)
-    finally:
-        writer.close()
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with atomic_output(path) as tmp:
+        writer = imageio_ffmpeg.write_frames(
+            tmp, (width, height), fps=fps, codec="libx264", pix_fmt_out="yuv420p", quality=None,
+            macro_block_size=2, output_params=["-crf", str(quality), "-f", "mp4"], ffmpeg_log_level="error",
+        )
+        try:
+            writer.send(None)
+            for frame in frames:
+                writer.send(np.ascontiguousarray(frame))
+        finally:
+            writer.close()
+
+
+def write_image(path: str | os.PathLike, image: np.ndarray) -> None:
+    """Write one ``(H, W, 3)`` uint8 RGB image (format from the extension, e.g. PNG), atomically."""
+    from PIL import Image
+
+    with atomic_output(path) as tmp:
+        Image.fromarray(image).save(tmp)
 
 
 def write_frame_folder(path: str | os.PathLike, frames: np.ndarray | torch.Tensor, prefix: str = "frame") -> None:
     """Write frames as numbered PNGs (``frame_00000.png`` ...) into ``path`` (created if needed)."""
-    from PIL import Image
-
     path = os.fspath(path)
     os.makedirs(path, exist_ok=True)
     for index, frame in enumerate(to_uint8(frames)):
-        Image.fromarray(frame).save(os.path.join(path, f"{prefix}_{index:05d}.png"))
+        write_image(os.path.join(path, f"{prefix}_{index:05d}.png"), frame)
 
 
 def matte_from_frames(frames: np.ndarray) -> np.ndarray:

@@ -119,3 +119,18 @@ def test_cli_reports_bad_files(tmp_path, capsys):
 
     assert main(["plot", str(tmp_path / "missing.txt"), "--out", str(tmp_path / "x.png")]) == 1
     assert "missing.txt" in capsys.readouterr().err
+
+
+def test_demo_command_writes_the_matte_that_estimate_reads(tmp_path):
+    from dynascene_core.camera.__main__ import main
+    from dynascene_core.video import matte_from_frames, read_video
+
+    clip_path, mask_path, poses_path = (str(tmp_path / n) for n in ("clip.mp4", "clip_mask.mp4", "poses.txt"))
+    assert main(["demo", "--frames", "6", "--width", "96", "--height", "64", "--out", clip_path,
+                 "--mask-out", mask_path, "--poses-out", poses_path]) == 0
+    expected = demo_clip(6, 64, 96, preset="orbit_left", seed=0).masks
+    written = matte_from_frames(read_video(mask_path).frames)
+    assert written.shape == expected.shape
+    assert np.abs(written - expected).mean() < 0.02  # H.264 leaves the matte within a few grey levels
+    assert 0.05 < written.mean() < 0.6  # there is an actor, and it is not everything
+    assert main(["estimate", clip_path, "--mask", mask_path, "--out", str(tmp_path / "est.txt")]) == 0

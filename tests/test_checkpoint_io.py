@@ -44,5 +44,5 @@ def test_missing_and_unknown_files_name_the_path(tmp_path):
     with pytest.raises(CheckpointError, match="unknown file type"):
         read_weights(tmp_path / "w.onnx")
     (tmp_path / "bad.safetensors").write_bytes(b"garbage")
-    with pytest.raises(CheckpointError, match="not a readable safetensors"):
+    with pytest.raises(CheckpointError, match="bad.safetensors: a text file"):
         read_weights(tmp_path / "bad.safetensors")

@@ -229,9 +229,9 @@ def test_interrupted_run_keeps_finished_clips_and_resumes(prepared, tmp_path, mo
 
 
 def test_training_runs_a_step_on_the_prepared_folder(prepared, tmp_path):
-    from training.train import main
+    from training.train import run
 
-    checkpoint = main([f"data.root={prepared['out']}", f"output_dir={tmp_path / 'run'}", "data.resolution=[32, 48]",
+    checkpoint = run([f"data.root={prepared['out']}", f"output_dir={tmp_path / 'run'}", "data.resolution=[32, 48]",
                        "data.num_frames=4", "data.num_workers=0", "data.generate_if_missing=false",
                        "train.max_steps=1", "checkpoint.every=1", "validation.every=0", "log.progress_bar=false",
                        "log.tensorboard=false", "tasks.removal_dilation=1"])

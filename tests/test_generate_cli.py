@@ -13,19 +13,36 @@ from dynascene_core.models import DynaSceneModels
 from dynascene_core.video import read_video, write_video
 
 
-def test_demo_writes_every_output(tmp_path, monkeypatch):
+def test_demo_writes_every_output(tmp_path, monkeypatch, capsys):
     models = DynaSceneModels.build("tiny")
     save_dynascene(tmp_path / "demo.safetensors", models)  # stands in for the shipped trained small model
     monkeypatch.setattr(cli, "DEMO_MODEL", str(tmp_path / "demo.safetensors"))
     out = tmp_path / "demo"
     assert cli.main(["--demo", "--steps", "2", "--max-frames", "5", "--width", "64", "--height", "48",
                      "--shadow", "0.3", "--out", str(out)]) == 0
+    bars = capsys.readouterr().err.replace("\r", "\n")
+    assert "sampling: 100%" in bars and "2/2" in bars and "decoding: 100%" in bars and "5/5" in bars
     for name in ("background.mp4", "composite.mp4", "camera.png", "camera.txt", "run.json"):
         assert (out / name).stat().st_size > 0, name
     assert read_video(out / "composite.mp4").frames.shape == (5, 48, 64, 3)
     run = json.loads((out / "run.json").read_text())
     assert run["frames"] == 5 and run["settings"]["steps"] == 2
     assert run["settings"]["compositing"]["shadow"] == 0.3 and run["settings"]["compositing"]["harmonize"] == 0.7
+
+
+def test_decoding_reports_progress_per_chunk():
+    from dynascene_core.conditioning import decode_latents
+
+    class HalfCodec:  # pixels = latents' first 3 channels, so the result is checkable
+        def decode(self, latents):
+            return latents[:, :3] * 0.5
+
+    calls = []
+    latents = torch.rand(7, 4, 2, 2)
+    decoded = decode_latents(HalfCodec(), latents, chunk=3, progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(0, 7), (3, 7), (6, 7), (7, 7)]
+    torch.testing.assert_close(decoded, latents[:, :3] * 0.5)
+    assert torch.equal(decode_latents(HalfCodec(), latents, chunk=3), decoded)  # no callback: same result
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +96,7 @@ def test_mask_frame_count_mismatch_is_reported(files, tmp_path, capsys):
     code = cli.main(["--video", str(files / "person.mp4"), "--mask", str(short), "--scene", str(files / "scene.png"),
                      "--preset", "pan_left", "--dynascene", str(files / "tiny.safetensors"), "--steps", "1",
                      "--out", str(tmp_path / "x")])
-    assert code == 2 and "4 mask frames but the video has 6" in capsys.readouterr().err
+    assert code == 1 and "4 mask frames but the video has 6" in capsys.readouterr().err
 
 
 def test_unreadable_scene_image_is_reported(files, tmp_path, capsys):
@@ -87,4 +104,4 @@ def test_unreadable_scene_image_is_reported(files, tmp_path, capsys):
     bad.write_bytes(b"not an image")
     code = cli.main(["--video", str(files / "person.mp4"), "--mask", str(files / "mask.mp4"), "--scene", str(bad),
                      "--preset", "pan_left", "--dynascene", str(files / "tiny.safetensors"), "--out", str(tmp_path)])
-    assert code == 2 and "scene.png: not a readable image" in capsys.readouterr().err
+    assert code == 1 and "scene.png: not a readable image" in capsys.readouterr().err

@@ -10,6 +10,7 @@ import torch.multiprocessing as mp
 
 from dynascene_core.checkpoints.dynascene_format import read_dynascene
 from dynascene_core.models.params import parameter_groups
+from training import checkpointing
 from training.checkpointing import STATE_NAME, WEIGHTS_NAME, latest_checkpoint, list_checkpoints
 from training.config import load_config
 from training.prepare_synthetic import write_synthetic_dataset
@@ -86,15 +87,23 @@ def test_resume_continues_exactly(dataset, tmp_path):
         assert torch.equal(tensor, a[name])
 
 
-def test_crash_while_saving_keeps_last_good_checkpoint(dataset, tmp_path):
+def test_crash_while_saving_keeps_last_good_checkpoint(dataset, tmp_path, monkeypatch):
     config = tiny_config(dataset, tmp_path / "run", "train.max_steps=3", "checkpoint.keep_last=1")
     trainer = _trainer(config)
     trainer.train(stop_at=2)
     good = latest_checkpoint(str(tmp_path / "run"))
     trainer.train(stop_at=3)  # step 3 is the last one: its save is attempted again below with a crash
     trainer.step = 4
+
+    def write_config_then_crash(config, path):  # the last file of the folder is written, the rename never comes
+        real_dump_config(config, path)
+        raise RuntimeError("injected failure")
+
+    real_dump_config = checkpointing.dump_config
+    monkeypatch.setattr(checkpointing, "dump_config", write_config_then_crash)
     with pytest.raises(RuntimeError, match="injected failure"):
-        trainer.save(fail_before_rename=True)
+        trainer.save()
+    monkeypatch.undo()
     steps = [s for s, _ in list_checkpoints(str(tmp_path / "run"))]
     assert steps == [3]  # keep_last=1 pruned step 2 after step 3 was complete; the crashed step 4 is absent
     assert any(n.startswith(".tmp-") for n in os.listdir(tmp_path / "run" / "checkpoints"))
@@ -112,10 +121,10 @@ def _free_port() -> int:
 
 def test_command_line_leaves_checkpoint_and_sample_video(dataset, tmp_path):
     from dynascene_core.video import read_video
-    from training.train import main
+    from training.train import run
 
     out = tmp_path / "cli"
-    checkpoint = main([f"data.root={dataset}", f"output_dir={out}", "data.resolution=[32, 32]", "data.num_frames=4",
+    checkpoint = run([f"data.root={dataset}", f"output_dir={out}", "data.resolution=[32, 32]", "data.num_frames=4",
                        "data.num_workers=0", "train.max_steps=2", "checkpoint.every=2", "validation.every=2",
                        "validation.num_frames=4", "validation.steps=2", "log.progress_bar=false",
                        "tasks.removal_dilation=1"])

@@ -84,12 +84,11 @@ def set_rng_state(state: dict) -> None:
 
 
 def save_checkpoint(accelerator, output_dir: str, step: int, write_main: Callable[[str], None],
-                    config: dict, keep_last: int, fail_before_rename: bool = False) -> str:
+                    config: dict, keep_last: int) -> str:
     """Write checkpoint ``step`` atomically from every process; returns its final path.
 
     ``write_main(folder)`` writes the weights and training state (main process only); every process
-    writes its RNG state. ``fail_before_rename`` raises after everything is written but before the
-    rename (tests use it to simulate a crash mid-save).
+    writes its RNG state. Everything is written into a temporary folder that is renamed last.
     """
     root = checkpoint_root(output_dir)
     final = os.path.join(root, checkpoint_name(step))
@@ -107,8 +106,6 @@ def save_checkpoint(accelerator, output_dir: str, step: int, write_main: Callabl
         dump_config(config, os.path.join(tmp, "config.yaml"))
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        if fail_before_rename:
-            raise RuntimeError(f"injected failure while saving {final}")
         if os.path.exists(final):  # re-saving a step (e.g. after a resume): move the old one aside first
             os.replace(final, os.path.join(root, ".old-" + checkpoint_name(step)))
         os.replace(tmp, final)

@@ -122,7 +122,7 @@ def check_config(config: dict) -> None:
 
 def dump_config(config: dict, path: str) -> None:
     """Write the resolved config as YAML (atomic)."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as handle:
+    from dynascene_core.io_utils import atomic_open
+
+    with atomic_open(path) as handle:
         yaml.safe_dump(config, handle, sort_keys=False)
-    os.replace(tmp, path)

@@ -40,6 +40,17 @@ CONFIG_KEYS = {
 }
 
 
+def check_weight_files(model_cfg: dict) -> None:
+    """Fail fast, before data or models are touched: every weight file the ``model`` section names exists and
+    holds weights (its first bytes only; empty files, web pages and text are refused with the config key)."""
+    from dynascene_core.checkpoints.io import check_weight_file
+
+    for key in ("init_from", "motion_module", "vae", "clip_vision"):
+        value = model_cfg[key]
+        for path in value if isinstance(value, list) else [] if value is None else [value]:
+            check_weight_file(path, f"model.{key}")
+
+
 def build_models(model_cfg: dict, stage: int) -> tuple[DynaSceneModels, set[str]]:
     """``(models, loaded groups)`` for the ``model`` config section, with the named weight files loaded
     (fp32, CPU); groups not in ``loaded groups`` kept their random initialisation.
@@ -52,6 +63,7 @@ def build_models(model_cfg: dict, stage: int) -> tuple[DynaSceneModels, set[str]
     """
     from dynascene_core.checkpoints import ModelFiles, assemble_models
 
+    check_weight_files(model_cfg)
     files = ModelFiles.from_paths(model_cfg["init_from"] or [])
     for kind, key in (("motion_module", "motion_module"), ("vae", "vae"), ("image_encoder", "clip_vision")):
         if model_cfg[key] is not None:

@@ -8,7 +8,6 @@ script runs under ``accelerate launch`` for multi-GPU (DDP) and multi-node train
 
 from __future__ import annotations
 
-import argparse
 import logging
 import math
 import os
@@ -22,14 +21,16 @@ if __package__ in (None, ""):
 import torch
 
 from dynascene_core.checkpoints.dynascene_format import load_dynascene, save_dynascene
+from dynascene_core.cli import CommandParser, run_command
 from dynascene_core.data import MANIFEST_NAME
+from dynascene_core.io_utils import atomic_output
 from dynascene_core.models.params import STAGE_GROUPS, parameter_groups
 
 from .checkpointing import (EMA_WEIGHTS_NAME, STATE_NAME, WEIGHTS_NAME, latest_checkpoint, load_training_state,
                             save_checkpoint, set_rng_state)
 from .config import DEFAULT_CONFIG, dump_config, load_config
 from .data import ExampleBatchSampler, TrainingExamples, load_records, make_loader
-from .networks import TrainingNetworks, build_models, prepare_stage
+from .networks import TrainingNetworks, build_models, check_weight_files, prepare_stage
 from .step import LossComputer, LossSettings, step_generator
 from .tasks import TaskSettings
 
@@ -69,8 +70,9 @@ def ensure_dataset(config: dict, accelerator) -> None:
     if os.path.isfile(os.path.join(root, MANIFEST_NAME)):
         return
     if not config["data"]["generate_if_missing"]:
-        raise FileNotFoundError(f"{root}: no {MANIFEST_NAME}; point data.root at a dataset folder "
-                                "(README 'Dataset format') or set data.generate_if_missing=true")
+        problem = f"no {MANIFEST_NAME} in this folder" if os.path.isdir(root) else "dataset folder does not exist"
+        raise ValueError(f"{root}: {problem} (data.root); point data.root=... at a dataset folder (README "
+                         "'Dataset format'), or set data.generate_if_missing=true to write the synthetic one there")
     if accelerator.is_main_process:
         from .prepare_synthetic import write_synthetic_dataset
 
@@ -96,6 +98,7 @@ class Trainer:
         self.device = acc.device
         data_cfg, train_cfg = cfg["data"], cfg["train"]
 
+        check_weight_files(cfg["model"])
         ensure_dataset(cfg, acc)
         records = load_records(data_cfg["root"], data_cfg["split"], data_cfg["on_bad_clip"],
                                check_videos=data_cfg["validate"] == "full")
@@ -201,13 +204,12 @@ class Trainer:
                 save_dynascene(os.path.join(folder, EMA_WEIGHTS_NAME), self.models, groups)
             finally:
                 self.ema.restore(self.params)
-        tmp = os.path.join(folder, STATE_NAME + ".part")
-        torch.save(state, tmp)
-        os.replace(tmp, os.path.join(folder, STATE_NAME))
+        with atomic_output(os.path.join(folder, STATE_NAME)) as tmp:
+            torch.save(state, tmp)
 
-    def save(self, fail_before_rename: bool = False) -> str:
+    def save(self) -> str:
         return save_checkpoint(self.accelerator, self.output_dir, self.step, self._write_checkpoint, self.config,
-                               self.config["checkpoint"]["keep_last"], fail_before_rename)
+                               self.config["checkpoint"]["keep_last"])
 
     # -- loop -------------------------------------------------------------------------------------
     def write_full_model(self) -> str:
@@ -319,8 +321,8 @@ class Trainer:
 
 
 def parse_args(argv: list[str] | None) -> tuple[str, list[str]]:
-    parser = argparse.ArgumentParser(
-        description="Train DynaScene (two-stage, multi-task).",
+    parser = CommandParser(
+        prog="python training/train.py", description="Train DynaScene (two-stage, multi-task).",
         epilog="Overrides: any config value as key.sub=value, e.g. train.max_steps=100 data.root=/data/ds")
     parser.add_argument("--config", default=DEFAULT_CONFIG,
                         help=f"config name in training/configs (tiny, stage1, stage2, proof_stage1, ...) or a YAML path "
@@ -330,7 +332,13 @@ def parse_args(argv: list[str] | None) -> tuple[str, list[str]]:
     return args.config, args.overrides
 
 
-def main(argv: list[str] | None = None) -> str:
+def main(argv: list[str] | None = None) -> int:
+    """Exit status 0 after training, 1 with one ``error:`` line for a bad config, data set or weight file."""
+    return run_command(lambda args: 0 if run(args) else 1, argv)
+
+
+def run(argv: list[str] | None = None) -> str:
+    """Train as the command line says; returns the last checkpoint's folder."""
     name, overrides = parse_args(argv)
     config = load_config(name, overrides)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -344,4 +352,4 @@ def main(argv: list[str] | None = None) -> str:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

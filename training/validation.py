@@ -15,7 +15,7 @@ from dynascene_core.camera import camera_condition, plot_trajectory, relative_ca
 from dynascene_core.conditioning import foreground_pixels
 from dynascene_core.data import ClipError
 from dynascene_core.sampling.pipeline import SamplerSettings, generate
-from dynascene_core.video import write_video
+from dynascene_core.video import write_image, write_video
 
 from .data import ClipReader, orientation_size, validation_records
 from .tasks import remove_human
@@ -70,10 +70,8 @@ def write_validation_samples(models, config: dict, step: int, device) -> list[st
             video_path = os.path.join(folder, f"{record.clip_id}.mp4")
             write_video(video_path, side_by_side, val["fps"])
             plot_path = os.path.join(folder, f"{record.clip_id}-trajectory.png")
-            from PIL import Image
-
             cameras = relative_cameras(reader.trajectory, scene_frame, height, width)[list(range(count))]
-            Image.fromarray(plot_trajectory(cameras)).save(plot_path)
+            write_image(plot_path, plot_trajectory(cameras))
             written += [video_path, plot_path]
     finally:
         models.train(was_training)

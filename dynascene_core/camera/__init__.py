@@ -5,7 +5,7 @@ CLI: ``python -m dynascene_core.camera {estimate,preset,plot} ...`` (see ``__mai
 """
 
 from .trajectory import DEFAULT_INTRINSICS, CameraTrajectory, PoseFileError
-from .presets import EASINGS, PRESET_NAMES, combine, make_preset, random_smooth_trajectory
+from .presets import EASINGS, PRESET_NAMES, canonical_easing, combine, make_preset, random_smooth_trajectory
 from .plucker import camera_condition, plucker_embedding, plucker_to_rgb, relative_cameras
 from .synthetic import SyntheticClip, demo_clip, render_synthetic_clip
 from .quality import CameraQuality
@@ -14,7 +14,7 @@ from .estimate import DEFAULT_FOV_DEG, EstimationStats, estimate_trajectory
 from .plot import plot_trajectory
 
 __all__ = [
-    "DEFAULT_INTRINSICS", "CameraTrajectory", "PoseFileError", "EASINGS", "PRESET_NAMES", "combine",
+    "DEFAULT_INTRINSICS", "CameraTrajectory", "PoseFileError", "EASINGS", "PRESET_NAMES", "canonical_easing", "combine",
     "make_preset", "random_smooth_trajectory", "plucker_embedding", "plucker_to_rgb", "camera_condition", "relative_cameras", "SyntheticClip", "demo_clip",
     "render_synthetic_clip", "DEFAULT_FOV_DEG", "EstimationStats", "CameraQuality", "load_intrinsics", "estimate_trajectory",
     "plot_trajectory",

@@ -4,16 +4,22 @@
 (also writes ``poses.quality.json``, the quality report)
 ``python -m dynascene_core.camera preset NAME[+NAME...] --frames N [--speed S] [--easing E] --out poses.txt``
 ``python -m dynascene_core.camera plot POSES --out plot.png``
-``python -m dynascene_core.camera demo --out clip.mp4 [--preset NAME] [--poses-out poses.txt]``
+``python -m dynascene_core.camera demo --out clip.mp4 [--mask-out mask.mp4] [--preset NAME] [--poses-out poses.txt]``
+
+Every command takes ``--verbose`` (full error details); files are written atomically.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
 import warnings
+
+import numpy as np
+
+from ..cli import CommandParser, progress_callback, run_command
+from ..io_utils import atomic_open
 
 
 def _estimate(args) -> None:
@@ -26,16 +32,17 @@ def _estimate(args) -> None:
         mask_video = read_video(args.mask, max_frames=args.max_frames, stride=args.stride)
         masks = matte_from_frames(mask_video.frames)
         if len(masks) != len(video.frames):
-            raise SystemExit(f"error: {args.mask} has {len(masks)} frames but {args.video} has {len(video.frames)}")
+            raise ValueError(f"{args.mask} has {len(masks)} frames but {args.video} has {len(video.frames)}")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         trajectory, stats = estimate_trajectory(video.frames, masks, args.fov, intrinsics=args.intrinsics,
-                                                method=args.method)
+                                                method=args.method,
+                                                progress=progress_callback("camera tracking", "frame"))
     for warning in caught:
         print(f"warning: {warning.message}", file=sys.stderr)
     trajectory.save(args.out, format=args.format)
     report_path = quality_path(args.out)
-    with open(report_path, "w", encoding="utf-8") as handle:
+    with atomic_open(report_path) as handle:
         json.dump(stats.quality.to_dict(), handle, indent=2)
     print(f"{args.out}: {len(trajectory)} poses; quality report {report_path}")
     print(stats.quality.summary())
@@ -55,14 +62,12 @@ def _preset(args) -> None:
 
 
 def _plot(args) -> None:
-    import cv2
-
+    from ..video import write_image
     from .plot import plot_trajectory
     from .trajectory import CameraTrajectory
 
     image = plot_trajectory(CameraTrajectory.load(args.poses), size=(args.width, args.height))
-    if not cv2.imwrite(args.out, image[..., ::-1]):
-        raise SystemExit(f"error: could not write {args.out}")
+    write_image(args.out, image)
     print(f"{args.out}: {image.shape[1]}x{image.shape[0]}")
 
 
@@ -72,15 +77,33 @@ def _demo(args) -> None:
 
     clip = demo_clip(args.frames, args.height, args.width, preset=args.preset, seed=args.seed)
     write_video(args.out, clip.frames, fps=args.fps)
+    written = [args.out]
+    if args.mask_out:  # white = person, the matte --mask of `estimate` and `generate` reads
+        write_video(args.mask_out, np.repeat((clip.masks[..., None] * 255).round().astype(np.uint8), 3, -1),
+                    fps=args.fps)
+        written.append(args.mask_out)
     if args.poses_out:
         clip.trajectory.save(args.poses_out)
-    print(f"{args.out}: {len(clip.frames)} frames {args.width}x{args.height} ({args.preset})")
+        written.append(args.poses_out)
+    print(f"{', '.join(written)}: {len(clip.frames)} frames {args.width}x{args.height} ({args.preset})")
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .presets import EASINGS, PRESET_NAMES
+    """Exit status 0 on success, 1 with one ``error:`` line for bad input, 2 for a bad command line."""
+    return run_command(_main, argv)
 
-    parser = argparse.ArgumentParser(prog="python -m dynascene_core.camera", description="DynaScene camera tools")
+
+def _main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    args.func(args)
+    return 0
+
+
+def build_parser() -> CommandParser:
+    from .estimate import DEFAULT_FOV_DEG
+    from .presets import EASINGS, PRESET_NAMES, canonical_easing
+
+    parser = CommandParser(prog="python -m dynascene_core.camera", description="DynaScene camera tools")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("estimate", help="estimate the camera of a video (human masked out) -> pose file")
@@ -102,7 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("name", help=f"one of {', '.join(PRESET_NAMES)}; combine with '+' (dolly_in+pan_right)")
     p.add_argument("--frames", type=int, default=24)
     p.add_argument("--speed", type=float, default=1.0)
-    p.add_argument("--easing", choices=EASINGS, default="linear")
+    p.add_argument("--easing", type=canonical_easing, choices=EASINGS, default="linear",
+                   help="timing of the move (ease-in style spellings are accepted too)")
     p.add_argument("--format", choices=("realestate10k", "tum"), default="realestate10k")
     p.add_argument("--out", required=True)
     p.set_defaults(func=_preset)
@@ -122,16 +146,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--fps", type=float, default=8.0)
     p.add_argument("--poses-out", default=None, help="also write the ground-truth pose file")
+    p.add_argument("--mask-out", default=None, help="also write the actor's matte video (white = person), "
+                                                     "for estimate --mask or generate --mask")
     p.add_argument("--out", required=True)
     p.set_defaults(func=_demo)
-
-    args = parser.parse_args(argv)
-    try:
-        args.func(args)
-    except (ValueError, OSError) as exc:  # PoseFileError / VideoError are ValueErrors naming the file
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    return parser
 
 
 if __name__ == "__main__":

@@ -97,8 +97,8 @@ def _focal_is_determined(cost, focal: float) -> bool:
 def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, intrinsics=None,
                         method: str = "fast", max_features: int | None = None, mask_dilation: float = 0.02,
                         fb_px: float = 0.5, static_px: float = 0.3, parallax_px: float = 0.6,
-                        parallax_ratio: float = 3.0, min_points: int = 20, scene_depth: float = 1.0
-                        ) -> tuple[CameraTrajectory, EstimationStats]:
+                        parallax_ratio: float = 3.0, min_points: int = 20, scene_depth: float = 1.0,
+                        progress=None) -> tuple[CameraTrajectory, EstimationStats]:
     """Estimate the camera of a clip from its background; poses relative to the first frame.
 
     ``frames``: ``(F, H, W, 3)`` uint8 (or a ``(F, 3, H, W)`` float tensor in [0, 1], any device).
@@ -108,6 +108,7 @@ def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, int
     with neither, the focal is estimated. ``method``: ``"fast"`` or ``"accurate"``.
     Returns the trajectory and :class:`EstimationStats` (``stats.quality`` is the per-clip report).
     Too few background features → a static trajectory, a ``UserWarning`` and an "unreliable" verdict.
+    ``progress(frames_done, frames)`` is called after each tracked frame and may raise to cancel.
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {sorted(METHODS)}, got {method!r}")
@@ -158,7 +159,7 @@ def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, int
     zeros = np.zeros(count, int)
     if count == 1:
         return finish(identity, fallback, "static", zeros, zeros, np.zeros(count), [], False)
-    tracks = track_points(gray, allowed, max_features or settings["max_features"], fb_px)
+    tracks = track_points(gray, allowed, max_features or settings["max_features"], fb_px, progress)
     valid = tracks.valid
     tracked = valid.sum(1)
     if tracked.min() < min_points:

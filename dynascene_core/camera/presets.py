@@ -59,12 +59,20 @@ _PRESETS: dict[str, tuple[str, tuple[float, float, float] | float]] = {
 }
 PRESET_NAMES: tuple[str, ...] = tuple(_PRESETS)
 EASINGS = ("linear", "ease_in", "ease_out", "ease_in_out")
+"""Canonical easing names (underscores, like the preset names); every CLI and node offers exactly these."""
+
+
+def canonical_easing(name: str) -> str:
+    """An easing name as typed (``ease-in``, ``Ease In``, ``ease_in``) → its canonical spelling in
+    :data:`EASINGS`; unknown names come back unchanged so that the caller's choice check names them."""
+    canonical = name.strip().lower().replace("-", "_").replace(" ", "_")
+    return canonical if canonical in EASINGS else name
 
 
 def ease(progress: np.ndarray, easing: str) -> np.ndarray:
     """Map linear progress in [0, 1] through an easing curve (0 → 0, 1 → 1)."""
     t = np.asarray(progress, np.float64)
-    name = easing.replace("-", "_")
+    name = canonical_easing(easing)
     if name == "linear":
         return t
     if name == "ease_in":

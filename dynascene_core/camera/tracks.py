@@ -60,8 +60,9 @@ def as_masks(masks, frames: np.ndarray) -> np.ndarray | None:
 _LK = dict(winSize=(21, 21), maxLevel=3, criteria=(cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 30, 0.01))
 
 
-def track_points(gray: np.ndarray, allowed: np.ndarray, max_features: int, fb_px: float) -> Tracks:
-    """KLT tracks over allowed (background) pixels; ``allowed`` is ``(F, H, W)`` uint8 (255 = usable)."""
+def track_points(gray: np.ndarray, allowed: np.ndarray, max_features: int, fb_px: float, progress=None) -> Tracks:
+    """KLT tracks over allowed (background) pixels; ``allowed`` is ``(F, H, W)`` uint8 (255 = usable).
+    ``progress(frames_done, frames)`` is called after each frame (it may raise to cancel)."""
     frames, height, width = gray.shape
     min_distance = max(6, width // 80)
     next_id = 0
@@ -96,4 +97,6 @@ def track_points(gray: np.ndarray, allowed: np.ndarray, max_features: int, fb_px
         if table.shape[1] < next_id:
             table = np.concatenate([table, np.full((frames, next_id - table.shape[1], 2), np.nan)], 1)
         table[index, ids] = positions
+        if progress is not None:
+            progress(index + 1, frames)
     return Tracks(table)

@@ -1,6 +1,6 @@
 """Camera trajectories: per-frame camera-to-world poses (OpenCV axes) and normalised intrinsics.
 
-Conventions (``../shared/DESIGN.md`` §3, identical to CameraCtrl / RealEstate10K):
+Conventions (identical to CameraCtrl / RealEstate10K):
 
 * axes: x right, y down, z forward; ``c2w`` maps camera coordinates to world coordinates;
 * intrinsics ``(fx, fy, cx, cy)`` normalised: fx, cx divided by the image width, fy, cy by the height;
@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+
+from ..io_utils import atomic_open
 
 DEFAULT_INTRINSICS = (0.474812461, 0.844111024, 0.5, 0.5)
 """RealEstate10K's usual normalised ``(fx, fy, cx, cy)`` (a 1280×720 source, ~93° horizontal FOV)."""
@@ -297,7 +299,11 @@ class CameraTrajectory:
             with open(path, encoding="utf-8") as handle:
                 lines = handle.read().splitlines()
         except OSError as exc:
-            raise PoseFileError(f"{path}: cannot read pose file ({exc})") from exc
+            raise PoseFileError(f"{path}: cannot read pose file ({exc.strerror or exc})") from exc
+        except UnicodeDecodeError as exc:
+            raise PoseFileError(f"{path}: binary content, not a text pose file (RealEstate10K or TUM)") from exc
+        if not any(line.strip() for line in lines):
+            raise PoseFileError(f"{path}: empty pose file (no lines)")
         rows = _numeric_rows(path, lines, format)
         fmt, rows = rows
         numbers = np.array([r[1] for r in rows], np.float64)
@@ -341,10 +347,8 @@ class CameraTrajectory:
                 lines.append(" ".join([stamp(ts)] + [f"{v:.9f}" for v in list(mat[:3, 3]) + list(quat)]))
         else:
             raise ValueError(f"unknown pose file format {format!r}; use 'realestate10k' or 'tum'")
-        tmp = f"{path}.tmp-{os.getpid()}"
-        with open(tmp, "w", encoding="utf-8") as handle:
+        with atomic_open(path) as handle:
             handle.write("\n".join(lines) + "\n")
-        os.replace(tmp, path)
 
 
 def _numeric_rows(path: str, lines: list[str], format: str | None) -> tuple[str, list[tuple[int, list[float]]]]:

@@ -3,7 +3,8 @@
 ``python -m dynascene_core.checkpoints inspect FILE [--json]``: what a weight file is and whether it
 loads. Prints JSON: detected format, what it can be loaded as, tensor count, and the result of a
 dry-run load into the full-size (``sd15``) DynaScene models on the meta device (no memory for
-weights): missing / unexpected key counts and the first few. Exit status 0 when loadable, 1 otherwise.
+weights): missing / unexpected key counts and the first few. Exit status 0 when loadable, 1 otherwise
+(then the reason is also printed as one ``error:`` line on stderr).
 
 ``python -m dynascene_core.checkpoints merge [FILE ...] [--sd15 F] [--motion-module F] [--cameractrl F]
 [--vae F] [--clip F] [--dynascene F ...] --out full.safetensors [--groups G ...]``: assemble the files
@@ -15,32 +16,25 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 
+from ..cli import CommandParser, run_command
 from .assemble import ModelFiles
 from .dynascene_format import read_dynascene_header
 from .inspect import inspect_file
-from .io import CheckpointError
 
 
 def merge(args: argparse.Namespace) -> int:
     from .merge import merge_files
 
-    try:
-        files = ModelFiles.from_paths(args.files, widen_conv_in=args.widen_conv_in)
-        for kind, path in (("sd15_inpainting", args.sd15), ("motion_module", args.motion_module),
-                           ("cameractrl", args.cameractrl), ("vae", args.vae), ("image_encoder", args.clip)):
-            if path is not None:
-                files.add(path, kind)
-        for path in args.dynascene:
-            files.add(path, "dynascene")
-        out_dir = os.path.dirname(os.path.abspath(args.out))
-        os.makedirs(out_dir, exist_ok=True)
-        assembled, keys = merge_files(files, args.out, args.groups)
-    except CheckpointError as exc:
-        print(f"merge failed: {exc}", file=sys.stderr)
-        return 1
+    files = ModelFiles.from_paths(args.files, widen_conv_in=args.widen_conv_in)
+    for kind, path in (("sd15_inpainting", args.sd15), ("motion_module", args.motion_module),
+                       ("cameractrl", args.cameractrl), ("vae", args.vae), ("image_encoder", args.clip)):
+        if path is not None:
+            files.add(path, kind)
+    for path in args.dynascene:
+        files.add(path, "dynascene")
+    assembled, keys = merge_files(files, args.out, args.groups)
     print(assembled.summary())
     written = read_dynascene_header(args.out)[1]
     initial = [g for g in written if g not in assembled.loaded_groups]
@@ -51,7 +45,11 @@ def merge(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m dynascene_core.checkpoints")
+    return run_command(_main, argv)
+
+
+def _main(argv: list[str]) -> int:
+    parser = CommandParser(prog="python -m dynascene_core.checkpoints")
     sub = parser.add_subparsers(dest="command", required=True)
     ins = sub.add_parser("inspect", help="detect a weight file's format and dry-run loading it")
     ins.add_argument("file")
@@ -62,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     mrg.add_argument("--motion-module", help="AnimateDiff motion module (mm_sd_v15_v2.ckpt)")
     mrg.add_argument("--cameractrl", help="CameraCtrl checkpoint")
     mrg.add_argument("--vae", help="SD VAE (sd-vae-ft-mse)")
-    mrg.add_argument("--clip", help="CLIP ViT-L/14 image encoder")
+    mrg.add_argument("--clip-vision", "--clip", dest="clip", help="CLIP ViT-L/14 image encoder")
     mrg.add_argument("--dynascene", nargs="+", default=[], help="DynaScene files (e.g. stage-I and stage-II output)")
     mrg.add_argument("--out", required=True, help="the DynaScene file to write (not one of the inputs)")
     mrg.add_argument("--groups", nargs="+", help="parameter groups to write (default: all); each must come from a file")
@@ -72,7 +70,10 @@ def main(argv: list[str] | None = None) -> int:
         return merge(args)
     result = inspect_file(args.file)
     print(json.dumps(result, indent=None if args.json else 2))
-    return 0 if result["loadable"] else 1
+    if not result["loadable"]:
+        print(f"error: {result['error'].splitlines()[0]}", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ those slots by their detected format (the one place that maps a file to the part
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from dataclasses import dataclass, field
@@ -20,7 +19,7 @@ from .cameractrl import load_cameractrl, read_cameractrl
 from .clip_vision import load_image_encoder
 from .detect import detect_file
 from .dynascene_format import load_dynascene, read_dynascene_header
-from .io import CheckpointError
+from .io import CheckpointError, check_weight_file, read_json_config
 from .motion import MOTION_FORMATS, load_motion_module
 from .report import LoadReport
 from .sd15 import load_sd15_inpainting, load_vae
@@ -56,8 +55,7 @@ def file_kind(path: PathLike) -> str:
         config_file = os.path.join(path, "config.json")
         config = {}
         if os.path.isfile(config_file):
-            with open(config_file, encoding="utf-8") as fh:
-                config = json.load(fh)
+            config = read_json_config(config_file)
         if os.path.isdir(os.path.join(path, "unet")):
             return "sd15_inpainting"
         if config.get("_class_name") == "AutoencoderKL" or os.path.isdir(os.path.join(path, "vae")):
@@ -173,6 +171,8 @@ def assemble_models(files: ModelFiles, *, config=None, require: tuple[str, ...] 
     if not files.paths() and require:
         raise CheckpointError(None, "no model files given",
                               expected="a DynaScene file, or an SD1.5-inpainting checkpoint + a motion module")
+    for path in files.paths():  # a bad file is reported before the (large) models are built
+        check_weight_file(path)
     models = DynaSceneModels.empty(config or _config_for(files))  # weights come from the files, not random init
     reports: list[LoadReport] = []
     loaded: set[str] = set()

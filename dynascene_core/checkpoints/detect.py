@@ -12,7 +12,7 @@ from typing import Mapping
 
 import torch
 
-from .io import SAFETENSORS_SUFFIXES, CheckpointError, read_weights
+from .io import SAFETENSORS_SUFFIXES, read_safetensors_header, read_weights
 
 LDM_UNET = "model.diffusion_model."
 LDM_VAE = "first_stage_model."
@@ -115,14 +115,7 @@ def detect_file(path: str | os.PathLike) -> Detection:
     tensors of the stored shapes, no tensor data read); pickled files are read with ``weights_only``."""
     path = os.fspath(path)
     if path.lower().endswith(SAFETENSORS_SUFFIXES) and os.path.isfile(path):
-        from safetensors import SafetensorError, safe_open
-
-        try:
-            with safe_open(path, framework="pt") as f:
-                metadata = dict(f.metadata() or {})
-                tensors = {k: torch.empty(f.get_slice(k).get_shape(), device="meta") for k in f.keys()}
-        except (SafetensorError, OSError, ValueError) as exc:
-            raise CheckpointError(path, f"not a readable safetensors file ({exc})") from exc
-        return detect(unwrap(tensors), metadata)
+        metadata, shapes = read_safetensors_header(path)
+        return detect(unwrap({k: torch.empty(shape, device="meta") for k, shape in shapes.items()}), metadata)
     weights = read_weights(path)
     return detect(unwrap(weights.tensors), weights.metadata)

@@ -14,7 +14,7 @@ import json
 import os
 
 
-from .io import CheckpointError, read_weights, write_safetensors_atomic
+from .io import CheckpointError, read_safetensors_header, read_weights, write_safetensors_atomic
 from .report import LoadReport, load_into
 
 FORMAT = "dynascene"
@@ -53,18 +53,8 @@ def _parse_header(path: str, meta: dict[str, str]):
 
 def read_dynascene_header(path: str | os.PathLike):
     """-> (DynaSceneConfig, groups) from the safetensors header alone (no tensor data is read)."""
-    from safetensors import SafetensorError, safe_open
-
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise CheckpointError(path, "file not found")
-    try:
-        with safe_open(path, framework="pt") as f:
-            meta = dict(f.metadata() or {})
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise CheckpointError(path, f"not a readable safetensors file ({exc})",
-                              expected="a DynaScene .safetensors file") from exc
-    return _parse_header(path, meta)
+    return _parse_header(path, read_safetensors_header(path)[0])
 
 
 def read_dynascene(path: str | os.PathLike):

@@ -45,5 +45,6 @@ def merge_files(files: ModelFiles, out: str | os.PathLike, groups: list[str] | N
         raise CheckpointError(None, f"unknown parameter groups {unknown}", expected=f"some of {known}")
     require = NEEDED_FOR_GENERATION if groups is None else tuple(g for g in groups if g not in NOT_REQUIRED)
     assembled = assemble_models(files, require=require)
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     keys = save_dynascene(out, assembled.models, groups)
     return assembled, keys

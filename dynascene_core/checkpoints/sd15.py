@@ -13,14 +13,13 @@ ReferenceNet (``ReferenceNet.unet``, a ``UNet2DConditionModel``).
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 
 import torch
 
 from .detect import LDM_TEXT, LDM_UNET, LDM_VAE, Detection, detect, unwrap
-from .io import CheckpointError, read_weights
+from .io import CheckpointError, read_json_config, read_weights
 from .report import LoadReport, consumed_keys, load_into
 
 EXPECTED_UNET = "the SD1.5 inpainting U-Net (9-channel conv_in [latent|mask|foreground], 768-d cross-attention)"
@@ -147,8 +146,7 @@ def _read_diffusers_folder(path: str, widen_conv_in: bool) -> SD15Weights:
     if not os.path.isdir(unet_dir):
         raise CheckpointError(path, "is a folder without a unet/ subfolder",
                               expected="a diffusers pipeline folder (unet/, vae/ with config.json)")
-    with open(os.path.join(unet_dir, "config.json"), encoding="utf-8") as fh:
-        cfg = json.load(fh)
+    cfg = read_json_config(os.path.join(unet_dir, "config.json"))
     if cfg.get("cross_attention_dim") != 768:
         raise CheckpointError(unet_dir, f"cross_attention_dim is {cfg.get('cross_attention_dim')}",
                               looks_like="not an SD1.5 U-Net (SD2 uses 1024, SDXL 2048)", expected=EXPECTED_UNET)

@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from ..camera import CameraTrajectory, PoseFileError
+from ..io_utils import atomic_open
 from ..video import (IMAGE_SUFFIXES, VideoError, iter_video, matte_from_frames, to_uint8, write_frame_folder,
                      write_video)
 from .motion import motion_intensity
@@ -103,10 +104,8 @@ def read_manifest(root: str | os.PathLike) -> list[ClipRecord]:
 def write_manifest(root: str | os.PathLike, records: list[ClipRecord]) -> None:
     """Write ``ROOT/manifest.jsonl`` atomically (temporary file, then rename)."""
     path = os.path.join(os.fspath(root), MANIFEST_NAME)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as handle:
+    with atomic_open(path) as handle:
         handle.writelines(r.to_json() + "\n" for r in records)
-    os.replace(tmp, path)
 
 
 @dataclass

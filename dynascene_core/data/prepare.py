@@ -116,9 +116,9 @@ def run_prepare(src: str, out: str, config: dict, ray_address: str | None = None
     write_report(out, report)
     sheet = contact_sheet(out, records, config["run"]["contact_sheet_clips"])
     if sheet is not None:
-        from PIL import Image
+        from ..video import write_image
 
-        Image.fromarray(sheet).save(os.path.join(out, "contact_sheet.png"))
+        write_image(os.path.join(out, "contact_sheet.png"), sheet)
     if progress:
         print(format_report(report))
     return report

@@ -75,11 +75,11 @@ def format_report(report: dict) -> str:
 
 
 def write_report(out: str, report: dict) -> str:
+    from ..io_utils import atomic_open
+
     path = os.path.join(out, "report.json")
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as handle:
+    with atomic_open(path) as handle:
         json.dump(report, handle, indent=1)
-    os.replace(tmp, path)
     return path
 
 

@@ -16,6 +16,7 @@ import os
 import shutil
 from dataclasses import asdict, dataclass, field
 
+from ..io_utils import atomic_open
 from .clips import CLIPS_DIR, ClipRecord, write_manifest
 from .scan import StageTimes, VideoScan
 
@@ -50,10 +51,8 @@ class ClipOutcome:
 
 def _write_json(path: str, data: dict) -> None:
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as handle:
+    with atomic_open(path) as handle:
         json.dump(data, handle, indent=1, sort_keys=True)
-    os.replace(tmp, path)
 
 
 def scan_state_path(out: str, key: str) -> str:
@@ -128,9 +127,7 @@ def write_outputs(out: str, outcomes: dict[str, ClipOutcome]) -> list[ClipRecord
     records = [ClipRecord(**o.record) for _, o in sorted(outcomes.items()) if o.record is not None]
     write_manifest(out, records)
     rows = [o for _, o in sorted(outcomes.items()) if o.drop is not None and o.drop["stage"] == "camera"]
-    path = os.path.join(out, REVIEW_NAME)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8", newline="") as handle:
+    with atomic_open(os.path.join(out, REVIEW_NAME), newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["clip_id", "video", "start_frame", "end_frame", "verdict", "reasons", "reprojection_px",
                          "inlier_ratio", "track_count", "fov_deg", "unreliable_frames"])
@@ -140,5 +137,4 @@ def write_outputs(out: str, outcomes: dict[str, ClipOutcome]) -> list[ClipRecord
                              o.drop["detail"], cam.get("reprojection_px"), cam.get("inlier_ratio"),
                              cam.get("track_count"), cam.get("fov_deg"),
                              " ".join(str(i) for i in cam.get("unreliable_frames", []))])
-    os.replace(tmp, path)
     return records

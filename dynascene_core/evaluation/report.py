@@ -44,18 +44,14 @@ class EvaluationReport:
                 "settings": self.settings, "per_clip": self.per_clip}
 
     def write_json(self, path: str | os.PathLike) -> None:
-        """Write :meth:`to_dict` as JSON via a temporary file and a rename (never a half-written report)."""
+        """Write :meth:`to_dict` as JSON atomically (never a half-written report)."""
+        from ..io_utils import atomic_open
+
         path = os.fspath(path)
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-        tmp = f"{path}.tmp-{os.getpid()}"
-        try:
-            with open(tmp, "w", encoding="utf-8") as handle:
-                json.dump(self.to_dict(), handle, indent=2, allow_nan=False)
-                handle.write("\n")
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+        with atomic_open(path) as handle:
+            json.dump(self.to_dict(), handle, indent=2, allow_nan=False)
+            handle.write("\n")
 
     def table(self, label: str = "generated") -> str:
         """One-row table plus the skipped metrics (see :func:`format_table`)."""

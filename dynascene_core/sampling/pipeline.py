@@ -145,6 +145,7 @@ def generate(
     progress: ProgressCallback | None = None,
     device: torch.device | str | None = None,
     interrupt: InterruptCheck | None = None,
+    decode_progress: Callable[[int, int], None] | None = None,
     foreground: torch.Tensor | None = None,
 ) -> GenerationResult:
     """Generate the background video behind a human.
@@ -161,6 +162,7 @@ def generate(
         num_camera_frames: frames in the trajectory (must equal F).
         foreground: ``(F, 3, H, W)`` the matting network's foreground colour for the composite (RVM's
             ``fgr``); ``None`` estimates it from ``frames`` and ``alpha``.
+        decode_progress: ``(frames_decoded, F)`` during VAE decoding (after every chunk).
     """
     denoiser, reference_net, camera_encoder = networks.denoiser, networks.reference_net, networks.camera_encoder
     validate_inputs(frames, alpha, scene_image, num_camera_frames, settings, denoiser.max_frames)
@@ -242,7 +244,8 @@ def generate(
         if progress is not None:
             progress(step + 1, len(timesteps), x0)
 
-    background = decode_latents(codec, latents[0].permute(1, 0, 2, 3), settings.vae_chunk, device="cpu")
+    background = decode_latents(codec, latents[0].permute(1, 0, 2, 3), settings.vae_chunk, device="cpu",
+                                progress=decode_progress)
     comp = composite(frames.float().cpu(), background, alpha.float().cpu(),
                      None if foreground is None else foreground.float().cpu(), settings.compositing)
     return GenerationResult(background=background, composite=comp, latents=latents.cpu(), windows=windows)
