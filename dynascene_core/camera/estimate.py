@@ -108,8 +108,9 @@ def intrinsics_for_fov(fov_deg: float, height: int, width: int) -> np.ndarray:
 _LK = dict(winSize=(21, 21), maxLevel=3, criteria=(cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 30, 0.01))
 
 
-def _track(gray: np.ndarray, allowed: np.ndarray, max_features: int, fb_px: float) -> _Tracks:
-    """KLT tracks over allowed (background) pixels; ``allowed`` is ``(F, H, W)`` uint8 (255 = usable)."""
+def _track(gray: np.ndarray, allowed: np.ndarray, max_features: int, fb_px: float, progress=None) -> _Tracks:
+    """KLT tracks over allowed (background) pixels; ``allowed`` is ``(F, H, W)`` uint8 (255 = usable).
+    ``progress(frames_done, frames)`` is called after each frame."""
     frames, height, width = gray.shape
     min_distance = max(6, width // 80)
     next_id = 0
@@ -144,6 +145,8 @@ def _track(gray: np.ndarray, allowed: np.ndarray, max_features: int, fb_px: floa
         if table.shape[1] < next_id:
             table = np.concatenate([table, np.full((frames, next_id - table.shape[1], 2), np.nan)], 1)
         table[index, ids] = positions
+        if progress is not None:
+            progress(index + 1, frames)
     return _Tracks(table)
 
 
@@ -384,7 +387,7 @@ def _solve_general(tracks: _Tracks, k: np.ndarray, init: int, scene_depth: float
 def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, focal_search: bool = False,
                         max_features: int = 600, mask_dilation: float = 0.02, fb_px: float = 0.5,
                         static_px: float = 0.3, parallax_px: float = 0.6, parallax_ratio: float = 3.0, min_points: int = 20,
-                        scene_depth: float = 1.0, refine_passes: int = 2
+                        scene_depth: float = 1.0, refine_passes: int = 2, progress=None
                         ) -> tuple[CameraTrajectory, EstimationStats]:
     """Estimate the camera of a clip from its background; poses relative to the first frame.
 
@@ -393,7 +396,9 @@ def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, foc
     ``mask_dilation`` × the longer side before use. ``fov_deg``: FOV across the longer side
     (default :data:`DEFAULT_FOV_DEG`); ``focal_search`` picks it by reprojection error instead.
     Returns the trajectory and :class:`EstimationStats`. Too few background features → a static
-    trajectory and a ``UserWarning`` (also recorded in ``stats.warnings``).
+    trajectory and a ``UserWarning`` (also recorded in ``stats.warnings``). ``progress(done, frames)``, if
+    given, is called after each tracked frame and again (at ``frames``) before every pose solve, so a
+    caller can report progress and cancel (by raising) between them.
     """
     frames = _as_uint8_frames(frames)
     human = _as_masks(masks, frames)
@@ -422,7 +427,7 @@ def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, foc
     fov = DEFAULT_FOV_DEG if fov_deg is None else float(fov_deg)
     if count == 1:
         return static_result("static", None, fov)
-    tracks = _track(gray, allowed, max_features, fb_px)
+    tracks = _track(gray, allowed, max_features, fb_px, progress)
     valid = tracks.valid
     tracked = valid.sum(1)
     if tracked.min() < min_points:
@@ -449,6 +454,8 @@ def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, foc
     has_parallax = best_res >= parallax_px and best_res >= parallax_ratio * epipolar
 
     def solve(fov_value: float):
+        if progress is not None:
+            progress(count, count)
         k = intrinsics_for_fov(fov_value, height, width) * np.array([width, height, width, height])
         if has_parallax:
             general = _solve_general(tracks, k, best, scene_depth, refine_passes)
