@@ -64,7 +64,7 @@ def main():
     sample = torch.randn(batch, 9, frames, h, w, device=device, dtype=dtype)
     emb = torch.randn(batch, 1, dim, device=device, dtype=dtype)
     emb[: batch // 2] = 0  # unconditional half: zero CLIP token and no reference
-    mask = torch.arange(batch, device=device) >= batch // 2
+    mask = tuple(i >= batch // 2 for i in range(batch))  # CFG layout: [uncond | cond]
 
     def sync():
         if device.type == "cuda":

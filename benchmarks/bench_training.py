@@ -54,7 +54,7 @@ def bench(args, stage: int, checkpointing: bool) -> dict:
     device = torch.device(args.device)
     dtype = DTYPES[args.precision]
     models = build_models({"preset": args.preset, "init_from": [], "motion_module": None, "clip_vision": None,
-                           "vae": None})
+                           "vae": None, "allow_random": True}, stage)
     trainable = prepare_stage(models, stage, checkpointing)
     models.to(device)
     models.vae.to(dtype=dtype)

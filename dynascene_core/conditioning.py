@@ -55,7 +55,7 @@ def resize_cover_crop(images: torch.Tensor, height: int, width: int) -> torch.Te
     scale = max(height / h, width / w)
     new_h, new_w = max(height, round(h * scale)), max(width, round(w * scale))
     if (new_h, new_w) != (h, w):
-        lo, hi = float(images.min()), float(images.max())
+        lo, hi = images.amin(), images.amax()  # bicubic overshoot clamped to the input's range (no host sync)
         images = F.interpolate(images.float(), size=(new_h, new_w), mode="bicubic", antialias=True,
                                align_corners=False).clamp_(lo, hi)
     top, left = (new_h - height) // 2, (new_w - width) // 2
@@ -83,9 +83,16 @@ def generation_mask(alpha: torch.Tensor, latent_size: tuple[int, int]) -> torch.
     return 1.0 - F.interpolate(alpha.float(), size=latent_size, mode="area")
 
 
+MASKED_PIXEL = 0.5
+"""Value of masked-out pixels in [0, 1]: 0 in the VAE's [-1, 1] range (mid grey), the masked-image
+convention SD1.5-inpainting was trained with — not 0 in [0, 1] (black)."""
+
+
 def foreground_pixels(frames: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
-    """The foreground video the model sees: frames × alpha, background zero ``(F, 3, H, W)``."""
-    return frames * alpha
+    """The foreground video the model sees ``(F, 3, H, W)`` in [0, 1]: the human (alpha 1) kept, the
+    background (alpha 0) set to :data:`MASKED_PIXEL`, soft edges blended between the two — i.e.
+    ``(2·frames − 1)·alpha`` in the VAE's [-1, 1] range, as SD-inpainting's masked image."""
+    return frames * alpha + MASKED_PIXEL * (1 - alpha)
 
 
 def denoiser_input(noisy: torch.Tensor, gen_mask: torch.Tensor, fg_latent: torch.Tensor) -> torch.Tensor:

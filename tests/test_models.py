@@ -251,7 +251,7 @@ def test_reference_bank_changes_output_and_cfg_mask_matches_separate_calls(model
         assert (with_ref - no_ref).abs().max() > 1e-3
         uncond = models.denoiser(sample[:1], 200, uncond_emb)
         batched = models.denoiser(sample, 200, torch.cat([uncond_emb, emb[1:]]), reference=bank,
-                                  reference_mask=torch.tensor([False, True]))
+                                  reference_mask=(False, True))
     torch.testing.assert_close(batched[:1], uncond, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(batched[1:], with_ref, atol=1e-5, rtol=1e-5)
 
@@ -301,7 +301,7 @@ def test_gradient_reaches_reference_net_only_through_reference_attention(models)
     m.zero_grad(set_to_none=True)
     sample, emb = inputs(m)
     bank = m.reference_net(torch.randn(1, 4, h, w), emb)
-    m.denoiser(sample, 1, emb, reference=bank, reference_mask=torch.tensor([False])).sum().backward()
+    m.denoiser(sample, 1, emb, reference=bank, reference_mask=(False,)).sum().backward()
     assert m.reference_net.unet.conv_in.weight.grad is None
 
 
@@ -393,3 +393,50 @@ def test_clip_preprocess():
     assert cropped[0, 0, 112, 112] > 1.5 and cropped[0, 0, 112, 0] > 1.0
     with pytest.raises(ValueError, match="clip_preprocess"):
         clip_preprocess(torch.rand(3, 40, 40))
+
+
+# --- motion modules normalise per frame (AnimateDiff / CameraCtrl / Moore-AnimateAnyone) --------------
+
+def _motion_module(models):
+    return dict(models.denoiser.unet.named_modules())["down_blocks.0.motion_modules.0"]
+
+
+def test_motion_module_group_norm_is_per_frame_by_the_formula():
+    torch.manual_seed(0)
+    models = DynaSceneModels.build("tiny").eval()
+    module = _motion_module(models)
+    frames, c = 4, module.in_channels
+    groups = module.norm.num_groups
+    with torch.no_grad():
+        module.norm.weight.normal_(), module.norm.bias.normal_()
+    gain = torch.tensor([0.2, 1.0, 3.0, 7.0]).view(frames, 1, 1, 1)
+    offset = torch.tensor([-2.0, 0.0, 0.5, 4.0]).view(frames, 1, 1, 1)
+    x = torch.randn(frames, c, 5, 6) * gain + offset  # (b f) c h w, one video
+    seen = []
+    handle = module.norm.register_forward_hook(lambda m, a, out: seen.append(out))
+    with torch.no_grad():
+        module(x, num_frames=frames)
+    handle.remove()
+    # written out: each frame, each group of channels, its own mean and (biased) variance, eps 1e-6
+    g = x.view(frames, groups, -1)
+    normed = ((g - g.mean(-1, keepdim=True)) / (g.var(-1, unbiased=False, keepdim=True) + 1e-6).sqrt()).view_as(x)
+    expected = normed * module.norm.weight.view(1, c, 1, 1) + module.norm.bias.view(1, c, 1, 1)
+    got = seen[0].permute(0, 2, 1, 3, 4).reshape(frames, c, 5, 6)  # the module's (b, c, f, h, w) layout
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_motion_branch_ignores_per_frame_gain_and_offset():
+    """Frames that differ only by a gain and offset normalise to the same thing frame by frame, so the
+    motion branch (output minus input) is the one of the unscaled clip; with statistics over all frames
+    (diffusers' default) it would differ by ~100%."""
+    torch.manual_seed(0)
+    models = DynaSceneModels.build("tiny").eval()
+    randomize_adaptors(models.denoiser)
+    module = _motion_module(models)
+    base = torch.randn(1, module.in_channels, 5, 6).repeat(4, 1, 1, 1)
+    scaled = base * torch.tensor([0.2, 1.0, 3.0, 7.0]).view(4, 1, 1, 1) + torch.tensor([-2.0, 0, 0.5, 4]).view(4, 1, 1, 1)
+    with torch.no_grad():
+        branch_base = module(base, num_frames=4) - base
+        branch_scaled = module(scaled, num_frames=4) - scaled
+    assert branch_base.abs().max() > 1e-2
+    torch.testing.assert_close(branch_scaled, branch_base, rtol=1e-3, atol=1e-4)

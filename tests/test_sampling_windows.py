@@ -41,10 +41,32 @@ def test_bad_window_settings_are_refused():
         context_windows(0)
 
 
-def test_training_and_inference_share_the_betas():
-    inf, train = inference_scheduler(), training_scheduler()
-    assert torch.equal(inf.betas, train.betas)
-    assert inf.config.beta_schedule == "scaled_linear" and inf.config.prediction_type == "epsilon"
-    assert inf.config.beta_start == 0.00085 and inf.config.beta_end == 0.012
-    inf.set_timesteps(50)
-    assert inf.timesteps[0] == 981 and inf.timesteps[-1] == 1  # steps_offset 1
+def test_training_and_inference_betas_are_sd15_scaled_linear():
+    # SD1.5's scaled_linear betas written out: (sqrt(0.00085) + i/999·(sqrt(0.012) − sqrt(0.00085)))²
+    def beta(i):
+        return (0.00085 ** 0.5 + i / 999 * (0.012 ** 0.5 - 0.00085 ** 0.5)) ** 2
+
+    for scheduler in (inference_scheduler(), training_scheduler()):
+        assert scheduler.config.prediction_type == "epsilon"
+        for i, expected in [(0, 0.00085), (1, beta(1)), (500, beta(500)), (999, 0.012)]:
+            assert abs(float(scheduler.betas[i]) - expected) < 1e-9, (i, float(scheduler.betas[i]), expected)
+        # alpha-bar at t = 999 of SD1.5 is 0.0047 (its well-known terminal SNR)
+        assert abs(float(scheduler.alphas_cumprod[999]) - 0.004660) < 2e-5
+    inf = inference_scheduler(50)
+    assert inf.timesteps[0] == 981 and inf.timesteps[-1] == 1  # steps_offset 1, leading spacing
+
+
+@pytest.mark.parametrize("n,length,overlap", [(48, 24, 4), (60, 24, 4), (100, 16, 8), (241, 24, 4), (25, 24, 4)])
+def test_windows_are_spread_evenly(n, length, overlap):
+    windows = context_windows(n, length, overlap)
+    overlaps = [a.stop - b.start for a, b in zip(windows, windows[1:])]
+    assert min(overlaps) >= overlap and max(overlaps) - min(overlaps) <= 1  # equal up to rounding
+    assert len(windows) == -(-(n - overlap) // (length - overlap))         # the fewest windows that fit
+    covered = torch.zeros(n, dtype=torch.int64)
+    for w in windows:
+        covered[w.start:w.stop] += 1
+    assert (covered >= 1).all()
+
+
+def test_forty_eight_frames_split_into_equal_thirds():
+    assert context_windows(48, 24, 4) == [range(0, 24), range(12, 36), range(24, 48)]

@@ -168,10 +168,10 @@ def test_uncond_dropout_is_the_samplers_unconditional_branch():
         camera = models.camera_encoder(plucker)
         # the sampler's guidance branches: zero CLIP token + reference off, vs. the full condition
         uncond = models.denoiser(sample[:1], timesteps[:1], torch.zeros(1, 1, 32),
-                                 reference={k: v[:1] for k, v in bank.items()}, reference_mask=torch.tensor([False]),
+                                 reference={k: v[:1] for k, v in bank.items()}, reference_mask=(False,),
                                  camera_features=[c[:1] for c in camera])
         cond = models.denoiser(sample[1:], timesteps[1:], embeds[1:],
-                               reference={k: v[1:] for k, v in bank.items()}, reference_mask=torch.tensor([True]),
+                               reference={k: v[1:] for k, v in bank.items()}, reference_mask=(True,),
                                camera_features=[c[1:] for c in camera])
         kept = nets(sample, timesteps, embeds, torch.tensor([False, False]), scene_latent, plucker)
     torch.testing.assert_close(out[:1], uncond, atol=1e-5, rtol=1e-4)

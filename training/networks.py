@@ -94,5 +94,5 @@ class TrainingNetworks(nn.Module):
             bank = self.reference_net(scene_latent, image_embeds)
         camera = self.camera_encoder(plucker) if plucker is not None else None
         embeds = torch.where(dropped[:, None, None], zero_image_embeds_like(image_embeds), image_embeds)
-        return self.denoiser(sample, timesteps, embeds, reference=bank, reference_mask=~dropped,
+        return self.denoiser(sample, timesteps, embeds, reference=bank, reference_mask=(~dropped).tolist(),
                              camera_features=camera)

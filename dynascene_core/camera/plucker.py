@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Callable
 
 import torch
 
@@ -45,11 +45,12 @@ def relative_cameras(trajectory: CameraTrajectory, reference_frame: int, height:
 
 
 def camera_condition(trajectory: CameraTrajectory, height: int, width: int, reference_frame: int = 0
-                     ) -> Callable[[Sequence[int]], torch.Tensor]:
-    """``frames -> (len(frames), 6, H, W)``: Plücker embeddings of :func:`relative_cameras` for any
-    frame indices (a context window's ``range``, or a training clip's sampled frames)."""
+                     ) -> Callable[..., torch.Tensor]:
+    """``(frames, device=None) -> (len(frames), 6, H, W)`` float32: Plücker embeddings of
+    :func:`relative_cameras` for any frame indices (a context window's ``range``, or a training clip's
+    sampled frames), computed on ``device`` (default CPU)."""
     relative = relative_cameras(trajectory, reference_frame, height, width)
-    return lambda frames: plucker_embedding(relative[list(frames)], height, width)
+    return lambda frames, device=None: plucker_embedding(relative[list(frames)], height, width, device=device)
 
 
 def plucker_to_rgb(embedding: torch.Tensor) -> torch.Tensor:

@@ -47,13 +47,13 @@ class ControlState:
 
     bank: ``{block name: (Bb, h*w, C)}`` reference tokens (written by the ReferenceNet, read by the
         denoiser; ``Bb`` is 1 or the video batch B).
-    reference_mask: ``(B,)`` bool, which videos read the bank (False = unconditional CFG branch).
+    reference_mask: ``B`` host-side bools, which videos read the bank (False = unconditional CFG branch).
     camera_tokens: per camera scale, features laid out like temporal tokens ``(B*h*w, F, C)``.
     num_frames: frames per video in the current call (denoiser batch is ``B*F``, frames inner).
     """
 
     bank: dict | None = None
-    reference_mask: torch.Tensor | None = None
+    reference_mask: tuple[bool, ...] | None = None
     camera_tokens: list | None = None
     num_frames: int = 1
 
@@ -142,8 +142,9 @@ class ReferenceReadProcessor:
     Input ``(B*F, h*w, C)`` with frames inner. For videos selected by ``state.reference_mask``
     keys/values are ``[own tokens | bank tokens of that video]`` projected with this attention's own
     ``to_k``/``to_v`` (no new weights); the other videos (unconditional CFG branch) attend to their
-    own tokens only. The two groups run as separate attention calls rather than one call with an
-    additive -inf mask, so flash kernels stay usable. With no bank this is plain self-attention.
+    own tokens only. The mask is a host-side tuple of bools, so selecting rows needs no device sync:
+    consecutive videos with the same flag run as one attention call on a slice (flash kernels stay
+    usable; no additive -inf mask). With no bank this is plain self-attention.
     """
 
     def __init__(self, name: str, state: ControlState):
@@ -152,33 +153,33 @@ class ReferenceReadProcessor:
     def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None):
         _check_plain(attn, attention_mask)
         bank = self.state.bank.get(self.name) if self.state.bank is not None else None
-        if bank is None:
-            return _plain(attn, hidden_states, None)
         frames = self.state.num_frames
         videos = hidden_states.shape[0] // frames
-        mask = self.state.reference_mask
-        if mask is None:
-            mask = torch.ones(videos, dtype=torch.bool, device=hidden_states.device)
-        elif not bool(mask.any()):
+        mask = self.state.reference_mask or (True,) * videos
+        if bank is None or not any(mask):
             return _plain(attn, hidden_states, None)
         bank = bank.to(hidden_states.dtype).expand(videos, -1, -1)
-
         query, key, value = attn.to_q(hidden_states), attn.to_k(hidden_states), attn.to_v(hidden_states)
-        # Project the bank once per video, then share it with all frames of that video.
-        sel = mask.nonzero().flatten()
-        ref_key = attn.to_k(bank[sel]).repeat_interleave(frames, dim=0)
-        ref_value = attn.to_v(bank[sel]).repeat_interleave(frames, dim=0)
-        frame_rows = (sel[:, None] * frames + torch.arange(frames, device=sel.device)).flatten()
-        with_ref = attention(query[frame_rows], torch.cat([key[frame_rows], ref_key], 1),
-                             torch.cat([value[frame_rows], ref_value], 1), attn.heads)
-        if bool(mask.all()):
-            out = with_ref
-        else:
-            own_rows = (~mask).repeat_interleave(frames).nonzero().flatten()
-            own = attention(query[own_rows], key[own_rows], value[own_rows], attn.heads)
-            out = query.new_empty(query.shape)
-            out = out.index_copy(0, frame_rows, with_ref).index_copy(0, own_rows, own)
+        parts = []
+        for first, last, reads in _runs(mask):
+            rows = slice(first * frames, last * frames)
+            k, v = key[rows], value[rows]
+            if reads:  # project the bank once per video, then share it with all frames of that video
+                k = torch.cat([k, attn.to_k(bank[first:last]).repeat_interleave(frames, dim=0)], 1)
+                v = torch.cat([v, attn.to_v(bank[first:last]).repeat_interleave(frames, dim=0)], 1)
+            parts.append(attention(query[rows], k, v, attn.heads))
+        out = parts[0] if len(parts) == 1 else torch.cat(parts)
         return _finish(attn, out, hidden_states)
+
+
+def _runs(flags: tuple[bool, ...]) -> list[tuple[int, int, bool]]:
+    """Maximal runs of equal flags as ``(first, stop, flag)``: ``(F, F, T) -> [(0, 2, F), (2, 3, T)]``."""
+    runs, first = [], 0
+    for i in range(1, len(flags) + 1):
+        if i == len(flags) or flags[i] != flags[first]:
+            runs.append((first, i, flags[first]))
+            first = i
+    return runs
 
 
 class CameraAdaptorProcessor(nn.Module):

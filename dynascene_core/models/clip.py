@@ -39,7 +39,7 @@ class ImageEncoder(nn.Module):
         self.image_size = self.model.config.image_size
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        pixels = clip_preprocess(images, self.image_size).to(self.model.dtype)
+        pixels = clip_preprocess(images.to(self.model.device), self.image_size).to(self.model.dtype)
         return self.model(pixel_values=pixels).image_embeds.unsqueeze(1)
 
 

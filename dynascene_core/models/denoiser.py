@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import torch
 from diffusers import UNetMotionModel
+from diffusers.models.unets.unet_motion_model import AnimateDiffTransformer3D
 from torch import nn
 
 from .attention import (CameraAdaptorProcessor, ChunkedAttnProcessor, ControlState, ReferenceReadProcessor,
@@ -57,6 +58,30 @@ def _camera_scale(module_name: str, levels: int) -> int:
     return index if part == "down_blocks" else levels - 1 - index
 
 
+class PerFrameGroupNorm(nn.GroupNorm):
+    """GroupNorm with statistics per frame, as AnimateDiff, CameraCtrl and Moore-AnimateAnyone apply it
+    in their motion modules (``(b f) c h w``).
+
+    diffusers' ``AnimateDiffTransformer3D`` calls its norm on ``(b, c, f, h, w)``, which a plain GroupNorm
+    normalises over all frames together; released motion-module weights only behave as trained with
+    per-frame statistics. Same parameters (``weight``, ``bias``) as the GroupNorm it replaces.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim != 5:
+            return super().forward(x)
+        b, c, f, h, w = x.shape
+        frames = x.transpose(1, 2).reshape(b * f, c, h, w)
+        return super().forward(frames).reshape(b, f, c, h, w).transpose(1, 2)
+
+    @classmethod
+    def replacing(cls, norm: nn.GroupNorm) -> "PerFrameGroupNorm":
+        """A per-frame norm that shares ``norm``'s parameters (and so its device, dtype and values)."""
+        new = cls(norm.num_groups, norm.num_channels, norm.eps, norm.affine, device="meta")
+        new.weight, new.bias = norm.weight, norm.bias
+        return new
+
+
 class _Identity(nn.Module):
     """A motion module that returns its input (takes the motion module's call signature)."""
 
@@ -85,6 +110,9 @@ class DynaSceneDenoiser(nn.Module):
             if name.endswith(".proj_out") and ".motion_modules." in name:
                 nn.init.zeros_(module.weight)
                 nn.init.zeros_(module.bias)
+        for module in self.unet.modules():
+            if isinstance(module, AnimateDiffTransformer3D):
+                module.norm = PerFrameGroupNorm.replacing(module.norm)
         plain = ChunkedAttnProcessor()
         for name, module in self.unet.named_modules():
             if not name.endswith((".attn1", ".attn2")):
@@ -149,9 +177,9 @@ class DynaSceneDenoiser(nn.Module):
             sizes = {t.shape[0] for t in reference.values()}
             if not sizes <= {1, batch}:
                 raise ValueError(f"reference bank batch sizes {sorted(sizes)} must be 1 or the video batch {batch}")
-        if reference_mask is not None and (reference_mask.dtype != torch.bool or reference_mask.shape != (batch,)):
-            raise ValueError(f"reference_mask must be a bool tensor of shape ({batch},), got "
-                             f"{reference_mask.dtype} {tuple(reference_mask.shape)}")
+        if reference_mask is not None and (len(reference_mask) != batch
+                                           or not all(isinstance(m, bool) for m in reference_mask)):
+            raise ValueError(f"reference_mask must be {batch} Python bools (one per video), got {reference_mask!r}")
         if camera_features is not None:
             if len(camera_features) != self.levels:
                 raise ValueError(f"camera_features must be a list of {self.levels} tensors, got {len(camera_features)}")
@@ -162,11 +190,12 @@ class DynaSceneDenoiser(nn.Module):
                                      f"{batch}, got {tuple(feat.shape)}")
 
     def forward(self, sample: torch.Tensor, timestep, image_embeds: torch.Tensor, reference: dict | None = None,
-                reference_mask: torch.Tensor | None = None, camera_features: list | None = None) -> torch.Tensor:
+                reference_mask=None, camera_features: list | None = None) -> torch.Tensor:
         """Noise prediction ``(B, 4, F, h, w)``.
 
         reference: bank from :class:`ReferenceNet` (``{block: (1 or B, h*w, C)}``); None = no reference.
-        reference_mask: ``(B,)`` bool, False for videos that must not read the bank (CFG uncond).
+        reference_mask: ``B`` Python bools (a host-side sequence, so selecting rows needs no device sync);
+            False for videos that must not read the bank (CFG uncond). None = all read it.
         camera_features: from :class:`CameraEncoder`, batch B or a divisor of it (repeated, CFG).
         """
         self._check_inputs(sample, image_embeds, reference, reference_mask, camera_features)
@@ -175,7 +204,8 @@ class DynaSceneDenoiser(nn.Module):
         if camera_features is not None:
             # (b, C, F, h, w) -> temporal token layout (b*h*w, F, C)
             tokens = [f.permute(0, 3, 4, 2, 1).reshape(-1, frames, f.shape[1]) for f in camera_features]
-        self.control.restore((reference, reference_mask, tokens, frames))
+        mask = tuple(reference_mask) if reference_mask is not None else None
+        self.control.restore((reference, mask, tokens, frames))
         try:
             context = image_embeds.repeat_interleave(frames, dim=0)
             return self.unet(sample, timestep, encoder_hidden_states=context).sample

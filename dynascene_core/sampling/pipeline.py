@@ -17,9 +17,10 @@ import torch
 from ..conditioning import (VAE_DOWNSCALE, LatentCodec, composite, decode_latents, denoiser_input,
                             encode_frames, foreground_pixels, generation_mask, resize_cover_crop)
 from ..models.clip import zero_image_embeds_like
-from .schedule import inference_scheduler
+from .schedule import SD15_TRAINING_SCHEDULE, inference_scheduler
 from .windows import context_windows, window_weights
 
+NUM_TRAIN_TIMESTEPS = SD15_TRAINING_SCHEDULE["num_train_timesteps"]
 ProgressCallback = Callable[[int, int, torch.Tensor], None]
 """``progress(step, total_steps, x0_estimate (1, 4, F, h, w))``; may raise to cancel the run."""
 ImageEncoder = Callable[[torch.Tensor], torch.Tensor]
@@ -66,9 +67,15 @@ class GenerationResult:
     windows: list[range] = field(default_factory=list)
 
 
+MAX_SEED = 2**64 - 1
+
+
 def validate_inputs(frames: torch.Tensor, alpha: torch.Tensor, scene_image: torch.Tensor,
-                    num_camera_frames: int, settings: SamplerSettings) -> None:
-    """Check shapes, ranges and counts, with messages that name the input and both numbers."""
+                    num_camera_frames: int, settings: SamplerSettings, max_context: int | None = None) -> None:
+    """Check shapes, ranges, counts and settings, with messages that name the input and both numbers.
+
+    ``max_context``: the motion modules' maximum frame count (``denoiser.max_frames``); a context window
+    longer than that is refused here rather than deep inside the U-Net."""
     if frames.ndim != 4 or frames.shape[1] != 3:
         raise GenerationInputError(f"frames must be (F, 3, H, W), got {tuple(frames.shape)}")
     n, _, height, width = frames.shape
@@ -94,11 +101,20 @@ def validate_inputs(frames: torch.Tensor, alpha: torch.Tensor, scene_image: torc
             raise GenerationInputError(f"{name} values must lie in [0, 1], got [{lo:.4g}, {hi:.4g}]")
     if scene_image.ndim != 3 or scene_image.shape[0] != 3:
         raise GenerationInputError(f"scene image must be (3, H, W), got {tuple(scene_image.shape)}")
-    if settings.steps < 1:
-        raise GenerationInputError(f"steps must be >= 1, got {settings.steps}")
+    if not 1 <= settings.steps <= NUM_TRAIN_TIMESTEPS:
+        raise GenerationInputError(f"steps must be between 1 and {NUM_TRAIN_TIMESTEPS}, got {settings.steps}")
+    if not 0 <= settings.seed <= MAX_SEED:
+        raise GenerationInputError(f"seed must be between 0 and 2**64-1, got {settings.seed}")
     if settings.guidance_scale < 1:
         raise GenerationInputError(f"guidance scale must be >= 1, got {settings.guidance_scale}")
-    context_windows(n, settings.context_length, settings.context_overlap)  # raises on bad window settings
+    try:
+        windows = context_windows(n, settings.context_length, settings.context_overlap)
+    except ValueError as exc:
+        raise GenerationInputError(str(exc)) from None
+    if max_context is not None and len(windows[0]) > max_context:
+        raise GenerationInputError(f"context length {len(windows[0])} exceeds the motion modules' maximum of "
+                                   f"{max_context} frames (motion_max_seq_length): use a context length of at "
+                                   f"most {max_context}")
 
 
 def fit_scene_image(scene_image: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -130,12 +146,12 @@ def generate(
             given the scene as fitted to the video (as in training), not the raw image.
         frames: ``(F, 3, H, W)`` original video in [0, 1]; alpha: ``(F, 1, H, W)`` human matte (1 = human).
         scene_image: ``(3, h, w)`` in [0, 1]; resized to cover and centre-cropped to ``H × W``.
-        plucker: ``frames range -> (len, 6, H, W)`` Plücker embedding of those frames relative to the
-            reference camera (:func:`dynascene_core.camera.camera_condition`).
+        plucker: ``(frames range, device) -> (len, 6, H, W)`` Plücker embedding of those frames relative to
+            the reference camera (:func:`dynascene_core.camera.camera_condition`), made on ``device``.
         num_camera_frames: frames in the trajectory (must equal F).
     """
-    validate_inputs(frames, alpha, scene_image, num_camera_frames, settings)
     denoiser, reference_net, camera_encoder = networks.denoiser, networks.reference_net, networks.camera_encoder
+    validate_inputs(frames, alpha, scene_image, num_camera_frames, settings, denoiser.max_frames)
     param = next(denoiser.parameters())
     device = torch.device(device) if device is not None else param.device
     dtype = param.dtype
@@ -153,24 +169,29 @@ def generate(
     scene_latent = encode_frames(codec, scene[None]).to(device, dtype)       # (1, 4, h, w)
     image_embeds = encode_image(scene[None]).to(device, dtype).reshape(1, 1, -1)
     bank = reference_net(scene_latent, image_embeds)
-    window_cameras = [camera_encoder(plucker(w).to(device, dtype)[None]) for w in windows]
+
+    def window_camera(window: range) -> list[torch.Tensor]:
+        return camera_encoder(plucker(window, device).to(dtype)[None])
+
+    # Camera features of one window at 768x432 take ~145 MB: with several windows they are recomputed
+    # at every use (a few % of a step) instead of held for all windows, so memory stays flat in length.
+    single_window_camera = window_camera(windows[0]) if len(windows) == 1 else None
     if guided:
         embeds = torch.cat([zero_image_embeds_like(image_embeds), image_embeds])
-        reference_mask = torch.tensor([False, True], device=device)
+        reference_mask = (False, True)
     else:
-        embeds, reference_mask = image_embeds, torch.tensor([True], device=device)
+        embeds, reference_mask = image_embeds, (True,)
 
-    scheduler = inference_scheduler()
-    scheduler.set_timesteps(settings.steps, device=device)
+    scheduler = inference_scheduler(settings.steps)
+    # one CPU generator for the initial noise and then the eta > 0 step noise: the same on every device
     generator = torch.Generator("cpu").manual_seed(settings.seed)
     noise = torch.randn((1, 4, n, *latent_size), generator=generator).to(device)
     latents = noise * scheduler.init_noise_sigma
-    step_generator = torch.Generator("cpu").manual_seed(settings.seed + 1)
 
-    timesteps = scheduler.timesteps
+    timesteps = scheduler.timesteps.tolist()  # host ints: no device sync per step
     for step, t in enumerate(timesteps):
         eps = torch.zeros_like(latents)
-        for window, window_camera, w in zip(windows, window_cameras, weights):
+        for window, w in zip(windows, weights):
             if interrupt is not None:
                 interrupt()
             sl = slice(window.start, window.stop)
@@ -178,19 +199,20 @@ def generate(
             if guided:
                 x = torch.cat([x, x])
             out = denoiser(x, t, embeds, reference=bank, reference_mask=reference_mask,
-                           camera_features=window_camera).float()
+                           camera_features=(single_window_camera if single_window_camera is not None
+                                            else window_camera(window))).float()
             if guided:
                 uncond, cond = out.chunk(2)
                 out = uncond + settings.guidance_scale * (cond - uncond)
             eps[:, :, sl] += out * w[sl].view(1, 1, -1, 1, 1)
         step_noise = None
         if settings.eta > 0:
-            step_noise = torch.randn(latents.shape, generator=step_generator).to(device)
+            step_noise = torch.randn(latents.shape, generator=generator).to(device)
         result = scheduler.step(eps, t, latents, eta=settings.eta, variance_noise=step_noise)
         latents = result.prev_sample
         if settings.foreground_reinjection:
             if step + 1 < len(timesteps):
-                fg_t = scheduler.add_noise(fg_latent, noise, timesteps[step + 1:step + 2])
+                fg_t = scheduler.add_noise(fg_latent, noise, torch.tensor(timesteps[step + 1:step + 2]))
             else:
                 fg_t = fg_latent
             latents = latents * gen_mask + fg_t * (1 - gen_mask)

@@ -7,13 +7,18 @@ sum to exactly 1, so a video that fits in one window gets exactly the single-win
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 
 def context_windows(num_frames: int, length: int = 24, overlap: int = 4) -> list[range]:
-    """Frame ranges covering ``0..num_frames-1``; consecutive windows share at least ``overlap`` frames.
+    """Frame ranges covering ``0..num_frames-1``, spread evenly: the fewest windows of ``length`` frames
+    whose neighbours share at least ``overlap`` frames, with starts evenly spaced from 0 to
+    ``num_frames - length`` so all overlaps are equal (within one frame of rounding).
 
-    The last window is aligned to the end of the video (so it may overlap its neighbour by more).
+    E.g. 48 frames, length 24, overlap 4: ``0–24, 12–36, 24–48`` (overlaps 12 and 12), not
+    ``0–24, 20–44, 24–48``.
     """
     if num_frames < 1:
         raise ValueError(f"context windows need at least one frame, got {num_frames}")
@@ -22,8 +27,9 @@ def context_windows(num_frames: int, length: int = 24, overlap: int = 4) -> list
                          f"(got length={length}, overlap={overlap})")
     if num_frames <= length:
         return [range(num_frames)]
-    stride = length - overlap
-    starts = list(range(0, num_frames - length, stride)) + [num_frames - length]
+    count = math.ceil((num_frames - overlap) / (length - overlap))
+    span = num_frames - length
+    starts = [round(i * span / (count - 1)) for i in range(count)]
     return [range(s, s + length) for s in starts]
 
 
