@@ -14,6 +14,7 @@ import json
 import os
 import sys
 import tempfile
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(1, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
@@ -22,6 +23,8 @@ from comfy_host.model_files import FILES, write_input_files  # noqa: E402
 from comfy_host.server import REPO_ROOT, ComfyServer  # noqa: E402
 
 README_GRAPH = "Video to a new scene"
+RUN_BEFORE_SHOT = ("Design a camera move",)
+"""Workflows that need no model files: queued first, so the thumbnail shows their result in the graph."""
 
 
 def main() -> None:
@@ -35,6 +38,12 @@ def main() -> None:
                 name = os.path.splitext(os.path.basename(path))[0]
                 with open(path, encoding="utf-8") as handle:
                     load_workflow(page, json.load(handle))
+                if name in RUN_BEFORE_SHOT:
+                    before = set(server.get_json("/history"))
+                    page.evaluate("async () => { await window.app.queuePrompt(0); }")
+                    while not set(server.get_json("/history")) - before:
+                        time.sleep(0.2)
+                    time.sleep(2)  # previews appear in the nodes
                 graph = screenshot_graph(page, os.path.join(work, "shot.png"))
                 if name == README_GRAPH:
                     graph.save(os.path.join(REPO_ROOT, "docs", "node_graph.png"), optimize=True)

@@ -34,7 +34,7 @@ def free_port() -> int:
 class ComfyServer:
     """``with ComfyServer(comfy_dir, work_dir) as server:`` — a running host; killed on exit."""
 
-    def __init__(self, comfy_dir: str, work_dir: str, python: str | None = None, start_timeout: float = 120.0):
+    def __init__(self, comfy_dir: str, work_dir: str, python: str | None = None, start_timeout: float = 300.0):
         self.comfy_dir = os.path.abspath(comfy_dir)
         self.work_dir = work_dir
         self.python = python or sys.executable
@@ -145,7 +145,7 @@ class ComfyServer:
             time.sleep(0.05)
         raise TimeoutError(f"prompt {prompt_id} did not finish within {timeout:.0f} s\n{self.log()}")
 
-    def interrupt_at_progress(self, prompt: dict, node_id: str, timeout: float = 180) -> dict:
+    def interrupt_at_progress(self, prompt: dict, node_id: str, timeout: float = 600) -> dict:
         """Queue ``prompt``, press Interrupt (``POST /interrupt``) at node ``node_id``'s first progress event
         and wait for the host's ``execution_interrupted`` message, over the frontend's websocket.
 
