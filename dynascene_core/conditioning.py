@@ -1,8 +1,9 @@
 """How DynaScene's conditions are built from pixels — shared by training and inference.
 
 One place for: the latent codec (VAE encode/decode in frame chunks, scaling 0.18215), the
-generation mask at latent resolution, the 9-channel denoiser input in SD-inpainting order
-``[noisy latent | generation mask | foreground latent]`` and the composite.
+generation mask at latent resolution and the 9-channel denoiser input in SD-inpainting order
+``[noisy latent | generation mask | foreground latent]``. The final composite is
+:mod:`dynascene_core.compositing`.
 """
 
 from __future__ import annotations
@@ -100,16 +101,3 @@ def denoiser_input(noisy: torch.Tensor, gen_mask: torch.Tensor, fg_latent: torch
     ``(N, C, h, w)`` alike: ``[noisy (4) | generation mask (1) | foreground latent (4)]``."""
     return torch.cat([noisy, gen_mask.to(noisy.dtype), fg_latent.to(noisy.dtype)], dim=1)
 
-
-def composite(foreground: torch.Tensor, background: torch.Tensor, alpha: torch.Tensor,
-              feather: int = 0) -> torch.Tensor:
-    """``alpha · foreground + (1 − alpha) · background`` on ``(F, 3, H, W)`` frames.
-
-    ``feather`` (pixels, the Refine Mask node's unit) softens the matte edge first with
-    :func:`dynascene_core.matting.masks.feather`.
-    """
-    if feather:
-        from .matting.masks import feather as feather_mask
-
-        alpha = feather_mask(alpha, feather)
-    return alpha * foreground + (1 - alpha) * background

@@ -27,6 +27,7 @@ import torch
 
 from .camera import CameraTrajectory, camera_condition, demo_clip, estimate_trajectory, make_preset, plot_trajectory
 from .checkpoints import CheckpointError, ModelFiles, assemble_models
+from .compositing import CompositeSettings
 from .conditioning import DiffusersVAECodec, resize_cover_crop
 from .sampling.pipeline import GenerationInputError, SamplerSettings, generate
 from .video import VideoError, matte_from_frames, read_video, to_tensor, write_video
@@ -72,9 +73,18 @@ def parse_args(argv=None) -> argparse.Namespace:
     smp.add_argument("--window", type=int, default=defaults.context_length, help="context window length (frames)")
     smp.add_argument("--overlap", type=int, default=defaults.context_overlap)
     smp.add_argument("--reinject", action="store_true", help="paper eq. 4 foreground re-injection")
-    smp.add_argument("--feather", type=int, default=defaults.feather, help="soften the matte edge in the composite "
-                     "over this many pixels")
     smp.add_argument("--vae-chunk", type=int, default=defaults.vae_chunk)
+    comp = p.add_argument_group("compositing (the person over the new background)")
+    look = CompositeSettings()
+    comp.add_argument("--feather", type=int, default=look.feather, help="edge softness: soften the matte edge over "
+                      "this many pixels")
+    comp.add_argument("--light-wrap", type=float, default=look.light_wrap, help="wrap strength 0-1: the new "
+                      "background's light spilling over the person's edge")
+    comp.add_argument("--harmonize", type=float, default=look.harmonize, help="harmonization strength 0-1: adapt "
+                      "the person's exposure and colour balance to the new background (0 = off)")
+    comp.add_argument("--shadow", type=float, default=look.shadow, help="contact shadow strength 0-1 (0 = off)")
+    comp.add_argument("--shadow-angle", type=float, default=look.shadow_angle, help="shadow direction in degrees "
+                      "from straight down (positive = to the right, within +-80)")
     run = p.add_argument_group("run")
     run.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     run.add_argument("--dtype", choices=["float16", "bfloat16", "float32"], default=None,
@@ -85,8 +95,17 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
+def composite_settings(args: argparse.Namespace) -> CompositeSettings:
+    return CompositeSettings(feather=args.feather, light_wrap=args.light_wrap, harmonize=args.harmonize,
+                             shadow=args.shadow, shadow_angle=args.shadow_angle)
+
+
 def _check_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Refuse inconsistent command lines before reading any file."""
+    try:
+        composite_settings(args).validate()
+    except ValueError as exc:
+        p.error(str(exc))
     for flag in ("width", "height"):
         value = getattr(args, flag)
         if value is not None and (value < 8 or value % 8):
@@ -149,7 +168,8 @@ def _alpha_from_mask_video(path: str, count: int, size: tuple[int, int], max_fra
 
 
 def load_inputs(args, device, dtype):
-    """-> frames (F,3,H,W), alpha (F,1,H,W), scene (3,h,w), trajectory, fps — all at the output size.
+    """-> frames (F,3,H,W), alpha (F,1,H,W), foreground colour (F,3,H,W) or None, scene (3,h,w), trajectory,
+    fps — all at the output size. The foreground colour is RVM's ``fgr`` when --rvm mattes the video.
 
     The cheap inputs (scene image, video, matte) are read and checked before matting or estimation."""
     if args.demo:
@@ -158,19 +178,21 @@ def load_inputs(args, device, dtype):
         frames = to_tensor(clip.frames)
         alpha = torch.from_numpy(clip.masks).float()[:, None]
         scene = to_tensor(clip.scene_image[None])[0]
-        return frames, alpha, scene, clip.trajectory, 8.0
+        return frames, alpha, None, scene, clip.trajectory, 8.0
     scene = _read_image(args.scene)
     video = read_video(args.video, max_frames=args.max_frames)
     src_h, src_w = video.frames.shape[1:3]
     width, height = output_size(src_w, src_h, args)
     frames = resize_cover_crop(to_tensor(video.frames), height, width).clamp_(0, 1)
+    foreground = None
     if args.mask:
         alpha = _alpha_from_mask_video(args.mask, len(video), (width, height), args.max_frames)
     else:
         from .matting import load_rvm, matte_video
 
         rvm = load_rvm(args.rvm, device=device)
-        alpha = matte_video(rvm, frames, progress=lambda done, total: log.info("matting %s/%s", done, total)).alpha
+        matted = matte_video(rvm, frames, progress=lambda done, total: log.info("matting %s/%s", done, total))
+        alpha, foreground = matted.alpha, matted.foreground
         del rvm
     # intrinsics are fitted to the output size (square pixels) by camera_condition
     if args.camera:
@@ -183,7 +205,7 @@ def load_inputs(args, device, dtype):
     if len(trajectory) != len(frames):
         log.warning("camera has %d frames, video %d: resampling the camera", len(trajectory), len(frames))
         trajectory = trajectory.resample(len(frames))
-    return frames, alpha, scene, trajectory, video.fps
+    return frames, alpha, foreground, scene, trajectory, video.fps
 
 
 def load_models(args, device, dtype):
@@ -207,9 +229,10 @@ def main(argv=None) -> int:
     out = args.out or os.path.join("outputs", "demo" if args.demo else os.path.splitext(os.path.basename(args.video))[0])
     settings = SamplerSettings(steps=args.steps, guidance_scale=args.guidance, eta=args.eta, seed=args.seed,
                                context_length=args.window, context_overlap=args.overlap,
-                               foreground_reinjection=args.reinject, vae_chunk=args.vae_chunk, feather=args.feather)
+                               foreground_reinjection=args.reinject, vae_chunk=args.vae_chunk,
+                               compositing=composite_settings(args))
     try:
-        frames, alpha, scene, trajectory, fps = load_inputs(args, device, dtype)
+        frames, alpha, foreground, scene, trajectory, fps = load_inputs(args, device, dtype)
         models, reports = load_models(args, device, dtype)
     except (CheckpointError, VideoError, GenerationInputError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -223,7 +246,8 @@ def main(argv=None) -> int:
 
     try:
         result = generate(models, DiffusersVAECodec(models.vae), models.image_encoder, frames, alpha, scene,
-                          camera_condition(trajectory, height, width), len(trajectory), settings, progress, device)
+                          camera_condition(trajectory, height, width), len(trajectory), settings, progress, device,
+                          foreground=foreground)
     except GenerationInputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

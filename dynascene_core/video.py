@@ -88,6 +88,29 @@ def video_fps(path: str | os.PathLike) -> float:
         reader.close()
 
 
+def probe_video(path: str | os.PathLike) -> tuple[int, int, int]:
+    """``(frames, height, width)`` of a video file or frame folder without decoding every frame."""
+    import imageio_ffmpeg
+    from PIL import Image
+
+    path = os.fspath(path)
+    _check_readable(path)
+    if os.path.isdir(path):
+        names = sorted(n for n in os.listdir(path) if n.lower().endswith(IMAGE_SUFFIXES))
+        if not names:
+            raise VideoError(f"{path}: folder holds no images ({', '.join(IMAGE_SUFFIXES)})")
+        with Image.open(os.path.join(path, names[0])) as im:
+            return len(names), im.height, im.width
+    try:
+        reader = imageio_ffmpeg.read_frames(path)
+        width, height = next(reader)["size"]
+        reader.close()
+        frames, _ = imageio_ffmpeg.count_frames_and_secs(path)
+    except (OSError, RuntimeError, StopIteration) as exc:
+        raise VideoError(f"{path}: not a readable video ({exc})") from exc
+    return int(frames), int(height), int(width)
+
+
 def read_frame_folder(path: str | os.PathLike, max_frames: int | None = None, stride: int = 1) -> np.ndarray:
     """Read the images of a folder in name order as ``(F, H, W, 3)`` uint8; all must share one size."""
     from PIL import Image

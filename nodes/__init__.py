@@ -5,9 +5,9 @@ here (a node name defined twice is an error). Importing this package needs no Co
 reached only through :mod:`.host`, which also registers the pack's model folders when a host is present.
 """
 
-from . import camera, host, matting, models, sampler
+from . import camera, compositing, host, matting, models, sampler
 
-FEATURE_MODULES = (camera, models, matting, sampler)
+FEATURE_MODULES = (camera, models, matting, sampler, compositing)
 
 NODE_CLASS_MAPPINGS: dict = {}
 NODE_DISPLAY_NAME_MAPPINGS: dict = {}

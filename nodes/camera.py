@@ -184,7 +184,8 @@ class EstimateCameraFromVideo:
     RETURN_TYPES = (CAMERA, "STRING")
     RETURN_NAMES = ("camera", "report")
     OUTPUT_TOOLTIPS = ("The estimated trajectory, one pose per frame.",
-                       "Motion type found, field of view and tracking quality.")
+                       "Quality report: verdict (reliable / uncertain / unreliable) and why, motion type, "
+                       "field of view, reprojection error, tracks, inliers, unreliable frames.")
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -213,11 +214,8 @@ class EstimateCameraFromVideo:
         progress(0)
         camera, stats = estimate_trajectory(frames, masks, fov_degrees, focal_search=search_fov,
                                             progress=progress)
-        report = (f"mode: {stats.mode}; fov: {stats.fov_deg:.1f} deg; frames: {len(camera)}; "
-                  f"median confidence: {float(np.median(stats.confidence)):.2f}")
-        if stats.warnings:
-            report += "; warnings: " + " | ".join(stats.warnings)
-        return (camera, report)
+        report = stats.quality.summary()
+        return {"ui": {"text": [report]}, "result": (camera, report)}
 
 
 class PreviewCamera:

@@ -65,7 +65,9 @@ class MatteVideo:
     FUNCTION = "matte"
     RETURN_TYPES = ("IMAGE", "MASK")
     RETURN_NAMES = ("foreground", "mask")
-    OUTPUT_TOOLTIPS = ("The frames with the background set to black (frames x alpha): DynaScene's foreground input.",
+    OUTPUT_TOOLTIPS = ("RVM's predicted foreground colour (meaningful where the mask is above 0): connect it to the "
+                       "Sampler's or Composite node's 'foreground' so hair and motion blur keep no colour of the "
+                       "old background.",
                        "Alpha matte, 1 on the human.")
 
     @classmethod
@@ -93,7 +95,7 @@ class MatteVideo:
         parts = list(iter_matting(network, frames, chunk, downsample_ratio or None,
                                   progress=lambda done, total: progress(done, total)))
         alpha = core_to_mask(torch.cat([p.alpha for p in parts]))
-        foreground = frames_to_image(torch.cat([p.foreground_video for p in parts]))
+        foreground = frames_to_image(torch.cat([p.foreground for p in parts]))
         return (foreground, alpha)
 
 

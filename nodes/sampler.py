@@ -1,20 +1,22 @@
 """The DynaScene sampler node (background video behind a human, camera-controlled) and the composite node.
 
 All sampling and compositing math is :func:`dynascene_core.sampling.pipeline.generate` and
-:func:`dynascene_core.conditioning.composite`; this module converts ComfyUI types, validates inputs
+:func:`dynascene_core.compositing.composite`; this module converts ComfyUI types, validates inputs
 with messages a user can act on, and reports progress (with previews) and cancellation.
 """
 
 from __future__ import annotations
 
-from dynascene_core.conditioning import VAE_DOWNSCALE, composite
+from dynascene_core.compositing import composite
+from dynascene_core.conditioning import VAE_DOWNSCALE
 from dynascene_core.camera import camera_condition
 from dynascene_core.sampling.pipeline import SamplerSettings, fit_scene_image, generate, validate_inputs
 
 from . import host
 from .adapters import ProgressReporter, frames_to_image, image_to_frames, latents_to_host, mask_to_core
+from .compositing import settings_with_feather
 from .models import HostVAECodec, check_vae, clip_image_embeds
-from .types import CAMERA, CATEGORY, MODEL
+from .types import CAMERA, CATEGORY, COMPOSITE_SETTINGS, MODEL
 
 GENERATE_CATEGORY = f"{CATEGORY}/Generate"
 MAX_FRAMES = 4096
@@ -37,6 +39,27 @@ def check_frame_size(height: int, width: int, name: str = "images") -> None:
         raise ValueError(f"{name} are {width}x{height} pixels; DynaScene needs width and height divisible by "
                          f"{VAE_DOWNSCALE}. Resize (e.g. with an 'Upscale Image' node) to "
                          f"{width // VAE_DOWNSCALE * VAE_DOWNSCALE}x{height // VAE_DOWNSCALE * VAE_DOWNSCALE} first")
+
+
+COMPOSITE_INPUTS = {
+    "foreground": ("IMAGE", {"tooltip": "The human's own colour from 'Matte Video with RVM' (its foreground "
+                                        "output). Unconnected, it is estimated from the images and the mask."}),
+    "composite_settings": (COMPOSITE_SETTINGS, {"tooltip": "Light wrap, harmonization and contact shadow "
+                                                           "(Composite Settings node); unconnected: the defaults."}),
+}
+"""Optional inputs shared by the Sampler (its composite output) and the Composite node."""
+
+
+def composite_foreground(foreground, frames, name: str = "foreground"):
+    """The optional ``foreground`` IMAGE as core frames matching ``frames`` (None when unconnected)."""
+    if foreground is None:
+        return None
+    colour = image_to_frames(foreground, name)
+    if colour.shape != frames.shape:
+        raise ValueError(f"{name} is {colour.shape[0]} frames of {colour.shape[3]}x{colour.shape[2]} but images are "
+                         f"{frames.shape[0]} frames of {frames.shape[3]}x{frames.shape[2]}: use the foreground from "
+                         f"matting the same frames")
+    return colour
 
 
 def check_same_size(mask, frames, mask_name: str = "mask") -> None:
@@ -88,18 +111,21 @@ class DynaSceneSampler:
                 "context_overlap": ("INT", {"default": 4, "min": 0, "max": MAX_FRAMES,
                                             "tooltip": "Frames shared by neighbouring windows (blended)."}),
                 "feather": ("INT", {"default": 0, "min": 0, "max": 256,
-                                      "tooltip": "Softens the matte edge in the composite over this many pixels "
-                                                 "(as Refine Mask's feather)."}),
+                                      "tooltip": "Edge softness: softens the matte edge in the composite over this "
+                                                 "many pixels (as Refine Mask's feather)."}),
             },
+            "optional": COMPOSITE_INPUTS,
         }
 
     def sample(self, dynascene_model, vae, clip_vision, scene_image, images, mask, camera, fit_camera_to_frames,
-               steps, guidance, seed, eta, foreground_reinjection, context_length, context_overlap, feather):
+               steps, guidance, seed, eta, foreground_reinjection, context_length, context_overlap, feather,
+               foreground=None, composite_settings=None):
         frames = image_to_frames(images, "images")
         n, _, height, width = frames.shape
         check_frame_size(height, width)
         alpha = mask_to_core(mask, n, "mask")
         check_same_size(alpha, frames)
+        colour = composite_foreground(foreground, frames)
         scene = image_to_frames(scene_image, "scene_image")[0]
         if len(camera) != n:
             if not fit_camera_to_frames:
@@ -108,7 +134,8 @@ class DynaSceneSampler:
             camera = camera.resample(n)
         settings = SamplerSettings(steps=steps, guidance_scale=guidance, eta=eta, seed=seed,
                                    context_length=context_length, context_overlap=context_overlap,
-                                   foreground_reinjection=foreground_reinjection, feather=feather)
+                                   foreground_reinjection=foreground_reinjection,
+                                   compositing=settings_with_feather(composite_settings, feather))
         validate_inputs(frames, alpha, scene, len(camera), settings)
         check_vae(vae)
 
@@ -123,14 +150,15 @@ class DynaSceneSampler:
         progress = ProgressReporter(steps)
         result = generate(networks, codec, lambda _: embeds, frames, alpha, scene,
                           camera_condition(camera, height, width), len(camera), settings, progress=progress,
-                          interrupt=host.check_interrupted)
+                          interrupt=host.check_interrupted, foreground=colour)
         return (frames_to_image(result.background), frames_to_image(result.composite), latents_to_host(result.latents))
 
 
 class DynaSceneComposite:
-    DESCRIPTION = ("Put the human back over a background video with its matte: alpha x frames + (1 - alpha) x "
-                   "background. Use it to re-composite with a refined mask or another feather without sampling "
-                   "again.")
+    DESCRIPTION = ("Put the human back over a background video with its matte, matte-aware: the human's own colour "
+                   "at soft edges (RVM's foreground, or estimated from the images), light wrap, harmonization and "
+                   "an optional contact shadow (Composite Settings). Use it to re-composite with a refined mask, "
+                   "another feather or other settings without sampling again.")
     CATEGORY = GENERATE_CATEGORY
     FUNCTION = "composite"
     RETURN_TYPES = ("IMAGE",)
@@ -144,12 +172,13 @@ class DynaSceneComposite:
                 "background": ("IMAGE", {"tooltip": "The background frames (same count and size)."}),
                 "mask": ("MASK", {"tooltip": "Human alpha per frame (1 = human)."}),
                 "feather": ("INT", {"default": 0, "min": 0, "max": 256,
-                                      "tooltip": "Softens the matte edge over this many pixels (as Refine Mask's "
-                                                 "feather)."}),
+                                      "tooltip": "Edge softness: softens the matte edge over this many pixels (as "
+                                                 "Refine Mask's feather)."}),
             },
+            "optional": COMPOSITE_INPUTS,
         }
 
-    def composite(self, images, background, mask, feather):
+    def composite(self, images, background, mask, feather, foreground=None, composite_settings=None):
         frames = image_to_frames(images, "images")
         back = image_to_frames(background, "background")
         if back.shape != frames.shape:
@@ -157,7 +186,9 @@ class DynaSceneComposite:
                              f"are {frames.shape[0]} frames of {frames.shape[3]}x{frames.shape[2]}")
         alpha = mask_to_core(mask, len(frames), "mask")
         check_same_size(alpha, frames)
-        return (frames_to_image(composite(frames, back, alpha, feather)),)
+        colour = composite_foreground(foreground, frames)
+        settings = settings_with_feather(composite_settings, feather)
+        return (frames_to_image(composite(frames, back, alpha, colour, settings)),)
 
 
 NODE_CLASS_MAPPINGS = {

@@ -11,3 +11,6 @@ MODEL = "DYNASCENE_MODEL"
 
 MATTING_MODEL = "DYNASCENE_RVM"
 """A :class:`nodes.matting.MattingModel`: the Robust Video Matting network and its host ModelPatcher."""
+
+COMPOSITE_SETTINGS = "DYNASCENE_COMPOSITE_SETTINGS"
+"""A :class:`dynascene_core.compositing.CompositeSettings` (light wrap, harmonization, contact shadow)."""

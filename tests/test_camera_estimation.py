@@ -1,5 +1,6 @@
 """Camera estimation on synthetic clips with known cameras, bad input, synthetic renderer, CLI."""
 
+import json
 import os
 import subprocess
 import sys
@@ -107,6 +108,8 @@ def test_cli_roundtrip(tmp_path):
     assert result.returncode == 0, result.stderr
     est = CameraTrajectory.load(tmp_path / "est.txt")
     assert len(est) == 8 and est.positions[-1, 0] > 0  # camera moved right
+    report = json.loads((tmp_path / "est.quality.json").read_text())
+    assert report["verdict"] in result.stdout and report["frames"] == 8 and report["focal_estimated"] is False
     result = run("plot", "est.txt", "--out", "p.png", "--width", "256", "--height", "128")
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "p.png").stat().st_size > 1000

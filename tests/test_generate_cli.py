@@ -16,12 +16,13 @@ from dynascene_core.video import read_video, write_video
 def test_demo_writes_every_output(tmp_path):
     out = tmp_path / "demo"
     assert cli.main(["--demo", "--steps", "2", "--max-frames", "5", "--width", "64", "--height", "48",
-                     "--out", str(out)]) == 0
+                     "--shadow", "0.3", "--out", str(out)]) == 0
     for name in ("background.mp4", "composite.mp4", "camera.png", "camera.txt", "run.json"):
         assert (out / name).stat().st_size > 0, name
     assert read_video(out / "composite.mp4").frames.shape == (5, 48, 64, 3)
     run = json.loads((out / "run.json").read_text())
     assert run["frames"] == 5 and run["settings"]["steps"] == 2
+    assert run["settings"]["compositing"]["shadow"] == 0.3 and run["settings"]["compositing"]["harmonize"] == 0.7
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +59,8 @@ def test_real_files_with_mask_video_and_preset(files, tmp_path):
     (["--video", "v.mp4", "--scene", "s.png", "--mask", "m.mp4", "--estimate", "--dynascene", "x"],
      "v.mp4 does not exist"),
     (["--demo", "--width", "60"], "multiple of 8"),
+    (["--demo", "--harmonize", "1.5"], "harmonize must be in [0, 1], got 1.5"),
+    (["--demo", "--shadow-angle", "90"], "shadow_angle must be within"),
     (["--demo", "--estimate"], "drop --estimate"),
 ])
 def test_bad_command_lines_are_refused_before_any_work(argv, message, capsys):

@@ -120,8 +120,10 @@ def test_estimate_camera_from_video_with_mask():
     clip = demo_clip(num_frames=8, height=96, width=160, preset="pan_right")
     frames = torch.from_numpy(clip.frames).float() / 255.0  # IMAGE (F, H, W, 3)
     mask = torch.from_numpy(clip.masks.astype(np.float32)).reshape(8, 96, 160)
-    camera, report = cam.EstimateCameraFromVideo().estimate(frames, 65.0, False, human_mask=mask)
-    assert len(camera) == 8 and "mode:" in report
+    result = cam.EstimateCameraFromVideo().estimate(frames, 65.0, False, human_mask=mask)
+    camera, report = result["result"]
+    assert len(camera) == 8 and "rotation motion" in report and report.split(":")[0] in ("reliable", "uncertain")
+    assert result["ui"]["text"] == [report]
     truth = clip.trajectory
     turned = torch.rad2deg(torch.acos(((camera.c2w[-1, :3, :3].trace() - 1) / 2).clamp(-1, 1)))
     true_turn = torch.rad2deg(torch.acos(((truth.c2w[-1, :3, :3].trace() - 1) / 2).clamp(-1, 1)))

@@ -9,11 +9,13 @@ import torch
 from safetensors.torch import save_file
 
 from dynascene_core.camera import make_preset
-from dynascene_core.conditioning import DiffusersVAECodec, composite
+from dynascene_core.compositing import CompositeSettings, composite
+from dynascene_core.conditioning import DiffusersVAECodec
 from dynascene_core.matting import RobustVideoMatting, matte_video
 from dynascene_core.models import DynaSceneModels
 from dynascene_core.camera import camera_condition
 from dynascene_core.sampling.pipeline import SamplerSettings, generate
+from nodes import compositing as nodes_compositing
 from nodes import host, matting, sampler
 from nodes.models import DynaSceneModel
 from nodes_fixtures import TinyHostCLIPVision, TinyHostVAE, model_folder, standalone_dirs
@@ -60,7 +62,7 @@ def test_sampler_matches_the_core_pipeline(tiny):
 
     frames, alpha, scene_chw = images.permute(0, 3, 1, 2), mask[:, None], scene[0].permute(2, 0, 1)
     settings = SamplerSettings(steps=2, guidance_scale=2.0, seed=7, context_length=4, context_overlap=2,
-                               foreground_reinjection=True, feather=1)
+                               foreground_reinjection=True, compositing=CompositeSettings(feather=1))
     want = generate(tiny, DiffusersVAECodec(tiny.vae), tiny.image_encoder, frames, alpha, scene_chw,
                     camera_condition(camera, H, W), F, settings)
     assert torch.allclose(latent["samples"] * 0.18215, want.latents[0].permute(1, 0, 2, 3), atol=1e-5)
@@ -79,13 +81,24 @@ def test_sampler_matches_the_core_pipeline(tiny):
 def test_composite_node_is_the_core_composite():
     images, mask, _ = _inputs()
     background = torch.rand(F, H, W, 3)
-    (out,) = sampler.DynaSceneComposite().composite(images, background, mask, 2)
-    want = composite(images.permute(0, 3, 1, 2), background.permute(0, 3, 1, 2), mask[:, None], 2)
+    node = sampler.DynaSceneComposite()
+    (out,) = node.composite(images, background, mask, 2)
+    frames, back = images.permute(0, 3, 1, 2), background.permute(0, 3, 1, 2)
+    want = composite(frames, back, mask[:, None], settings=CompositeSettings(feather=2))
     assert torch.allclose(out, want.permute(0, 2, 3, 1))
-    (single,) = sampler.DynaSceneComposite().composite(images, background, mask[:1], 0)  # one mask for all
-    assert torch.allclose(single[3], images[3] * mask[0, ..., None] + background[3] * (1 - mask[0, ..., None]))
+    fgr = torch.rand(F, H, W, 3)                                        # RVM's foreground colour, when connected
+    (settings,) = nodes_compositing.CompositeSettingsNode().settings(0.0, 0.0, 8, 0.0, 30.0, 0.35)
+    (single,) = node.composite(images, background, mask[:1], 0, foreground=fgr, composite_settings=settings)
+    assert torch.allclose(single[3], fgr[3] * mask[0, ..., None] + background[3] * (1 - mask[0, ..., None]))
+    (shadowed,) = node.composite(images, background, mask, 0, fgr, nodes_compositing.CompositeSettingsNode().settings(
+        0.0, 0.0, 8, 0.8, 0.0, 0.35)[0])
+    below_feet = (slice(None), slice(24, 27), slice(10, 20))
+    assert (shadowed <= single + 1e-6).all()
+    assert float((single - shadowed)[below_feet].mean()) > 0.2        # the node's shadow setting reaches the core
     with pytest.raises(ValueError, match="background is 5 frames of 32x32 but images are 6 frames"):
-        sampler.DynaSceneComposite().composite(images, background[:5], mask, 0)
+        node.composite(images, background[:5], mask, 0)
+    with pytest.raises(ValueError, match="foreground is 6 frames of 16x32 but images are 6 frames of 32x32"):
+        node.composite(images, background, mask, 0, foreground=fgr[:, :, :16])
 
 
 @pytest.mark.parametrize("change,message", [
@@ -146,7 +159,7 @@ def test_matting_nodes_match_the_core(dirs, rvm_state):
     want = matte_video(model.network, images.permute(0, 3, 1, 2), chunk=5)
     assert foreground.shape == (5, 32, 32, 3) and mask.shape == (5, 32, 32)
     assert torch.allclose(mask, want.alpha[:, 0], atol=1e-5)
-    assert torch.allclose(foreground, want.foreground_video.permute(0, 2, 3, 1), atol=1e-5)
+    assert torch.allclose(foreground, want.foreground.permute(0, 2, 3, 1), atol=1e-5)  # RVM's fgr colour
     with pytest.raises(FileNotFoundError, match="'rvm' model folder.*rvm_mobilenetv3.pth"):
         matting.LoadMattingModel().load("missing.pth")
 

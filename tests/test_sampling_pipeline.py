@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from dynascene_core.camera import camera_condition, make_preset
+from dynascene_core.compositing import CompositeSettings, composite
 from dynascene_core.conditioning import DiffusersVAECodec, encode_frames, foreground_pixels, generation_mask
 from dynascene_core.models import DynaSceneModels
 from dynascene_core.sampling.pipeline import GenerationInputError, SamplerSettings, fit_scene_image, generate
@@ -122,10 +123,13 @@ def test_foreground_reinjection_keeps_the_human_latent(models):
 
 def test_composite_keeps_the_human_pixels(models):
     frames, alpha, scene, traj = inputs = _inputs()
-    result = _run(models, SamplerSettings(steps=1), inputs)
+    plain = CompositeSettings(light_wrap=0.0, harmonize=0.0)
+    result = _run(models, SamplerSettings(steps=1, compositing=plain), inputs, foreground=frames)
     human = alpha.expand_as(frames) > 0.5
     assert torch.equal(result.composite[human], frames[human])
     assert torch.equal(result.composite[~human], result.background[~human])
+    default = _run(models, SamplerSettings(steps=1), inputs)         # matte-aware, harmonized: the composite call
+    torch.testing.assert_close(default.composite, composite(frames, default.background, alpha))
 
 
 def test_progress_reports_every_step_and_can_cancel(models):
@@ -200,3 +204,12 @@ def test_interrupt_is_checked_before_every_window(models):
     finally:
         den.restore()
     assert len(den.calls) == 2  # cancelled between windows, no further U-Net work
+
+
+def test_bad_composite_inputs_fail_before_sampling(models, monkeypatch):
+    frames, alpha, scene, traj = inputs = _inputs()
+    monkeypatch.setattr(models.denoiser, "forward", lambda *a, **k: pytest.fail("sampling started"))
+    with pytest.raises(GenerationInputError, match="foreground colour \\(6, 3, 16, 32\\) differs from frames"):
+        _run(models, SamplerSettings(steps=1), inputs, foreground=frames[:, :, :16])
+    with pytest.raises(GenerationInputError, match="light_wrap must be in \\[0, 1\\], got 2"):
+        _run(models, SamplerSettings(steps=1, compositing=CompositeSettings(light_wrap=2)), inputs)

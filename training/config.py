@@ -7,18 +7,14 @@ Unknown keys, in files or overrides, are errors naming the key, so a typo never 
 
 from __future__ import annotations
 
-import copy
-import difflib
 import os
 
 import yaml
 
+from dynascene_core.settings import ConfigError, merge_settings, read_yaml
+
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
 DEFAULT_CONFIG = "tiny"
-
-
-class ConfigError(ValueError):
-    """A config file or override is invalid; the message names the key or file."""
 
 
 def config_path(name_or_path: str) -> str:
@@ -32,48 +28,14 @@ def config_path(name_or_path: str) -> str:
     return path
 
 
-def _read_yaml(path: str) -> dict:
-    with open(path, encoding="utf-8") as handle:
-        data = yaml.safe_load(handle) or {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: a config file must hold a mapping, got {type(data).__name__}")
-    return data
-
-
-def _merge(base: dict, update: dict, source: str, prefix: str = "") -> dict:
-    """``base`` with ``update`` applied; every key of ``update`` must already exist in ``base``."""
-    out = copy.deepcopy(base)
-    for key, value in update.items():
-        name = f"{prefix}{key}"
-        if key not in out:
-            close = difflib.get_close_matches(name, list(_flat_keys(base, prefix)), n=3)
-            hint = f"; did you mean {', '.join(close)}?" if close else ""
-            raise ConfigError(f"{source}: unknown setting {name!r}{hint}")
-        if isinstance(out[key], dict):
-            if not isinstance(value, dict):
-                raise ConfigError(f"{source}: {name!r} is a section, got {value!r}")
-            out[key] = _merge(out[key], value, source, name + ".")
-        else:
-            out[key] = value
-    return out
-
-
-def _flat_keys(tree: dict, prefix: str = ""):
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            yield from _flat_keys(value, f"{prefix}{key}.")
-        else:
-            yield f"{prefix}{key}"
-
-
 def load_config_file(path: str) -> dict:
     """A YAML config with its ``base`` chain resolved (bases are relative to the file)."""
-    data = _read_yaml(path)
+    data = read_yaml(path)
     base_name = data.pop("base", None)
     if base_name is None:
         return data
     base = load_config_file(os.path.join(os.path.dirname(path), base_name))
-    return _merge(base, data, path)
+    return merge_settings(base, data, path)
 
 
 def parse_override(text: str) -> tuple[list[str], object]:
@@ -97,7 +59,7 @@ def apply_overrides(config: dict, overrides: list[str]) -> dict:
         update: dict = value  # type: ignore[assignment]
         for part in reversed(path):
             update = {part: update}
-        config = _merge(config, update, f"override {text!r}")
+        config = merge_settings(config, update, f"override {text!r}")
     return config
 
 

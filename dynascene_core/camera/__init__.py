@@ -8,11 +8,14 @@ from .trajectory import DEFAULT_INTRINSICS, CameraTrajectory, PoseFileError
 from .presets import EASINGS, PRESET_NAMES, combine, make_preset, random_smooth_trajectory
 from .plucker import camera_condition, plucker_embedding, plucker_to_rgb, relative_cameras
 from .synthetic import SyntheticClip, demo_clip, render_synthetic_clip
+from .quality import CameraQuality
+from .intrinsics import load_intrinsics
 from .estimate import DEFAULT_FOV_DEG, EstimationStats, estimate_trajectory
 from .plot import plot_trajectory
 
 __all__ = [
     "DEFAULT_INTRINSICS", "CameraTrajectory", "PoseFileError", "EASINGS", "PRESET_NAMES", "combine",
     "make_preset", "random_smooth_trajectory", "plucker_embedding", "plucker_to_rgb", "camera_condition", "relative_cameras", "SyntheticClip", "demo_clip",
-    "render_synthetic_clip", "DEFAULT_FOV_DEG", "EstimationStats", "estimate_trajectory", "plot_trajectory",
+    "render_synthetic_clip", "DEFAULT_FOV_DEG", "EstimationStats", "CameraQuality", "load_intrinsics", "estimate_trajectory",
+    "plot_trajectory",
 ]

@@ -1,6 +1,7 @@
 """Camera command line.
 
-``python -m dynascene_core.camera estimate VIDEO [--mask MASK_VIDEO] [--fov DEG] [--focal-search] --out poses.txt``
+``python -m dynascene_core.camera estimate VIDEO [--mask MASK_VIDEO] [--fov DEG | --intrinsics FILE] --out poses.txt``
+(also writes ``poses.quality.json``, the quality report)
 ``python -m dynascene_core.camera preset NAME[+NAME...] --frames N [--speed S] [--easing E] --out poses.txt``
 ``python -m dynascene_core.camera plot POSES --out plot.png``
 ``python -m dynascene_core.camera demo --out clip.mp4 [--preset NAME] [--poses-out poses.txt]``
@@ -9,10 +10,10 @@
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 import warnings
-
-import numpy as np
 
 
 def _estimate(args) -> None:
@@ -28,12 +29,21 @@ def _estimate(args) -> None:
             raise SystemExit(f"error: {args.mask} has {len(masks)} frames but {args.video} has {len(video.frames)}")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        trajectory, stats = estimate_trajectory(video.frames, masks, args.fov, focal_search=args.focal_search)
+        trajectory, stats = estimate_trajectory(video.frames, masks, args.fov, intrinsics=args.intrinsics,
+                                                focal_search=args.focal_search)
     for warning in caught:
         print(f"warning: {warning.message}", file=sys.stderr)
     trajectory.save(args.out, format=args.format)
-    print(f"{args.out}: {len(trajectory)} poses, mode {stats.mode}, fov {stats.fov_deg:.1f} deg, "
-          f"median inliers {int(np.median(stats.inliers))}, median confidence {np.median(stats.confidence):.2f}")
+    report_path = quality_path(args.out)
+    with open(report_path, "w", encoding="utf-8") as handle:
+        json.dump(stats.quality.to_dict(), handle, indent=2)
+    print(f"{args.out}: {len(trajectory)} poses; quality report {report_path}")
+    print(stats.quality.summary())
+
+
+def quality_path(pose_path: str) -> str:
+    """Where the CLI writes a pose file's quality report: ``poses.txt`` → ``poses.quality.json``."""
+    return os.path.splitext(pose_path)[0] + ".quality.json"
 
 
 def _preset(args) -> None:
@@ -79,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--mask", help="mask video/folder, any channel > 127 = human (excluded)")
     p.add_argument("--fov", type=float, default=None,
                    help=f"field of view across the longer side, degrees (default {DEFAULT_FOV_DEG:g})")
+    p.add_argument("--intrinsics", default=None,
+                   help="intrinsics file: JSON {fx, fy, cx, cy, width, height} in pixels, or COLMAP cameras.txt")
     p.add_argument("--focal-search", action="store_true", help="choose the FOV by reprojection error")
     p.add_argument("--max-frames", type=int, default=None)
     p.add_argument("--stride", type=int, default=1, help="keep every n-th frame")

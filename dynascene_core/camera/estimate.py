@@ -34,6 +34,8 @@ import numpy as np
 import torch
 
 from ..matting.masks import dilate
+from .intrinsics import fov_of, intrinsics_for_fov, resolve_intrinsics
+from .quality import CameraQuality, assess
 from .trajectory import CameraTrajectory
 
 DEFAULT_FOV_DEG = 65.0
@@ -51,6 +53,7 @@ class EstimationStats:
     mode: str = "general"  # "general", "rotation", "static"
     fov_deg: float = DEFAULT_FOV_DEG
     warnings: list[str] = field(default_factory=list)
+    quality: CameraQuality | None = None  # the per-clip report (always set by estimate_trajectory)
 
 
 @dataclass
@@ -94,12 +97,6 @@ def _as_masks(masks, frames: np.ndarray) -> np.ndarray | None:
                          f"{frames.shape[2]}x{frames.shape[1]}")
     threshold = 127 if m.dtype == np.uint8 else 0.5
     return m > threshold
-
-
-def intrinsics_for_fov(fov_deg: float, height: int, width: int) -> np.ndarray:
-    """Normalised ``(fx, fy, cx, cy)`` for a FOV across the longer side, square pixels, centred."""
-    focal = max(height, width) / 2 / math.tan(math.radians(fov_deg) / 2)
-    return np.array([focal / width, focal / height, 0.5, 0.5])
 
 
 # ----------------------------------------------------------------------------------------------
@@ -384,27 +381,30 @@ def _solve_general(tracks: _Tracks, k: np.ndarray, init: int, scene_depth: float
 
 # ----------------------------------------------------------------------------------------------
 
-def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, focal_search: bool = False,
+def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, intrinsics=None,
+                        focal_search: bool = False,
                         max_features: int = 600, mask_dilation: float = 0.02, fb_px: float = 0.5,
                         static_px: float = 0.3, parallax_px: float = 0.6, parallax_ratio: float = 3.0, min_points: int = 20,
                         scene_depth: float = 1.0, refine_passes: int = 2, progress=None
                         ) -> tuple[CameraTrajectory, EstimationStats]:
     """Estimate the camera of a clip from its background; poses relative to the first frame.
 
-    ``frames``: ``(F, H, W, 3)`` uint8 (or a ``(F, 3, H, W)`` float tensor in [0, 1]).
+    ``frames``: ``(F, H, W, 3)`` uint8 (or a ``(F, 3, H, W)`` float tensor in [0, 1], any device).
     ``masks``: optional ``(F, H, W)`` / ``(F, 1, H, W)``, 1 (or > 127 for uint8) = human; dilated by
-    ``mask_dilation`` × the longer side before use. ``fov_deg``: FOV across the longer side
-    (default :data:`DEFAULT_FOV_DEG`); ``focal_search`` picks it by reprojection error instead.
-    Returns the trajectory and :class:`EstimationStats`. Too few background features → a static
-    trajectory and a ``UserWarning`` (also recorded in ``stats.warnings``). ``progress(done, frames)``, if
-    given, is called after each tracked frame and again (at ``frames``) before every pose solve, so a
-    caller can report progress and cancel (by raising) between them.
+    ``mask_dilation`` × the longer side before use. ``fov_deg``: FOV across the longer side, or
+    ``intrinsics``: an intrinsics file (JSON / COLMAP ``cameras.txt``) or normalised ``(fx, fy, cx, cy)``;
+    with neither, :data:`DEFAULT_FOV_DEG` (``focal_search`` picks it by reprojection error instead).
+    Returns the trajectory and :class:`EstimationStats` (``stats.quality`` is the per-clip report).
+    Too few background features → a static trajectory, a ``UserWarning`` and an "unreliable" verdict.
+    ``progress(done, frames)``, if given, is called after each tracked frame and again (at ``frames``)
+    before every pose solve, so a caller can report progress and cancel (by raising) between them.
     """
     frames = _as_uint8_frames(frames)
     human = _as_masks(masks, frames)
     count, height, width = frames.shape[:3]
     if count < 1:
         raise ValueError("estimate_trajectory needs at least one frame")
+    given = resolve_intrinsics(intrinsics, fov_deg, height, width)
     gray = np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames])
     allowed = np.full(gray.shape, 255, np.uint8)
     if human is not None:
@@ -414,32 +414,43 @@ def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, foc
     border = max(2, width // 100)
     allowed[:, :border], allowed[:, -border:], allowed[:, :, :border], allowed[:, :, -border:] = 0, 0, 0, 0
 
-    def static_result(mode: str, message: str | None, fov: float, tracked=None):
+    def report(intr: np.ndarray, motion: str, reprojection: float, ratio: float, unreliable, failure=None):
+        valid_tracks = int((tracks.valid.sum(0) >= 2).sum()) if tracks is not None else 0
+        return assess(frames=count, motion=motion, reprojection_px=reprojection, track_count=valid_tracks,
+                      inlier_ratio=ratio, focal_px=float(0.5 * (intr[0] * width + intr[1] * height)),
+                      fov_deg=fov_of(intr, height, width), focal_estimated=given is None and focal_search,
+                      unreliable_frames=list(unreliable), failure=failure)
+
+    def static_result(mode: str, message: str | None, intr: np.ndarray, tracked=None):
         notes = []
         if message:
             warnings.warn(message, UserWarning, stacklevel=3)
             notes.append(message)
         tracked = np.zeros(count, int) if tracked is None else tracked
+        quality = report(intr, mode, 0.0, 0.0 if message else 1.0, [], message)
         stats = EstimationStats(tracked, tracked.copy() if mode == "static" and not message else np.zeros(count, int),
-                                np.full(count, 0.0 if message else 1.0), np.zeros(count), mode, fov, notes)
-        return CameraTrajectory.static(count, intrinsics_for_fov(fov, height, width)), stats
+                                np.full(count, 0.0 if message else 1.0), np.zeros(count), mode,
+                                fov_of(intr, height, width), notes, quality)
+        return CameraTrajectory.static(count, intr), stats
 
-    fov = DEFAULT_FOV_DEG if fov_deg is None else float(fov_deg)
+    tracks = None
+    default_intr = intrinsics_for_fov(DEFAULT_FOV_DEG, height, width) if given is None else given
     if count == 1:
-        return static_result("static", None, fov)
+        return static_result("static", None, default_intr)
     tracks = _track(gray, allowed, max_features, fb_px, progress)
+    fov = fov_of(default_intr, height, width)
     valid = tracks.valid
     tracked = valid.sum(1)
     if tracked.min() < min_points:
         bad = int(np.argmin(tracked))
         return static_result("static", f"camera estimation: only {tracked[bad]} background features in frame "
-                             f"{bad} (need {min_points}); returning a static camera", fov, tracked)
+                             f"{bad} (need {min_points}); returning a static camera", default_intr, tracked)
 
     # static test: median frame-to-frame motion of background tracks, accumulated
     steps = np.linalg.norm(tracks.points[1:] - tracks.points[:-1], axis=-1)
     step_median = np.array([np.median(s[~np.isnan(s)]) if (~np.isnan(s)).sum() else 0.0 for s in steps])
     if step_median.sum() < static_px:
-        return static_result("static", None, fov, tracked)
+        return static_result("static", None, default_intr, tracked)
 
     # parallax test against frame 0: a homography (rotation / zoom) must explain the tracks clearly
     # worse than epipolar geometry does before translation is estimated
@@ -456,7 +467,8 @@ def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, foc
     def solve(fov_value: float):
         if progress is not None:
             progress(count, count)
-        k = intrinsics_for_fov(fov_value, height, width) * np.array([width, height, width, height])
+        intr = intrinsics_for_fov(fov_value, height, width) if given is None else given
+        k = intr * np.array([width, height, width, height])
         if has_parallax:
             general = _solve_general(tracks, k, best, scene_depth, refine_passes)
             if general is not None:
@@ -465,7 +477,7 @@ def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, foc
         c2w, inl, res, zoom = _solve_rotation(tracks, k, max(40, min_points))
         return c2w, inl, res, "rotation", inl >= 8, zoom
 
-    if focal_search:
+    if focal_search and given is None:
         scores = {}
         for candidate in list(range(40, 105, 5)):
             _, inl, res, _, solved, _ = solve(candidate)
@@ -485,7 +497,12 @@ def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, foc
         warnings.warn(notes[-1], UserWarning, stacklevel=2)
     confidence = np.where(solved, inliers / np.maximum(tracked, 1) * np.minimum(1.0, inliers / 50.0), 0.0)
     confidence[0] = 1.0
-    intrinsics = np.tile(intrinsics_for_fov(fov, height, width), (count, 1))
-    intrinsics[:, :2] *= zoom[:, None]
-    traj = CameraTrajectory(torch.from_numpy(c2w), torch.from_numpy(intrinsics))
-    return traj, EstimationStats(tracked, inliers, np.clip(confidence, 0, 1), residual, mode, fov, notes)
+    intr = intrinsics_for_fov(fov, height, width) if given is None else given
+    per_frame = np.tile(intr, (count, 1))
+    per_frame[:, :2] *= zoom[:, None]
+    traj = CameraTrajectory(torch.from_numpy(c2w), torch.from_numpy(per_frame))
+    ok = solved[1:]
+    reprojection = float(np.median(residual[1:][ok])) if ok.any() else float("nan")
+    ratio = float(inliers[1:].sum() / max(1, tracked[1:].sum()))
+    quality = report(intr, mode, reprojection, ratio, unsolved.tolist())
+    return traj, EstimationStats(tracked, inliers, np.clip(confidence, 0, 1), residual, mode, fov, notes, quality)

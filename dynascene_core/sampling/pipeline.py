@@ -14,8 +14,9 @@ from typing import Callable, Protocol
 
 import torch
 
-from ..conditioning import (VAE_DOWNSCALE, LatentCodec, composite, decode_latents, denoiser_input,
-                            encode_frames, foreground_pixels, generation_mask, resize_cover_crop)
+from ..compositing import CompositeSettings, composite
+from ..conditioning import (VAE_DOWNSCALE, LatentCodec, decode_latents, denoiser_input, encode_frames,
+                            foreground_pixels, generation_mask, resize_cover_crop)
 from ..models.clip import zero_image_embeds_like
 from .schedule import SD15_TRAINING_SCHEDULE, inference_scheduler
 from .windows import context_windows, window_weights
@@ -52,8 +53,8 @@ class SamplerSettings:
     foreground_reinjection: bool = False
     """Paper eq. 4: after each step, replace the human region of the latent by the noised foreground latent."""
     vae_chunk: int = 8
-    feather: int = 0
-    """Radius (pixels) over which the matte edge is softened when compositing (Refine Mask's unit)."""
+    compositing: CompositeSettings = field(default_factory=CompositeSettings)
+    """How the human is put over the generated background (edges, harmonization, shadow)."""
 
 
 @dataclass
@@ -109,6 +110,7 @@ def validate_inputs(frames: torch.Tensor, alpha: torch.Tensor, scene_image: torc
         raise GenerationInputError(f"guidance scale must be >= 1, got {settings.guidance_scale}")
     try:
         windows = context_windows(n, settings.context_length, settings.context_overlap)
+        settings.compositing.validate()
     except ValueError as exc:
         raise GenerationInputError(str(exc)) from None
     if max_context is not None and len(windows[0]) > max_context:
@@ -136,6 +138,7 @@ def generate(
     progress: ProgressCallback | None = None,
     device: torch.device | str | None = None,
     interrupt: InterruptCheck | None = None,
+    foreground: torch.Tensor | None = None,
 ) -> GenerationResult:
     """Generate the background video behind a human.
 
@@ -149,9 +152,14 @@ def generate(
         plucker: ``(frames range, device) -> (len, 6, H, W)`` Plücker embedding of those frames relative to
             the reference camera (:func:`dynascene_core.camera.camera_condition`), made on ``device``.
         num_camera_frames: frames in the trajectory (must equal F).
+        foreground: ``(F, 3, H, W)`` the matting network's foreground colour for the composite (RVM's
+            ``fgr``); ``None`` estimates it from ``frames`` and ``alpha``.
     """
     denoiser, reference_net, camera_encoder = networks.denoiser, networks.reference_net, networks.camera_encoder
     validate_inputs(frames, alpha, scene_image, num_camera_frames, settings, denoiser.max_frames)
+    if foreground is not None and foreground.shape != frames.shape:
+        raise GenerationInputError(f"foreground colour {tuple(foreground.shape)} differs from frames "
+                                   f"{tuple(frames.shape)}")
     param = next(denoiser.parameters())
     device = torch.device(device) if device is not None else param.device
     dtype = param.dtype
@@ -220,5 +228,6 @@ def generate(
             progress(step + 1, len(timesteps), result.pred_original_sample)
 
     background = decode_latents(codec, latents[0].permute(1, 0, 2, 3), settings.vae_chunk, device="cpu")
-    comp = composite(frames.float().cpu(), background, alpha.float().cpu(), settings.feather)
+    comp = composite(frames.float().cpu(), background, alpha.float().cpu(),
+                     None if foreground is None else foreground.float().cpu(), settings.compositing)
     return GenerationResult(background=background, composite=comp, latents=latents.cpu(), windows=windows)

@@ -1,0 +1,113 @@
+"""Per-clip quality report of a camera estimate: numbers, a verdict and the reasons for it.
+
+The verdict is what the data preparation uses to drop clips ("unreliable") and what the ComfyUI node
+shows. It is decided from measured quantities only (thresholds below, in pixels at the clip's size):
+
+- ``unreliable``: no camera could be estimated (too few background features), or more than a quarter
+  of the frames have no trustworthy pose, or the median reprojection error exceeds
+  :data:`UNRELIABLE_REPROJECTION_PX`, or fewer than :data:`UNRELIABLE_INLIER_RATIO` of the tracks agree
+  with the estimated motion;
+- ``uncertain``: some frames unreliable, reprojection above :data:`UNCERTAIN_REPROJECTION_PX`,
+  inlier ratio below :data:`UNCERTAIN_INLIER_RATIO`, few tracks, or a focal length that the motion
+  could not determine (estimated from too little rotation/parallax);
+- ``reliable`` otherwise.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+VERDICTS = ("reliable", "uncertain", "unreliable")
+UNRELIABLE_REPROJECTION_PX = 3.0
+UNCERTAIN_REPROJECTION_PX = 1.5
+UNRELIABLE_INLIER_RATIO = 0.3
+UNCERTAIN_INLIER_RATIO = 0.6
+UNRELIABLE_FRAME_SHARE = 0.25
+FEW_TRACKS = 60
+
+
+@dataclass
+class CameraQuality:
+    """Quality report of one clip's camera estimate (see the module docstring for the verdict rules)."""
+
+    verdict: str  # "reliable", "uncertain" or "unreliable"
+    reasons: list[str]  # human-readable, one per finding; empty when reliable
+    reprojection_px: float  # median reprojection error of the inlier observations (pixels)
+    track_count: int  # background tracks used (seen in at least two frames)
+    inlier_ratio: float  # share of track observations consistent with the estimate
+    focal_px: float  # focal length in pixels at the clip's resolution (first frame)
+    fov_deg: float  # field of view across the longer image side (first frame)
+    focal_estimated: bool  # True when the focal was estimated from the clip, False when given
+    unreliable_frames: list[int] = field(default_factory=list)  # frames whose pose is not trustworthy
+    motion: str = "general"  # "general", "rotation" or "static"
+    frames: int = 0
+
+    def to_dict(self) -> dict:
+        """JSON-safe dict (plain floats/ints/strings; NaN/inf written as None)."""
+        data = asdict(self)
+        for key, value in data.items():
+            if isinstance(value, float) and not math.isfinite(value):
+                data[key] = None
+            elif isinstance(value, float):
+                data[key] = round(value, 4)
+        data["unreliable_frames"] = [int(i) for i in self.unreliable_frames]
+        return data
+
+    def summary(self) -> str:
+        """One line: verdict, motion, focal, reprojection, tracks, inliers, bad frames, reasons."""
+        focal = "estimated" if self.focal_estimated else "given"
+        text = (f"{self.verdict}: {self.motion} motion, {self.frames} frames, fov {self.fov_deg:.1f} deg "
+                f"({focal}, {self.focal_px:.0f} px), reprojection {self.reprojection_px:.2f} px, "
+                f"{self.track_count} tracks, inliers {100 * self.inlier_ratio:.0f}%")
+        if self.unreliable_frames:
+            text += f", {len(self.unreliable_frames)} unreliable frames"
+        if self.reasons:
+            text += " — " + "; ".join(self.reasons)
+        return text
+
+
+def _frame_ranges(frames: list[int]) -> str:
+    """[1, 2, 3, 7] → "1-3, 7"."""
+    parts, start = [], None
+    for i, value in enumerate(frames):
+        if start is None:
+            start = value
+        if i + 1 == len(frames) or frames[i + 1] != value + 1:
+            parts.append(str(start) if start == value else f"{start}-{value}")
+            start = None
+    return ", ".join(parts)
+
+
+def assess(*, frames: int, motion: str, reprojection_px: float, track_count: int, inlier_ratio: float,
+           focal_px: float, fov_deg: float, focal_estimated: bool, unreliable_frames: list[int],
+           failure: str | None = None, focal_determined: bool = True) -> CameraQuality:
+    """Build the :class:`CameraQuality` of a clip and decide its verdict from the measured numbers.
+
+    ``failure``: why no camera could be estimated at all (→ unreliable). ``focal_determined``: False when
+    the focal was estimated but the motion carried too little information to fix it.
+    """
+    bad, doubt = [], []
+    if failure:
+        bad.append(failure)
+    share = len(unreliable_frames) / max(1, frames - 1)
+    if unreliable_frames:
+        message = f"no trustworthy pose for frames {_frame_ranges(sorted(unreliable_frames))}"
+        (bad if share > UNRELIABLE_FRAME_SHARE else doubt).append(message)
+    if motion != "static" and not failure:
+        if not math.isfinite(reprojection_px) or reprojection_px > UNRELIABLE_REPROJECTION_PX:
+            bad.append(f"reprojection error {reprojection_px:.2f} px > {UNRELIABLE_REPROJECTION_PX:g} px")
+        elif reprojection_px > UNCERTAIN_REPROJECTION_PX:
+            doubt.append(f"reprojection error {reprojection_px:.2f} px > {UNCERTAIN_REPROJECTION_PX:g} px")
+        if inlier_ratio < UNRELIABLE_INLIER_RATIO:
+            bad.append(f"only {100 * inlier_ratio:.0f}% of the tracks agree with the camera motion")
+        elif inlier_ratio < UNCERTAIN_INLIER_RATIO:
+            doubt.append(f"only {100 * inlier_ratio:.0f}% of the tracks agree with the camera motion")
+        if track_count < FEW_TRACKS:
+            doubt.append(f"few background tracks ({track_count})")
+        if focal_estimated and not focal_determined:
+            doubt.append("focal length poorly determined by this motion (give the FOV or intrinsics)")
+    verdict = "unreliable" if bad else "uncertain" if doubt else "reliable"
+    return CameraQuality(verdict, bad + doubt, float(reprojection_px), int(track_count), float(inlier_ratio),
+                         float(focal_px), float(fov_deg), bool(focal_estimated),
+                         sorted(int(i) for i in unreliable_frames), motion, int(frames))
