@@ -132,6 +132,28 @@ def test_estimate_camera_from_video_with_mask():
         cam.EstimateCameraFromVideo().estimate(frames, 65.0, False, human_mask=mask[:3])
 
 
+def test_estimate_camera_checks_cancel_per_frame_and_stops(monkeypatch):
+    """Cancel (the host's interrupt check, faked here) is honoured during estimation, not only before it."""
+    clip = demo_clip(num_frames=8, height=96, width=160, preset="pan_right")
+    frames = torch.from_numpy(clip.frames).float() / 255.0
+    calls = []
+
+    def interrupted():
+        calls.append(len(calls))
+        if len(calls) == 4:  # the start, then after tracked frames 1, 2, 3
+            raise InterruptedError("cancelled")
+
+    monkeypatch.setattr(host, "check_interrupted", interrupted)
+    with pytest.raises(InterruptedError):
+        cam.EstimateCameraFromVideo().estimate(frames, 65.0, False)
+    assert len(calls) == 4
+
+    calls.clear()
+    monkeypatch.setattr(host, "check_interrupted", lambda: calls.append(1))
+    cam.EstimateCameraFromVideo().estimate(frames, 65.0, False)
+    assert len(calls) >= 1 + 8 + 1  # start, every tracked frame, at least one pose solve
+
+
 def test_plucker_preview_shows_directions_and_moments():
     from nodes.camera import PluckerEmbeddingPreview
 

@@ -105,9 +105,8 @@ def _as_masks(masks, frames: np.ndarray) -> np.ndarray | None:
 _LK = dict(winSize=(21, 21), maxLevel=3, criteria=(cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 30, 0.01))
 
 
-def _track(gray: np.ndarray, allowed: np.ndarray, max_features: int, fb_px: float, progress=None) -> _Tracks:
-    """KLT tracks over allowed (background) pixels; ``allowed`` is ``(F, H, W)`` uint8 (255 = usable).
-    ``progress(frames_done, frames)`` is called after each frame."""
+def _track(gray: np.ndarray, allowed: np.ndarray, max_features: int, fb_px: float, progress) -> _Tracks:
+    """KLT tracks over allowed (background) pixels; ``allowed`` is ``(F, H, W)`` uint8 (255 = usable)."""
     frames, height, width = gray.shape
     min_distance = max(6, width // 80)
     next_id = 0
@@ -142,8 +141,7 @@ def _track(gray: np.ndarray, allowed: np.ndarray, max_features: int, fb_px: floa
         if table.shape[1] < next_id:
             table = np.concatenate([table, np.full((frames, next_id - table.shape[1], 2), np.nan)], 1)
         table[index, ids] = positions
-        if progress is not None:
-            progress(index + 1, frames)
+        progress(index + 1, frames)
     return _Tracks(table)
 
 
@@ -396,10 +394,9 @@ def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, int
     with neither, :data:`DEFAULT_FOV_DEG` (``focal_search`` picks it by reprojection error instead).
     Returns the trajectory and :class:`EstimationStats` (``stats.quality`` is the per-clip report).
     Too few background features → a static trajectory, a ``UserWarning`` and an "unreliable" verdict.
-    ``progress(done, frames)``, if given, is called after each tracked frame and again (at ``frames``)
-    before every pose solve, so a caller can report progress and cancel (by raising) between them.
+    ``progress(done, frames)``: called per tracked frame and before each pose solve (raise in it to cancel).
     """
-    frames = _as_uint8_frames(frames)
+    frames, progress = _as_uint8_frames(frames), progress or (lambda done, total: None)
     human = _as_masks(masks, frames)
     count, height, width = frames.shape[:3]
     if count < 1:
@@ -465,8 +462,7 @@ def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, int
     has_parallax = best_res >= parallax_px and best_res >= parallax_ratio * epipolar
 
     def solve(fov_value: float):
-        if progress is not None:
-            progress(count, count)
+        progress(count, count)
         intr = intrinsics_for_fov(fov_value, height, width) if given is None else given
         k = intr * np.array([width, height, width, height])
         if has_parallax:
