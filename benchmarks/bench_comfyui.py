@@ -25,7 +25,7 @@ def main() -> None:
     comfy_dir = os.environ.get("COMFYUI_DIR")
     if not comfy_dir:
         sys.exit("set COMFYUI_DIR to a ComfyUI checkout")
-    with open(os.path.join(REPO_ROOT, "workflows", "api", "camera_design.json"), encoding="utf-8") as handle:
+    with open(os.path.join(REPO_ROOT, "workflows", "api", "Design a camera move.json"), encoding="utf-8") as handle:
         prompt = json.load(handle)
     with tempfile.TemporaryDirectory() as work:
         started = time.perf_counter()
@@ -41,8 +41,8 @@ def main() -> None:
                 assert status == 200 and entry["status"]["status_str"] == "success", entry["status"]
     print(f"{'measurement':<46} {'seconds':>8}")
     print(f"{'server start with the pack -> /system_stats':<46} {ready:>8.2f}")
-    print(f"{'camera_design.json, POST -> history (median)':<46} {statistics.median(times):>8.3f}")
-    print(f"{'camera_design.json, POST -> history (min)':<46} {min(times):>8.3f}")
+    print(f"{'Design a camera move.json, POST -> history (median)':<46} {statistics.median(times):>8.3f}")
+    print(f"{'Design a camera move.json, POST -> history (min)':<46} {min(times):>8.3f}")
 
 
 if __name__ == "__main__":

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import torch
 
+from dynascene_core.conditioning import LATENT_SCALE
+
 from . import host
 
 
@@ -46,6 +48,14 @@ def core_to_mask(mask: torch.Tensor) -> torch.Tensor:
     if mask.ndim != 4 or mask.shape[1] != 1:
         raise ValueError(f"expected a core mask (frames, 1, height, width), got shape {tuple(mask.shape)}")
     return mask[:, 0].detach().float().clamp(0, 1).cpu().contiguous()
+
+
+def latents_to_host(latents: torch.Tensor) -> dict:
+    """Core latents ``(1, 4, F, h, w)`` (scaled by 0.18215) -> host LATENT ``{"samples": (F, 4, h, w)}``, unscaled:
+    ComfyUI's SD1.5 convention for video (frames on the batch axis), so its VAE Decode gives F frames."""
+    if latents.ndim != 5 or latents.shape[0] != 1:
+        raise ValueError(f"expected core latents (1, channels, frames, h, w), got shape {tuple(latents.shape)}")
+    return {"samples": (latents[0].permute(1, 0, 2, 3) / LATENT_SCALE).float().cpu().contiguous()}
 
 
 class ProgressReporter:

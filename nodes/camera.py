@@ -6,7 +6,6 @@ Thin wrappers over :mod:`dynascene_core.camera`; every trajectory operation live
 from __future__ import annotations
 
 import hashlib
-import os
 
 import numpy as np
 import torch
@@ -16,7 +15,7 @@ from dynascene_core.camera import (DEFAULT_FOV_DEG, EASINGS, PRESET_NAMES, Camer
                                    estimate_trajectory, make_preset, plot_trajectory, plucker_to_rgb)
 
 from . import host
-from .adapters import frames_to_image, image_to_frames, mask_to_core
+from .adapters import ProgressReporter, frames_to_image, image_to_frames, mask_to_core
 from .types import CAMERA, CATEGORY
 
 CAMERA_CATEGORY = f"{CATEGORY}/Camera"
@@ -26,29 +25,9 @@ MAX_FRAMES = 4096
 NO_PRESET = "none"
 
 
-def _pose_files_in_input() -> list[str]:
-    """Pose files (``.txt``) directly in ComfyUI's input folder, for the Load Pose File combo."""
-    folder = host.input_directory()
-    if not os.path.isdir(folder):
-        return []
-    return sorted(f for f in os.listdir(folder)
-                  if f.lower().endswith(POSE_FILE_SUFFIXES) and os.path.isfile(os.path.join(folder, f)))
-
-
-def _pose_file_path(pose_file: str, path: str) -> str:
-    """The file to read: ``path`` when given (absolute, or relative to the input folder), else the combo choice."""
-    chosen = path.strip().strip('"') if path else ""
-    if chosen:
-        return chosen if os.path.isabs(chosen) else os.path.join(host.input_directory(), chosen)
-    if not pose_file:
-        raise FileNotFoundError(f"No pose file chosen: put a RealEstate10K or TUM .txt file in "
-                                f"{host.input_directory()} or type its path into 'path'")
-    return os.path.join(host.input_directory(), pose_file)
-
-
 class LoadCameraPoseFile:
     DESCRIPTION = ("Load a camera trajectory from a RealEstate10K (CameraCtrl) or TUM (DPVO/DROID-SLAM) pose "
-                   "file, chosen from ComfyUI's input folder or given by path.")
+                   "file in ComfyUI's input folder (upload one with the button).")
     CATEGORY = CAMERA_CATEGORY
     FUNCTION = "load"
     RETURN_TYPES = (CAMERA, "INT")
@@ -59,38 +38,24 @@ class LoadCameraPoseFile:
     def INPUT_TYPES(cls):
         return {
             "required": {
-                "pose_file": (_pose_files_in_input(), {
-                    "tooltip": "A .txt pose file in ComfyUI's input folder (ignored when 'path' is set)."}),
+                "pose_file": (host.input_files(POSE_FILE_SUFFIXES), {
+                    "tooltip": "A .txt pose file in ComfyUI's input folder; 'choose pose file to upload' puts "
+                               "one there."}),
             },
             "optional": {
-                "path": ("STRING", {"default": "", "tooltip": "Path to a pose file; absolute, or relative to "
-                                                              "the input folder. Overrides 'pose_file'."}),
                 "format": (list(POSE_FORMATS), {"default": "auto", "tooltip": "File format; 'auto' detects it "
                                                                               "from the number of fields."}),
             },
         }
 
     @classmethod
-    def VALIDATE_INPUTS(cls, pose_file=None, path="", format="auto"):
-        if path and path.strip():
-            return True  # a typed path replaces the combo, which may then hold any (stale) value
-        if pose_file not in _pose_files_in_input():
-            return f"Pose file '{pose_file}' is not in the input folder {host.input_directory()}"
-        return True
-
-    @classmethod
-    def IS_CHANGED(cls, pose_file=None, path="", format="auto"):
-        file_path = _pose_file_path(pose_file, path)
-        if not os.path.isfile(file_path):
-            return file_path
-        with open(file_path, "rb") as handle:
+    def IS_CHANGED(cls, pose_file, format="auto"):
+        with open(host.resolve_input_file(pose_file, "Pose file"), "rb") as handle:
             return hashlib.sha256(handle.read()).hexdigest() + format
 
-    def load(self, pose_file, path="", format="auto"):
-        file_path = _pose_file_path(pose_file, path)
-        if not os.path.isfile(file_path):
-            raise FileNotFoundError(f"Pose file not found: {file_path}")
-        camera = CameraTrajectory.load(file_path, format=None if format == "auto" else format)
+    def load(self, pose_file, format="auto"):
+        camera = CameraTrajectory.load(host.resolve_input_file(pose_file, "Pose file"),
+                                       format=None if format == "auto" else format)
         return (camera, len(camera))
 
 
@@ -245,8 +210,9 @@ class EstimateCameraFromVideo:
         if masks is not None and masks.shape[-2:] != frames.shape[-2:]:
             raise ValueError(f"human_mask is {tuple(masks.shape[-2:])} (H, W) but the images are "
                              f"{tuple(frames.shape[-2:])}")
-        host.check_interrupted()
-        camera, stats = estimate_trajectory(frames, masks, None if search_fov else fov_degrees)
+        progress = ProgressReporter(len(frames), preview=False)
+        progress(0)
+        camera, stats = estimate_trajectory(frames, masks, None if search_fov else fov_degrees, progress=progress)
         report = stats.quality.summary()
         return {"ui": {"text": [report]}, "result": (camera, report)}
 

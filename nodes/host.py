@@ -88,8 +88,12 @@ def resolve_model_file(folder: str, filename: str, what: str) -> str:
 
     ``what`` says which file is expected and where to get it (e.g. "the Robust Video Matting weights
     rvm_mobilenetv3.pth from github.com/PeterL1n/RobustVideoMatting/releases"); it is part of the error.
-    Raises FileNotFoundError naming every directory searched.
+    Raises FileNotFoundError naming every directory searched, ValueError for names that leave the folder.
+    Symlinks inside model folders are followed (as the host does: shared model folders are often linked in).
     """
+    if not filename or os.path.isabs(filename) or ".." in filename.replace("\\", "/").split("/"):
+        raise ValueError(f"Model file name '{filename}' must be a file inside the '{folder}' model folder "
+                         f"(no absolute path, no '..'): pick it from the list")
     fp = folder_paths()
     path = fp.get_full_path(folder, filename) if fp is not None else None
     if fp is None:
@@ -101,6 +105,32 @@ def resolve_model_file(folder: str, filename: str, what: str) -> str:
             f"Model file '{filename}' not found in the '{folder}' model folder (searched: {searched}). "
             f"Expected {what}. Put it in one of those folders (or add a '{folder}:' entry to "
             f"extra_model_paths.yaml), then refresh the node. See {MODELS_SECTION_URL}")
+    return path
+
+
+def input_files(suffixes: tuple[str, ...]) -> list[str]:
+    """Files in the input folder (sub-folders included, as ``sub/name``) whose names end in ``suffixes``."""
+    root = input_directory()
+    names = []
+    for dirpath, _dirs, files in os.walk(root):
+        names += [os.path.relpath(os.path.join(dirpath, f), root).replace(os.sep, "/")
+                  for f in files if f.lower().endswith(suffixes)]
+    return sorted(names)
+
+
+def resolve_input_file(name: str, what: str) -> str:
+    """Full path of ``name``, a file chosen from the input folder.
+
+    A network client chooses ``name``, so names that leave the input folder are refused with a ValueError:
+    absolute paths, ``..`` and symlinks pointing outside (the check is on the resolved path).
+    """
+    root = os.path.realpath(input_directory())
+    path = os.path.realpath(os.path.join(root, name))
+    if not name or os.path.isabs(name) or os.path.commonpath((root, path)) != root:
+        raise ValueError(f"{what} '{name}' is not inside ComfyUI's input folder {root}: choose a file from that "
+                         f"folder (or upload one with the node's button)")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{what} '{name}' not found in ComfyUI's input folder {root}")
     return path
 
 
@@ -203,13 +233,34 @@ def model_patcher(module):
     return patcher_module.ModelPatcher(module, load_device=get_torch_device(), offload_device=unet_offload_device())
 
 
-def load_models_gpu(patchers: list) -> None:
-    """Move the wrapped models to their load device, freeing room (offloading other models) first.
+def load_models_gpu(patchers: list, memory_required: int = 0, what: str = "the models") -> None:
+    """Move the wrapped models to their load device through the host's memory management.
 
-    Loaded in full: the pack's networks use plain torch layers, which cannot run partially offloaded.
-    No-op without a host (models then stay on the CPU).
+    ``memory_required`` (bytes) is the working memory the caller will need beyond the weights; the host
+    offloads other models until weights plus that fit. The pack's networks use plain torch layers, which
+    cannot run partly offloaded: when the host can load them only partly, this raises MemoryError with the
+    sizes (instead of failing later with a device mismatch). No-op without a host.
     """
     model_management = _host_module("comfy.model_management")
     patchers = [p for p in patchers if p is not None]
-    if model_management is not None and patchers:
-        model_management.load_models_gpu(patchers, force_full_load=True)
+    if model_management is None or not patchers:
+        return
+    model_management.load_models_gpu(patchers, memory_required=memory_required)
+    for patcher in patchers:
+        if patcher.model_size() > 0 and getattr(patcher.model, "model_lowvram", False):
+            gib = 1024 ** 3
+            raise MemoryError(
+                f"not enough memory on {patcher.load_device} for {what}: {patcher.model_size() / gib:.2f} GiB of "
+                f"weights plus about {memory_required / gib:.2f} GiB working memory, and only "
+                f"{patcher.loaded_size() / gib:.2f} GiB of weights fit after offloading other models. Lower the "
+                f"resolution, the context length or the chunk size, or close other workflows' models")
+        # parameter-free modules (buffers such as position tables) are moved only by a full load
+        patcher.model.to(patcher.load_device)
+
+
+def is_loaded(patcher) -> bool:
+    """Whether the host currently holds ``patcher``'s model on its load device (True without a host)."""
+    model_management = _host_module("comfy.model_management")
+    if model_management is None or patcher is None:
+        return True
+    return any(loaded is patcher for loaded in model_management.loaded_models())

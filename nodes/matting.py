@@ -17,6 +17,9 @@ from .adapters import ProgressReporter, core_to_mask, frames_to_image, image_to_
 from .types import CATEGORY, MATTING_MODEL
 
 MATTING_CATEGORY = f"{CATEGORY}/Matting"
+MATTING_BYTES_PER_PIXEL = 86
+"""GPU working memory per input pixel of a chunk: 48 frames of 1920x1080 in chunks of 8 (fp16) peaked at 1.33 GiB on
+an H200 (BENCHMARKS.md, matting; the MobileNetV3 weights are 7 MB of that)."""
 RVM_FILE = ("the Robust Video Matting weights rvm_mobilenetv3.pth (or rvm_resnet50.pth) from "
             "github.com/PeterL1n/RobustVideoMatting/releases")
 
@@ -28,8 +31,10 @@ class MattingModel:
     network: RobustVideoMatting
     patcher: object | None
 
-    def load_for_inference(self) -> RobustVideoMatting:
-        host.load_models_gpu([self.patcher])
+    def load_for_inference(self, memory_required: int = 0) -> RobustVideoMatting:
+        """Have the host put the network on the GPU with ``memory_required`` bytes to spare (no-op while loaded)."""
+        if not host.is_loaded(self.patcher):
+            host.load_models_gpu([self.patcher], memory_required, what="the matting network")
         return self.network
 
 
@@ -81,7 +86,10 @@ class MatteVideo:
 
     def matte(self, matting_model, images, chunk, downsample_ratio):
         frames = image_to_frames(images, "images")
-        network = matting_model.load_for_inference()
+        if len(frames) == 0:
+            raise ValueError("images: the video has no frames")
+        height, width = frames.shape[-2:]
+        network = matting_model.load_for_inference(MATTING_BYTES_PER_PIXEL * min(chunk, len(frames)) * height * width)
         progress = ProgressReporter(len(frames), preview=False)
         progress(0, len(frames))
         parts = list(iter_matting(network, frames, chunk, downsample_ratio or None,

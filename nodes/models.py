@@ -10,6 +10,7 @@ own (``VAELoader``, ``CLIPVisionLoader``); :class:`HostVAECodec` adapts the host
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -69,9 +70,11 @@ class DynaSceneModel:
         networks.to(device=host.unet_offload_device(), dtype=dtype).eval().requires_grad_(False)
         return cls(networks, models.config, host.model_patcher(networks), sources)
 
-    def load_for_inference(self) -> DynaSceneNetworks:
-        """Move the networks to the GPU through the host (freeing room by offloading others) and return them."""
-        host.load_models_gpu([self.patcher])
+    def load_for_inference(self, memory_required: int = 0) -> DynaSceneNetworks:
+        """Have the host put the networks on the GPU with ``memory_required`` bytes of working memory to spare
+        (it offloads other models as needed); a no-op while they are still loaded. Returns the networks."""
+        if not host.is_loaded(self.patcher):
+            host.load_models_gpu([self.patcher], memory_required, what="the DynaScene networks")
         return self.networks
 
     @property
@@ -156,11 +159,12 @@ class HostVAECodec:
 
     Host VAEs take IMAGE-layout pixels ``(N, H, W, 3)`` and give unscaled latents; the core works on
     ``(N, 3, H, W)`` pixels and SD1.5-scaled latents (× 0.18215). Loading the VAE may make the host
-    offload other models to find room: ``keep_loaded`` (a :class:`DynaSceneModel`) is reloaded after
-    each encode, since the sampler encodes its conditions right before it runs the networks.
+    offload other models to find room: ``keep_loaded`` (called after each encode, e.g.
+    :meth:`DynaSceneModel.load_for_inference`) brings the sampler's networks back only if that happened,
+    since the sampler encodes its conditions right before it runs the networks.
     """
 
-    def __init__(self, vae, scaling_factor: float = LATENT_SCALE, keep_loaded: "DynaSceneModel | None" = None):
+    def __init__(self, vae, scaling_factor: float = LATENT_SCALE, keep_loaded: "Callable[[], object] | None" = None):
         self.vae = vae
         self.scaling_factor = scaling_factor
         self.keep_loaded = keep_loaded
@@ -168,7 +172,7 @@ class HostVAECodec:
     def encode(self, pixels: torch.Tensor) -> torch.Tensor:
         latents = self.vae.encode(pixels.permute(0, 2, 3, 1).float().cpu()).float() * self.scaling_factor
         if self.keep_loaded is not None:
-            self.keep_loaded.load_for_inference()
+            self.keep_loaded()
         return latents
 
     def decode(self, latents: torch.Tensor) -> torch.Tensor:

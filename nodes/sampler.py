@@ -14,13 +14,24 @@ from dynascene_core.sampling.pipeline import SamplerSettings, fit_scene_image, g
 from dynascene_core.sampling.schedule import RECOMMENDED_STEPS, SAMPLERS
 
 from . import host
-from .adapters import ProgressReporter, frames_to_image, image_to_frames, mask_to_core
+from .adapters import ProgressReporter, frames_to_image, image_to_frames, latents_to_host, mask_to_core
 from .compositing import settings_with_feather
 from .models import HostVAECodec, check_vae, clip_image_embeds
 from .types import CAMERA, CATEGORY, COMPOSITE_SETTINGS, MODEL
 
 GENERATE_CATEGORY = f"{CATEGORY}/Generate"
 MAX_FRAMES = 4096
+WORKING_BYTES_PER_LATENT_ELEMENT = 11_500
+"""Sampling working memory per (batch x frame x latent pixel) and per byte of the inference dtype: the sd15 model
+at 768x432, one guided window of 24 frames in fp16 peaked at 10.33 GiB on an H200 (BENCHMARKS.md, inference),
+of which 4.99 GiB are the weights of all five networks (2,681 M parameters)."""
+
+
+def sampling_working_memory(context_length: int, height: int, width: int, guided: bool, dtype) -> int:
+    """Bytes the sampler needs beyond the weights for one context window (given to the host's memory manager)."""
+    batch = 2 if guided else 1
+    latent_pixels = (height // VAE_DOWNSCALE) * (width // VAE_DOWNSCALE)
+    return WORKING_BYTES_PER_LATENT_ELEMENT * dtype.itemsize * batch * context_length * latent_pixels
 
 
 def check_frame_size(height: int, width: int, name: str = "images") -> None:
@@ -67,7 +78,8 @@ class DynaSceneSampler:
     RETURN_TYPES = ("IMAGE", "IMAGE", "LATENT")
     RETURN_NAMES = ("background", "composite", "latent")
     OUTPUT_TOOLTIPS = ("The generated background frames.", "The human over the generated background.",
-                       "Final latents {'samples': (1, 4, frames, H/8, W/8)}.")
+                       "Final latents as ComfyUI's SD1.5 LATENT (frames on the batch axis, unscaled): "
+                       "VAE Decode with the same VAE gives the background frames.")
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -136,13 +148,15 @@ class DynaSceneSampler:
         # CLIP model is reported before any sampling work
         fitted = frames_to_image(fit_scene_image(scene, height, width)[None])
         embeds = clip_image_embeds(clip_vision, fitted, dynascene_model.cross_attention_dim)
-        networks = dynascene_model.load_for_inference()
-        codec = HostVAECodec(vae, keep_loaded=dynascene_model)
+        working = sampling_working_memory(min(context_length, n), height, width, guidance > 1,
+                                          next(dynascene_model.networks.parameters()).dtype)
+        networks = dynascene_model.load_for_inference(working)
+        codec = HostVAECodec(vae, keep_loaded=lambda: dynascene_model.load_for_inference(working))
         progress = ProgressReporter(steps)
         result = generate(networks, codec, lambda _: embeds, frames, alpha, scene,
                           camera_condition(camera, height, width), len(camera), settings, progress=progress,
                           interrupt=host.check_interrupted, foreground=colour)
-        return (frames_to_image(result.background), frames_to_image(result.composite), {"samples": result.latents})
+        return (frames_to_image(result.background), frames_to_image(result.composite), latents_to_host(result.latents))
 
 
 class DynaSceneComposite:

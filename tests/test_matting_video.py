@@ -13,7 +13,7 @@ from dynascene_core.matting import (
     rvm_from_state_dict,
 )
 from dynascene_core.video import iter_video, read_video, to_tensor, write_video
-from test_matting_rvm import random_state_dict
+from test_matting_rvm import random_state_dict  # not "tests.": torch-fidelity installs a "tests" package
 
 
 @pytest.fixture(scope="module")

@@ -54,7 +54,7 @@ def test_concatenate_resample_trim_and_speed():
     assert torch.allclose(faster.positions[-1], 2 * b.positions[-1], atol=1e-9)
 
 
-def test_save_then_load_pose_file_by_combo_and_by_path(standalone_dirs):
+def test_save_then_load_pose_file_from_the_input_folder(standalone_dirs):
     camera = make_preset("orbit_right", 5)
     (path,) = cam.SaveCameraPoseFile().save(camera, "designs/orbit", "realestate10k")["result"]
     assert path == os.path.join(standalone_dirs["output"], "designs", "orbit_00001_.txt")
@@ -62,20 +62,47 @@ def test_save_then_load_pose_file_by_combo_and_by_path(standalone_dirs):
     assert second.endswith("orbit_00002_.txt")
 
     os.replace(path, os.path.join(standalone_dirs["input"], "orbit.txt"))
-    assert cam.LoadCameraPoseFile.INPUT_TYPES()["required"]["pose_file"][0] == ["orbit.txt"]
-    assert cam.LoadCameraPoseFile.VALIDATE_INPUTS("orbit.txt") is True
-    assert "not in the input folder" in cam.LoadCameraPoseFile.VALIDATE_INPUTS("gone.txt")
+    os.makedirs(os.path.join(standalone_dirs["input"], "poses"))
+    os.replace(second, os.path.join(standalone_dirs["input"], "poses", "again.txt"))
+    assert cam.LoadCameraPoseFile.INPUT_TYPES()["required"]["pose_file"][0] == ["orbit.txt", "poses/again.txt"]
     loaded, frames = cam.LoadCameraPoseFile().load("orbit.txt")
     assert frames == 5 and torch.allclose(loaded.c2w, camera.c2w, atol=1e-6)
-    by_path, _ = cam.LoadCameraPoseFile().load("", path=second)
-    assert torch.allclose(by_path.c2w, camera.c2w, atol=1e-6)
-    assert cam.LoadCameraPoseFile.IS_CHANGED("orbit.txt") != cam.LoadCameraPoseFile.IS_CHANGED("", path=second + "x")
+    nested, _ = cam.LoadCameraPoseFile().load("poses/again.txt")
+    assert torch.allclose(nested.c2w, camera.c2w, atol=1e-6)
+    assert cam.LoadCameraPoseFile.IS_CHANGED("orbit.txt") == cam.LoadCameraPoseFile.IS_CHANGED("poses/again.txt")
+    with open(os.path.join(standalone_dirs["input"], "orbit.txt"), "a") as handle:
+        handle.write("\n")
+    assert cam.LoadCameraPoseFile.IS_CHANGED("orbit.txt") != cam.LoadCameraPoseFile.IS_CHANGED("poses/again.txt")
 
-    missing = os.path.join(standalone_dirs["input"], "nope.txt")
     with pytest.raises(FileNotFoundError, match="nope.txt"):
-        cam.LoadCameraPoseFile().load("", path=missing)
+        cam.LoadCameraPoseFile().load("nope.txt")
     with pytest.raises(ValueError, match="outside the output folder"):
         cam.SaveCameraPoseFile().save(camera, "../escape", "realestate10k")
+
+
+@pytest.fixture
+def outside_pose_file(standalone_dirs, tmp_path):
+    """A valid pose file next to (not inside) the input folder, plus a symlink to it from inside."""
+    outside = tmp_path / "secret.txt"
+    make_preset("pan_left", 3).save(str(outside))
+    os.symlink(outside, os.path.join(standalone_dirs["input"], "link.txt"))
+    os.symlink(tmp_path, os.path.join(standalone_dirs["input"], "linked_dir"))
+    return str(outside)
+
+
+@pytest.mark.parametrize("name", ["../secret.txt", "sub/../../secret.txt", "ABSOLUTE", "link.txt",
+                                  "linked_dir/secret.txt"])
+def test_pose_file_outside_the_input_folder_is_refused(outside_pose_file, name):
+    name = outside_pose_file if name == "ABSOLUTE" else name
+    for call in (cam.LoadCameraPoseFile().load, cam.LoadCameraPoseFile.IS_CHANGED):
+        with pytest.raises(ValueError, match="not inside ComfyUI's input folder"):
+            call(name)
+
+
+@pytest.mark.parametrize("name", ["../dynascene/x.safetensors", "/etc/passwd", "a/../../x.pth"])
+def test_model_file_names_leaving_the_folder_are_refused(name):
+    with pytest.raises(ValueError, match="must be a file inside the 'rvm' model folder"):
+        host.resolve_model_file("rvm", name, "RVM weights")
 
 
 def test_preview_returns_the_plot_and_shows_it(standalone_dirs):
@@ -103,6 +130,28 @@ def test_estimate_camera_from_video_with_mask():
     assert abs(float(turned - true_turn)) < 1.0
     with pytest.raises(ValueError, match="human_mask: has 3 frames but the video has 8"):
         cam.EstimateCameraFromVideo().estimate(frames, 65.0, False, human_mask=mask[:3])
+
+
+def test_estimate_camera_checks_cancel_per_frame_and_stops(monkeypatch):
+    """Cancel (the host's interrupt check, faked here) is honoured during estimation, not only before it."""
+    clip = demo_clip(num_frames=8, height=96, width=160, preset="pan_right")
+    frames = torch.from_numpy(clip.frames).float() / 255.0
+    calls = []
+
+    def interrupted():
+        calls.append(len(calls))
+        if len(calls) == 4:  # the start, then after tracked frames 1, 2, 3
+            raise InterruptedError("cancelled")
+
+    monkeypatch.setattr(host, "check_interrupted", interrupted)
+    with pytest.raises(InterruptedError):
+        cam.EstimateCameraFromVideo().estimate(frames, 65.0, False)
+    assert len(calls) == 4
+
+    calls.clear()
+    monkeypatch.setattr(host, "check_interrupted", lambda: calls.append(1))
+    cam.EstimateCameraFromVideo().estimate(frames, 65.0, False)
+    assert len(calls) >= 1 + 8 + 1  # start, every tracked frame, at least one pose solve
 
 
 def test_plucker_preview_shows_directions_and_moments():

@@ -103,7 +103,7 @@ def test_ui_workflow_agrees_with_api_twin(path):
 
 
 def test_converter_rejects_inconsistent_graphs():
-    ui = _load(os.path.join(REPO_ROOT, "workflows", "camera_design.json"))
+    ui = _load(os.path.join(REPO_ROOT, "workflows", "Design a camera move.json"))
     signatures = _signatures()
     extra_value = copy.deepcopy(ui)
     extra_value["nodes"][0]["widgets_values"].append(3)

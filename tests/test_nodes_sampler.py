@@ -57,14 +57,17 @@ def test_sampler_matches_the_core_pipeline(tiny):
     camera = make_preset("pan_left", F)
     background, comp, latent = _run(tiny, images, mask, scene, camera)
     assert background.shape == comp.shape == (F, H, W, 3)
-    assert latent["samples"].shape == (1, 4, F, H // 8, W // 8)
+    # the host's SD1.5 LATENT convention: frames on the batch axis, not scaled by 0.18215
+    assert latent["samples"].shape == (F, 4, H // 8, W // 8)
 
     frames, alpha, scene_chw = images.permute(0, 3, 1, 2), mask[:, None], scene[0].permute(2, 0, 1)
     settings = SamplerSettings(steps=2, guidance_scale=2.0, seed=7, context_length=4, context_overlap=2,
                                foreground_reinjection=True, compositing=CompositeSettings(feather=1))
     want = generate(tiny, DiffusersVAECodec(tiny.vae), tiny.image_encoder, frames, alpha, scene_chw,
                     camera_condition(camera, H, W), F, settings)
-    assert torch.allclose(latent["samples"], want.latents, atol=1e-5)
+    assert torch.allclose(latent["samples"] * 0.18215, want.latents[0].permute(1, 0, 2, 3), atol=1e-5)
+    decoded = tiny.vae.decode(latent["samples"]).sample.add(1).div(2).clamp(0, 1)  # diffusers VAE: unscaled in
+    assert torch.allclose(decoded.permute(0, 2, 3, 1), background, atol=1e-4)
     assert torch.allclose(background, want.background.permute(0, 2, 3, 1), atol=1e-5)
     assert torch.allclose(comp, want.composite.permute(0, 2, 3, 1), atol=1e-5)
 

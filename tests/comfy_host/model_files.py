@@ -18,7 +18,8 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 
-VIDEO_FRAMES = {"dynascene_example.mp4": 12, "dynascene_long_example.mp4": 20}
+INTERRUPT_VIDEO = "dynascene_interrupt_example.mp4"
+VIDEO_FRAMES = {"dynascene_example.mp4": 12, "dynascene_long_example.mp4": 20, INTERRUPT_VIDEO: 96}
 VIDEO_SIZE = (64, 64)  # (height, width): divisible by 8
 FILES = {
     "dynascene": "dynascene.safetensors",

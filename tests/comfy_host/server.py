@@ -4,8 +4,7 @@ The server runs as a subprocess bound to 127.0.0.1 on a free port, from the chec
 ``COMFYUI_DIR`` with the Python in ``COMFYUI_PYTHON`` (default: this interpreter). Everything it
 writes goes to a temporary folder: ``extra_model_paths.yaml`` points ``custom_nodes:`` at a folder
 holding a symlink to this repository and every model folder at ``<tmp>/models/<name>``; input, output,
-temp and user folders live there too, and the database is in memory. The test-only torchvision stub
-(``stubs/``) is prepended to PYTHONPATH because ComfyUI imports torchvision at start-up.
+temp and user folders live there too, and the database is in memory.
 """
 
 from __future__ import annotations
@@ -22,7 +21,6 @@ import uuid
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO_ROOT = os.path.dirname(os.path.dirname(HERE))
-STUBS_DIR = os.path.join(HERE, "stubs")
 PACK_LINK_NAME = "comfyui-dynascene"
 MODEL_FOLDERS = ("checkpoints", "vae", "clip_vision", "animatediff_models", "dynascene", "rvm")
 
@@ -36,7 +34,7 @@ def free_port() -> int:
 class ComfyServer:
     """``with ComfyServer(comfy_dir, work_dir) as server:`` — a running host; killed on exit."""
 
-    def __init__(self, comfy_dir: str, work_dir: str, python: str | None = None, start_timeout: float = 120.0):
+    def __init__(self, comfy_dir: str, work_dir: str, python: str | None = None, start_timeout: float = 300.0):
         self.comfy_dir = os.path.abspath(comfy_dir)
         self.work_dir = work_dir
         self.python = python or sys.executable
@@ -67,15 +65,15 @@ class ComfyServer:
 
     def start(self) -> "ComfyServer":
         config = self._write_config()
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (STUBS_DIR, env.get("PYTHONPATH", "")) if p)
+        # a checkout may lack the (empty) custom_nodes folder that ComfyUI lists at start-up
+        os.makedirs(os.path.join(self.comfy_dir, "custom_nodes"), exist_ok=True)
         command = [self.python, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(self.port),
                    "--extra-model-paths-config", config, "--disable-auto-launch", "--disable-api-nodes",
                    "--database-url", "sqlite:///:memory:",
                    "--input-directory", self.dirs["input"], "--output-directory", self.dirs["output"],
                    "--temp-directory", self._temp_parent, "--user-directory", self.dirs["user"]]
         self._log_handle = open(self.log_path, "w", encoding="utf-8")
-        self.process = subprocess.Popen(command, cwd=self.comfy_dir, env=env, stdout=self._log_handle,
+        self.process = subprocess.Popen(command, cwd=self.comfy_dir, stdout=self._log_handle,
                                         stderr=subprocess.STDOUT)
         deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
@@ -120,13 +118,17 @@ class ComfyServer:
         with urllib.request.urlopen(self.url + path, timeout=timeout) as response:
             return json.loads(response.read())
 
-    def post_prompt(self, prompt: dict) -> tuple[int, dict]:
+    def post_prompt(self, prompt: dict, client_id: str | None = None) -> tuple[int, dict]:
         """``POST /prompt``; returns (HTTP status, JSON body) also for 4xx answers."""
-        body = json.dumps({"prompt": prompt, "client_id": uuid.uuid4().hex}).encode()
-        request = urllib.request.Request(self.url + "/prompt", data=body, headers={"Content-Type": "application/json"})
+        return self.post_json("/prompt", {"prompt": prompt, "client_id": client_id or uuid.uuid4().hex})
+
+    def post_json(self, path: str, payload: dict) -> tuple[int, dict]:
+        """``POST`` JSON to ``path``; returns (HTTP status, JSON body or {}) also for 4xx answers."""
+        body = json.dumps(payload).encode()
+        request = urllib.request.Request(self.url + path, data=body, headers={"Content-Type": "application/json"})
         try:
             with urllib.request.urlopen(request, timeout=30) as response:
-                return response.status, json.loads(response.read())
+                return response.status, json.loads(response.read() or b"{}")
         except urllib.error.HTTPError as error:
             return error.code, json.loads(error.read() or b"{}")
 
@@ -142,3 +144,45 @@ class ComfyServer:
                 return entry
             time.sleep(0.05)
         raise TimeoutError(f"prompt {prompt_id} did not finish within {timeout:.0f} s\n{self.log()}")
+
+    def interrupt_at_progress(self, prompt: dict, node_id: str, timeout: float = 600) -> dict:
+        """Queue ``prompt``, press Interrupt (``POST /interrupt``) at node ``node_id``'s first progress event
+        and wait for the host's ``execution_interrupted`` message, over the frontend's websocket.
+
+        Returns ``{"progress": <that event's data>, "seconds": <Interrupt request to interrupted message>,
+        "interrupted": <its data>}``; raises if the prompt ends in another way first.
+        """
+        import asyncio
+
+        import aiohttp
+
+        async def run() -> dict:
+            client_id = uuid.uuid4().hex
+            deadline = time.monotonic() + timeout
+            async with aiohttp.ClientSession() as session:
+                async with session.ws_connect(f"{self.url.replace('http', 'ws', 1)}/ws?clientId={client_id}") as ws:
+                    status, body = await asyncio.to_thread(self.post_prompt, prompt, client_id)
+                    if status != 200:
+                        raise RuntimeError(f"prompt rejected ({status}): {body}")
+                    progress, pressed = None, None
+                    while time.monotonic() < deadline:
+                        message = await ws.receive(timeout=max(0.1, deadline - time.monotonic()))
+                        if message.type != aiohttp.WSMsgType.TEXT:
+                            continue  # binary previews
+                        event = json.loads(message.data)
+                        kind, data = event["type"], event.get("data") or {}
+                        if kind == "progress" and data.get("node") == node_id and progress is None:
+                            progress, pressed = data, time.monotonic()
+                            async with session.post(self.url + "/interrupt", json={}) as answer:
+                                assert answer.status == 200
+                        elif kind == "execution_interrupted":
+                            if pressed is None:
+                                raise RuntimeError(f"interrupted before node {node_id} reported progress: {data}")
+                            return {"progress": progress, "seconds": time.monotonic() - pressed, "interrupted": data}
+                        elif kind in ("execution_error", "execution_success"):
+                            raise RuntimeError(f"prompt ended with {kind} before the interrupt: "
+                                               f"{data.get('node_type')} {data.get('exception_message', '')}")
+            raise TimeoutError(f"no execution_interrupted within {timeout:.0f} s\n{self.log()}")
+
+        return asyncio.run(run())
+

@@ -14,7 +14,7 @@ documented re-implementation for the plain graphs we ship. Rules (those of the C
   groups/subgraphs, dict-style ``widgets_values``) is rejected with an error instead of guessed.
 
 Node input signatures come from the node classes (this pack) or from ``core_signatures.json``
-(ComfyUI core nodes, refreshed from a live host's ``/object_info`` by ``tests/test_comfyui_host.py``).
+(ComfyUI core nodes, checked against a live host by ``tests/test_comfyui_host.py``, rewritten only on request).
 """
 
 from __future__ import annotations
