@@ -13,23 +13,7 @@ from dynascene_core.models import DynaSceneModels
 from dynascene_core.sampling.pipeline import GenerationInputError, SamplerSettings, generate
 from dynascene_core.sampling.schedule import inference_scheduler
 
-H = W = 32
-N = 6
-
-
-@pytest.fixture(scope="module")
-def models():
-    torch.manual_seed(0)
-    return DynaSceneModels.build("tiny").eval()
-
-
-def _inputs(n=N, seed=0, preset="pan_right"):
-    g = torch.Generator().manual_seed(seed)
-    frames = torch.rand(n, 3, H, W, generator=g)
-    alpha = torch.zeros(n, 1, H, W)
-    alpha[:, :, 8:24, 8:16] = 1
-    scene = torch.rand(3, 40, 56, generator=g)
-    return frames, alpha, scene, make_preset(preset, n)
+from test_sampling_pipeline import H, N, W, _inputs, models  # noqa: F401  (shared tiny models and clip)
 
 
 def _run(models, settings, inputs=None, codec=None, device=None):
