@@ -141,7 +141,8 @@ class DynaSceneSampler:
                                    context_length=context_length, context_overlap=context_overlap,
                                    foreground_reinjection=foreground_reinjection,
                                    compositing=settings_with_feather(composite_settings, feather))
-        validate_inputs(frames, alpha, scene, len(camera), settings)
+        validate_inputs(frames, alpha, scene, len(camera), settings,
+                        dynascene_model.config.motion["motion_max_seq_length"])
         check_vae(vae)
 
         # the scene as the model sees it (fitted to the video, as in training); embedded now so a wrong

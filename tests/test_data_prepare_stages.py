@@ -137,3 +137,15 @@ def test_pipeline_on_real_footage_with_the_real_rvm_loader(tmp_path, monkeypatch
         assert (record.width, record.height) == (256, 144) and record.num_frames == cut
     dropped = sum(sum(v.values()) for v in report["drops"].values())
     assert len(records) + dropped == 2
+
+
+def test_sources_take_a_single_video_and_refuse_a_binary_list(tmp_path):
+    from dynascene_core.data.sources import list_sources
+
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(b"\x00\x01")
+    assert list_sources(str(video), [".mp4", ".mov"]) == [str(video)]
+    junk = tmp_path / "list.bin"
+    junk.write_bytes(bytes(range(256)) * 4)
+    with pytest.raises(ValueError, match="list.bin: not a folder, a video"):
+        list_sources(str(junk), [".mp4", ".mov"])

@@ -28,7 +28,8 @@ class SourceVideo:
 
 
 def list_sources(src: str, extensions: list[str]) -> list[str]:
-    """Video paths under folder ``src`` (recursive, sorted) or listed in text file ``src``.
+    """Video paths under folder ``src`` (recursive, sorted), listed in text file ``src``, or ``src`` itself
+    when it is one video (by extension).
 
     A list file holds one path per line (relative paths are relative to the list file; blank lines
     and ``#`` comments are skipped). Missing listed files are kept: probing reports them.
@@ -40,9 +41,15 @@ def list_sources(src: str, extensions: list[str]) -> list[str]:
         return sorted(found)
     if not os.path.isfile(src):
         raise FileNotFoundError(f"{src}: no such folder or list file")
+    if src.lower().endswith(tuple(e.lower() for e in extensions)):
+        return [src]  # one video given directly
     base = os.path.dirname(os.path.abspath(src))
-    with open(src, encoding="utf-8") as handle:
-        lines = [line.strip() for line in handle]
+    try:
+        with open(src, encoding="utf-8") as handle:
+            lines = [line.strip() for line in handle]
+    except UnicodeDecodeError:
+        raise ValueError(f"{src}: not a folder, a video ({', '.join(extensions)}) or a text list of video "
+                         "paths (one per line)") from None
     return [p if os.path.isabs(p) else os.path.join(base, p) for p in lines if p and not p.startswith("#")]
 
 
