@@ -108,7 +108,8 @@ def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, int
     with neither, the focal is estimated. ``method``: ``"fast"`` or ``"accurate"``.
     Returns the trajectory and :class:`EstimationStats` (``stats.quality`` is the per-clip report).
     Too few background features → a static trajectory, a ``UserWarning`` and an "unreliable" verdict.
-    ``progress(frames_done, frames)`` is called after each tracked frame and may raise to cancel.
+    ``progress(frames_done, frames)`` is called after each tracked frame and before the pose solve;
+    it may raise to cancel.
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {sorted(METHODS)}, got {method!r}")
@@ -187,6 +188,8 @@ def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, int
         if res > best_res:
             best, best_res, epipolar = i, res, epi
     has_parallax = best_res >= parallax_px and best_res >= parallax_ratio * epipolar
+    if progress is not None:  # a cancel point before the pose solve (bundle adjustment is the slow part)
+        progress(count, count)
 
     if has_parallax:
         candidates = []
