@@ -168,6 +168,22 @@ def bench_baseline(bench, compiled: bool):
     bench.reset_peak()
 
 
+def guided_call(bench, models):
+    """One guided U-Net call of a context window as the pipeline makes it (projected reference bank, one
+    window's camera features, CFG batch ``[uncond | cond]``), as a no-argument function."""
+    args = bench.args
+    n, h, w = args.window, args.height // 8, args.width // 8
+    emb = torch.randn(1, 1, models.config.unet["cross_attention_dim"], device=bench.device, dtype=bench.dtype)
+    bank = models.denoiser.project_reference(
+        models.reference_net(torch.randn(1, 4, h, w, device=bench.device, dtype=bench.dtype), emb))
+    plucker = camera_condition(make_preset("orbit_left", n), args.height, args.width)
+    camera = models.camera_encoder(plucker(range(n)).to(bench.device, bench.dtype)[None])
+    x = torch.randn(2, 9, n, h, w, device=bench.device, dtype=bench.dtype)
+    t = torch.tensor(500, device=bench.device)
+    return lambda: models.denoiser(x, t, torch.cat([emb * 0, emb]), reference=bank, reference_mask=(False, True),
+                                   camera_features=camera)
+
+
 def memory_breakdown(bench, models):
     """Where memory goes: models, one guided U-Net call (with the projected bank and camera features of
     one window; also with the feed-forward run per video) and VAE decoding of the whole video, each
@@ -177,16 +193,8 @@ def memory_breakdown(bench, models):
     weights = bench.allocated_gib()
     out = {"models_gib": weights}
     with torch.no_grad():
-        emb = torch.randn(1, 1, models.config.unet["cross_attention_dim"], device=bench.device, dtype=bench.dtype)
-        bank = models.denoiser.project_reference(
-            models.reference_net(torch.randn(1, 4, h, w, device=bench.device, dtype=bench.dtype), emb))
-        plucker = camera_condition(make_preset("orbit_left", n), args.height, args.width)
-        camera = models.camera_encoder(plucker(range(n)).to(bench.device, bench.dtype)[None])
-        held = bench.allocated_gib()
-        out["bank_and_camera_gib"] = round(held - weights, 3) if bench.cuda else None
-        x = torch.randn(2, 9, n, h, w, device=bench.device, dtype=bench.dtype)
-        call = lambda: models.denoiser(x, torch.tensor(500, device=bench.device), torch.cat([emb * 0, emb]),  # noqa: E731
-                                       reference=bank, reference_mask=(False, True), camera_features=camera)
+        call = guided_call(bench, models)
+        out["bank_and_camera_gib"] = round(bench.allocated_gib() - weights, 3) if bench.cuda else None
         for label, per_video in (("unet_call", False), ("unet_call_ff_per_video", True)):
             models.denoiser.feed_forward_per_video(per_video)
             call()
@@ -194,7 +202,7 @@ def memory_breakdown(bench, models):
             out[f"{label}_s"] = round(timed_calls(bench, call, 3), 4)
             out[f"{label}_above_models_gib"] = round(bench.peak_gib() - weights, 3) if bench.cuda else None
         models.denoiser.feed_forward_per_video(False)
-        del call, bank, camera, x
+        del call
         latents = torch.randn(n, 4, h, w, device=bench.device, dtype=bench.dtype)
         codec = DiffusersVAECodec(models.vae)
         for chunk in (8, 2):
@@ -211,17 +219,8 @@ def profile_step(bench, models, name):
     from torch.profiler import ProfilerActivity, profile
 
     args = bench.args
-    n, h, w = args.window, args.height // 8, args.width // 8
     with torch.no_grad():
-        emb = torch.randn(1, 1, models.config.unet["cross_attention_dim"], device=bench.device, dtype=bench.dtype)
-        bank = models.denoiser.project_reference(
-            models.reference_net(torch.randn(1, 4, h, w, device=bench.device, dtype=bench.dtype), emb))
-        plucker = camera_condition(make_preset("orbit_left", n), args.height, args.width)
-        camera = models.camera_encoder(plucker(range(n)).to(bench.device, bench.dtype)[None])
-        x = torch.randn(2, 9, n, h, w, device=bench.device, dtype=bench.dtype)
-        call = lambda: models.denoiser(x, torch.tensor(500, device=bench.device), torch.cat([emb * 0, emb]),  # noqa: E731
-                                       reference=bank, reference_mask=(False, True),
-                                       camera_features=camera)
+        call = guided_call(bench, models)
         timed_calls(bench, call, 2)
         activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if bench.cuda else [])
         with profile(activities=activities) as prof:
