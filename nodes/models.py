@@ -99,7 +99,7 @@ class LoadDynaSceneModel:
 
     def load(self, model_name):
         path = host.resolve_model_file("dynascene", model_name, DYNASCENE_FILE)
-        assembled = assemble_models(ModelFiles(dynascene=[path]), require=NEEDED_NETWORKS)
+        assembled = assemble_models(ModelFiles(dynascene=[path]), require=NEEDED_NETWORKS, networks=NETWORK_NAMES)
         return (DynaSceneModel.wrap(assembled.models, assembled.summary().splitlines()),)
 
 
@@ -150,7 +150,7 @@ class AssembleDynaSceneModel:
             if kind not in allowed:
                 raise ValueError(f"{slot} '{name}' is a {kind} file; expected {what}")
             files.add(path, kind)
-        assembled = assemble_models(files, require=NEEDED_NETWORKS)  # config implied by the files
+        assembled = assemble_models(files, require=NEEDED_NETWORKS, networks=NETWORK_NAMES)  # config implied by the files
         return (DynaSceneModel.wrap(assembled.models, assembled.summary().splitlines()),)
 
 

@@ -6,7 +6,7 @@ import torch
 from conftest import distinguishable_tiny_models
 
 from dynascene_core.checkpoints import CheckpointError, ModelFiles, assemble_models, save_dynascene
-from dynascene_core.models import DynaSceneConfig, parameter_groups
+from dynascene_core.models import DynaSceneConfig, DynaSceneModels, parameter_groups
 from test_checkpoints import _renamed, _save
 from test_checkpoints_layouts import animatediff_layout, ldm_unet_layout, ldm_vae_layout
 
@@ -131,3 +131,28 @@ def test_parts_no_file_fills_get_their_normal_initialisation():
     assert proj_out and adaptor and all(not state[k].any() for k in proj_out + adaptor)  # AnimateDiff's fresh init
     conv = state["denoiser.unet.conv_in.weight"]
     assert conv.std() > 0 and not conv.is_meta
+
+
+def test_networks_left_out_are_neither_built_nor_initialised(tmp_path, monkeypatch):
+    """The nodes take VAE and CLIP from the host: assembling only the sampler's networks leaves those out
+    (no random initialisation of a CLIP ViT or VAE that would be thrown away), and the rest equals the file."""
+    from dynascene_core.checkpoints import save_dynascene
+    from dynascene_core.models import networks as networks_module
+
+    torch.manual_seed(0)
+    source = DynaSceneModels.build("tiny")
+    path = tmp_path / "full.safetensors"
+    save_dynascene(path, source)
+    built = []
+    for name in ("vae", "image_encoder"):
+        original = networks_module.PARTS[name]
+        monkeypatch.setitem(networks_module.PARTS, name,
+                            lambda config, original=original, name=name: built.append(name) or original(config))
+    assembled = assemble_models(ModelFiles(dynascene=[str(path)]), require=("denoiser_spatial",),
+                                networks=("denoiser", "reference_net", "camera_encoder"))
+    assert assembled.models.vae is None and assembled.models.image_encoder is None
+    assert sorted(built) == ["image_encoder", "vae"]  # each built once on meta (no memory, no init), never materialised
+    for name, tensor in source.denoiser.state_dict().items():
+        assert torch.equal(assembled.models.denoiser.state_dict()[name], tensor), name
+    full = assemble_models(ModelFiles(dynascene=[str(path)]), require=("denoiser_spatial",))
+    assert full.models.vae is not None and full.models.image_encoder is not None

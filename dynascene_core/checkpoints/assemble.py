@@ -156,7 +156,8 @@ def _own_storage(models: torch.nn.Module) -> torch.nn.Module:
 
 
 def assemble_models(files: ModelFiles, *, config=None, require: tuple[str, ...] = NEEDED_FOR_GENERATION,
-                    device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> AssembledModels:
+                    device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32,
+                    networks: tuple[str, ...] | None = None) -> AssembledModels:
     """Build :class:`DynaSceneModels` for the files' config and load every file into it.
 
     The networks are built with parameters on ``meta`` and the files' tensors assigned (no random
@@ -165,8 +166,10 @@ def assemble_models(files: ModelFiles, *, config=None, require: tuple[str, ...] 
     Raises :class:`CheckpointError` when a group in ``require`` was filled by no file (naming the
     missing parts and the files that could provide them), before moving anything to ``device``.
     With ``require=()`` unnamed parts keep their random initialisation (training from scratch).
+    ``networks``: the parts of :data:`~dynascene_core.models.PARTS` to return (default all); the others are
+    left out as ``None``, never initialised (the ComfyUI nodes take the VAE and CLIP from the host's loaders).
     """
-    from dynascene_core.models import DynaSceneModels
+    from dynascene_core.models import PARTS, DynaSceneModels
 
     if not files.paths() and require:
         raise CheckpointError(None, "no model files given",
@@ -174,6 +177,9 @@ def assemble_models(files: ModelFiles, *, config=None, require: tuple[str, ...] 
     for path in files.paths():  # a bad file is reported before the (large) models are built
         check_weight_file(path)
     models = DynaSceneModels.empty(config or _config_for(files))  # weights come from the files, not random init
+    for name in PARTS:
+        if networks is not None and name not in networks:
+            setattr(models, name, None)
     reports: list[LoadReport] = []
     loaded: set[str] = set()
     if files.sd15_inpainting is not None:

@@ -83,5 +83,9 @@ def load_dynascene(path: str | os.PathLike, models=None):
         raise CheckpointError(path, f"declares unknown parameter groups {unknown}", expected=f"{sorted(all_groups)}")
     declared = {name for g in groups for name in all_groups[g]}
     report = LoadReport(os.fspath(path), FORMAT, "DynaScene models (" + ", ".join(groups) + ")")
+    left_out = [k for k in tensors if getattr(models, k.split(".", 1)[0], None) is None]
+    if left_out:  # parts the caller left out (``assemble_models(networks=...)``: VAE/CLIP from the host)
+        report.not_used["network left out"] = left_out
+        tensors = {k: v for k, v in tensors.items() if k not in set(left_out)}
     load_into(models, tensors, report, scope=lambda k: k in declared)
     return models, report

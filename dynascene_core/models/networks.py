@@ -78,6 +78,8 @@ class DynaSceneModels(nn.Module):
         filled = []
         for name, build in PARTS.items():
             part = getattr(self, name)
+            if part is None:  # left out (see ``assemble_models(networks=...)``)
+                continue
             empty = [k for k, v in part.state_dict().items() if v.is_meta]
             if empty:
                 fresh = build(self.config).state_dict()
