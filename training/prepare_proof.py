@@ -30,6 +30,7 @@ if __package__ in (None, ""):
 
 from dynascene_core.camera import make_preset, random_smooth_trajectory, render_synthetic_clip
 from dynascene_core.data import write_clip, write_manifest
+from dynascene_core.io_utils import atomic_open
 
 TEST_SCENE_SEED = 1_000_000
 """Test rooms use seeds from here on; training rooms use ``0 .. train_scenes - 1``."""
@@ -107,7 +108,7 @@ def write_proof_dataset(root: str, train_scenes: int = 240, test_scenes: int = 8
     else:
         records = [_write_one(job) for job in jobs]
     write_manifest(root, records)
-    with open(os.path.join(root, "split.json"), "w", encoding="utf-8") as handle:
+    with atomic_open(os.path.join(root, "split.json")) as handle:
         json.dump({"num_frames": num_frames, "size": list(size), "test_scene_seed": TEST_SCENE_SEED,
                    "max_rotation_deg": MAX_ROTATION_DEG, "max_translation": MAX_TRANSLATION, **plan}, handle, indent=1)
     return plan
