@@ -62,6 +62,8 @@ _LK = dict(winSize=(21, 21), maxLevel=3, criteria=(cv2.TERM_CRITERIA_EPS | cv2.T
 
 def track_points(gray: np.ndarray, allowed: np.ndarray, max_features: int, fb_px: float, progress=None) -> Tracks:
     """KLT tracks over allowed (background) pixels; ``allowed`` is ``(F, H, W)`` uint8 (255 = usable).
+    Each step is tracked forward and back: tracks whose round trip misses by ``fb_px`` or more are dropped,
+    the others are moved by half the round-trip residual (symmetric forward–backward estimate).
     ``progress(frames_done, frames)`` is called after each frame (it may raise to cancel)."""
     frames, height, width = gray.shape
     min_distance = max(6, width // 80)
@@ -83,6 +85,9 @@ def track_points(gray: np.ndarray, allowed: np.ndarray, max_features: int, fb_px
             nxt, st1, _ = cv2.calcOpticalFlowPyrLK(gray[index - 1], gray[index], positions, None, **_LK)
             back, st2, _ = cv2.calcOpticalFlowPyrLK(gray[index], gray[index - 1], nxt, None, **_LK)
             good = (st1.ravel() == 1) & (st2.ravel() == 1) & (np.linalg.norm(back - positions, axis=1) < fb_px)
+            # symmetric estimate: the mean of the forward position and the one the backward track implies
+            # (forward position minus the round-trip residual)
+            nxt = nxt - 0.5 * (back - positions)
             xi, yi = np.round(nxt[:, 0]).astype(int), np.round(nxt[:, 1]).astype(int)
             inside = (xi >= 0) & (yi >= 0) & (xi < width) & (yi < height)
             good &= inside

@@ -1,0 +1,78 @@
+"""KLT tracking against a known image motion, and the real-footage benchmark's error metrics."""
+
+import importlib.util
+import os
+
+import cv2
+import numpy as np
+
+from dynascene_core.camera.tracks import track_points
+from dynascene_core.camera.trajectory import rotation_angle_deg
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SUPER = 4  # the clip is rendered at 4x and reduced, like a camera integrating over its pixels
+
+
+def _affine(i: int, height: int, width: int) -> np.ndarray:
+    """3×3 map from texture pixels to frame i's pixels (at SUPER×): 1%/frame zoom about the centre and
+    a drift of (0.37, −0.21) frame pixels per frame."""
+    zoom = 1 + 0.01 * i
+    return np.array([[zoom, 0, (1 - zoom) * width * SUPER / 2 + 0.37 * i * SUPER],
+                     [0, zoom, (1 - zoom) * height * SUPER / 2 - 0.21 * i * SUPER], [0, 0, 1]])
+
+
+def test_tracks_follow_a_known_subpixel_zoom_and_drift():
+    height, width, count = 144, 256, 12
+    rng = np.random.default_rng(0)
+    texture = cv2.GaussianBlur(rng.uniform(0, 255, (height * SUPER, width * SUPER)).astype(np.float32), (0, 0), 6)
+    texture = cv2.normalize(texture, None, 0, 255, cv2.NORM_MINMAX)
+    gray = np.stack([cv2.resize(cv2.warpAffine(texture, _affine(i, height, width)[:2], (width * SUPER, height * SUPER),
+                                               flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT),
+                                (width, height), interpolation=cv2.INTER_AREA).astype(np.uint8)
+                     for i in range(count)])
+    points = track_points(gray, np.full(gray.shape, 255, np.uint8), 300, 0.5).points
+    whole = ~np.isnan(points[0, :, 0]) & ~np.isnan(points[-1, :, 0])
+    assert whole.sum() > 100
+    # where frame 0's points must be in the last frame (pixel centres: x_super = (x + 0.5) * SUPER - 0.5)
+    first = np.c_[(points[0, whole] + 0.5) * SUPER - 0.5, np.ones(whole.sum())]
+    moved = first @ (_affine(count - 1, height, width) @ np.linalg.inv(_affine(0, height, width))).T
+    expected = (moved[:, :2] + 0.5) / SUPER - 0.5
+    error = np.linalg.norm(points[-1, whole] - expected, axis=1)
+    assert np.median(error) < 0.3 and np.percentile(error, 90) < 0.5  # 11 steps, 4.3 px drift, 11% zoom
+
+
+def _bench():
+    spec = importlib.util.spec_from_file_location("bench_camera_real",
+                                                  os.path.join(REPO, "benchmarks", "bench_camera_real.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _rotation(axis, degrees):
+    vector = np.asarray(axis, float) / np.linalg.norm(axis) * np.radians(degrees)
+    return cv2.Rodrigues(vector)[0]
+
+
+def test_relative_errors_measure_a_known_perturbation_in_any_world_frame():
+    bench = _bench()
+    count = 10
+    gt = np.tile(np.eye(4), (count, 1, 1))
+    for i in range(count):
+        gt[i, :3, :3] = _rotation([0.1, 1, 0.05], 3 * i)
+        gt[i, :3, 3] = [0.2 * i, 0.01 * i * i, 1.0 * i]
+    est = gt.copy()
+    est[:, :3, 3] *= 2.5  # another scale
+    est[-1, :3, :3] = est[-1, :3, :3] @ _rotation([0, 0, 1], 0.7)  # 0.7° error at the last frame
+    world = np.eye(4)
+    world[:3, :3], world[:3, 3] = _rotation([1, 2, 3], 40), [5, -2, 1]
+    curve, direction = bench.relative_errors(gt, world @ est)  # the estimate's world frame is arbitrary
+    assert np.allclose(curve[:-1], 0, atol=1e-6) and abs(curve[-1] - 0.7) < 1e-6
+    assert direction < 1e-5
+    # a last camera moved sideways by a known angle (seen from the first camera) changes the direction
+    turned = est.copy()
+    axis = np.cross(est[-1, :3, 3], [0, 1, 0])  # perpendicular to the travel
+    turned[-1, :3, 3] = _rotation(axis, 2.0) @ est[-1, :3, 3]
+    _, direction = bench.relative_errors(gt, turned)
+    assert abs(direction - 2.0) < 1e-6
+    assert abs(rotation_angle_deg(gt[-1, :3, :3], est[-1, :3, :3]) - 0.7) < 1e-6
