@@ -45,11 +45,14 @@ DEFAULT_FOV_DEG = 65.0
 """Field of view (degrees, longer side) that starts the focal estimation (a typical phone camera)."""
 
 METHODS = {
-    "fast": dict(max_features=600, refine_passes=0, rounds=2, max_points=500, start_fovs=(DEFAULT_FOV_DEG,)),
-    "accurate": dict(max_features=1200, refine_passes=1, rounds=3, max_points=3000, start_fovs=(45.0, 65.0, 85.0)),
+    "fast": dict(max_features=600, refine_passes=0, rounds=2, max_points=500, start_fovs=(DEFAULT_FOV_DEG,),
+                 retry_fovs=(45.0, 85.0)),
+    "accurate": dict(max_features=1200, refine_passes=1, rounds=3, max_points=3000, start_fovs=(45.0, 65.0, 85.0),
+                     retry_fovs=()),
 }
 MIN_FRAME_INLIERS = 12  # a frame whose pose rests on fewer inlier observations is reported unreliable
 FOCAL_RANGE_DEG = (20.0, 120.0)  # fields of view the focal estimation considers
+FOCAL_STEP = 1.15  # focal ratio of the determinacy check
 
 
 @dataclass
@@ -87,11 +90,36 @@ def _solve_general_ba(tracks: Tracks, k: np.ndarray, init: int, width: int, heig
     return result, solved
 
 
-def _focal_is_determined(cost, focal: float) -> bool:
-    """True when a ±15% focal change raises ``cost`` (median reprojection px) clearly (≥ 0.05 px and 10%)."""
-    base = cost(focal)
-    rise = min(cost(focal * 1.15), cost(focal / 1.15)) - base
-    return rise >= max(0.05, 0.1 * base)
+def _median_error(result) -> float:
+    """Median reprojection error (px) of a bundle adjustment's inlier observations (inf without any)."""
+    return float(np.nanmedian(result.errors[result.used])) if result.used.any() else float("inf")
+
+
+def _best_adjustment(candidates: list) -> tuple:
+    """The ``(result, solved)`` with the lowest median reprojection error among the candidates that keep at
+    least half as many inlier observations as the best covered one (an initialisation that triangulated
+    few points would otherwise win with a small, easy subset)."""
+    most = max(result.used.sum() for result, _ in candidates)
+    covered = [c for c in candidates if c[0].used.sum() >= 0.5 * most]
+    return min(covered, key=lambda c: _median_error(c[0]))
+
+
+def _focal_costs(tracks: Tracks, result, solved: np.ndarray, width: int, height: int, max_points: int):
+    """Median reprojection px of a short fixed-focal adjustment of ``result`` at its focal f, at f × FOCAL_STEP
+    and at f / FOCAL_STEP: ``(base, larger, smaller)``."""
+    def cost(focal: float) -> float:
+        k_try = np.array([focal, focal, width / 2, height / 2])
+        trial = bundle_adjust(tracks.points, result.w2c, result.points3d, result.used.any(0), solved, k_try,
+                              width, height, refine_focal=False, rounds=1, max_iterations=10, max_points=max_points)
+        return float(np.nanmedian(trial.errors[result.used]))
+
+    focal = result.focal_px
+    return cost(focal), cost(focal * FOCAL_STEP), cost(focal / FOCAL_STEP)
+
+
+def _focal_is_determined(base: float, larger: float, smaller: float) -> bool:
+    """True when a FOCAL_STEP focal change raises the cost (median reprojection px) clearly (≥ 0.05 px, 10%)."""
+    return min(larger, smaller) - base >= max(0.05, 0.1 * base)
 
 
 def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, intrinsics=None,
@@ -192,30 +220,36 @@ def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, int
         progress(count, count)
 
     if has_parallax:
-        candidates = []
-        for start_fov in (settings["start_fovs"] if estimate_focal else (None,)):
-            k = (intrinsics_for_fov(start_fov, height, width) if estimate_focal else given) * pixels
-            solution = _solve_general_ba(tracks, k, best, width, height, estimate_focal, settings)
-            if solution is not None:
-                result = solution[0]
-                candidates.append((float(np.nanmedian(result.errors[result.used])) if result.used.any()
-                                   else np.inf, start_fov, solution))
+        def adjust(start_fovs):
+            """Initialisation + bundle adjustment from each starting FOV → [(result, solved)]."""
+            found = []
+            for start_fov in start_fovs:
+                k = (intrinsics_for_fov(start_fov, height, width) if estimate_focal else given) * pixels
+                solution = _solve_general_ba(tracks, k, best, width, height, estimate_focal, settings)
+                if solution is not None:
+                    found.append(solution)
+            return found
+
+        candidates = adjust(settings["start_fovs"] if estimate_focal else (None,))
         if candidates:
-            _, start_fov, (result, solved) = min(candidates, key=lambda c: c[0])
+            result, solved = _best_adjustment(candidates)
+            focal_determined = True
+            if estimate_focal:
+                costs = _focal_costs(tracks, result, solved, width, height, settings["max_points"])
+                focal_determined = _focal_is_determined(*costs)
+                if not focal_determined and settings["retry_fovs"]:
+                    # a flat cost around the refined focal may be a local minimum: adjust again from other
+                    # starting focals and keep the lowest reprojection error
+                    retried, retried_solved = _best_adjustment(candidates + adjust(settings["retry_fovs"]))
+                    if retried is not result:
+                        result, solved = retried, retried_solved
+                        costs = _focal_costs(tracks, result, solved, width, height, settings["max_points"])
+                        focal_determined = _focal_is_determined(*costs)
             intr = (np.array([result.focal_px, result.focal_px, width / 2, height / 2]) / pixels
                     if estimate_focal else given)
             inliers = result.used.sum(1)
             residual = np.array([np.median(e[u]) if u.any() else np.nan for e, u in zip(result.errors, result.used)])
             unreliable = [i for i in range(1, count) if not solved[i] or inliers[i] < MIN_FRAME_INLIERS]
-            focal_determined = True
-            if estimate_focal:
-                def cost(focal):
-                    k_try = np.array([focal, focal, width / 2, height / 2])
-                    trial = bundle_adjust(tracks.points, result.w2c, result.points3d, result.used.any(0), solved,
-                                          k_try, width, height, refine_focal=False, rounds=1, max_iterations=10,
-                                          max_points=settings["max_points"])
-                    return float(np.nanmedian(trial.errors[result.used]))
-                focal_determined = _focal_is_determined(cost, result.focal_px)
             c2w = np.linalg.inv(result.w2c)
             c2w = np.linalg.inv(c2w[0]) @ c2w
             seen = valid[0] & result.used.any(0)
@@ -235,7 +269,7 @@ def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, int
         pairs = pairs or [(0, 1)]
         cost = lambda focal: rotation_focal_residual(tracks, focal, k0, pairs)  # noqa: E731
         focal = math.exp(golden_minimum(lambda log_f: cost(math.exp(log_f)), math.log(low), math.log(high)))
-        focal_determined = _focal_is_determined(cost, focal)
+        focal_determined = _focal_is_determined(cost(focal), cost(focal * FOCAL_STEP), cost(focal / FOCAL_STEP))
         intr = np.array([focal, focal, width / 2, height / 2]) / pixels
     else:
         intr = given
