@@ -15,7 +15,8 @@ Pipeline:
    an unknown focal refined jointly with a robust loss, outlier observations dropped and solved again.
    The unit is set so that the median depth of the background points seen in frame 0 is ``scene_depth``.
 
-Methods: ``"fast"`` (default; one initialisation) and ``"accurate"`` (more tracks, several initial
+Methods: ``"fast"`` (default; one initialisation, two more from other starting focals when an estimated
+focal comes out undetermined) and ``"accurate"`` (more tracks, several initial
 focal lengths for the bundle adjustment, one more outlier round; several times slower).
 Intrinsics: ``fov_deg`` (field of view across the **longer side**), or ``intrinsics`` (a file or
 normalised ``(fx, fy, cx, cy)``), or neither: the focal is then estimated (square pixels, principal
@@ -239,7 +240,7 @@ def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, int
                 focal_determined = _focal_is_determined(*costs)
                 if not focal_determined and settings["retry_fovs"]:
                     # a flat cost around the refined focal may be a local minimum: adjust again from other
-                    # starting focals and keep the lowest reprojection error
+                    # starting focals and keep the lowest-error well-covered result
                     retried, retried_solved = _best_adjustment(candidates + adjust(settings["retry_fovs"]))
                     if retried is not result:
                         result, solved = retried, retried_solved
