@@ -205,8 +205,20 @@ class DynaSceneDenoiser(nn.Module):
     def compile_unet(self, **options) -> None:
         """Compile the U-Net with ``torch.compile`` as one graph (``fullgraph=True``: the processors take
         no device syncs and branch only on host values), in place so parameter names do not change.
-        Compiles on the first call (tens of seconds at full size) and again for a new window length,
-        batch (CFG on/off) or dtype; ``options`` go to ``torch.compile`` (e.g. ``mode``)."""
+        Compiles on the first call (tens of seconds at full size; inductor keeps its kernels in its cache
+        directory, ``TORCHINDUCTOR_CACHE_DIR``, default ``/tmp/torchinductor_<user>``, so a later process
+        compiles faster) and again for a new window length, batch (CFG on/off) or dtype; timesteps, steps,
+        windows, samplers and new reference banks reuse the graph. ``options`` go to ``torch.compile``
+        (e.g. ``mode="reduce-overhead"`` for CUDA graphs)."""
+        import torch._dynamo
+        from diffusers.models.unets import unet_motion_model
+
+        # diffusers logs "Forward upsample size ..." (at info level: not shown) for latents not divisible by
+        # 8 — 768x432's 96x54 — and a logger call inside the graph is a graph break: skip that one call.
+        for name in ("ignore_logging_functions", "ignore_logger_methods"):  # torch's newer / older name
+            ignored = getattr(torch._dynamo.config, name, None)
+            if ignored is not None:
+                ignored.add(unet_motion_model.logger.info)
         self.unet.compile(**{"fullgraph": True, "dynamic": False, **options})
 
     def enable_gradient_checkpointing(self) -> None:
@@ -268,8 +280,10 @@ class DynaSceneDenoiser(nn.Module):
         self.control.restore((reference, mask, tokens, frames))
         try:
             context = image_embeds.repeat_interleave(frames, dim=0)
-            if not torch.is_tensor(timestep):  # a device tensor made in place: no copy, no per-value recompile
-                timestep = torch.full((), timestep, device=sample.device)
+            if not torch.is_tensor(timestep):  # a device tensor made in place: no copy, no per-value recompile;
+                # float32 for every sampler (DDIM's int steps, Euler's fractional ones): one compiled graph,
+                # the same embedding (diffusers converts timesteps to float32 first)
+                timestep = torch.full((), float(timestep), device=sample.device)
             return self.unet(sample, timestep, encoder_hidden_states=context).sample
         finally:
             self.control.clear()

@@ -1,0 +1,21 @@
+"""Speed changes of inference that must not change results, on the tiny config."""
+
+import torch
+
+from dynascene_core.models import DynaSceneModels
+
+
+def test_host_timestep_gives_the_output_of_an_integer_tensor_timestep():
+    """Host timesteps become one float32 device tensor for every sampler (one compiled graph for DDIM's
+    integer and Euler's fractional steps); diffusers embeds timesteps in float32, so integer steps give
+    bit-identical output to the int64 tensor a caller may pass."""
+    torch.manual_seed(0)
+    denoiser = DynaSceneModels.build("tiny").eval().denoiser
+    g = torch.Generator().manual_seed(1)
+    sample, emb = torch.randn(2, 9, 3, 8, 8, generator=g), torch.randn(2, 1, 32, generator=g)
+    with torch.no_grad():
+        host = denoiser(sample, 981, emb)
+        tensor = denoiser(sample, torch.tensor(981), emb)
+        other = denoiser(sample, 980.5, emb)
+    assert torch.equal(host, tensor)
+    assert not torch.equal(other, host)
