@@ -75,6 +75,19 @@ def _slice_rows(total: int, pieces: int) -> int | None:
     return max(d for d in range(1, limit + 1) if total % d == 0)
 
 
+def skip_upsample_size_log_when_compiling() -> None:
+    """Let ``torch.compile`` skip the one logger call of diffusers' ``UNetMotionModel.forward``: it logs
+    "Forward upsample size ..." (at info level, not shown) for latents not divisible by 8 — 768x432's
+    96x54 — and a logger call inside a graph is a graph break."""
+    import torch._dynamo
+    from diffusers.models.unets import unet_motion_model
+
+    for name in ("ignore_logging_functions", "ignore_logger_methods"):  # torch's newer / older name
+        ignored = getattr(torch._dynamo.config, name, None)
+        if ignored is not None:
+            ignored.add(unet_motion_model.logger.info)
+
+
 class PerFrameGroupNorm(nn.GroupNorm):
     """GroupNorm with statistics per frame, as AnimateDiff, CameraCtrl and Moore-AnimateAnyone apply it
     in their motion modules (``(b f) c h w``).
@@ -210,15 +223,7 @@ class DynaSceneDenoiser(nn.Module):
         compiles faster) and again for a new window length, batch (CFG on/off) or dtype; timesteps, steps,
         windows, samplers and new reference banks reuse the graph. ``options`` go to ``torch.compile``
         (e.g. ``mode="reduce-overhead"`` for CUDA graphs)."""
-        import torch._dynamo
-        from diffusers.models.unets import unet_motion_model
-
-        # diffusers logs "Forward upsample size ..." (at info level: not shown) for latents not divisible by
-        # 8 — 768x432's 96x54 — and a logger call inside the graph is a graph break: skip that one call.
-        for name in ("ignore_logging_functions", "ignore_logger_methods"):  # torch's newer / older name
-            ignored = getattr(torch._dynamo.config, name, None)
-            if ignored is not None:
-                ignored.add(unet_motion_model.logger.info)
+        skip_upsample_size_log_when_compiling()
         self.unet.compile(**{"fullgraph": True, "dynamic": False, **options})
 
     def enable_gradient_checkpointing(self) -> None:
