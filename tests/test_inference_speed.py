@@ -19,3 +19,20 @@ def test_host_timestep_gives_the_output_of_an_integer_tensor_timestep():
         other = denoiser(sample, 980.5, emb)
     assert torch.equal(host, tensor)
     assert not torch.equal(other, host)
+
+
+def test_bypassed_motion_modules_are_freed():
+    """The feed-forward slicing keeps a list of the motion modules' blocks; bypassing the motion modules
+    (stage I) must not leave their parameters alive through it."""
+    import gc
+    import weakref
+
+    torch.manual_seed(0)
+    denoiser = DynaSceneModels.build("tiny").denoiser
+    block = weakref.ref(denoiser._motion_blocks[0][0])
+    assert denoiser.bypass_motion_modules() > 0
+    gc.collect()
+    assert block() is None
+    with torch.no_grad():
+        out = denoiser(torch.randn(2, 9, 1, 8, 8), 500, torch.randn(2, 1, 32))
+    assert out.shape == (2, 4, 1, 8, 8)

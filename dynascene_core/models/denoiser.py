@@ -176,6 +176,7 @@ class DynaSceneDenoiser(nn.Module):
                 for i in range(len(motion)):
                     motion[i] = _Identity()
                     replaced += 1
+        self._motion_blocks = []  # nothing keeps the removed modules (and their parameters) alive
         return replaced
 
     @property
