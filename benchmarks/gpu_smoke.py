@@ -146,7 +146,7 @@ def part_nodes(args, device) -> str:
     kwargs = {name: spec[1]["default"] for name, spec in inputs.items() if len(spec) > 1 and "default" in spec[1]}
     kwargs.update(dynascene_model=model, vae=vae, clip_vision=clip_vision, scene_image=scene.permute(1, 2, 0)[None],
                   images=pixels.permute(0, 2, 3, 1), mask=alpha[:, 0], camera=trajectory, steps=args.steps)
-    out = getattr(sampler, mapping["DynaSceneSampler"].FUNCTION)(**kwargs)
+    out = sampler.sample(**kwargs)  # its host entry point (FUNCTION) is the async wrapper of this
     background, latent = out[0], out[2]
     decoded = mapping["VAEDecode"]().decode(vae, latent)[0]
     torch.cuda.synchronize()

@@ -53,3 +53,16 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", encoding: str | None =
     with atomic_output(path) as tmp:
         with open(tmp, mode, encoding=None if binary else encoding, newline=None if binary else newline) as handle:
             yield handle
+
+
+def check_output_folder(path: str | os.PathLike, name: str = "output folder") -> None:
+    """``ValueError`` naming ``path`` unless it is a writable folder or can be made as one (its nearest
+    existing parent is a writable folder); creates nothing, so a refused command leaves no trace."""
+    path = os.fspath(path)
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ValueError(f"{name} {path}: exists and is not a folder")
+    existing = os.path.abspath(path)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing) or not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"{name} {path}: cannot write there ({existing} is not a writable folder)")

@@ -18,14 +18,23 @@ def read_yaml(path: str) -> dict:
     """A YAML file holding a mapping (an empty file is ``{}``)."""
     import yaml
 
-    with open(path, encoding="utf-8") as handle:
-        try:
+    try:
+        with open(path, encoding="utf-8") as handle:
             data = yaml.safe_load(handle) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text file (a YAML config file was expected)") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({yaml_error_line(exc)})") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a config file must hold a mapping, got {type(data).__name__}")
     return data
+
+
+def yaml_error_line(exc) -> str:
+    """PyYAML's multi-line error as one line: ``line L, column C: what was wrong``."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    return f"line {mark.line + 1}, column {mark.column + 1}: {problem}" if mark else problem
 
 
 def flat_keys(tree: dict, prefix: str = ""):

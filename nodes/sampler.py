@@ -69,12 +69,36 @@ def check_same_size(mask, frames, mask_name: str = "mask") -> None:
                          f"{frames.shape[-1]}x{frames.shape[-2]}: use the mask from matting the same frames")
 
 
+FIRST_STAGE_INPUTS = ("dynascene_model", "vae", "clip_vision", "scene_image", "camera", "composite_settings")
+"""Inputs the sampler asks the host for once the frames passed its checks: models, scene, camera, settings."""
+MATTE_INPUTS = ("mask", "foreground")
+"""Asked for last, once everything else passed its checks: the outputs of matting, the costly part."""
+
+
+def lazy(spec: tuple) -> tuple:
+    """An input spec the host evaluates only when the node asks for it (``check_lazy_status``)."""
+    kind, options = spec
+    return kind, {**options, "lazy": True}
+
+
+def _waiting(inputs: dict, names: tuple[str, ...]) -> list[str]:
+    """The connected lazy inputs among ``names`` the host has not evaluated yet (unconnected ones are absent)."""
+    return [name for name in names if name in inputs and inputs[name] is None]
+
+
 class DynaSceneSampler:
+    """In the host the sampler checks its inputs in stages, before the costly nodes that feed it run:
+    ``images`` is its only eager input, so it is staged as soon as the frames exist; its entry point is
+    ``async`` because ComfyUI stages an available async node before any other (``ux_friendly_pick_node``),
+    i.e. before matting or camera estimation of the same frames. ``check_lazy_status`` then checks the
+    frames and settings, asks for models, scene and camera, checks them, and only then asks for the matte."""
+
     DESCRIPTION = ("Generate a new background video behind the human in 'images', matching the scene image and "
                    "following the camera trajectory (DDIM). Long videos are processed in overlapping context "
-                   "windows. Outputs the background, the human composited over it, and the latents.")
+                   "windows. Outputs the background, the human composited over it, and the latents. Sizes, frame "
+                   "counts and settings are checked before matting or camera estimation upstream run.")
     CATEGORY = GENERATE_CATEGORY
-    FUNCTION = "sample"
+    FUNCTION = "sample_in_host"
     RETURN_TYPES = ("IMAGE", "IMAGE", "LATENT")
     RETURN_NAMES = ("background", "composite", "latent")
     OUTPUT_TOOLTIPS = ("The generated background frames.", "The human over the generated background.",
@@ -85,14 +109,14 @@ class DynaSceneSampler:
     def INPUT_TYPES(cls):
         return {
             "required": {
-                "dynascene_model": (MODEL, {}),
-                "vae": ("VAE", {"tooltip": "The SD1.5 VAE (sd-vae-ft-mse) from ComfyUI's Load VAE."}),
-                "clip_vision": ("CLIP_VISION", {"tooltip": "CLIP ViT-L/14 from ComfyUI's Load CLIP Vision."}),
-                "scene_image": ("IMAGE", {"tooltip": "The scene to put the human in (first image used; resized to "
-                                                     "cover the video and centre-cropped)."}),
+                "dynascene_model": lazy((MODEL, {})),
+                "vae": lazy(("VAE", {"tooltip": "The SD1.5 VAE (sd-vae-ft-mse) from ComfyUI's Load VAE."})),
+                "clip_vision": lazy(("CLIP_VISION", {"tooltip": "CLIP ViT-L/14 from ComfyUI's Load CLIP Vision."})),
+                "scene_image": lazy(("IMAGE", {"tooltip": "The scene to put the human in (first image used; "
+                                                          "resized to cover the video and centre-cropped)."})),
                 "images": ("IMAGE", {"tooltip": "The video frames with the human (width/height divisible by 8)."}),
-                "mask": ("MASK", {"tooltip": "Human alpha per frame (1 = human), e.g. from Matte Video."}),
-                "camera": (CAMERA, {"tooltip": "Camera trajectory of the generated background."}),
+                "mask": lazy(("MASK", {"tooltip": "Human alpha per frame (1 = human), e.g. from Matte Video."})),
+                "camera": lazy((CAMERA, {"tooltip": "Camera trajectory of the generated background."})),
                 "fit_camera_to_frames": ("BOOLEAN", {
                     "default": True, "tooltip": "Resample the camera to the video's frame count when they differ "
                                                 "(off: a mismatch is an error)."}),
@@ -116,23 +140,37 @@ class DynaSceneSampler:
                                                  "many pixels (as Refine Mask's feather)."}),
             },
             "optional": {
-                **COMPOSITE_INPUTS,
+                **{name: lazy(spec) for name, spec in COMPOSITE_INPUTS.items()},
                 "sampler": (list(SAMPLERS), {"default": "ddim", "tooltip": "Solver; recommended steps: " + ", ".join(
                     f"{name} {steps}" for name, steps in RECOMMENDED_STEPS.items()) + " (eta applies to ddim only)."}),
             },
         }
 
-    def sample(self, dynascene_model, vae, clip_vision, scene_image, images, mask, camera, fit_camera_to_frames,
-               steps, guidance, seed, eta, foreground_reinjection, context_length, context_overlap, feather,
-               foreground=None, composite_settings=None, sampler="ddim"):
+    def check_lazy_status(self, **inputs):
+        """The host's question "which lazy inputs do you need now?" (unevaluated ones arrive as None).
+
+        Checks everything known so far, then asks for the next stage: first models, scene and camera,
+        then the matte. A bad size, frame count or setting thus fails before matting or estimation."""
+        self.checked_inputs(**inputs)
+        return _waiting(inputs, FIRST_STAGE_INPUTS) or _waiting(inputs, MATTE_INPUTS)
+
+    def checked_inputs(self, images, fit_camera_to_frames, steps, guidance, seed, eta, foreground_reinjection,
+                       context_length, context_overlap, feather, dynascene_model=None, vae=None, clip_vision=None,
+                       scene_image=None, mask=None, camera=None, foreground=None, composite_settings=None,
+                       sampler="ddim"):
+        """Validate every input that is known (None: not evaluated yet, or unconnected) with the core's rules
+        (:func:`validate_inputs`); returns ``(frames, alpha, colour, scene, camera, settings)`` in core form,
+        None where unknown, the camera fitted to the frame count. ``clip_vision`` is checked when sampling
+        starts: only its output tells its embedding size."""
         frames = image_to_frames(images, "images")
         n, _, height, width = frames.shape
         check_frame_size(height, width)
-        alpha = mask_to_core(mask, n, "mask")
-        check_same_size(alpha, frames)
+        alpha = None if mask is None else mask_to_core(mask, n, "mask")
+        if alpha is not None:
+            check_same_size(alpha, frames)
         colour = composite_foreground(foreground, frames)
-        scene = image_to_frames(scene_image, "scene_image")[0]
-        if len(camera) != n:
+        scene = None if scene_image is None else image_to_frames(scene_image, "scene_image")[0]
+        if camera is not None and len(camera) != n:
             if not fit_camera_to_frames:
                 raise ValueError(f"the camera has {len(camera)} frames but the video has {n}: turn on "
                                  f"'fit_camera_to_frames' or use 'Resample / Trim Camera' with {n} frames")
@@ -141,9 +179,26 @@ class DynaSceneSampler:
                                    context_length=context_length, context_overlap=context_overlap,
                                    foreground_reinjection=foreground_reinjection,
                                    compositing=settings_with_feather(composite_settings, feather))
-        validate_inputs(frames, alpha, scene, len(camera), settings,
-                        dynascene_model.config.motion["motion_max_seq_length"])
-        check_vae(vae)
+        max_context = None if dynascene_model is None else dynascene_model.config.motion["motion_max_seq_length"]
+        validate_inputs(frames, alpha, scene, None if camera is None else len(camera), settings, max_context)
+        if vae is not None:
+            check_vae(vae)
+        return frames, alpha, colour, scene, camera, settings
+
+    async def sample_in_host(self, **inputs):
+        """The host's entry point: :meth:`sample`, declared async for the host's scheduling (class docstring)."""
+        return self.sample(**inputs)
+
+    def sample(self, dynascene_model, vae, clip_vision, scene_image, images, mask, camera, fit_camera_to_frames,
+               steps, guidance, seed, eta, foreground_reinjection, context_length, context_overlap, feather,
+               foreground=None, composite_settings=None, sampler="ddim"):
+        frames, alpha, colour, scene, camera, settings = self.checked_inputs(
+            images=images, fit_camera_to_frames=fit_camera_to_frames, steps=steps, guidance=guidance, seed=seed,
+            eta=eta, foreground_reinjection=foreground_reinjection, context_length=context_length,
+            context_overlap=context_overlap, feather=feather, dynascene_model=dynascene_model, vae=vae,
+            scene_image=scene_image, mask=mask, camera=camera, foreground=foreground,
+            composite_settings=composite_settings, sampler=sampler)
+        n, _, height, width = frames.shape
 
         # the scene as the model sees it (fitted to the video, as in training); embedded now so a wrong
         # CLIP model is reported before any sampling work

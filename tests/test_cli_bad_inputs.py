@@ -6,7 +6,8 @@ To add a command, add its lines to ``BAD_INPUTS``: the command as typed (``pytho
 turn (empty, text renamed, random bytes, an HTML page, a truncated good file — all named ``*.EXT``);
 ``{out}`` is an output path that must not appear; ``{video}``, ``{mask}``, ``{scene}``, ``{poses}``,
 ``{weights}`` (a tiny full DynaScene file) are good inputs. Lines without ``{bad...}`` run once and give the
-text the error line must contain.
+text the error line must contain (a tuple: every text in it). ``{rvm}`` is a matting weight file,
+``{config_...}`` a data-preparation config file with one bad setting (``CONFIGS``).
 """
 
 from __future__ import annotations
@@ -50,7 +51,28 @@ BAD_INPUTS = [
     ("python training/train.py", "data.root={out}/no_data data.generate_if_missing=false output_dir={out}", "no_data"),
     ("python training/train.py", "model.motion_module=missing_mm_sd_v15_v2.ckpt output_dir={out}", "missing_mm_sd_v15_v2.ckpt"),
     ("python -m dynascene_core.evaluate", "{out}/missing_generated {out}/missing_truth --json {out}/report.json", "missing_generated"),
+    # data preparation: the config file and the sources are checked before any weight file is asked for
+    ("python -m dynascene_core.data.prepare", "{video} {out} --config {bad.yaml}", None),
+    ("python -m dynascene_core.data.prepare", "{video} {out} --config {out}/missing.yaml", "missing.yaml"),
+    ("python -m dynascene_core.data.prepare", "{video} {out} --config {config_unknown_key}", ("unknown_key.yaml", "motion.max_scor")),
+    ("python -m dynascene_core.data.prepare", "{video} {out} --config {config_wrong_type}", ("wrong_type.yaml", "person.sample_fps")),
+    ("python -m dynascene_core.data.prepare", "{video} {out} --config {config_out_of_range}", ("out_of_range.yaml", "motion.max_score")),
+    ("python -m dynascene_core.data.prepare", "{video} {out} --workers 0 --rvm {rvm}", ("--workers", "run.workers")),
+    ("python -m dynascene_core.data.prepare", "{out}/no_videos {out}", "no_videos"),
+    ("python -m dynascene_core.data.prepare", "{video} {scene}", "scene.png"),
+    ("python -m dynascene_core.data.prepare", "{video} {out}", "--rvm"),
+    ("python -m dynascene_core.data.prepare", "{video} {out} --rvm {bad.pth}", None),
+    ("python -m dynascene_core.data.prepare", "{video} {out} --rvm {rvm} --person-weights {bad.pth}", None),
+    ("python -m training.prepare_proof", "--out {out} --frames 0", "--frames"),
+    ("python -m training.prepare_proof", "--out {out} --height 20", "--height"),
+    ("python -m training.prepare_proof", "--out {scene}", "scene.png"),
 ]
+
+CONFIGS = {  # data-preparation config files with one bad setting each
+    "config_unknown_key": "motion:\n  max_scor: 0.7\n",
+    "config_wrong_type": "person:\n  sample_fps: often\n",
+    "config_out_of_range": "motion:\n  max_score: 1.5\n",
+}
 
 BAD_KINDS = ("empty", "text", "random", "html", "truncated")
 HTML = "<!DOCTYPE html>\n<html><head><title>Sign in</title></head><body>Please log in</body></html>\n"
@@ -68,8 +90,10 @@ def good(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("good")
     clip = demo_clip(num_frames=4, height=32, width=48)
+    from test_matting_rvm import random_state_dict
+
     files = {name: str(root / name) for name in ("video.mp4", "mask.mp4", "scene.png", "poses.txt",
-                                                 "weights.safetensors", "weights.ckpt")}
+                                                 "weights.safetensors", "weights.ckpt", "rvm.pth", "prepare.yaml")}
     write_video(files["video.mp4"], clip.frames, fps=8)
     write_video(files["mask.mp4"], np.repeat((clip.masks[..., None] * 255).astype(np.uint8), 3, -1), fps=8)
     Image.fromarray(clip.scene_image).save(files["scene.png"])
@@ -77,11 +101,17 @@ def good(tmp_path_factory):
     torch.manual_seed(0)
     save_dynascene(files["weights.safetensors"], DynaSceneModels.build("tiny"))
     torch.save({"state_dict": {"w": torch.zeros(64, 64)}}, files["weights.ckpt"])
+    torch.save(random_state_dict("mobilenetv3"), files["rvm.pth"])
+    (root / "prepare.yaml").write_text("person:\n  area_range: [0.05, 0.7]\n")
+    configs = {}
+    for name, text in CONFIGS.items():
+        configs[name] = str(root / f"{name[len('config_'):]}.yaml")
+        (root / f"{name[len('config_'):]}.yaml").write_text(text)
     return {"video": files["video.mp4"], "mask": files["mask.mp4"], "scene": files["scene.png"],
-            "poses": files["poses.txt"], "weights": files["weights.safetensors"],
+            "poses": files["poses.txt"], "weights": files["weights.safetensors"], "rvm": files["rvm.pth"], **configs,
             "truncate": {".mp4": files["video.mp4"], ".png": files["scene.png"], ".txt": files["poses.txt"],
                          ".safetensors": files["weights.safetensors"], ".ckpt": files["weights.ckpt"],
-                         ".pth": files["weights.ckpt"]}}
+                         ".pth": files["weights.ckpt"], ".yaml": files["prepare.yaml"]}}
 
 
 def write_bad_file(path: str, kind: str, good_files: dict) -> None:
@@ -108,7 +138,8 @@ def cases():
         for kind in kinds:
             words = arguments.split()
             slot = next((w for i, w in enumerate(words) if i + 1 < len(words) and "{bad" in words[i + 1]), "")
-            what = " ".join(w for w in words if "{bad" in w or "=" in w and "{out}" not in w) or names
+            what = (" ".join(w for w in words if "{bad" in w or "=" in w and "{out}" not in w)
+                    or (" ".join(names) if isinstance(names, tuple) else names))
             yield pytest.param(command, arguments, names, kind,
                                id=f"{command.split()[-1].split('/')[-1]} {slot} {what} {kind or ''}".replace("  ", " "))
 
@@ -124,7 +155,7 @@ def expand(arguments: str, kind: str | None, good_files: dict, tmp_path) -> tupl
         return str(tmp_path / bad_name)
 
     text = re.sub(r"\{bad(\.\w+)\}", bad, arguments)
-    values = {k: good_files[k] for k in ("video", "mask", "scene", "poses", "weights")}
+    values = {k: v for k, v in good_files.items() if k != "truncate"}
     text = text.format(out=str(tmp_path / "out"), **values)
     return text.split(), bad_name
 
@@ -159,7 +190,8 @@ def check_result(code: int, stderr: str, names: list[str], tmp_path, before: set
     assert len(lines) == 1, f"expected one error line, got:\n{stderr}"
     assert "error" in lines[0]
     for name in names:
-        assert name in lines[0], f"{name!r} not named in: {lines[0]}"
+        for text in name if isinstance(name, tuple) else (name,):
+            assert text in lines[0], f"{text!r} not named in: {lines[0]}"
     assert not (tmp_path / "out").exists(), "partial output written"
     assert set(os.listdir(tmp_path)) == before, "files written into the working folder"
 

@@ -376,3 +376,52 @@ def test_workflows_are_listed_as_templates_with_thumbnails(server):
                 assert json.loads(answer.read())["nodes"]
             with urllib.request.urlopen(base + ".jpg", timeout=30) as answer:
                 assert answer.headers["Content-Type"] == "image/jpeg" and len(answer.read()) > 1000
+
+
+def _node_id(prompt: dict, class_type: str) -> str:
+    (key,) = [key for key, node in prompt.items() if node["class_type"] == class_type]
+    return key
+
+
+def _execution_error(entry: dict) -> dict:
+    errors = [m[1] for m in entry["status"]["messages"] if m[0] == "execution_error"]
+    assert entry["status"]["status_str"] == "error" and len(errors) == 1, json.dumps(entry["status"], indent=1)
+    return errors[0]
+
+
+def test_wrong_sizes_and_counts_fail_before_matting_runs(server):
+    """The sampler checks the frames, then models/scene/camera, before it asks for the matte: a wrong-size video
+    or a pose file of another length fails at the sampler with one line, and matting, mask refinement and camera
+    estimation never ran (the host lists the nodes that completed before the error, and those it had cached)."""
+    from dynascene_core.camera import demo_clip, make_preset
+    from dynascene_core.video import write_video
+
+    # videos no other test loads, so no node downstream of them is in the host's cache
+    odd_size, twelve = "dynascene_odd_size.mp4", "dynascene_twelve_frames.mp4"
+    write_video(os.path.join(server.dirs["input"], odd_size), demo_clip(6, 68, 64, seed=5).frames, fps=12)
+    write_video(os.path.join(server.dirs["input"], twelve), demo_clip(12, *VIDEO_SIZE, seed=6).frames, fps=12)
+    make_preset("pan_left", 9).save(os.path.join(server.dirs["input"], "nine_frames.txt"))
+
+    scene = load_api_workflow(os.path.join(REPO_ROOT, "workflows", "api", "Video to a new scene.json"))
+    scene[_node_id(scene, "LoadVideo")]["inputs"]["file"] = odd_size
+    # a preview of the matte: the host then prefers matting to any node not one step from an output
+    scene["91"] = {"class_type": "PreviewImage", "inputs": {"images": [_node_id(scene, "DynaSceneMatteVideo"), 0]}}
+    designed = load_api_workflow(os.path.join(REPO_ROOT, "workflows", "api", "Designed camera move behind a video.json"))
+    designed[_node_id(designed, "LoadVideo")]["inputs"]["file"] = twelve
+    designed["90"] = {"class_type": "DynaSceneLoadCameraPoseFile", "inputs": {"pose_file": "nine_frames.txt"}}
+    designed[_node_id(designed, "DynaSceneSampler")]["inputs"].update(camera=["90", 0], fit_camera_to_frames=False)
+    cases = [(scene, "images are 64x68 pixels; DynaScene needs width and height divisible by 8"),
+             (designed, "the camera has 9 frames but the video has 12")]
+    with log_on_failure(server):
+        for prompt, message in cases:
+            entry = _run(server, prompt)
+            error = _execution_error(entry)
+            assert error["node_id"] == _node_id(prompt, "DynaSceneSampler"), error
+            assert message in error["exception_message"] and len(error["exception_message"].strip().splitlines()) == 1
+            executed = set(error["executed"])
+            (cached,) = [m[1]["nodes"] for m in entry["status"]["messages"] if m[0] == "execution_cached"]
+            assert _node_id(prompt, "GetVideoComponents") in executed, executed
+            for costly in ("DynaSceneMatteVideo", "DynaSceneEstimateCameraFromVideo", "DynaSceneRefineMask"):
+                for key in [key for key, node in prompt.items() if node["class_type"] == costly]:
+                    assert key not in executed and key not in cached, (costly, executed, cached)
+        assert "90" in executed  # the pose file was read (and checked) before the matte was asked for

@@ -8,6 +8,7 @@ are painted pure green, so what must be detected and matted is known independent
 import csv
 import json
 import os
+import re
 import shutil
 import sys
 
@@ -250,7 +251,7 @@ def test_missing_rvm_is_named_before_any_video_is_read(tmp_path, capsys):
                  "--no-progress"])
     assert code == 2
     assert f"--rvm / matting.rvm: {tmp_path / 'none.pth'}: no such file" in capsys.readouterr().err
-    assert not os.path.exists(tmp_path / "out" / "state" / "clips")
+    assert not os.path.exists(tmp_path / "out")  # a refused run leaves nothing behind
 
 
 def test_unknown_setting_names_the_key(tmp_path):
@@ -262,3 +263,46 @@ def test_unknown_setting_names_the_key(tmp_path):
         load_prepare_config(str(path))
     with pytest.raises(ConfigError, match=r"person\.area_range must be"):
         load_prepare_config(None, {"person": {"area_range": [0.5, 0.1]}})
+
+
+@pytest.mark.parametrize("text,key", [
+    ("camera:\n  method: quick\n", "camera.method"),
+    ("camera:\n  fov_deg: 200\n", "camera.fov_deg"),
+    ("camera:\n  keep_uncertain: maybe\n", "camera.keep_uncertain"),
+    ("matting:\n  device: gpu\n", "matting.device"),
+    ("scene:\n  seed: -1\n", "scene.seed"),
+    ("person:\n  area_range: [low, high]\n", "person.area_range"),
+    ("shots:\n  threshold: [27]\n", "shots.threshold"),
+    ("write:\n  short_side: 0\n", "write.short_side"),
+])
+def test_bad_value_names_the_file_and_the_key(tmp_path, text, key):
+    from dynascene_core.settings import ConfigError
+
+    path = tmp_path / "mine.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=rf"^{re.escape(str(path))}: {re.escape(key)} must be"):
+        load_prepare_config(str(path))
+
+
+def test_good_values_and_flags_are_applied(tmp_path):
+    from dynascene_core.data.prepare_config import override_settings
+
+    path = tmp_path / "mine.yaml"
+    path.write_text("camera:\n  method: accurate\n  fov_deg: 60\nmatting:\n  device: cuda:1\nscene:\n  seed: 7\n")
+    config = override_settings(load_prepare_config(str(path)), {"run": {"workers": 3}}, "--workers")
+    assert (config["camera"]["method"], config["camera"]["fov_deg"], config["matting"]["device"]) == ("accurate", 60,
+                                                                                                        "cuda:1")
+    assert (config["scene"]["seed"], config["run"]["workers"]) == (7, 3)
+
+
+def test_missing_packages_are_named_before_any_work(monkeypatch):
+    import importlib.util
+
+    from dynascene_core.data import prepare
+
+    prepare.check_packages("auto")  # installed here (requirements-dev.txt)
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "ray" else real(name, *a))
+    prepare.check_packages(None)  # local workers need no Ray
+    with pytest.raises(RuntimeError, match="needs ray: pip install -r requirements-data.txt"):
+        prepare.check_packages("auto")

@@ -183,3 +183,35 @@ def test_refine_mask_steps_in_order():
     assert torch.allclose(smooth[1, 10, 10], torch.tensor(2 / 3))
     (soft,) = refine(mask, 0.5, True, 2, 0, 0, 2)
     assert 0 < soft[0, 4, 10] < 1 and soft[0, 10, 10] == pytest.approx(1.0)
+
+
+def test_lazy_inputs_are_asked_for_in_stages_after_the_checks(tiny):
+    """The host's lazy protocol: unevaluated inputs arrive as None, unconnected optional ones are absent."""
+    images, mask, scene = _inputs()
+    widgets = dict(fit_camera_to_frames=False, steps=2, guidance=2.0, seed=0, eta=0.0, foreground_reinjection=False,
+                   context_length=4, context_overlap=2, feather=0)
+    lazy = dict(dynascene_model=None, vae=None, clip_vision=None, scene_image=None, camera=None, mask=None)
+    node = sampler.DynaSceneSampler()
+    assert sorted(node.check_lazy_status(images=images, **widgets, **lazy, foreground=None)) == sorted(
+        ["dynascene_model", "vae", "clip_vision", "scene_image", "camera"])
+    # the frames alone already fail on their size, and settings on the frame count
+    with pytest.raises(ValueError, match=r"images are 32x30 pixels.*divisible by 8"):
+        node.check_lazy_status(images=images[:, :30], **widgets, **lazy)
+    with pytest.raises(ValueError, match=r"0 <= overlap < length \(got length=4, overlap=4\)"):
+        node.check_lazy_status(images=images, **{**widgets, "context_overlap": 4}, **lazy)
+
+    first = dict(lazy, dynascene_model=DynaSceneModel.wrap(tiny, []), vae=TinyHostVAE(tiny.vae),
+                 clip_vision=TinyHostCLIPVision(tiny.image_encoder), scene_image=scene, camera=make_preset("pan_left", F))
+    assert node.check_lazy_status(images=images, **widgets, **first, foreground=None) == ["mask", "foreground"]
+    assert node.check_lazy_status(images=images, **widgets, **first) == ["mask"]   # foreground unconnected
+    # camera and model known: their mismatches fail before the matte is asked for
+    with pytest.raises(ValueError, match="the camera has 9 frames but the video has 6"):
+        node.check_lazy_status(images=images, **widgets, **dict(first, camera=make_preset("pan_left", 9)))
+    max_frames = tiny.config.motion["motion_max_seq_length"]
+    long_video = images[:1].expand(max_frames + 2, -1, -1, -1)
+    with pytest.raises(ValueError, match=f"exceeds the motion modules' maximum of {max_frames} frames"):
+        node.check_lazy_status(images=long_video, **{**widgets, "context_length": max_frames + 1},
+                               **dict(first, camera=make_preset("pan_left", max_frames + 2)))
+    assert node.check_lazy_status(images=images, **widgets, **dict(first, mask=mask)) == []
+    with pytest.raises(ValueError, match="mask: has 4 frames but the video has 6"):
+        node.check_lazy_status(images=images, **widgets, **dict(first, mask=mask[:4]))

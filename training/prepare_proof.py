@@ -30,7 +30,7 @@ if __package__ in (None, ""):
 
 from dynascene_core.camera import make_preset, random_smooth_trajectory, render_synthetic_clip
 from dynascene_core.data import write_clip, write_manifest
-from dynascene_core.io_utils import atomic_open
+from dynascene_core.io_utils import atomic_open, check_output_folder
 
 TEST_SCENE_SEED = 1_000_000
 """Test rooms use seeds from here on; training rooms use ``0 .. train_scenes - 1``."""
@@ -114,7 +114,7 @@ def write_proof_dataset(root: str, train_scenes: int = 240, test_scenes: int = 8
     return plan
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, help="dataset folder to write")
     parser.add_argument("--train-scenes", type=int, default=240)
@@ -124,10 +124,31 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--width", type=int, default=96)
     parser.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) - 2))
     args = parser.parse_args(argv)
+    problem = argument_problem(args)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     plan = write_proof_dataset(args.out, args.train_scenes, args.test_scenes, args.frames,
                                (args.height, args.width), args.workers)
     print(f"wrote {len(plan['train'])} training and {len(plan['test'])} test clips to {args.out}")
+    return 0
+
+
+def argument_problem(args) -> str | None:
+    """The first bad argument as a one-line message (checked before anything is rendered or written)."""
+    for flag, value, least in (("--train-scenes", args.train_scenes, 1), ("--test-scenes", args.test_scenes, 0),
+                               ("--frames", args.frames, 1), ("--workers", args.workers, 1)):
+        if value < least:
+            return f"{flag} must be at least {least}, got {value}"
+    for flag, value in (("--height", args.height), ("--width", args.width)):
+        if value < 8 or value % 8:
+            return f"{flag} must be a positive multiple of 8 (the VAE's downsampling), got {value}"
+    try:
+        check_output_folder(args.out, "--out")
+    except ValueError as exc:
+        return str(exc)
+    return None
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

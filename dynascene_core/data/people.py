@@ -3,8 +3,9 @@
 Two detectors, both returning person boxes ``(k, 5)`` = ``x0, y0, x1, y1, score`` in pixels:
 
 * ``hog``: OpenCV's HOG + linear SVM people detector (Dalal & Triggs), shipped inside OpenCV, no
-  weight file. OpenCV 4.x has it in the main package; OpenCV 5 moved it out, so it is refused there
-  with a message saying what to do. Trained on upright, whole-body pedestrians at least 64×128 px.
+  weight file. OpenCV 4.x has it in the main package; OpenCV 5 keeps it only in the contrib build, so
+  without it it is refused with a message saying what to do. Trained on upright, whole-body
+  pedestrians at least 64×128 px: too weak to be the default (README, "Person detector").
 * ``torchvision``: a COCO detector of torchvision (Faster R-CNN, RetinaNet, FCOS, SSD/SSDlite;
   BSD-3-Clause code) built with ``weights=None`` and filled from a weight file the user gives;
   nothing is downloaded. Boxes of COCO class 1 (person) are kept.
@@ -29,7 +30,8 @@ class HogPersonDetector:
             raise RuntimeError(
                 f"person.detector: hog needs OpenCV's HOG people detector, which OpenCV 5 moved out of the main "
                 f"package (installed OpenCV {cv2.__version__}); set person.detector: torchvision with a "
-                "person.weights file, or install opencv-python-headless<5")
+                "person.weights file, or install opencv-python-headless<5 (or opencv-contrib-python-headless "
+                "in its place)")
         self.hog = cv2.HOGDescriptor()
         self.hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
 

@@ -17,12 +17,26 @@ import os
 import sys
 import time
 
-from .prepare_config import load_prepare_config
+from ..io_utils import check_output_folder
+from .prepare_config import load_prepare_config, override_settings
 from .runner import StageBars, make_backend
 from .scan import VideoScan
 from .sources import list_sources, video_key
-from .state import (check_run_config, read_clip_states, read_scan_state, remove_unfinished, write_outputs,
-                    write_scan_state)
+from .state import (check_run_config, read_clip_states, read_scan_state, record_run_config, remove_unfinished,
+                    write_outputs, write_scan_state)
+
+
+def check_packages(ray_address: str | None) -> None:
+    """The packages the stages import, present before any work starts (a missing one would otherwise
+    show up as every video dropped)."""
+    import importlib.util
+
+    needed = {"scenedetect": "scenedetect-headless", "imageio_ffmpeg": "imageio-ffmpeg"}
+    if ray_address:
+        needed["ray"] = "ray"
+    missing = [package for module, package in needed.items() if importlib.util.find_spec(module) is None]
+    if missing:
+        raise RuntimeError(f"data preparation needs {', '.join(missing)}: pip install -r requirements-data.txt")
 
 
 def check_inputs(config: dict) -> None:
@@ -63,13 +77,19 @@ def run_prepare(src: str, out: str, config: dict, ray_address: str | None = None
         raise FileNotFoundError(f"{src}: no videos ({', '.join(config['sources']['extensions'])})")
     root = src if os.path.isdir(src) else os.path.dirname(os.path.abspath(src))
     keys = {path: video_key(path, root) for path in paths}
-    os.makedirs(out, exist_ok=True)
+    check_output_folder(out, "OUT")
     check_run_config(out, config)
+    check_packages(ray_address)
     check_inputs(config)
+    try:
+        backend = make_backend(ray_address, config)
+    except ConnectionError as exc:
+        raise RuntimeError(f"--ray {ray_address}: cannot connect to the Ray cluster ({exc})") from None
+    os.makedirs(out, exist_ok=True)  # only now: a refused run leaves nothing behind
+    record_run_config(out, config)
     remove_unfinished(out)
     finished = read_clip_states(out)
     scans: dict[str, VideoScan] = {}
-    backend = make_backend(ray_address, config)
     bars = StageBars(progress)
     running: dict[futures.Future, tuple[str, str]] = {}
 
@@ -138,13 +158,13 @@ def main(argv: list[str] | None = None) -> int:
                                                          "or a cluster address such as ray://head:10001")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars or table")
     args = parser.parse_args(argv)
-    overrides: dict = {}
-    for value, section, key in ((args.min_short_side, "resolution", "min_short_side"), (args.rvm, "matting", "rvm"),
-                                (args.person_weights, "person", "weights"), (args.workers, "run", "workers")):
-        if value is not None:
-            overrides.setdefault(section, {})[key] = value
     try:
-        config = load_prepare_config(args.config, overrides)
+        config = load_prepare_config(args.config)
+        for flag, section, key in (("--min-short-side", "resolution", "min_short_side"), ("--rvm", "matting", "rvm"),
+                                   ("--person-weights", "person", "weights"), ("--workers", "run", "workers")):
+            value = getattr(args, flag[2:].replace("-", "_"))
+            if value is not None:
+                config = override_settings(config, {section: {key: value}}, flag)
         run_prepare(args.src, args.out, config, args.ray, progress=not args.no_progress)
     except KeyboardInterrupt:
         print(f"interrupted: finished clips are kept in {args.out}; run the same command again to resume",

@@ -92,23 +92,34 @@ def read_clip_states(out: str) -> dict[str, ClipOutcome]:
     return outcomes
 
 
-def check_run_config(out: str, config: dict) -> None:
-    """Record the settings of the first run in ``OUT``; refuse different ones later (finished clips were
-    made with the first settings, so mixing would give an inconsistent data set)."""
-    path = os.path.join(out, STATE_DIR, CONFIG_NAME)
-    # worker counts and the device do not change what a clip is
+def _comparable_settings(config: dict) -> dict:
+    """The settings that change what a clip is (not worker counts or the device), as JSON would give them."""
     comparable = {k: v for k, v in config.items() if k != "run"}
     comparable["matting"] = {k: v for k, v in config["matting"].items() if k != "device"}
-    if os.path.isfile(path):
-        with open(path, encoding="utf-8") as handle:
-            previous = json.load(handle)
-        if previous != json.loads(json.dumps(comparable)):
-            changed = sorted(f"{section}.{key}" for section in comparable for key in comparable[section]
-                             if previous.get(section, {}).get(key) != comparable[section][key])
-            raise ValueError(f"{out} was prepared with other settings ({', '.join(changed)} differ; see {path}); "
-                             "use a new output folder, or the same settings to resume")
+    return json.loads(json.dumps(comparable))
+
+
+def check_run_config(out: str, config: dict) -> None:
+    """Refuse settings that differ from those of an earlier run in ``OUT`` (finished clips were made with
+    them, so mixing would give an inconsistent data set); reads only."""
+    path = os.path.join(out, STATE_DIR, CONFIG_NAME)
+    if not os.path.isfile(path):
         return
-    _write_json(path, comparable)
+    with open(path, encoding="utf-8") as handle:
+        previous = json.load(handle)
+    comparable = _comparable_settings(config)
+    if previous != comparable:
+        changed = sorted(f"{section}.{key}" for section in comparable for key in comparable[section]
+                         if previous.get(section, {}).get(key) != comparable[section][key])
+        raise ValueError(f"{out} was prepared with other settings ({', '.join(changed)} differ; see {path}); "
+                         "use a new output folder, or the same settings to resume")
+
+
+def record_run_config(out: str, config: dict) -> None:
+    """Save the first run's settings in ``OUT`` (what :func:`check_run_config` compares with later)."""
+    path = os.path.join(out, STATE_DIR, CONFIG_NAME)
+    if not os.path.isfile(path):
+        _write_json(path, _comparable_settings(config))
 
 
 def remove_unfinished(out: str) -> int:

@@ -75,36 +75,42 @@ class GenerationResult:
 MAX_SEED = 2**64 - 1
 
 
-def validate_inputs(frames: torch.Tensor, alpha: torch.Tensor, scene_image: torch.Tensor,
-                    num_camera_frames: int, settings: SamplerSettings, max_context: int | None = None) -> None:
+def validate_inputs(frames: torch.Tensor, alpha: torch.Tensor | None, scene_image: torch.Tensor | None,
+                    num_camera_frames: int | None, settings: SamplerSettings, max_context: int | None = None) -> None:
     """Check shapes, ranges, counts and settings, with messages that name the input and both numbers.
 
-    ``max_context``: the motion modules' maximum frame count (``denoiser.max_frames``); a context window
-    longer than that is refused here rather than deep inside the U-Net."""
+    ``alpha``, ``scene_image``, ``num_camera_frames`` or ``max_context`` given as None are not known yet and
+    their checks are skipped: a host checks the video and the settings first, before it computes the matte
+    or the camera, with these same rules. ``max_context``: the motion modules' maximum frame count
+    (``denoiser.max_frames``); a context window longer than that is refused here rather than deep inside
+    the U-Net."""
     if frames.ndim != 4 or frames.shape[1] != 3:
         raise GenerationInputError(f"frames must be (F, 3, H, W), got {tuple(frames.shape)}")
     n, _, height, width = frames.shape
     if n == 0:
         raise GenerationInputError("frames: the video is empty (0 frames)")
-    if alpha.ndim != 4 or alpha.shape[1] != 1:
-        raise GenerationInputError(f"mask must be (F, 1, H, W), got {tuple(alpha.shape)}")
-    if alpha.shape[0] != n:
-        raise GenerationInputError(f"frame count mismatch: {n} frames but {alpha.shape[0]} mask frames")
-    if alpha.shape[2:] != frames.shape[2:]:
-        raise GenerationInputError(f"mask size {tuple(alpha.shape[2:])} differs from frame size {(height, width)}")
-    if num_camera_frames != n:
+    if alpha is not None:
+        if alpha.ndim != 4 or alpha.shape[1] != 1:
+            raise GenerationInputError(f"mask must be (F, 1, H, W), got {tuple(alpha.shape)}")
+        if alpha.shape[0] != n:
+            raise GenerationInputError(f"frame count mismatch: {n} frames but {alpha.shape[0]} mask frames")
+        if alpha.shape[2:] != frames.shape[2:]:
+            raise GenerationInputError(f"mask size {tuple(alpha.shape[2:])} differs from frame size {(height, width)}")
+    if num_camera_frames is not None and num_camera_frames != n:
         raise GenerationInputError(f"frame count mismatch: {n} frames but the camera trajectory has "
                                    f"{num_camera_frames} (resample the trajectory to {n} frames)")
     if height % VAE_DOWNSCALE or width % VAE_DOWNSCALE:
         raise GenerationInputError(f"frame size {width}x{height} must be a multiple of {VAE_DOWNSCALE} "
                                    f"(e.g. {width // 8 * 8}x{height // 8 * 8})")
     for name, t in (("frames", frames), ("mask", alpha), ("scene image", scene_image)):
+        if t is None:
+            continue
         if not torch.is_floating_point(t):
             raise GenerationInputError(f"{name} must be a float tensor in [0, 1], got {t.dtype}")
         lo, hi = float(t.min()), float(t.max())
         if not (math.isfinite(lo) and math.isfinite(hi)) or lo < 0 or hi > 1:
             raise GenerationInputError(f"{name} values must lie in [0, 1], got [{lo:.4g}, {hi:.4g}]")
-    if scene_image.ndim != 3 or scene_image.shape[0] != 3:
+    if scene_image is not None and (scene_image.ndim != 3 or scene_image.shape[0] != 3):
         raise GenerationInputError(f"scene image must be (3, H, W), got {tuple(scene_image.shape)}")
     if not 1 <= settings.steps <= NUM_TRAIN_TIMESTEPS:
         raise GenerationInputError(f"steps must be between 1 and {NUM_TRAIN_TIMESTEPS}, got {settings.steps}")
