@@ -50,14 +50,19 @@ DEFAULT_RUNS = \
     "eager,compiled:default,scaling,compiled:reduce-overhead,baseline_compiled,compiled:max-autotune-no-cudagraphs"
 
 
-def run_eager(bench):
+def build_models(bench):
+    """The ``--config`` networks with random weights on the device, in the run's dtype."""
     from dynascene_core.models import DynaSceneModels
 
+    torch.manual_seed(0)
+    return DynaSceneModels.build(bench.args.config, device=bench.device, dtype=bench.dtype).eval()
+
+
+def run_eager(bench):
     args = bench.args
     if not args.skip_baseline:
         bench.record("baseline_eager", bench_baseline(bench, mode=None))
-    torch.manual_seed(0)
-    models = DynaSceneModels.build(args.config, device=bench.device, dtype=bench.dtype).eval()
+    models = build_models(bench)
     bench.record("memory", memory_breakdown(bench, models))
     bench.record("ddim", bench_generate(bench, models, args.steps))
     bench.record("profile", profile_step(bench, models, "eager"))
@@ -67,21 +72,14 @@ def run_eager(bench):
 
 
 def run_scaling(bench):
-    from dynascene_core.models import DynaSceneModels
-
-    torch.manual_seed(0)
-    models = DynaSceneModels.build(bench.args.config, device=bench.device, dtype=bench.dtype).eval()
-    bench_scaling(bench, models)
+    bench_scaling(bench, build_models(bench))
 
 
 def run_compiled(bench, mode: str):
-    from dynascene_core.models import DynaSceneModels
-
     args = bench.args
-    torch.manual_seed(0)
-    models = DynaSceneModels.build(args.config, device=bench.device, dtype=bench.dtype).eval()
+    models = build_models(bench)
     report = compile_report(bench)
-    options = {"backend": args.compile_backend} if mode == "default" else {"backend": args.compile_backend, "mode": mode}
+    options = {"backend": args.compile_backend, **({} if mode == "default" else {"mode": mode})}
     with torch.no_grad():
         call = guided_call(bench, models)
         eager_s = bench.time(call, 2)
@@ -185,7 +183,8 @@ def targets(runs, args) -> dict:
     for run in runs:
         if run == "eager" or run.startswith("compiled:"):
             step = _get(runs, run, "ddim", "s_per_step")
-            out[run] = {"s_per_step": step, "vs_eager_baseline (<= 0.6)": round(step / base, 3) if step and base else None,
+            ratio = round(step / base, 3) if step and base else None
+            out[run] = {"s_per_step": step, "vs_eager_baseline (<= 0.6)": ratio,
                         "ddim_total_s (<= 10)": _get(runs, run, "ddim", "total_s"),
                         "fast_sampler_total_s (<= 4)": _get(runs, run, "fast_sampler", "total_s"),
                         "peak_gib (<= 8)": _get(runs, run, "ddim", "peak_gib")}
@@ -199,18 +198,16 @@ def targets(runs, args) -> dict:
 def print_table(merged) -> None:
     runs = merged["runs"]
     print("\nrun                                   s/step  DDIM total  fast total  peak GiB  compile s  status")
-    rows = [("baseline eager", _get(runs, "eager", "baseline_eager"), None, None, None),
-            ("baseline compiled", _get(runs, "baseline_compiled", "baseline_compiled"), None, None, None)]
-    for run in runs:
-        if run == "eager" or run.startswith("compiled:"):
-            rows.append((f"DynaScene {run}", _get(runs, run, "ddim"), _get(runs, run, "fast_sampler"),
-                         _get(runs, run, "compile", "compile_s"), run))
-    for label, ddim, fast, compile_s, run in rows:
+    rows = [("baseline eager", "eager", _get(runs, "eager", "baseline_eager"), {}, None),
+            ("baseline compiled", "baseline_compiled", _get(runs, "baseline_compiled", "baseline_compiled"), {}, None)]
+    rows += [(f"DynaScene {run}", run, _get(runs, run, "ddim"), _get(runs, run, "fast_sampler"),
+              _get(runs, run, "compile", "compile_s")) for run in runs if run == "eager" or run.startswith("compiled:")]
+    for label, run, ddim, fast, compile_s in rows:
         ddim, fast = ddim or {}, fast or {}
-        status = runs.get(run or ("eager" if "eager" in label else "baseline_compiled"), {}).get("status", "-")
-        print(f"{label:36s} {ddim.get('s_per_step', '-')!s:>7} {ddim.get('total_s', '-')!s:>11} "
-              f"{fast.get('total_s', '-')!s:>11} {ddim.get('peak_gib', '-')!s:>9} {compile_s if compile_s is not None else '-'!s:>10}"
-              f"  {status[:60]}")
+        cells = [ddim.get("s_per_step"), ddim.get("total_s"), fast.get("total_s"), ddim.get("peak_gib"), compile_s]
+        widths = (7, 11, 11, 9, 10)
+        print(f"{label:36s} " + " ".join(f"{'-' if c is None else c!s:>{w}}" for c, w in zip(cells, widths))
+              + f"  {runs.get(run, {}).get('status', '-')[:60]}")
     for n, row in (_get(runs, "scaling", "scaling") or {}).items():
         print(f"scaling {n} frames: {json.dumps(row)}")
     print(json.dumps({"targets": merged["targets"], "wall_s": merged["wall_s"]}, indent=1), flush=True)

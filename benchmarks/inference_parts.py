@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
 import statistics
+import tempfile
 import time
 
 import torch
@@ -199,7 +201,8 @@ def memory_breakdown(bench, models):
         for chunk in (8, SamplerSettings.vae_chunk):
             bench.reset_peak()
             seconds = bench.time(lambda: decode_latents(codec, latents, chunk, device="cpu"), 1)
-            out[f"vae_decode_chunk{chunk}_above_models_gib"] = round(bench.peak_gib() - weights, 3) if bench.cuda else None
+            above = round(bench.peak_gib() - weights, 3) if bench.cuda else None
+            out[f"vae_decode_chunk{chunk}_above_models_gib"] = above
             out[f"vae_decode_chunk{chunk}_s"] = round(seconds, 3)
     bench.reset_peak()
     return out
@@ -306,7 +309,10 @@ def compile_report(bench, after: bool = False) -> dict:
         return {"dynamo_unique_graphs": counters["stats"].get("unique_graphs", 0),  # > 1: recompiled
                 "dynamo_graph_breaks": sum(counters["graph_break"].values()),
                 "cudagraph_skips": counters["inductor"].get("cudagraph_skips", 0)}
-    from torch._inductor.runtime.cache_dir_utils import cache_dir
-
-    directory = cache_dir()
+    try:
+        from torch._inductor.runtime.cache_dir_utils import cache_dir
+        directory = cache_dir()
+    except ImportError:  # older torch: the documented default
+        directory = os.environ.get("TORCHINDUCTOR_CACHE_DIR") or os.path.join(
+            tempfile.gettempdir(), f"torchinductor_{getpass.getuser()}")
     return {"inductor_cache_dir": directory, "cache_warm": os.path.isdir(directory) and bool(os.listdir(directory))}
