@@ -120,6 +120,11 @@ def run_one(args) -> None:
 
 def orchestrate(args, argv) -> dict:
     """Each run in a child process with what is left of the budget; merged JSON after every run."""
+    unknown = [r for r in args.runs.split(",") if r not in ("eager", "scaling", "baseline_compiled")
+               and not r.startswith("compiled:")]
+    if unknown:
+        raise SystemExit(f"--runs: unknown {', '.join(unknown)}; expected eager, compiled:<mode>, scaling or "
+                         f"baseline_compiled")
     out = args.out or os.environ.get("OUT") or "bench_out"
     os.makedirs(out, exist_ok=True)
     start = time.perf_counter()
