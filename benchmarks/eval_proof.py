@@ -46,14 +46,14 @@ def ensure_test_set(root: str, test_scenes: int) -> list[str]:
     return ids[:test_scenes]
 
 
-def generate_clip(model: str, clip_dir: str, out_dir: str, steps: int, seed: int) -> np.ndarray:
+def generate_clip(model: str, clip_dir: str, out_dir: str, sampler: str, steps: int, seed: int) -> np.ndarray:
     """Run the generate CLI's ``main`` on one test clip; returns the background frames ``(F, H, W, 3)``."""
     from dynascene_core.generate import main as generate_main
     from dynascene_core.video import read_video
 
     argv = ["--video", os.path.join(clip_dir, "frames"), "--mask", os.path.join(clip_dir, "masks"),
             "--scene", os.path.join(clip_dir, "scene", "000000.png"), "--camera", os.path.join(clip_dir, "poses.txt"),
-            "--dynascene", model, "--steps", str(steps), "--seed", str(seed), "--device", "cpu", "--out", out_dir]
+            "--dynascene", model, "--sampler", sampler, "--steps", str(steps), "--seed", str(seed), "--device", "cpu", "--out", out_dir]
     if generate_main(argv) != 0:
         raise SystemExit(f"error: generate failed on {clip_dir} with {model}")
     return read_video(os.path.join(out_dir, "background.mp4")).frames
@@ -136,7 +136,8 @@ def main(argv=None) -> int:
     p.add_argument("--data", default="outputs/datasets/proof_test", help="proof dataset (test split rendered if missing)")
     p.add_argument("--out", default="outputs/proof_eval")
     p.add_argument("--clips", type=int, default=8, help="test clips to use")
-    p.add_argument("--steps", type=int, default=25, help="DDIM steps")
+    p.add_argument("--sampler", default="ddim", help="solver of python -m dynascene_core.generate (ddim, dpmpp_2m, ...)")
+    p.add_argument("--steps", type=int, default=25, help="sampling steps")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--strip-clips", type=int, default=2, help="test clips shown in strip.png / strip.gif")
     p.add_argument("--weights-dir", default=None, help="evaluation backbone weights (LPIPS/FID/FVD), if present")
@@ -160,7 +161,7 @@ def main(argv=None) -> int:
         generated[key] = {}
         for clip_id in ids:
             frames = generate_clip(model, os.path.join(args.data, "clips", clip_id),
-                                   os.path.join(args.out, "runs", key, clip_id), args.steps, args.seed)
+                                   os.path.join(args.out, "runs", key, clip_id), args.sampler, args.steps, args.seed)
             write_frame_folder(os.path.join(folder, clip_id), frames)
             generated[key][clip_id] = frames
         options = {} if args.weights_dir is None else {"weights_dir": args.weights_dir}
@@ -171,7 +172,7 @@ def main(argv=None) -> int:
     rot_ok = cam["rot_err"] is not None and nocam["rot_err"] is not None and cam["rot_err"] <= 0.5 * nocam["rot_err"]
     psnr_ok = cam["psnr"] is not None and nocam["psnr"] is not None and cam["psnr"] > nocam["psnr"]
     lines = [table, *{f"skipped {k}: {v}" for r in reports.values() for k, v in r.skipped.items()},
-             f"{len(ids)} held-out clips (unseen rooms and cameras), {args.steps} DDIM steps, background-only metrics",
+             f"{len(ids)} held-out clips (unseen rooms and cameras), {args.steps} {args.sampler} steps, background-only metrics",
              f"acceptance: RotErr with camera control <= half the ablation's: {'PASS' if rot_ok else 'FAIL'}; "
              f"background PSNR higher: {'PASS' if psnr_ok else 'FAIL'}",
              f"({time.perf_counter() - started:.0f} s)"]

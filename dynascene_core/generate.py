@@ -118,8 +118,11 @@ def build_parser() -> CommandParser:
     run.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     run.add_argument("--dtype", choices=["float16", "bfloat16", "float32"], default=None,
                      help="default: float16 on CUDA, float32 on CPU")
-    run.add_argument("--compile", action="store_true", help="torch.compile the U-Net (faster steps on a GPU after "
-                     "a one-time compile of tens of seconds)")
+    run.add_argument("--compile", nargs="?", const="default", default=None, metavar="MODE",
+                     choices=["default", "reduce-overhead", "max-autotune-no-cudagraphs"],
+                     help="torch.compile the U-Net (faster steps on a GPU after a one-time compile of tens of "
+                     "seconds, cached by inductor for later runs); MODE: default, reduce-overhead (CUDA graphs) "
+                     "or max-autotune-no-cudagraphs (tunes every kernel: minutes)")
     run.add_argument("--out", default=None, help="output folder (default outputs/demo or outputs/<video name>)")
     return p
 
@@ -270,7 +273,7 @@ def _run(argv) -> int:
     frames, alpha, foreground, scene, trajectory, fps = load_inputs(args, device, dtype)
     models, reports = load_models(args, device, dtype)
     if args.compile:
-        models.denoiser.compile_unet()
+        models.denoiser.compile_unet(**({} if args.compile == "default" else {"mode": args.compile}))
     n, _, height, width = frames.shape
     start = time.perf_counter()
     result = generate(models, models.latent_codec(), models.image_encoder, frames, alpha, scene,

@@ -105,3 +105,17 @@ def test_unreadable_scene_image_is_reported(files, tmp_path, capsys):
     code = cli.main(["--video", str(files / "person.mp4"), "--mask", str(files / "mask.mp4"), "--scene", str(bad),
                      "--preset", "pan_left", "--dynascene", str(files / "tiny.safetensors"), "--out", str(tmp_path)])
     assert code == 1 and "scene.png: not a readable image" in capsys.readouterr().err
+
+
+def test_compile_flag_takes_an_optional_mode(tmp_path, monkeypatch):
+    from dynascene_core.models import DynaSceneDenoiser
+
+    assert cli.parse_args(["--demo"]).compile is None
+    assert cli.parse_args(["--demo", "--compile"]).compile == "default"
+    calls = []
+    monkeypatch.setattr(DynaSceneDenoiser, "compile_unet", lambda self, **options: calls.append(options))
+    save_dynascene(tmp_path / "demo.safetensors", DynaSceneModels.build("tiny"))
+    monkeypatch.setattr(cli, "DEMO_MODEL", str(tmp_path / "demo.safetensors"))
+    assert cli.main(["--demo", "--steps", "1", "--max-frames", "2", "--width", "32", "--height", "32",
+                     "--compile", "reduce-overhead", "--out", str(tmp_path / "out")]) == 0
+    assert calls == [{"mode": "reduce-overhead"}]

@@ -6,11 +6,14 @@
 processor slices runs of a host-side mask and can take a bank projected once per generation.
 """
 
+import copy
+
 import pytest
 import torch
 
 from dynascene_core.models import DynaSceneModels
 from dynascene_core.models.attention import ReferenceReadProcessor, _check_plain, _finish, _plain, attention
+from dynascene_core.models.denoiser import _slice_rows
 
 FRAMES, LATENT = 3, 8
 
@@ -95,16 +98,34 @@ def test_projected_bank_keeps_one_entry_per_reading_block(models):
     assert torch.equal(projected[name][0], attn.to_k(bank[name])) and torch.equal(projected[name][1], attn.to_v(bank[name]))
 
 
-def test_feed_forward_per_video_gives_the_same_output(models):
+def test_feed_forward_in_slices_gives_the_same_output(models):
+    denoiser = copy.deepcopy(models.denoiser)
+    for name, p in denoiser.named_parameters():  # motion modules act like trained ones (not the identity)
+        if ".motion_modules." in name and ".proj_out." in name:
+            torch.nn.init.normal_(p, std=0.5)
     g = torch.Generator().manual_seed(2)
     sample, emb = torch.randn(2, 9, FRAMES, LATENT, LATENT, generator=g), torch.randn(2, 1, 32, generator=g)
     with torch.no_grad():
-        bank = models.denoiser.project_reference(models.reference_net(torch.randn(1, 4, LATENT, LATENT), emb[:1]))
-        whole = models.denoiser(sample, 300, emb, reference=bank, reference_mask=(False, True))
-        models.denoiser.feed_forward_per_video()
-        try:
-            per_video = models.denoiser(sample, 300, emb, reference=bank, reference_mask=(False, True))
-            assert all(b._chunk_size == FRAMES for b in models.denoiser._spatial_blocks)  # really chunked
-        finally:
-            models.denoiser.feed_forward_per_video(False)
-    torch.testing.assert_close(per_video, whole, rtol=0, atol=2e-6)
+        bank = denoiser.project_reference(models.reference_net(torch.randn(1, 4, LATENT, LATENT), emb[:1]))
+        sliced = denoiser(sample, 300, emb, reference=bank, reference_mask=(False, True))  # default: 4 slices
+        # really sliced: 2 videos x 3 frames -> 2 rows per slice (the largest divisor of 6 at most 6/4
+        # rounded up); the motion modules' 2 x 8 x 8 positions at the first level -> 32 rows
+        assert {b._chunk_size for b in denoiser._spatial_blocks} == {2}
+        assert max(b._chunk_size for b, _ in denoiser._motion_blocks) == 32
+        denoiser.feed_forward_chunks(1)
+        whole = denoiser(sample, 300, emb, reference=bank, reference_mask=(False, True))
+        assert all(b._chunk_size is None for b in denoiser._spatial_blocks)
+        assert all(b._chunk_size is None for b, _ in denoiser._motion_blocks)
+    assert not torch.equal(whole, models.denoiser(sample, 300, emb, reference=bank, reference_mask=(False, True)))
+    torch.testing.assert_close(sliced, whole, rtol=0, atol=2e-6)
+
+
+@pytest.mark.parametrize("total, pieces, rows", [(48, 4, 12), (10368, 4, 2592), (26, 4, 2), (13, 4, 1),
+                                                 (3, 4, 1), (48, 1, None), (1, 4, None)])
+def test_feed_forward_slice_rows_divide_the_batch(total, pieces, rows):
+    assert _slice_rows(total, pieces) == rows
+
+
+def test_feed_forward_pieces_must_be_positive(models):
+    with pytest.raises(ValueError, match="pieces must be >= 1, got 0"):
+        models.denoiser.feed_forward_chunks(0)

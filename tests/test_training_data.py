@@ -167,6 +167,10 @@ def test_config_overrides_and_unknown_keys():
             stage1["train"]["optimizer"]) == (1e-5, 3, [432, 768], "adam")
     stage2 = load_config("stage2")
     assert (stage2["data"]["num_frames"], stage2["train"]["batch_size"], stage2["stage"]) == (24, 1, 2)
+    # YAML reads a bare `no` as false; the documented value must still work on the command line
+    assert load_config("tiny", ["train.mixed_precision=no"])["train"]["mixed_precision"] == "no"
+    with pytest.raises(ConfigError, match="mixed_precision must be no, fp16 or bf16, got 'fp8'"):
+        load_config("tiny", ["train.mixed_precision=fp8"])
     with pytest.raises(ConfigError, match="train.batch_sise.*did you mean train.batch_size"):
         load_config("tiny", ["train.batch_sise=2"])
     with pytest.raises(ConfigError, match="on_bad_clip"):

@@ -38,6 +38,29 @@ def test_a_stage_one_file_with_vae_and_clip_is_enough_for_stage_one_not_stage_tw
 
 def test_tiny_from_scratch_or_allow_random_builds_random_models():
     assert build_models(_model_cfg(preset="tiny"), stage=2)[0].config.unet["cross_attention_dim"] == 32
-    assert build_models(_model_cfg(preset="small"), stage=2)[0].config.codec == {"type": "patch", "patch_size": 4}
+    assert build_models(_model_cfg(preset="small"), stage=2)[0].config.codec == {"type": "patch", "patch_size": 2}
     models, loaded = build_models(_model_cfg(allow_random=True), stage=2)
     assert isinstance(models, DynaSceneModels) and loaded == set()
+
+
+def _reference_mismatches(models):
+    """Names of ReferenceNet U-Net parameters that differ from the denoiser's parameter of the same name."""
+    denoiser = dict(models.denoiser.unet.named_parameters())
+    return [n for n, p in models.reference_net.unet.named_parameters() if not torch.equal(p, denoiser[n])]
+
+
+def test_a_random_reference_net_starts_from_the_denoisers_weights_a_loaded_one_is_kept(tmp_path):
+    torch.manual_seed(0)
+    models, loaded = build_models(_model_cfg(preset="small"), stage=1)
+    assert "reference_net" not in loaded
+    reference = dict(models.reference_net.unet.named_parameters())
+    assert set(reference) <= {n for n, _ in models.denoiser.unet.named_parameters()}
+    assert _reference_mismatches(models) == []  # every spatial tensor, conv_in to conv_out, as the paper's SD1.5 start
+    assert models.reference_net.unet.conv_in.weight.abs().sum() > 0  # a real copy, not two zeroed networks
+    # a ReferenceNet that comes from a file is the file's, not the denoiser's
+    source = DynaSceneModels.build("tiny768")
+    path = tmp_path / "parts.safetensors"
+    save_dynascene(path, source, ["denoiser_spatial", "reference_net", "vae", "image_encoder"])
+    models, loaded = build_models(_model_cfg(init_from=[str(path)]), stage=1)
+    assert "reference_net" in loaded and len(_reference_mismatches(models)) > 100
+    assert torch.equal(models.reference_net.unet.conv_in.weight, source.reference_net.unet.conv_in.weight)

@@ -106,6 +106,8 @@ def check_config(config: dict) -> None:
              f"tasks.enabled must list stage {config['stage']} tasks {list(STAGE_TASKS[config['stage']])}, "
              f"got {enabled!r}")
     need(train["optimizer"] in ("adam", "adamw"), f"train.optimizer must be adam or adamw, got {train['optimizer']!r}")
+    if train["mixed_precision"] is False:  # YAML reads a bare `no` (config file or override) as false
+        train["mixed_precision"] = "no"
     need(train["mixed_precision"] in ("no", "fp16", "bf16"),
          f"train.mixed_precision must be no, fp16 or bf16, got {train['mixed_precision']!r}")
     need(0 <= train["uncond_dropout"] <= 1, f"train.uncond_dropout must be in [0, 1], got {train['uncond_dropout']}")

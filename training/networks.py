@@ -72,12 +72,30 @@ def build_models(model_cfg: dict, stage: int) -> tuple[DynaSceneModels, set[str]
     assembled = assemble_models(files, config=config, require=())
     config = assembled.models.config.to_dict()
     from_scratch = any(config == DynaSceneConfig.preset(name).to_dict() for name in FROM_SCRATCH_PRESETS)
+    if "reference_net" not in assembled.loaded_groups:
+        start_reference_net_as_denoiser(assembled.models)
     missing = [g for g in REQUIRED[stage] if g not in assembled.loaded_groups]
     if missing and not (from_scratch or model_cfg["allow_random"]):
         keys = list(dict.fromkeys(CONFIG_KEYS[g] for g in missing))
         raise ValueError(f"stage {stage} would train with random {', '.join(missing)}: set " + "; ".join(keys)
                          + " (or model.allow_random: true to start from random weights on purpose)")
     return assembled.models, set(assembled.loaded_groups)
+
+
+def start_reference_net_as_denoiser(models: DynaSceneModels) -> None:
+    """Give the ReferenceNet the denoiser's spatial weights (every U-Net tensor both have).
+
+    The paper starts both U-Nets from the same SD1.5 weights, so at the start of training the
+    ReferenceNet's bank lies in the feature space the denoiser's attention already reads; a model trained
+    from scratch gets the same start this way instead of two unrelated random networks."""
+    denoiser = models.denoiser.unet.state_dict()
+    shared = {name: tensor for name, tensor in models.reference_net.unet.state_dict().items()
+              if name in denoiser and denoiser[name].shape == tensor.shape}
+    with torch.no_grad():
+        for name, tensor in shared.items():
+            tensor.copy_(denoiser[name])
+    logger.info("ReferenceNet starts from the denoiser's weights (%d of %d tensors)", len(shared),
+                len(models.reference_net.unet.state_dict()))
 
 
 def prepare_stage(models: DynaSceneModels, stage: int, gradient_checkpointing: bool,

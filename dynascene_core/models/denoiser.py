@@ -4,8 +4,11 @@ on the first temporal attention of every motion module."""
 
 from __future__ import annotations
 
+import functools
+
 import torch
 from diffusers import UNetMotionModel
+from diffusers.models.attention import BasicTransformerBlock
 from diffusers.models.unets.unet_motion_model import AnimateDiffTransformer3D
 from torch import nn
 
@@ -56,6 +59,33 @@ def _camera_scale(module_name: str, levels: int) -> int:
         return levels - 1
     index = int(rest.split(".")[0])
     return index if part == "down_blocks" else levels - 1 - index
+
+
+FEED_FORWARD_PIECES = 4
+"""Default slices of every feed-forward's batch (:meth:`DynaSceneDenoiser.feed_forward_chunks`)."""
+
+
+@functools.lru_cache(maxsize=256)
+def _slice_rows(total: int, pieces: int) -> int | None:
+    """Rows per feed-forward slice: the largest divisor of ``total`` at most ``ceil(total / pieces)``
+    (diffusers' chunking takes equal slices only); None (no slicing) for one piece or one row."""
+    if pieces == 1 or total == 1:
+        return None
+    limit = -(-total // pieces)
+    return max(d for d in range(1, limit + 1) if total % d == 0)
+
+
+def skip_upsample_size_log_when_compiling() -> None:
+    """Let ``torch.compile`` skip the one logger call of diffusers' ``UNetMotionModel.forward``: it logs
+    "Forward upsample size ..." (at info level, not shown) for latents not divisible by 8 — 768x432's
+    96x54 — and a logger call inside a graph is a graph break."""
+    import torch._dynamo
+    from diffusers.models.unets import unet_motion_model
+
+    for name in ("ignore_logging_functions", "ignore_logger_methods"):  # torch's newer / older name
+        ignored = getattr(torch._dynamo.config, name, None)
+        if ignored is not None:
+            ignored.add(unet_motion_model.logger.info)
 
 
 class PerFrameGroupNorm(nn.GroupNorm):
@@ -131,7 +161,9 @@ class DynaSceneDenoiser(nn.Module):
         self._reference_blocks = tuple(n.rsplit(".", 1)[0] for n, m in self.unet.named_modules()
                                        if n.endswith(".attn1") and ".motion_modules." not in n)
         self._spatial_blocks = [self.unet.get_submodule(n) for n in self._reference_blocks]  # plain list: no new keys
-        self._feed_forward_per_video = False
+        self._motion_blocks = [(module, _camera_scale(name, self.levels)) for name, module in self.unet.named_modules()
+                               if ".motion_modules." in name and isinstance(module, BasicTransformerBlock)]
+        self._feed_forward_pieces = FEED_FORWARD_PIECES
 
     def bypass_motion_modules(self) -> int:
         """Run as an image model: replace every motion module by an identity (stage I training — the
@@ -144,6 +176,7 @@ class DynaSceneDenoiser(nn.Module):
                 for i in range(len(motion)):
                     motion[i] = _Identity()
                     replaced += 1
+        self._motion_blocks = []  # nothing keeps the removed modules (and their parameters) alive
         return replaced
 
     @property
@@ -163,20 +196,35 @@ class DynaSceneDenoiser(nn.Module):
         return {name: project_reference(self.unet.get_submodule(name).attn1, bank[name].to(dtype))
                 for name in self._reference_blocks}
 
-    def feed_forward_per_video(self, enabled: bool = True) -> None:
-        """Run the spatial blocks' feed-forward one video at a time (diffusers' feed-forward chunking along
-        the batch, chunk = the call's frame count): with CFG the GEGLU activation (``B*F x h*w x 8C``, the
-        largest tensor of a step) is held for one video instead of two. Same result up to float rounding."""
-        self._feed_forward_per_video = enabled
-        if not enabled:
-            for block in self._spatial_blocks:
-                block.set_chunk_feed_forward(None, 0)
+    def feed_forward_chunks(self, pieces: int = FEED_FORWARD_PIECES) -> None:
+        """Run every transformer block's feed-forward (spatial and temporal) on ``pieces`` slices of its batch
+        (diffusers' feed-forward chunking; 1 = whole batch at once). The GEGLU activation
+        (``B*F*h*w x 8C``: 1.2 GiB at 24 frames 768x432 with CFG in fp16) is the largest tensor of a step
+        and sets the U-Net's memory peak; in ``pieces`` slices it is that much smaller. Slices split the
+        batch — frames of the spatial blocks (``B*F``), positions of the motion modules (``B*h*w``) — into
+        equal parts (the largest divisor of the batch at most ``batch / pieces``). Same result up to float
+        rounding."""
+        if pieces < 1:
+            raise ValueError(f"feed-forward pieces must be >= 1, got {pieces}")
+        self._feed_forward_pieces = pieces
+
+    def _set_feed_forward_chunks(self, videos: int, frames: int, h: int, w: int) -> None:
+        pieces = self._feed_forward_pieces
+        for block in self._spatial_blocks:
+            block.set_chunk_feed_forward(_slice_rows(videos * frames, pieces), 0)
+        sizes = level_sizes(h, w, self.levels)
+        for block, level in self._motion_blocks:
+            block.set_chunk_feed_forward(_slice_rows(videos * sizes[level][0] * sizes[level][1], pieces), 0)
 
     def compile_unet(self, **options) -> None:
         """Compile the U-Net with ``torch.compile`` as one graph (``fullgraph=True``: the processors take
         no device syncs and branch only on host values), in place so parameter names do not change.
-        Compiles on the first call (tens of seconds at full size) and again for a new window length,
-        batch (CFG on/off) or dtype; ``options`` go to ``torch.compile`` (e.g. ``mode``)."""
+        Compiles on the first call (tens of seconds at full size; inductor keeps its kernels in its cache
+        directory, ``TORCHINDUCTOR_CACHE_DIR``, default ``/tmp/torchinductor_<user>``, so a later process
+        compiles faster) and again for a new window length, batch (CFG on/off) or dtype; timesteps, steps,
+        windows, samplers and new reference banks reuse the graph. ``options`` go to ``torch.compile``
+        (e.g. ``mode="reduce-overhead"`` for CUDA graphs)."""
+        skip_upsample_size_log_when_compiling()
         self.unet.compile(**{"fullgraph": True, "dynamic": False, **options})
 
     def enable_gradient_checkpointing(self) -> None:
@@ -233,15 +281,15 @@ class DynaSceneDenoiser(nn.Module):
         if camera_features is not None:
             # (b, C, F, h, w) -> temporal token layout (b*h*w, F, C)
             tokens = [f.permute(0, 3, 4, 2, 1).reshape(-1, frames, f.shape[1]) for f in camera_features]
-        if self._feed_forward_per_video:
-            for block in self._spatial_blocks:
-                block.set_chunk_feed_forward(frames, 0)
+        self._set_feed_forward_chunks(sample.shape[0], frames, *sample.shape[3:])
         mask = tuple(reference_mask) if reference_mask is not None else None
         self.control.restore((reference, mask, tokens, frames))
         try:
             context = image_embeds.repeat_interleave(frames, dim=0)
-            if not torch.is_tensor(timestep):  # a device tensor made in place: no copy, no per-value recompile
-                timestep = torch.full((), timestep, device=sample.device)
+            if not torch.is_tensor(timestep):  # a device tensor made in place: no copy, no per-value recompile;
+                # float32 for every sampler (DDIM's int steps, Euler's fractional ones): one compiled graph,
+                # the same embedding (diffusers converts timesteps to float32 first)
+                timestep = torch.full((), float(timestep), device=sample.device)
             return self.unet(sample, timestep, encoder_hidden_states=context).sample
         finally:
             self.control.clear()
