@@ -10,15 +10,15 @@
 # The logs are written straight into $OUT/logs as the run goes, and every training command has its own
 # timeout, so a run stopped by the device's time limit still returns what it did.
 # Usage (repo root):  OUT=/path/to/out bash benchmarks/train_proof.sh
-# Budgets (seconds of training loop, after start-up): STAGE1_S (default 250), STAGE2_S (default 200).
+# Budgets (seconds of training loop, after start-up): STAGE1_S (default 190), STAGE2_S (default 170).
 # TRAIN_SCENES (default 400) sizes the dataset; PROOF_CPU=1 allows a run without a GPU (a reduced dry run, with
 # e.g. EXTRA='train.mixed_precision="no"' appended to every training command).
 # Needs torch with CUDA, diffusers, accelerate, safetensors, transformers, opencv, pyyaml, pillow.
 set -euo pipefail
 OUT=${OUT:?set OUT to the folder that receives the results}
 WORK=${WORK:-/tmp/dynascene_proof}
-STAGE1_S=${STAGE1_S:-250}
-STAGE2_S=${STAGE2_S:-200}
+STAGE1_S=${STAGE1_S:-190}
+STAGE2_S=${STAGE2_S:-170}
 TRAIN_SCENES=${TRAIN_SCENES:-400}
 cores=$(python -c "import os; print(len(os.sched_getaffinity(0)))")  # not nproc: it obeys OMP_NUM_THREADS
 WORKERS=${WORKERS:-$(( cores > 2 ? cores - 2 : 1 ))}

@@ -30,8 +30,8 @@ def test_patch_codec_is_the_pixel_patch_layout_and_inverts_exactly():
 
 def test_small_config_fits_its_codec_and_the_checkpoint_budget():
     config = DynaSceneConfig.preset("small")
-    assert (config.latent_channels, config.latent_downscale) == (48, 4)
-    assert (config.unet["in_channels"], config.unet["out_channels"]) == (97, 48)
+    assert (config.latent_channels, config.latent_downscale) == (12, 2)
+    assert (config.unet["in_channels"], config.unet["out_channels"]) == (25, 12)
     assert DynaSceneConfig.from_json(config.to_json()).to_dict() == config.to_dict()
     assert DynaSceneConfig.preset("sd15").latent_channels == 4 and DynaSceneConfig.preset("sd15").latent_downscale == 8
     with torch.device("meta"):
@@ -42,8 +42,8 @@ def test_small_config_fits_its_codec_and_the_checkpoint_budget():
     stage1 = sizes["denoiser_spatial"] + sizes["reference_net"]
     frozen = sum(sizes.values()) - stage1
     assert (3 * stage1 + frozen) * 4 < 16 * 2 ** 20
-    with pytest.raises(ValueError, match="must be 97/48"):
-        DynaSceneConfig(**{**config.to_dict(), "codec": {"type": "patch", "patch_size": 4},
+    with pytest.raises(ValueError, match="must be 25/12"):
+        DynaSceneConfig(**{**config.to_dict(), "codec": {"type": "patch", "patch_size": 2},
                            "unet": {**config.unet, "in_channels": 9}})
 
 

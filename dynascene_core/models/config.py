@@ -111,18 +111,25 @@ def _tiny_presets() -> dict:
     return {"unet": unet, "motion": motion, "camera": camera, "clip_vision": clip_vision, "vae": vae}
 
 
-SMALL_PATCH_SIZE = 4
+SMALL_PATCH_SIZE = 2
 SMALL_SCALING_FACTOR = 2.0
 """Patch-codec latents are pixels in [-1, 1]; × 2 brings the synthetic scenes' latents to about unit
 standard deviation, the scale the noise schedule assumes (SD1.5's 0.18215 does the same for its VAE)."""
 
 
 def _small_presets() -> dict:
+    """The proof-of-learning model: 2×2 pixel patches (12 latent channels) into a U-Net of width 32.
+
+    The patch must leave the U-Net wider than a latent: with 4×4 patches (48 channels) a 32-wide network
+    cannot even pass the noisy latent through, and after GPU training it still predicted the noise at
+    t = 950 with MSE 0.47 (a network that can copy its input reaches ≈ 0.01; this one 0.04). The
+    full-resolution level (32×48 cells at 64×96 px) has no attention, which keeps CPU sampling cheap;
+    reference and CLIP attention act at the two coarser levels and the middle block."""
     latent_channels = 3 * SMALL_PATCH_SIZE ** 2
     widths = [32, 32, 32]
     unet = dict(SD15_UNET, in_channels=2 * latent_channels + 1, out_channels=latent_channels,
-                down_block_types=["CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"],
-                up_block_types=["UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"],
+                down_block_types=["DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"],
+                up_block_types=["CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"],
                 block_out_channels=widths, layers_per_block=1, attention_head_dim=2, cross_attention_dim=32,
                 norm_num_groups=8, sample_size=16)
     motion = dict(SD15_MOTION, motion_layers_per_block=1, motion_num_attention_heads=2, motion_norm_num_groups=8)
