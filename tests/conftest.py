@@ -1,5 +1,6 @@
 """Shared test setup: deterministic, CPU-friendly torch."""
 
+import importlib.util
 import os
 
 import pytest
@@ -55,3 +56,12 @@ def pytest_runtest_makereport(item, call):
         reason = report.longrepr[-1] if isinstance(report.longrepr, tuple) else str(report.longrepr)
         report.outcome = "failed"
         report.longrepr = f"skipped, but DYNASCENE_REQUIRE_HOST=1 requires the real ComfyUI tests to run: {reason}"
+
+
+def load_benchmark(name: str):
+    """The script ``benchmarks/<name>.py`` imported as a module (benchmarks are scripts, not a package)."""
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks", f"{name}.py")
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

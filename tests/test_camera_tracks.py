@@ -1,15 +1,12 @@
 """KLT tracking against a known image motion, and the real-footage benchmark's error metrics."""
 
-import importlib.util
-import os
-
 import cv2
 import numpy as np
 
+from conftest import load_benchmark
 from dynascene_core.camera.tracks import track_points
 from dynascene_core.camera.trajectory import rotation_angle_deg
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SUPER = 4  # the clip is rendered at 4x and reduced, like a camera integrating over its pixels
 
 
@@ -41,21 +38,13 @@ def test_tracks_follow_a_known_subpixel_zoom_and_drift():
     assert np.median(error) < 0.3 and np.percentile(error, 90) < 0.5  # 11 steps, 4.3 px drift, 11% zoom
 
 
-def _bench():
-    spec = importlib.util.spec_from_file_location("bench_camera_real",
-                                                  os.path.join(REPO, "benchmarks", "bench_camera_real.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _rotation(axis, degrees):
     vector = np.asarray(axis, float) / np.linalg.norm(axis) * np.radians(degrees)
     return cv2.Rodrigues(vector)[0]
 
 
 def test_relative_errors_measure_a_known_perturbation_in_any_world_frame():
-    bench = _bench()
+    bench = load_benchmark("bench_camera_real")
     count = 10
     gt = np.tile(np.eye(4), (count, 1, 1))
     for i in range(count):

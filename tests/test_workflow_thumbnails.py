@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 
@@ -10,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import load_benchmark
 from dynascene_core.camera import CameraTrajectory, demo_clip, make_preset, plot_trajectory
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -17,11 +17,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 @pytest.fixture(scope="module")
 def thumbnails():
-    spec = importlib.util.spec_from_file_location("workflow_thumbnails",
-                                                  os.path.join(ROOT, "benchmarks", "workflow_thumbnails.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("workflow_thumbnails")
 
 
 @pytest.fixture(autouse=True)
