@@ -106,6 +106,28 @@ def test_proof_split_keeps_test_scenes_and_cameras_out_of_training(tmp_path):
     assert len(os.listdir(root / "test" / "test-000" / "background")) == 3
     split = json.loads((root / "split.json").read_text())
     assert [s["clip_id"] for s in split["test"]] == ["test-000"]
+    assert split["texture_detail"] == "coarse"
+
+
+def _edge_share(image: np.ndarray) -> float:
+    """Share of neighbouring pixel pairs (right and down) whose colours differ by more than 24 levels."""
+    x = image.astype(np.int32)
+    right = np.abs(x[:, 1:] - x[:, :-1]).max(-1) > 24
+    down = np.abs(x[1:] - x[:-1]).max(-1) > 24
+    return float((right.sum() + down.sum()) / (right.size + down.size))
+
+
+def test_coarse_rooms_have_far_fewer_edges_at_the_proof_size():
+    from dynascene_core.camera import make_preset, render_synthetic_clip
+
+    camera = make_preset("pan_left", 2)
+    for seed in (1, 2, 3):
+        fine = render_synthetic_clip(camera, 64, 96, seed=seed, actor=False).scene_image
+        coarse = render_synthetic_clip(camera, 64, 96, seed=seed, actor=False, detail="coarse").scene_image
+        # fine rooms are pixel-sized noise at 64x96 (most neighbours differ); coarse ones are flat shapes
+        assert _edge_share(fine) > 0.4 and _edge_share(coarse) < 0.5 * _edge_share(fine)
+    with pytest.raises(ValueError, match="unknown texture detail 'smooth'"):
+        render_synthetic_clip(camera, 16, 16, detail="smooth")
 
 
 def test_camera_ablation_trains_no_camera_parts_and_feeds_no_pluecker():

@@ -1,6 +1,6 @@
 """The proof-of-learning dataset: ``python -m training.prepare_proof --out DIR`` (no downloads).
 
-Synthetic camera-motion clips (:func:`dynascene_core.camera.render_synthetic_clip`: a textured room,
+Synthetic camera-motion clips (:func:`dynascene_core.camera.render_synthetic_clip`: a room with coarse textures,
 a known moving camera, a moving "actor" with its exact matte) in the clip-folder format, split so
 that the test set measures generalisation, not memory:
 
@@ -43,6 +43,11 @@ TEST_TRAJECTORIES = (("pan_left", 1.5), ("pan_right", 1.5), ("tilt_up", 1.5), ("
                      ("truck_left+pan_left", 1.0))
 """Held-out cameras: ``(preset combination, speed)``; test clip ``i`` uses entry ``i mod len``."""
 
+TEXTURE_DETAIL = "coarse"
+"""Room textures of the proof scenes (:data:`dynascene_core.camera.synthetic.DETAILS`): a few large shapes that stay
+several pixels wide at 64×96 px. The ``fine`` textures of the camera tests are pixel-sized noise at this size, which
+no model of a few MB learns to reproduce in minutes: after GPU training it still drew noise-like frames."""
+
 MAX_ROTATION_DEG = 16.0
 MAX_TRANSLATION = 0.8
 FPS = 8.0
@@ -82,13 +87,15 @@ def camera_of(spec: dict, num_frames: int):
 def _write_one(job: tuple) -> tuple:
     root, spec, split, num_frames, height, width = job
     trajectory = camera_of(spec, num_frames)
-    clip = render_synthetic_clip(trajectory, height, width, seed=spec["scene_seed"], actor=spec["actor"])
+    clip = render_synthetic_clip(trajectory, height, width, seed=spec["scene_seed"], actor=spec["actor"],
+                                 detail=TEXTURE_DETAIL)
     record = write_clip(root, spec["clip_id"], clip.frames, trajectory, FPS,
                         masks=clip.masks if spec["actor"] else None,
                         scene_images={0: clip.scene_image} if spec["actor"] else None,
                         split=split, video_storage="png", motion_score=None)
     if split == "test":  # the ground-truth background: the same room along the same camera, no actor
-        empty = render_synthetic_clip(trajectory, height, width, seed=spec["scene_seed"], actor=False)
+        empty = render_synthetic_clip(trajectory, height, width, seed=spec["scene_seed"], actor=False,
+                                      detail=TEXTURE_DETAIL)
         from dynascene_core.video import write_frame_folder
 
         write_frame_folder(os.path.join(root, "test", spec["clip_id"], "background"), empty.frames)
@@ -110,7 +117,7 @@ def write_proof_dataset(root: str, train_scenes: int = 240, test_scenes: int = 8
     write_manifest(root, records)
     with atomic_open(os.path.join(root, "split.json")) as handle:
         json.dump({"num_frames": num_frames, "size": list(size), "test_scene_seed": TEST_SCENE_SEED,
-                   "max_rotation_deg": MAX_ROTATION_DEG, "max_translation": MAX_TRANSLATION, **plan}, handle, indent=1)
+                   "texture_detail": TEXTURE_DETAIL, "max_rotation_deg": MAX_ROTATION_DEG, "max_translation": MAX_TRANSLATION, **plan}, handle, indent=1)
     return plan
 
 

@@ -42,53 +42,71 @@ class _Quad:
     texture: np.ndarray  # (th, tw, 3) uint8
 
 
-def _texture(rng: np.random.Generator, width_units: float, height_units: float) -> np.ndarray:
-    """A procedural texture with many corners (random rectangles, discs and a fine grain), anti-aliased."""
+@dataclass(frozen=True)
+class _Detail:
+    shapes_per_unit2: float  # random rectangles and discs per square unit of surface (plus 10)
+    shape_size: tuple[float, float]  # their side / diameter range in units
+    grain: float  # standard deviation of the per-texel noise, in 8-bit levels
+
+
+DETAILS = {
+    "fine": _Detail(6.0, (0.1, 0.8), 6.0),
+    "coarse": _Detail(0.4, (0.6, 2.4), 0.0),
+}
+"""Texture detail of the rooms: ``fine`` (many small shapes and grain: plenty of corners for the camera
+estimator at full resolution) or ``coarse`` (a few large shapes several pixels wide even at 64×96 px:
+the proof-of-learning scenes, which a model of a few MB can learn to reproduce)."""
+
+
+def _texture(rng: np.random.Generator, width_units: float, height_units: float, detail: _Detail) -> np.ndarray:
+    """A procedural texture with corners (random rectangles and discs on a base colour, optional grain),
+    anti-aliased."""
     tw = max(8, int(round(width_units * _TEXELS_PER_UNIT)))
     th = max(8, int(round(height_units * _TEXELS_PER_UNIT)))
     base = rng.integers(60, 200, size=3)
     img = np.empty((th, tw, 3), np.uint8)
     img[:] = base
-    count = int(width_units * height_units * 6) + 10
+    count = int(width_units * height_units * detail.shapes_per_unit2) + 10
     for _ in range(count):
         colour = tuple(int(c) for c in rng.integers(0, 256, size=3))
         x, y = int(rng.integers(0, tw)), int(rng.integers(0, th))
-        size = rng.uniform(0.1, 0.8, size=2) * _TEXELS_PER_UNIT
+        size = rng.uniform(*detail.shape_size, size=2) * _TEXELS_PER_UNIT
         if rng.random() < 0.75:
             cv2.rectangle(img, (x, y), (int(x + size[0]), int(y + size[1])), colour, -1)
         else:
             cv2.circle(img, (x, y), int(size[0] / 2), colour, -1)
-    grain = rng.normal(0, 6, size=(th, tw, 1))
-    img = np.clip(img.astype(np.float32) + grain, 0, 255)
+    img = img.astype(np.float32)
+    if detail.grain:
+        img = np.clip(img + rng.normal(0, detail.grain, size=(th, tw, 1)), 0, 255)
     return cv2.GaussianBlur(img, (0, 0), 1.2).astype(np.uint8)
 
 
-def _quad(rng, origin, axis_u, axis_v, shade: float = 1.0) -> _Quad:
+def _quad(rng, detail: _Detail, origin, axis_u, axis_v, shade: float = 1.0) -> _Quad:
     axis_u, axis_v = np.asarray(axis_u, np.float64), np.asarray(axis_v, np.float64)
-    tex = _texture(rng, np.linalg.norm(axis_u), np.linalg.norm(axis_v))
+    tex = _texture(rng, np.linalg.norm(axis_u), np.linalg.norm(axis_v), detail)
     return _Quad(np.asarray(origin, np.float64), axis_u, axis_v, np.clip(tex * shade, 0, 255).astype(np.uint8))
 
 
-def _build_scene(rng: np.random.Generator) -> list[_Quad]:
+def _build_scene(rng: np.random.Generator, detail: _Detail) -> list[_Quad]:
     x0, x1, y0, y1, z0, z1 = -5.0, 5.0, -3.0, 1.5, -6.0, 9.0
     quads = [
-        _quad(rng, (x0, y1, z0), (x1 - x0, 0, 0), (0, 0, z1 - z0), 0.9),  # floor
-        _quad(rng, (x0, y0, z0), (x1 - x0, 0, 0), (0, 0, z1 - z0), 0.7),  # ceiling
-        _quad(rng, (x0, y0, z1), (x1 - x0, 0, 0), (0, y1 - y0, 0), 1.0),  # back wall
-        _quad(rng, (x0, y0, z0), (x1 - x0, 0, 0), (0, y1 - y0, 0), 1.0),  # wall behind the camera
-        _quad(rng, (x0, y0, z0), (0, 0, z1 - z0), (0, y1 - y0, 0), 0.85),  # left wall
-        _quad(rng, (x1, y0, z0), (0, 0, z1 - z0), (0, y1 - y0, 0), 0.85),  # right wall
+        _quad(rng, detail, (x0, y1, z0), (x1 - x0, 0, 0), (0, 0, z1 - z0), 0.9),  # floor
+        _quad(rng, detail, (x0, y0, z0), (x1 - x0, 0, 0), (0, 0, z1 - z0), 0.7),  # ceiling
+        _quad(rng, detail, (x0, y0, z1), (x1 - x0, 0, 0), (0, y1 - y0, 0), 1.0),  # back wall
+        _quad(rng, detail, (x0, y0, z0), (x1 - x0, 0, 0), (0, y1 - y0, 0), 1.0),  # wall behind the camera
+        _quad(rng, detail, (x0, y0, z0), (0, 0, z1 - z0), (0, y1 - y0, 0), 0.85),  # left wall
+        _quad(rng, detail, (x1, y0, z0), (0, 0, z1 - z0), (0, y1 - y0, 0), 0.85),  # right wall
     ]
     for _ in range(3):  # boxes standing on the floor: front face and one side face
         w, h = rng.uniform(0.6, 1.4), rng.uniform(0.6, 1.8)
         x, z = rng.uniform(-3.5, 2.5), rng.uniform(3.0, 6.5)
-        quads.append(_quad(rng, (x, y1 - h, z), (w, 0, 0), (0, h, 0), 1.0))
+        quads.append(_quad(rng, detail, (x, y1 - h, z), (w, 0, 0), (0, h, 0), 1.0))
         side_x = x if x > 0 else x + w
-        quads.append(_quad(rng, (side_x, y1 - h, z), (0, 0, w), (0, h, 0), 0.75))
+        quads.append(_quad(rng, detail, (side_x, y1 - h, z), (0, 0, w), (0, h, 0), 0.75))
     for _ in range(3):  # hanging billboards
         w, h = rng.uniform(0.8, 1.6), rng.uniform(0.5, 1.0)
         x, y, z = rng.uniform(-3.5, 2.5), rng.uniform(-2.5, -0.5), rng.uniform(2.5, 7.0)
-        quads.append(_quad(rng, (x, y, z), (w, 0, 0), (0, h, 0), 1.05))
+        quads.append(_quad(rng, detail, (x, y, z), (w, 0, 0), (0, h, 0), 1.05))
     return quads
 
 
@@ -122,8 +140,8 @@ def _render_view(quads: list[_Quad], c2w: np.ndarray, intrinsics: np.ndarray, he
     return image
 
 
-def _actor_layers(rng: np.random.Generator, trajectory: CameraTrajectory, height: int, width: int
-                  ) -> tuple[np.ndarray, np.ndarray]:
+def _actor_layers(rng: np.random.Generator, trajectory: CameraTrajectory, height: int, width: int,
+                  detail: _Detail) -> tuple[np.ndarray, np.ndarray]:
     """Actor colours ``(F, H, W, 3)`` uint8 and mask ``(F, H, W)`` float32.
 
     A textured capsule body with a head (~20–25% of the frame) that slides horizontally across a
@@ -142,7 +160,7 @@ def _actor_layers(rng: np.random.Generator, trajectory: CameraTrajectory, height
     bob = 0.02 * height * np.sin(progress * 2 * np.pi * rng.uniform(1.0, 2.0))
 
     body_w, body_h, head_r = 0.34 * width, 0.68 * height, 0.11 * height
-    tex = _texture(rng, 4.0 * width / max(width, height), 4.0 * height / max(width, height))
+    tex = _texture(rng, 4.0 * width / max(width, height), 4.0 * height / max(width, height), detail)
     tex = cv2.resize(tex, (int(body_w * 1.3) + 2, height + 2), interpolation=cv2.INTER_LINEAR)
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
     colours = np.zeros((frames, height, width, 3), np.uint8)
@@ -163,21 +181,23 @@ def _actor_layers(rng: np.random.Generator, trajectory: CameraTrajectory, height
 
 
 def render_synthetic_clip(trajectory: CameraTrajectory, height: int, width: int, seed: int = 0,
-                          actor: bool = True) -> SyntheticClip:
+                          actor: bool = True, detail: str = "fine") -> SyntheticClip:
     """Render the seeded scene along ``trajectory`` (relative to its first frame) at ``height × width``.
 
-    ``actor=False`` gives an empty room (masks all 0).
+    ``actor=False`` gives an empty room (masks all 0); ``detail`` is a key of :data:`DETAILS`.
     """
     if height < 8 or width < 8:
         raise ValueError(f"synthetic clips need at least 8x8 pixels, got {width}x{height}")
+    if detail not in DETAILS:
+        raise ValueError(f"unknown texture detail {detail!r}; expected one of {sorted(DETAILS)}")
     rng = np.random.default_rng(seed)
-    quads = _build_scene(rng)
+    quads = _build_scene(rng, DETAILS[detail])
     rel = trajectory.relative_to(0)
     c2w, intr = rel.c2w.numpy(), rel.intrinsics.numpy()
     frames = np.stack([_render_view(quads, c2w[i], intr[i], height, width) for i in range(len(rel))])
     scene_image = frames[0].copy()
     if actor:
-        colours, masks = _actor_layers(rng, rel, height, width)
+        colours, masks = _actor_layers(rng, rel, height, width, DETAILS[detail])
         frames = np.where(masks[..., None] > 0, colours, frames)
     else:
         masks = np.zeros(frames.shape[:3], np.float32)

@@ -19,9 +19,10 @@ Presets: ``sd15`` (full size, as the paper), ``tiny`` (same block structure with
 tests: a full forward at 64x64 px and 8 frames takes well under a second on a CPU) and ``tiny768``
 (``tiny`` with the real 768-d CLIP embedding as cross-attention context, so a tiny model runs with
 a full-size CLIP ViT-L/14 image encoder, e.g. the one a ComfyUI host loads) and ``small`` (the
-proof-of-learning model trained from scratch in minutes on one GPU: three narrow U-Net levels, one
-layer per block, a 4×4 patch codec instead of a VAE, 48 latent channels at 1/4 resolution; about
-5 MB of weights in all, so a training checkpoint with its Adam state stays under 16 MiB).
+proof-of-learning model trained from scratch in minutes on one GPU: three narrow U-Net levels with
+attention, one layer per block, a 2×2 patch codec instead of a VAE, 12 latent channels at 1/2
+resolution; about 6 MB of weights in all, so a training checkpoint with its Adam state stays under
+16 MiB).
 """
 
 from __future__ import annotations
@@ -122,14 +123,14 @@ def _small_presets() -> dict:
 
     The patch must leave the U-Net wider than a latent: with 4×4 patches (48 channels) a 32-wide network
     cannot even pass the noisy latent through, and after GPU training it still predicted the noise at
-    t = 950 with MSE 0.47 (a network that can copy its input reaches ≈ 0.01; this one 0.04). The
-    full-resolution level (32×48 cells at 64×96 px) has no attention, which keeps CPU sampling cheap;
-    reference and CLIP attention act at the two coarser levels and the middle block."""
+    t = 950 with MSE 0.47 (a network that can copy its input reaches ≈ 0.01; this one 0.04). Every level
+    has attention, the full-resolution one (32×48 cells at 64×96 px) too: the scene image reaches the
+    denoiser only through reference attention, and without it at full resolution a model trained from
+    scratch never copied the scene (its prediction changed < 1% when another room was swapped in)."""
     latent_channels = 3 * SMALL_PATCH_SIZE ** 2
     widths = [32, 32, 32]
     unet = dict(SD15_UNET, in_channels=2 * latent_channels + 1, out_channels=latent_channels,
-                down_block_types=["DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"],
-                up_block_types=["CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"],
+                down_block_types=["CrossAttnDownBlock2D"] * 3, up_block_types=["CrossAttnUpBlock2D"] * 3,
                 block_out_channels=widths, layers_per_block=1, attention_head_dim=2, cross_attention_dim=32,
                 norm_num_groups=8, sample_size=16)
     motion = dict(SD15_MOTION, motion_layers_per_block=1, motion_num_attention_heads=2, motion_norm_num_groups=8)
