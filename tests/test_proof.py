@@ -3,6 +3,7 @@
 
 import json
 import os
+from contextlib import nullcontext
 
 import numpy as np
 import pytest
@@ -42,6 +43,11 @@ def test_small_config_fits_its_codec_and_the_checkpoint_budget():
     stage1 = sizes["denoiser_spatial"] + sizes["reference_net"]
     frozen = sum(sizes.values()) - stage1
     assert (3 * stage1 + frozen) * 4 < 16 * 2 ** 20
+    assert config.prediction_type == "v_prediction" and DynaSceneConfig.preset("sd15").prediction_type == "epsilon"
+    older = {k: v for k, v in config.to_dict().items() if k != "prediction_type"}  # files written before the key
+    assert DynaSceneConfig.from_dict(older).prediction_type == "epsilon"
+    with pytest.raises(ValueError, match="prediction_type must be one of epsilon, v_prediction, got 'sample'"):
+        DynaSceneConfig(**{**config.to_dict(), "prediction_type": "sample"})
     with pytest.raises(ValueError, match="must be 25/12"):
         DynaSceneConfig(**{**config.to_dict(), "codec": {"type": "patch", "patch_size": 2},
                            "unet": {**config.unet, "in_channels": 9}})
@@ -146,6 +152,32 @@ def test_camera_ablation_trains_no_camera_parts_and_feeds_no_pluecker():
         computer = LossComputer(models.latent_codec(), models.image_encoder, LossSettings(2, camera=camera_control))
         plucker = computer.conditions(batch, "cpu")["plucker"]
         assert (plucker is not None) is camera_control
+
+
+def test_the_loss_target_follows_the_models_prediction_type():
+    """A stand-in network that answers exactly (formulas written out from the noisy latent it is given and the
+    clean latent) scores 0 for the declared type and clearly more for the other."""
+    from training.step import LossComputer, LossSettings
+
+    models = DynaSceneModels.build("small")
+    assert models.config.prediction_type == "v_prediction"
+    batch = {"pixels": torch.rand(2, 1, 3, 16, 16), "alpha": torch.zeros(2, 1, 1, 16, 16),
+             "scene": torch.rand(2, 3, 16, 16), "c2w": torch.eye(4).repeat(2, 1, 1, 1),
+             "intrinsics": torch.tensor([0.5, 0.5, 0.5, 0.5]).repeat(2, 1, 1)}
+    for declared in ("epsilon", "v_prediction"):
+        computer = LossComputer(models.latent_codec(), models.image_encoder,
+                                LossSettings(1, uncond_dropout=0.0, prediction_type=declared))
+        x0 = computer.conditions(batch, "cpu")["latents"].double()
+        alphas = computer.scheduler.alphas_cumprod.double()
+        for answers in ("epsilon", "v_prediction"):
+            def exact(sample, timesteps, *conditions):
+                a = alphas[timesteps].view(-1, 1, 1, 1, 1)
+                eps = (sample[:, :12].double() - a.sqrt() * x0) / (1 - a).sqrt()
+                return (eps if answers == "epsilon" else a.sqrt() * eps - (1 - a).sqrt() * x0).float()
+
+            for step in range(3):
+                loss = float(computer.loss(exact, batch, torch.Generator().manual_seed(step), "cpu", nullcontext))
+                assert (loss < 1e-6) if answers == declared else (loss > 1e-3), (declared, answers, loss)
 
 
 def test_time_budget_stops_and_saves_a_resumable_checkpoint(tmp_path):

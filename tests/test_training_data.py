@@ -171,6 +171,8 @@ def test_config_overrides_and_unknown_keys():
     assert load_config("tiny", ["train.mixed_precision=no"])["train"]["mixed_precision"] == "no"
     with pytest.raises(ConfigError, match="mixed_precision must be no, fp16 or bf16, got 'fp8'"):
         load_config("tiny", ["train.mixed_precision=fp8"])
+    with pytest.raises(ConfigError, match="train.allow_tf32 must be true or false, got 'yes please'"):
+        load_config("tiny", ["train.allow_tf32=yes please"])
     with pytest.raises(ConfigError, match="train.batch_sise.*did you mean train.batch_size"):
         load_config("tiny", ["train.batch_sise=2"])
     with pytest.raises(ConfigError, match="on_bad_clip"):

@@ -116,8 +116,8 @@ def check_config(config: dict) -> None:
     seconds = train["max_seconds"]
     need(seconds is None or (isinstance(seconds, (int, float)) and seconds > 0),
          f"train.max_seconds must be a positive number of seconds or null, got {seconds!r}")
-    need(isinstance(train["camera_control"], bool), f"train.camera_control must be true or false, "
-         f"got {train['camera_control']!r}")
+    for key in ("camera_control", "allow_tf32"):
+        need(isinstance(train[key], bool), f"train.{key} must be true or false, got {train[key]!r}")
     need(config["checkpoint"]["keep_last"] >= 1, "checkpoint.keep_last must be >= 1")
     need(config["checkpoint"]["every"] >= 1, "checkpoint.every must be >= 1")
 

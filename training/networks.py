@@ -121,7 +121,7 @@ def prepare_stage(models: DynaSceneModels, stage: int, gradient_checkpointing: b
 class TrainingNetworks(nn.Module):
     """The trainable forward pass (the module accelerate wraps for DDP/FSDP).
 
-    ``forward(sample (B,9,F,h,w), timesteps (B,), image_embeds (B,1,D), dropped (B,) bool,
+    ``forward(sample (B,9,F,h,w), timesteps (B,), image_embeds (B,1,D), dropped (B,) bool on the CPU (no sync),
     scene_latent (B,4,h,w), plucker (B,F,6,H,W) or None) -> noise prediction (B,4,F,h,w)``.
 
     Unconditional dropout is exactly the sampler's CFG branch: for ``dropped`` videos the denoiser
@@ -140,6 +140,7 @@ class TrainingNetworks(nn.Module):
         with torch.set_grad_enabled(torch.is_grad_enabled() and self.stage == 1):
             bank = self.reference_net(scene_latent, image_embeds)
         camera = self.camera_encoder(plucker) if plucker is not None else None
-        embeds = torch.where(dropped[:, None, None], zero_image_embeds_like(image_embeds), image_embeds)
+        embeds = torch.where(dropped.to(image_embeds.device)[:, None, None], zero_image_embeds_like(image_embeds),
+                             image_embeds)
         return self.denoiser(sample, timesteps, embeds, reference=bank, reference_mask=(~dropped).tolist(),
                              camera_features=camera)

@@ -1,12 +1,14 @@
 """One training step's loss: conditions from a batch, noising, prediction, (weighted) MSE.
 
-Loss: epsilon prediction (SD1.5-inpainting's parameterisation), mean squared error over the whole
-latent video, as Moore-AnimateAnyone and AnimateDiff train (no extra weight on the generated
-region). Optional min-SNR-γ weighting (``min(SNR, γ) / SNR`` per video, epsilon form) and noise offset
-(``offset · N(0, 1)`` per video and channel added to the noise).
+Loss: mean squared error of the model config's prediction — the noise (SD1.5-inpainting's epsilon
+parameterisation) or ``v`` — over the whole latent video, as Moore-AnimateAnyone and AnimateDiff train (no
+extra weight on the generated region). Optional min-SNR-γ weighting (``min(SNR, γ) / SNR`` per video for
+epsilon, ``min(SNR, γ) / (SNR + 1)`` for v) and noise offset (``offset · N(0, 1)`` per video and channel
+added to the noise).
 
 All randomness of a step (noise, timesteps, dropout) comes from a generator seeded with
-``(seed, step, micro-batch, process)``, so a resumed run draws exactly the same values.
+``(seed, step, micro-batch, process)``, so a resumed run on the same kind of device draws exactly the same
+values (the noise itself is drawn on the training device, from a seed that generator gives).
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ class LossSettings:
     vae_chunk: int = 8
     camera: bool = True
     """Stage II: give the networks the Plücker condition (``False``: the camera ablation, no camera input)."""
+    prediction_type: str = "epsilon"
+    """The model config's: the loss target is the noise (``epsilon``) or ``v = √ᾱ·ε − √(1−ᾱ)·x₀``."""
 
 
 def step_generator(seed: int, step: int, micro: int, rank: int) -> torch.Generator:
@@ -52,7 +56,7 @@ class LossComputer:
         self.codec = codec
         self.image_encoder = image_encoder
         self.settings = settings
-        self.scheduler = training_scheduler()
+        self.scheduler = training_scheduler(prediction_type=settings.prediction_type)
         self.alphas_cumprod = self.scheduler.alphas_cumprod.clone()
 
     @torch.no_grad()
@@ -88,19 +92,26 @@ class LossComputer:
         cond = self.conditions(batch, device)
         latents = cond["latents"]
         b = latents.shape[0]
-        noise = torch.randn(latents.shape, generator=generator)
-        if self.settings.noise_offset:
-            noise += self.settings.noise_offset * torch.randn((b, latents.shape[1], 1, 1, 1), generator=generator)
+        # Small draws on the CPU generator; the noise on the training device from a seed drawn there
+        # (drawing B·C·F·h·w normals on the host and copying them costs more than the GPU step of a small model).
         timesteps = torch.randint(0, self.scheduler.config.num_train_timesteps, (b,), generator=generator)
         dropped = torch.rand(b, generator=generator) < self.settings.uncond_dropout
-        noise, timesteps, dropped = noise.to(device), timesteps.to(device), dropped.to(device)
+        noise_seed = int(torch.randint(0, 2 ** 62, (1,), generator=generator))
+        on_device = torch.Generator(latents.device).manual_seed(noise_seed)
+        noise = torch.randn(latents.shape, generator=on_device, device=latents.device)
+        if self.settings.noise_offset:
+            noise += self.settings.noise_offset * torch.randn((b, latents.shape[1], 1, 1, 1), generator=on_device,
+                                                              device=latents.device)
+        timesteps = timesteps.to(device)
         noisy = self.scheduler.add_noise(latents, noise, timesteps)
         sample = denoiser_input(noisy, cond["gen_mask"], cond["fg_latent"])
         with autocast():
             pred = networks(sample, timesteps, cond["image_embeds"], dropped, cond["scene_latent"], cond["plucker"])
-        per_video = F.mse_loss(pred.float(), noise, reduction="none").mean(dim=(1, 2, 3, 4))
+        v_prediction = self.settings.prediction_type == "v_prediction"
+        target = self.scheduler.get_velocity(latents, noise, timesteps) if v_prediction else noise
+        per_video = F.mse_loss(pred.float(), target, reduction="none").mean(dim=(1, 2, 3, 4))
         if self.settings.snr_gamma:
             ac = self.alphas_cumprod.to(device)[timesteps]
             snr = ac / (1 - ac)
-            per_video = per_video * torch.clamp(snr, max=self.settings.snr_gamma) / snr
+            per_video = per_video * torch.clamp(snr, max=self.settings.snr_gamma) / (snr + 1 if v_prediction else snr)
         return per_video.mean()

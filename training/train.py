@@ -97,6 +97,8 @@ class Trainer:
         self.output_dir = cfg["output_dir"]
         self.device = acc.device
         data_cfg, train_cfg = cfg["data"], cfg["train"]
+        if self.device.type == "cuda":
+            torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = bool(train_cfg["allow_tf32"])
 
         check_weight_files(cfg["model"])
         ensure_dataset(cfg, acc)
@@ -147,7 +149,7 @@ class Trainer:
         self.networks, self.optimizer = acc.prepare(self.networks, self.optimizer)
         self.loss_computer = LossComputer(self.models.latent_codec(), self.models.image_encoder, LossSettings(
             self.stage, train_cfg["uncond_dropout"], train_cfg["noise_offset"], train_cfg["snr_gamma"],
-            camera=self.stage == 2 and self.camera_control))
+            camera=self.stage == 2 and self.camera_control, prediction_type=self.models.config.prediction_type))
         if global_batches % acc.num_processes:
             logger.warning("resuming %d global batches on %d processes: the data stream shifts slightly",
                            global_batches, acc.num_processes)

@@ -13,7 +13,10 @@ metadata:
 - ``scaling_factor``: latent scale (0.18215 for SD1.5),
 - ``codec``: ``None`` (latents from the ``vae``) or ``{"type": "patch", "patch_size": p}``: the fixed
   invertible :class:`~dynascene_core.models.codec.PatchCodec` (``3·p²`` latent channels at ``1/p``
-  resolution) replaces the VAE; ``vae`` is then ``{}``.
+  resolution) replaces the VAE; ``vae`` is then ``{}``,
+- ``prediction_type``: what the denoiser predicts, in diffusers' scheduler names: ``"epsilon"`` (the noise:
+  SD1.5 and the paper) or ``"v_prediction"`` (``v = √ᾱ·ε − √(1−ᾱ)·x₀``, the ``small`` model's). Training's
+  loss target and every sampler follow it.
 
 Presets: ``sd15`` (full size, as the paper), ``tiny`` (same block structure with tiny widths, for
 tests: a full forward at 64x64 px and 8 frames takes well under a second on a CPU) and ``tiny768``
@@ -99,6 +102,8 @@ SD15_VAE = {  # stabilityai/sd-vae-ft-mse (same architecture as the SD1.5 VAE)
 
 SCALING_FACTOR_SD15 = LATENT_SCALE
 
+PREDICTION_TYPES = ("epsilon", "v_prediction")
+
 
 def _tiny_presets() -> dict:
     unet = dict(SD15_UNET, block_out_channels=[32, 32, 64, 64], attention_head_dim=2,
@@ -123,10 +128,11 @@ def _small_presets() -> dict:
 
     The patch must leave the U-Net wider than a latent: with 4×4 patches (48 channels) a 32-wide network
     cannot even pass the noisy latent through, and after GPU training it still predicted the noise at
-    t = 950 with MSE 0.47 (a network that can copy its input reaches ≈ 0.01; this one 0.04). Every level
-    has attention, the full-resolution one (32×48 cells at 64×96 px) too: the scene image reaches the
-    denoiser only through reference attention, and without it at full resolution a model trained from
-    scratch never copied the scene (its prediction changed < 1% when another room was swapped in)."""
+    t = 950 with MSE 0.47 (a network that can copy its input reaches ≈ 0.01; this one 0.04). Even 0.04 is
+    too much for noise prediction: at t = 950 it becomes a clean-latent error 7× the latents' variance, and
+    sampling from pure noise never recovered; so this model predicts ``v`` (its error maps about 1:1 onto
+    the clean latent at high noise). Every level has attention, the full-resolution one (32×48 cells at
+    64×96 px) too: the scene image reaches the denoiser only through reference attention."""
     latent_channels = 3 * SMALL_PATCH_SIZE ** 2
     widths = [32, 32, 32]
     unet = dict(SD15_UNET, in_channels=2 * latent_channels + 1, out_channels=latent_channels,
@@ -137,7 +143,8 @@ def _small_presets() -> dict:
     camera = dict(SD15_CAMERA, downscale_factor=SMALL_PATCH_SIZE, channels=widths, num_attention_heads=2)
     tiny = _tiny_presets()
     return {"unet": unet, "motion": motion, "camera": camera, "clip_vision": tiny["clip_vision"], "vae": {},
-            "scaling_factor": SMALL_SCALING_FACTOR, "codec": {"type": "patch", "patch_size": SMALL_PATCH_SIZE}}
+            "scaling_factor": SMALL_SCALING_FACTOR, "codec": {"type": "patch", "patch_size": SMALL_PATCH_SIZE},
+            "prediction_type": "v_prediction"}
 
 
 @dataclass
@@ -151,6 +158,7 @@ class DynaSceneConfig:
     vae: dict
     scaling_factor: float = SCALING_FACTOR_SD15
     codec: dict | None = None
+    prediction_type: str = "epsilon"
 
     def __post_init__(self):
         self.validate()
@@ -159,6 +167,8 @@ class DynaSceneConfig:
         """Raise ``ValueError`` when the networks would not fit together."""
         unet, motion, camera = self.unet, self.motion, self.camera
         problems = []
+        if self.prediction_type not in PREDICTION_TYPES:
+            problems.append(f"prediction_type must be one of {', '.join(PREDICTION_TYPES)}, got {self.prediction_type!r}")
         if self.codec is not None and (self.codec.get("type") not in ("patch",)
                                        or not isinstance(self.codec.get("patch_size"), int)):
             problems.append(f"codec must be null or {{'type': 'patch', 'patch_size': int}}, got {self.codec!r}")
@@ -230,7 +240,7 @@ class DynaSceneConfig:
     def from_dict(cls, data: dict) -> "DynaSceneConfig":
         names = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - names)
-        missing = sorted(n for n in names - set(data) if n not in ("scaling_factor", "codec"))
+        missing = sorted(n for n in names - set(data) if n not in ("scaling_factor", "codec", "prediction_type"))
         if unknown or missing:
             raise ValueError(f"DynaSceneConfig dict: unknown keys {unknown}, missing keys {missing}")
         return cls(**copy.deepcopy(data))

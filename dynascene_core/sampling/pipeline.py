@@ -18,7 +18,8 @@ from ..compositing import CompositeSettings, composite
 from ..conditioning import (VAE_DOWNSCALE, LatentCodec, decode_latents, denoiser_input, encode_frames,
                             foreground_pixels, generation_mask, resize_cover_crop)
 from ..models.clip import zero_image_embeds_like
-from .schedule import SAMPLERS, SD15_TRAINING_SCHEDULE, STOCHASTIC_SAMPLERS, inference_scheduler
+from .schedule import (SAMPLERS, SD15_TRAINING_SCHEDULE, STOCHASTIC_SAMPLERS, inference_scheduler,
+                       predicted_clean_latent)
 from .windows import context_windows, window_weights
 
 NUM_TRAIN_TIMESTEPS = SD15_TRAINING_SCHEDULE["num_train_timesteps"]
@@ -207,7 +208,8 @@ def generate(
     else:
         embeds, reference_mask = image_embeds, (True,)
 
-    scheduler = inference_scheduler(settings.steps, settings.sampler)
+    prediction_type = denoiser.config.prediction_type  # "epsilon" (SD1.5) or "v_prediction": the schedulers convert
+    scheduler = inference_scheduler(settings.steps, settings.sampler, prediction_type=prediction_type)
     # one CPU generator for the initial noise and then the eta > 0 step noise: the same on every device
     generator = torch.Generator("cpu").manual_seed(settings.seed)
     noise = torch.randn((1, fg_latent.shape[1], n, *latent_size), generator=generator).to(device)
@@ -215,7 +217,7 @@ def generate(
 
     timesteps = scheduler.timesteps.tolist()  # host ints: no device sync per step
     for step, t in enumerate(timesteps):
-        eps = torch.zeros_like(latents)
+        pred = torch.zeros_like(latents)
         model_latents = scheduler.scale_model_input(latents, t)  # identity except for Euler's sigma scaling
         for window, w in zip(windows, weights):
             if interrupt is not None:
@@ -230,18 +232,17 @@ def generate(
             if guided:
                 uncond, cond = out.chunk(2)
                 out = uncond + settings.guidance_scale * (cond - uncond)
-            eps[:, :, sl] += out * w[sl].view(1, 1, -1, 1, 1)
+            pred[:, :, sl] += out * w[sl].view(1, 1, -1, 1, 1)
         if settings.sampler == "ddim":
             step_noise = None
             if settings.eta > 0:
                 step_noise = torch.randn(latents.shape, generator=generator).to(device)
-            result = scheduler.step(eps, t, latents, eta=settings.eta, variance_noise=step_noise)
+            result = scheduler.step(pred, t, latents, eta=settings.eta, variance_noise=step_noise)
         else:
-            result = scheduler.step(eps, t, latents)
+            result = scheduler.step(pred, t, latents)
         x0 = getattr(result, "pred_original_sample", None)
-        if x0 is None and progress is not None:  # multistep solvers keep DDPM-space latents: x0 from eps
-            alpha_bar = scheduler.alphas_cumprod[int(t)].item()
-            x0 = (latents - (1 - alpha_bar) ** 0.5 * eps) / alpha_bar ** 0.5
+        if x0 is None and progress is not None:  # multistep solvers keep DDPM-space latents
+            x0 = predicted_clean_latent(latents, pred, scheduler.alphas_cumprod[int(t)].item(), prediction_type)
         latents = result.prev_sample
         if settings.foreground_reinjection:
             if step + 1 < len(timesteps):

@@ -4,6 +4,9 @@ SD1.5-inpainting was trained with epsilon prediction on the ``scaled_linear`` be
 over 1000 steps (DESIGN.md §4). Note the name trap: diffusers' ``scaled_linear`` is ComfyUI's
 ``linear``; diffusers' ``linear`` is ComfyUI's ``sqrt_linear`` (AnimateDiff's) — a different schedule.
 
+A model may instead predict ``v`` (its config's ``prediction_type``, e.g. the ``small`` model trained from
+scratch): every scheduler here is then built with ``prediction_type="v_prediction"`` on the same betas.
+
 Samplers are diffusers' schedulers built on that one definition (as ``Scheduler.from_config`` of
 SD1.5's DDIM config would): ``ddim`` (the paper's), ``dpmpp_2m`` (DPM-Solver++ 2M), ``unipc``
 (UniPC, bh2) and ``euler`` (Euler, sigma-space latents). diffusers is imported when a scheduler is made.
@@ -12,6 +15,10 @@ SD1.5's DDIM config would): ``ddim`` (the paper's), ``dpmpp_2m`` (DPM-Solver++ 2
 from __future__ import annotations
 
 import inspect
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
 
 SD15_TRAINING_SCHEDULE = {
     "num_train_timesteps": 1000,
@@ -66,6 +73,15 @@ def inference_scheduler(steps: int | None = None, sampler: str = "ddim", **overr
     if steps is not None:
         scheduler.set_timesteps(steps)
     return scheduler
+
+
+def predicted_clean_latent(noisy: torch.Tensor, prediction: torch.Tensor, alpha_bar: float,
+                           prediction_type: str) -> torch.Tensor:
+    """``x₀`` from a DDPM-space noisy latent ``x_t = √ᾱ·x₀ + √(1−ᾱ)·ε`` and the denoiser's prediction:
+    ``(x_t − √(1−ᾱ)·ε) / √ᾱ`` for ``"epsilon"``, ``√ᾱ·x_t − √(1−ᾱ)·v`` for ``"v_prediction"``."""
+    if prediction_type == "v_prediction":
+        return alpha_bar ** 0.5 * noisy - (1 - alpha_bar) ** 0.5 * prediction
+    return (noisy - (1 - alpha_bar) ** 0.5 * prediction) / alpha_bar ** 0.5
 
 
 def training_scheduler(**overrides):
