@@ -122,7 +122,8 @@ class TrainingNetworks(nn.Module):
     """The trainable forward pass (the module accelerate wraps for DDP/FSDP).
 
     ``forward(sample (B,9,F,h,w), timesteps (B,), image_embeds (B,1,D), dropped (B,) bool on the CPU (no sync),
-    scene_latent (B,4,h,w), plucker (B,F,6,H,W) or None) -> noise prediction (B,4,F,h,w)``.
+    scene_latent (B,4,h,w), plucker (B,F,6,H,W) or None) -> prediction (B,4,F,h,w)`` (the noise or ``v``, as
+    the model config says).
 
     Unconditional dropout is exactly the sampler's CFG branch: for ``dropped`` videos the denoiser
     gets a zero CLIP token and ``reference_mask`` False (the ReferenceNet still reads the real

@@ -168,7 +168,8 @@ class DynaSceneConfig:
         unet, motion, camera = self.unet, self.motion, self.camera
         problems = []
         if self.prediction_type not in PREDICTION_TYPES:
-            problems.append(f"prediction_type must be one of {', '.join(PREDICTION_TYPES)}, got {self.prediction_type!r}")
+            problems.append(f"prediction_type must be one of {', '.join(PREDICTION_TYPES)}, "
+                            f"got {self.prediction_type!r}")
         if self.codec is not None and (self.codec.get("type") not in ("patch",)
                                        or not isinstance(self.codec.get("patch_size"), int)):
             problems.append(f"codec must be null or {{'type': 'patch', 'patch_size': int}}, got {self.codec!r}")
