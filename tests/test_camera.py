@@ -215,6 +215,22 @@ def test_plot_image():
     assert math.isfinite(float(static.mean()))
 
 
+@pytest.mark.parametrize("preset", ["pan_left", "pan_right"])
+def test_plot_shows_the_turn_of_a_camera_that_does_not_move(preset):
+    """A pan moves no camera centre: the top view must still show the last viewing direction, long enough to
+    see past the start/end markers and at the yaw the trajectory has (``atan2(forward_x, forward_z)``)."""
+    trajectory = make_preset(preset, 16, speed=2.0)
+    forward = trajectory.c2w[-1, :3, 2].numpy()
+    yaw = math.degrees(math.atan2(forward[0], forward[2]))
+    top = plot_trajectory(trajectory, size=(320, 160))[:, :160].astype(int)
+    marker_y, marker_x = np.argwhere(np.abs(top - [200, 50, 50]).sum(-1) < 60).mean(0)  # the red end box
+    last = np.argwhere(np.abs(top - [253, 231, 37]).sum(-1) < 60)  # viridis' last colour
+    reach = np.hypot(last[:, 0] - marker_y, last[:, 1] - marker_x)
+    tip_y, tip_x = last[reach.argmax()]
+    drawn = math.degrees(math.atan2(tip_x - marker_x, marker_y - tip_y))  # x right, z up the page
+    assert abs(yaw) > 10 and reach.max() > 25 and abs(drawn - yaw) < 4, (yaw, drawn, reach.max())
+
+
 def test_camera_condition_fits_intrinsics_to_the_target_with_square_pixels():
     from dynascene_core.camera import camera_condition, relative_cameras
 

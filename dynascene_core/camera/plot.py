@@ -21,11 +21,12 @@ def _panel(positions: np.ndarray, forward: np.ndarray, colours: np.ndarray, widt
     dirs = forward[:, axes] * sign
     margin = max(18, height // 9)
     lo, hi = pts.min(0), pts.max(0)
-    span = float(max((hi - lo).max(), 1e-6))
-    arrow = 0.12 * span if span > 1e-6 else 1.0
-    span = max(span, 5 * arrow) * 1.25
+    span = float((hi - lo).max()) * 1.25
+    if span < 1e-6:  # a camera that does not move: one unit around it
+        span = 1.0
     centre = (lo + hi) / 2
-    scale = min(width - 2 * margin, height - 2 * margin - 14) / span
+    drawable = min(width - 2 * margin, height - 2 * margin - 14)
+    scale = drawable / span
 
     def to_px(p: np.ndarray) -> np.ndarray:
         x = width / 2 + (p[..., 0] - centre[0]) * scale
@@ -46,17 +47,20 @@ def _panel(positions: np.ndarray, forward: np.ndarray, colours: np.ndarray, widt
     for i in range(len(px) - 1):  # path
         cv2.line(img, tuple(px[i].astype(int)), tuple(px[i + 1].astype(int)), tuple(int(c) for c in colours[i]),
                  2, cv2.LINE_AA)
-    norm = np.linalg.norm(dirs, axis=1, keepdims=True)
-    tips = to_px(pts + dirs / np.maximum(norm, 1e-9) * arrow * np.minimum(1.0, norm / 1e-3))
-    stride = max(1, len(px) // 12)
-    for i in list(range(0, len(px), stride)) + [len(px) - 1]:  # viewing directions
-        colour = tuple(int(c) for c in colours[i])
-        cv2.arrowedLine(img, tuple(px[i].astype(int)), tuple(tips[i].astype(int)), colour, 1, cv2.LINE_AA,
-                        tipLength=0.3)
-        cv2.circle(img, tuple(px[i].astype(int)), 3, colour, -1, cv2.LINE_AA)
     start, end = px[0].astype(int), px[-1].astype(int)
     cv2.circle(img, tuple(start), 7, (40, 160, 60), 2, cv2.LINE_AA)
     cv2.rectangle(img, tuple(end - 6), tuple(end + 6), (200, 50, 50), 2, cv2.LINE_AA)
+    # viewing directions, drawn last and a fixed share of the panel long (a pan or tilt changes only them);
+    # a direction out of the view's plane is foreshortened as in the orthographic view
+    arrow_px = 0.3 * drawable
+    tips = px + dirs * np.array([1.0, -1.0]) * arrow_px
+    thickness = 2 if min(width, height) >= 160 else 1
+    stride = max(1, len(px) // 12)
+    for i in list(range(0, len(px), stride)) + [len(px) - 1]:
+        colour = tuple(int(c) for c in colours[i])
+        cv2.arrowedLine(img, tuple(px[i].astype(int)), tuple(tips[i].astype(int)), colour, thickness, cv2.LINE_AA,
+                        tipLength=0.15)
+        cv2.circle(img, tuple(px[i].astype(int)), 3, colour, -1, cv2.LINE_AA)
     font = cv2.FONT_HERSHEY_SIMPLEX
     cv2.putText(img, title, (8, 16), font, 0.45, _TEXT, 1, cv2.LINE_AA)
     cv2.arrowedLine(img, (10, height - 10), (40, height - 10), _TEXT, 1, cv2.LINE_AA, tipLength=0.25)
@@ -71,7 +75,8 @@ def plot_trajectory(trajectory: CameraTrajectory, size: tuple[int, int] = (512, 
 
     Left: top view (x right, z forward up the page); right: side view (z to the right, up = −y).
     Colour runs from dark purple (first frame) to yellow (last); the first camera is circled in
-    green, the last boxed in red. Axes in the trajectory's own world frame.
+    green, the last boxed in red; arrows (up to 13) show viewing directions at 30 % of the panel, whatever
+    the path's size, so pans and tilts show. Axes in the trajectory's own world frame.
     """
     width, height = int(size[0]), int(size[1])
     if width < 64 or height < 48:
