@@ -42,6 +42,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from benchmarks.inference_parts import (Bench, bench_baseline, bench_generate, bench_scaling,  # noqa: E402
                                         compile_report, guided_call, memory_breakdown, profile_step,
                                         sdpa_backends)
+from dynascene_core.io_utils import atomic_open  # noqa: E402
 from dynascene_core.sampling.schedule import RECOMMENDED_STEPS  # noqa: E402
 
 RESERVE_S = {"eager": 90, "scaling": 60}
@@ -134,7 +135,7 @@ def orchestrate(args, argv) -> dict:
     def save():
         merged["targets"] = targets(merged["runs"], args)
         merged["wall_s"] = round(time.perf_counter() - start, 1)
-        with open(path, "w") as fh:
+        with atomic_open(path) as fh:
             json.dump(merged, fh, indent=1)
 
     runs = args.runs.split(",")
@@ -147,6 +148,8 @@ def orchestrate(args, argv) -> dict:
             save()
             continue
         child = os.path.join(out, f"run_{run.replace(':', '_')}.json")
+        if os.path.exists(child):  # an earlier command's result must not pass for this run's
+            os.remove(child)
         command = [sys.executable, os.path.abspath(__file__), *argv, "--run", run, "--out", out,
                    "--deadline", str(time.time() + left)]
         log = os.path.join(out, f"run_{run.replace(':', '_')}.log")

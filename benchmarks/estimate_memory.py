@@ -65,32 +65,28 @@ class _AsModule(torch.nn.Module):
 
 
 def unet_call_peak(models, mode, frames: int, height: int, width: int, pieces: int) -> dict:
-    """One guided U-Net call (CFG batch 2, projected reference bank, camera features of the window) with
-    the feed-forward in ``pieces`` slices: bytes of everything alive before the call and at its peak."""
-    dtype = next(models.denoiser.parameters()).dtype
-    h, w = height // 8, width // 8
+    """One guided U-Net call (:func:`benchmarks.inference_parts.guided_unet_call`) with the feed-forward in
+    ``pieces`` slices: bytes of everything alive before the call and at its peak."""
+    from benchmarks.inference_parts import guided_unet_call
+
     with mode, torch.no_grad():
         models.denoiser.feed_forward_chunks(pieces)
-        emb = torch.randn(1, 1, models.config.unet["cross_attention_dim"], dtype=dtype)
-        bank = models.denoiser.project_reference(models.reference_net(torch.randn(1, 4, h, w, dtype=dtype), emb))
-        camera = models.camera_encoder(torch.randn(1, frames, 6, height, width, dtype=dtype))
-        x = torch.randn(2, 9, frames, h, w, dtype=dtype)
-        before, peak = peak_bytes(lambda: models.denoiser(x, 500, torch.cat([emb * 0, emb]), reference=bank,
-                                                     reference_mask=(False, True), camera_features=camera),
-                             models, x, emb, *[t for kv in bank.values() for t in kv], *camera)
+        call, held = guided_unet_call(models, frames, height, width)
+        before, peak = peak_bytes(call, models, *held)
     return {"before": before, "peak": peak}
 
 
 def vae_decode_peak(models, mode, frames: int, height: int, width: int, chunk: int) -> dict:
     """``decode_latents`` of ``frames`` latents in chunks of ``chunk`` frames, each chunk's pixels moved off
     the device at once as ``generate`` does (here to ``meta``, which the CPU figures leave out)."""
-    from dynascene_core.conditioning import DiffusersVAECodec, decode_latents
+    from dynascene_core.conditioning import decode_latents
 
     dtype = next(models.vae.parameters()).dtype
+    config = models.config
     with mode, torch.no_grad():
-        latents = torch.randn(frames, 4, height // 8, width // 8, dtype=dtype)
-        decode = _AsModule(lambda: decode_latents(DiffusersVAECodec(models.vae), latents, chunk,
-                                                       device="meta"))
+        latents = torch.randn(frames, config.latent_channels, height // config.latent_downscale,
+                              width // config.latent_downscale, dtype=dtype)
+        decode = _AsModule(lambda: decode_latents(models.latent_codec(), latents, chunk, device="meta"))
         before, peak = peak_bytes(decode, models, latents)
     return {"before": before, "peak": peak}
 

@@ -12,8 +12,10 @@ import time
 import torch
 
 from dynascene_core.camera import camera_condition, make_preset
-from dynascene_core.conditioning import DiffusersVAECodec, decode_latents
+from dynascene_core.conditioning import decode_latents
+from dynascene_core.io_utils import atomic_open
 from dynascene_core.models import DynaSceneConfig
+from dynascene_core.models.clip import zero_image_embeds_like
 from dynascene_core.models.denoiser import FEED_FORWARD_PIECES
 from dynascene_core.sampling.pipeline import SamplerSettings, generate
 
@@ -74,11 +76,11 @@ class Bench:
         self.results["sections"][section] = values
         print(f"[{time.perf_counter() - self.start:6.0f}s] {self.args.run} {section}: {json.dumps(values)}", flush=True)
         os.makedirs(self.out, exist_ok=True)
-        with open(self.path, "w") as fh:
+        with atomic_open(self.path) as fh:  # the runner may kill this process at any moment
             json.dump(self.results, fh, indent=1)
 
     def write_text(self, name, text):
-        with open(os.path.join(self.out, name), "w") as fh:
+        with atomic_open(os.path.join(self.out, name)) as fh:
             fh.write(text)
 
 
@@ -106,7 +108,7 @@ def run_generate(bench, models, n, settings):
 
     bench.sync()
     start = time.perf_counter()
-    generate(models, DiffusersVAECodec(models.vae), models.image_encoder, frames, alpha, scene,
+    generate(models, models.latent_codec(), models.image_encoder, frames, alpha, scene,
              camera_condition(trajectory, args.height, args.width), n, settings, progress=progress,
              device=bench.device, decode_progress=decode_progress, foreground=frames)
     bench.sync()
@@ -164,26 +166,38 @@ def bench_baseline(bench, mode):
     return result
 
 
-def guided_call(bench, models):
-    """One guided U-Net call of a context window as the pipeline makes it (projected reference bank, one
-    window's camera features, CFG batch ``[uncond | cond]``), as a no-argument function."""
-    args = bench.args
-    n, h, w = args.window, args.height // 8, args.width // 8
-    emb = torch.randn(1, 1, models.config.unet["cross_attention_dim"], device=bench.device, dtype=bench.dtype)
+def guided_unet_call(models, frames: int, height: int, width: int, device="cpu", dtype=None):
+    """One guided U-Net call of a ``frames``-frame window at ``height x width`` px as the pipeline makes it
+    (projected reference bank, the window's camera features, CFG batch ``[uncond | cond]`` with the zero
+    unconditional token), random inputs in the model's latent shapes → ``(call, tensors the call holds)``."""
+    config = models.config
+    h, w = height // config.latent_downscale, width // config.latent_downscale
+    dtype = dtype or next(models.denoiser.parameters()).dtype
+    emb = torch.randn(1, 1, config.unet["cross_attention_dim"], device=device, dtype=dtype)
     bank = models.denoiser.project_reference(
-        models.reference_net(torch.randn(1, 4, h, w, device=bench.device, dtype=bench.dtype), emb))
-    plucker = camera_condition(make_preset("orbit_left", n), args.height, args.width)
-    camera = models.camera_encoder(plucker(range(n)).to(bench.device, bench.dtype)[None])
-    x = torch.randn(2, 9, n, h, w, device=bench.device, dtype=bench.dtype)
-    return lambda: models.denoiser(x, 500, torch.cat([emb * 0, emb]), reference=bank, reference_mask=(False, True),
-                                   camera_features=camera)
+        models.reference_net(torch.randn(1, config.latent_channels, h, w, device=device, dtype=dtype), emb))
+    camera = models.camera_encoder(torch.randn(1, frames, 6, height, width, device=device, dtype=dtype))
+    x = torch.randn(2, config.unet["in_channels"], frames, h, w, device=device, dtype=dtype)
+    embeds = torch.cat([zero_image_embeds_like(emb), emb])
+
+    def call():
+        return models.denoiser(x, 500, embeds, reference=bank, reference_mask=(False, True), camera_features=camera)
+
+    return call, (x, embeds, *[t for kv in bank.values() for t in kv], *camera)
+
+
+def guided_call(bench, models):
+    """:func:`guided_unet_call` at the benchmark's window and size, as a no-argument function."""
+    args = bench.args
+    return guided_unet_call(models, args.window, args.height, args.width, bench.device, bench.dtype)[0]
 
 
 def memory_breakdown(bench, models):
     """Where memory goes, each figure above what the models hold: one guided U-Net call with the
     feed-forward whole and in the default slices, and VAE decoding of the window's frames in chunks of
     8 and of 2 (the former and the current default)."""
-    n, h, w = bench.args.window, bench.args.height // 8, bench.args.width // 8
+    down = models.config.latent_downscale
+    n, h, w = bench.args.window, bench.args.height // down, bench.args.width // down
     weights = bench.allocated_gib()
     out = {"models_gib": weights}
     with torch.no_grad():
@@ -196,8 +210,8 @@ def memory_breakdown(bench, models):
             out[f"unet_call_ff{pieces}_s"] = round(bench.time(call, 3), 4)
             out[f"unet_call_ff{pieces}_above_models_gib"] = round(bench.peak_gib() - weights, 3) if bench.cuda else None
         del call
-        latents = torch.randn(n, 4, h, w, device=bench.device, dtype=bench.dtype)
-        codec = DiffusersVAECodec(models.vae)
+        latents = torch.randn(n, models.config.latent_channels, h, w, device=bench.device, dtype=bench.dtype)
+        codec = models.latent_codec()
         for chunk in (8, SamplerSettings.vae_chunk):
             bench.reset_peak()
             seconds = bench.time(lambda: decode_latents(codec, latents, chunk, device="cpu"), 1)

@@ -38,6 +38,7 @@ sys.path.insert(0, ROOT)
 from dynascene_core.camera import camera_condition, demo_clip, render_synthetic_clip  # noqa: E402
 from dynascene_core.checkpoints import ModelFiles, assemble_models  # noqa: E402
 from dynascene_core.generate import DEMO_MODEL, DEMO_SCENE_SEED, DEMO_SIZE, DEMO_STEPS  # noqa: E402
+from dynascene_core.io_utils import atomic_output  # noqa: E402
 from dynascene_core.sampling.pipeline import generate  # noqa: E402
 
 DEMO_FRAMES = {"dynascene_long_example.mp4": 48}
@@ -103,6 +104,7 @@ class DemoStandIns:
 
     def sample(self, dynascene_model, vae, clip_vision, steps, **inputs):
         """The sampler node's own checks and settings, then the core pipeline with the demo model's codec."""
+        from nodes.adapters import frames_to_image
         from nodes.sampler import DynaSceneSampler
 
         frames, alpha, colour, scene, camera, settings = DynaSceneSampler().checked_inputs(
@@ -111,8 +113,7 @@ class DemoStandIns:
         result = generate(dynascene_model, dynascene_model.latent_codec(), dynascene_model.image_encoder, frames,
                           alpha, scene, camera_condition(camera, height, width), len(camera), settings,
                           foreground=colour)
-        to_image = lambda x: x.permute(0, 2, 3, 1).clamp(0, 1)  # noqa: E731
-        return to_image(result.background), to_image(result.composite), None
+        return frames_to_image(result.background), frames_to_image(result.composite), None
 
 
 def run_graph(prompt: dict, stand_ins: DemoStandIns) -> dict:
@@ -221,7 +222,8 @@ def main(argv=None) -> int:
             with open(path, encoding="utf-8") as handle:
                 picture = thumbnail(json.load(handle), args.steps)
             target = os.path.join(args.out, f"{name}.jpg")
-            picture.save(target, quality=90, optimize=True)
+            with atomic_output(target) as tmp:
+                picture.save(tmp, format="JPEG", quality=90, optimize=True)
             print(f"wrote {target} ({time.perf_counter() - start:.0f} s)")
     return 0
 

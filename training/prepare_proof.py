@@ -1,8 +1,8 @@
 """The proof-of-learning dataset: ``python -m training.prepare_proof --out DIR`` (no downloads).
 
-Synthetic camera-motion clips (:func:`dynascene_core.camera.render_synthetic_clip`: a room with coarse textures,
-a known moving camera, a moving "actor" with its exact matte) in the clip-folder format, split so
-that the test set measures generalisation, not memory:
+Synthetic camera-motion clips (:func:`dynascene_core.camera.render_synthetic_clip`: a room with
+coarse textures, a known moving camera, a moving "actor" with its exact matte) in the clip-folder
+format, split so that the test set measures generalisation, not memory:
 
 - **scenes**: training rooms are seeds ``0 .. train_scenes-1``, test rooms seeds from
   :data:`TEST_SCENE_SEED` on — no test room is ever seen in training;
@@ -44,9 +44,10 @@ TEST_TRAJECTORIES = (("pan_left", 1.5), ("pan_right", 1.5), ("tilt_up", 1.5), ("
 """Held-out cameras: ``(preset combination, speed)``; test clip ``i`` uses entry ``i mod len``."""
 
 TEXTURE_DETAIL = "coarse"
-"""Room textures of the proof scenes (:data:`dynascene_core.camera.synthetic.DETAILS`): a few large shapes that stay
-several pixels wide at 64×96 px. The ``fine`` textures of the camera tests are pixel-sized noise at this size, which
-no model of a few MB learns to reproduce in minutes: after GPU training it still drew noise-like frames."""
+"""Room textures of the proof scenes (:data:`dynascene_core.camera.synthetic.DETAILS`): a few large shapes
+that stay several pixels wide at 64×96 px. The ``fine`` textures of the camera tests are pixel-sized noise
+at this size, which no model of a few MB learns to reproduce in minutes: after GPU training it still drew
+noise-like frames."""
 
 MAX_ROTATION_DEG = 16.0
 MAX_TRANSLATION = 0.8
@@ -117,7 +118,8 @@ def write_proof_dataset(root: str, train_scenes: int = 240, test_scenes: int = 8
     write_manifest(root, records)
     with atomic_open(os.path.join(root, "split.json")) as handle:
         json.dump({"num_frames": num_frames, "size": list(size), "test_scene_seed": TEST_SCENE_SEED,
-                   "texture_detail": TEXTURE_DETAIL, "max_rotation_deg": MAX_ROTATION_DEG, "max_translation": MAX_TRANSLATION, **plan}, handle, indent=1)
+                   "texture_detail": TEXTURE_DETAIL, "max_rotation_deg": MAX_ROTATION_DEG,
+                   "max_translation": MAX_TRANSLATION, **plan}, handle, indent=1)
     return plan
 
 
