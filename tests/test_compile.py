@@ -12,6 +12,8 @@ import torch
 
 from dynascene_core.models import DynaSceneModels
 
+from test_models import randomize_adaptors
+
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(os.environ.get("DYNASCENE_COMPILE_TESTS") != "1",
                                                    reason="set DYNASCENE_COMPILE_TESTS=1 (traces the U-Net: minutes)")]
 
@@ -49,9 +51,7 @@ def test_generate_with_compiled_unet_compiles_once_across_steps_windows_samplers
 
     torch.manual_seed(0)
     models = DynaSceneModels.build("tiny").eval()
-    for name, p in models.denoiser.named_parameters():
-        if ".qkv_merge." in name or (".motion_modules." in name and ".proj_out." in name):
-            torch.nn.init.normal_(p, std=0.5)
+    randomize_adaptors(models.denoiser)
     g = torch.Generator().manual_seed(1)
     frames, alpha = torch.rand(6, 3, 32, 32, generator=g), (torch.rand(6, 1, 32, 32, generator=g) > 0.5).float()
     scenes = torch.rand(2, 3, 32, 32, generator=g)
@@ -67,10 +67,7 @@ def test_generate_with_compiled_unet_compiles_once_across_steps_windows_samplers
     counters.clear()
     monkeypatch.setattr(torch._dynamo.config, "error_on_recompile", True)
     models.denoiser.compile_unet(backend="eager")
-    try:
-        compiled = [run(scenes[0], "ddim"), run(scenes[1], "euler")]
-    finally:
-        models.denoiser.unet._compiled_call_impl = None  # undo nn.Module.compile
+    compiled = [run(scenes[0], "ddim"), run(scenes[1], "euler")]
     assert counters["stats"]["unique_graphs"] == 1 and not counters["graph_break"]
     for c, e in zip(compiled, eager):
         torch.testing.assert_close(c, e, rtol=1e-5, atol=1e-5)

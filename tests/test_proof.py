@@ -157,6 +157,7 @@ def test_camera_ablation_trains_no_camera_parts_and_feeds_no_pluecker():
 def test_the_loss_target_follows_the_models_prediction_type():
     """A stand-in network that answers exactly (formulas written out from the noisy latent it is given and the
     clean latent) scores 0 for the declared type and clearly more for the other."""
+    from test_sampling_correctness import exact_prediction
     from training.step import LossComputer, LossSettings
 
     models = DynaSceneModels.build("small")
@@ -171,9 +172,8 @@ def test_the_loss_target_follows_the_models_prediction_type():
         alphas = computer.scheduler.alphas_cumprod.double()
         for answers in ("epsilon", "v_prediction"):
             def exact(sample, timesteps, *conditions):
-                a = alphas[timesteps].view(-1, 1, 1, 1, 1)
-                eps = (sample[:, :12].double() - a.sqrt() * x0) / (1 - a).sqrt()
-                return (eps if answers == "epsilon" else a.sqrt() * eps - (1 - a).sqrt() * x0).float()
+                alpha_bar = alphas[timesteps].view(-1, 1, 1, 1, 1)
+                return exact_prediction(sample[:, :12].double(), x0, alpha_bar, answers).float()
 
             for step in range(3):
                 loss = float(computer.loss(exact, batch, torch.Generator().manual_seed(step), "cpu", nullcontext))

@@ -15,6 +15,8 @@ from dynascene_core.models import DynaSceneModels
 from dynascene_core.models.attention import ReferenceReadProcessor, _check_plain, _finish, _plain, attention
 from dynascene_core.models.denoiser import _slice_rows
 
+from test_models import randomize_adaptors
+
 FRAMES, LATENT = 3, 8
 
 
@@ -100,9 +102,7 @@ def test_projected_bank_keeps_one_entry_per_reading_block(models):
 
 def test_feed_forward_in_slices_gives_the_same_output(models):
     denoiser = copy.deepcopy(models.denoiser)
-    for name, p in denoiser.named_parameters():  # motion modules act like trained ones (not the identity)
-        if ".motion_modules." in name and ".proj_out." in name:
-            torch.nn.init.normal_(p, std=0.5)
+    randomize_adaptors(denoiser)  # motion modules act like trained ones (not the identity)
     g = torch.Generator().manual_seed(2)
     sample, emb = torch.randn(2, 9, FRAMES, LATENT, LATENT, generator=g), torch.randn(2, 1, 32, generator=g)
     with torch.no_grad():

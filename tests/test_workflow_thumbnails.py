@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from conftest import load_benchmark
+from nodes_fixtures import standalone_dirs
 from dynascene_core.camera import CameraTrajectory, demo_clip, make_preset, plot_trajectory
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -23,10 +24,7 @@ def thumbnails():
 @pytest.fixture(autouse=True)
 def host_folders(tmp_path, monkeypatch):
     """Preview and pose-file nodes write into the standalone host folders: keep them in the test's folder."""
-    from nodes import host
-
-    for name in ("input", "output", "temp"):
-        monkeypatch.setitem(host.STANDALONE_DIRS, name, str(tmp_path / name))
+    standalone_dirs(tmp_path, monkeypatch)
 
 
 def _api(name: str) -> dict:
