@@ -50,7 +50,8 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from dynascene_core.camera import estimate_trajectory  # noqa: E402
-from dynascene_core.camera.trajectory import rotation_angle_deg  # noqa: E402
+from dynascene_core.camera.trajectory import CameraTrajectory, rotation_angle_deg  # noqa: E402
+from dynascene_core.evaluation.camera_error import trajectory_error  # noqa: E402
 
 SEQUENCES = ("KITTI_sequence_1", "KITTI_sequence_2")
 CLIP_FRAMES = 25
@@ -116,15 +117,9 @@ def last_frame_errors(gt_c2w: np.ndarray, est_c2w: np.ndarray) -> tuple[float, f
     return rot_err, float(np.degrees(np.arccos(np.clip(cos, -1, 1))))
 
 
-def relative_errors(gt_c2w: np.ndarray, est_c2w: np.ndarray) -> tuple[np.ndarray, float]:
-    """(per-frame rotation error deg ``(F,)``, last-frame translation-direction error deg), both
-    trajectories relative to their first frame, without alignment."""
-    gt = np.linalg.inv(gt_c2w[0]) @ gt_c2w
-    est = np.linalg.inv(est_c2w[0]) @ est_c2w
-    curve = np.array([rotation_angle_deg(g[:3, :3], e[:3, :3]) for g, e in zip(gt, est)])
-    t_gt, t_est = gt[-1, :3, 3], est[-1, :3, 3]
-    cos = t_gt @ t_est / (np.linalg.norm(t_gt) * np.linalg.norm(t_est) + 1e-12)
-    return curve, float(np.degrees(np.arccos(np.clip(cos, -1, 1))))
+def _poses(c2w: np.ndarray) -> CameraTrajectory:
+    """Camera-to-world matrices as a trajectory (the intrinsics play no part in the errors)."""
+    return CameraTrajectory(c2w, np.tile([1.0, 1.0, 0.5, 0.5], (len(c2w), 1)))
 
 
 def colmap_reference(frames: np.ndarray, intrinsics: np.ndarray | None) -> np.ndarray | None:
@@ -193,7 +188,8 @@ def main() -> None:
         if est_c2w is None:
             print(f"{name:18s} failed: COLMAP did not register every frame")
             continue
-        curve, dir_rel = relative_errors(gt_c2w, est_c2w)
+        relative = trajectory_error(_poses(gt_c2w), _poses(est_c2w))  # both relative to their first frame
+        curve, dir_rel = relative.rotation_deg, float(relative.direction_deg[-1])
         rot_al, dir_al = last_frame_errors(gt_c2w, est_c2w)
         focal_err = 100 * (q.focal_px / (intrinsics[0] * frames.shape[2]) - 1) if q else float("nan")
         rows.append(dict(clip=name, rotation_deg=float(curve[-1]), rotation_aligned_deg=rot_al,
