@@ -306,3 +306,18 @@ def test_missing_packages_are_named_before_any_work(monkeypatch):
     prepare.check_packages(None)  # local workers need no Ray
     with pytest.raises(RuntimeError, match="needs ray: pip install -r requirements-data.txt"):
         prepare.check_packages("auto")
+
+
+def test_an_imageio_ffmpeg_without_ffmpeg_is_named_before_any_work(monkeypatch):
+    """A source build of imageio-ffmpeg (no bundled binary) on a machine without ffmpeg: one clear error."""
+    import imageio_ffmpeg
+
+    from dynascene_core.data import prepare
+
+    def no_binary():
+        raise RuntimeError("No ffmpeg exe could be found. Install ffmpeg on your system, or set the "
+                           "IMAGEIO_FFMPEG_EXE environment variable.")
+
+    monkeypatch.setattr(imageio_ffmpeg, "get_ffmpeg_exe", no_binary)
+    with pytest.raises(RuntimeError, match="imageio-ffmpeg finds none .*No ffmpeg exe.*put ffmpeg on the PATH"):
+        prepare.check_packages(None)

@@ -37,6 +37,14 @@ def check_packages(ray_address: str | None) -> None:
     missing = [package for module, package in needed.items() if importlib.util.find_spec(module) is None]
     if missing:
         raise RuntimeError(f"data preparation needs {', '.join(missing)}: pip install -r requirements-data.txt")
+    import imageio_ffmpeg
+
+    try:  # a source build of imageio-ffmpeg has no ffmpeg of its own, and none may be on the PATH
+        imageio_ffmpeg.get_ffmpeg_exe()
+    except RuntimeError as exc:
+        raise RuntimeError(f"data preparation decodes and writes video with ffmpeg, and imageio-ffmpeg finds none "
+                           f"({exc}): install its binary wheel (pip install imageio-ffmpeg) or put ffmpeg on the "
+                           f"PATH") from None
 
 
 def check_inputs(config: dict) -> None:
