@@ -4,6 +4,7 @@
 import os
 import socket
 
+import numpy as np
 import pytest
 import torch
 import torch.multiprocessing as mp
@@ -164,6 +165,36 @@ def test_uncond_dropout_is_the_samplers_unconditional_branch():
     torch.testing.assert_close(out[:1], uncond, atol=1e-5, rtol=1e-4)
     torch.testing.assert_close(out[1:], cond, atol=1e-5, rtol=1e-4)
     assert (kept[:1] - out[:1]).abs().max() > 1e-3  # dropping really changes the prediction
+
+
+def test_uncond_dropout_drops_a_binomial_number_of_videos_at_the_front():
+    """The loss drops each batch's first k videos, k ~ Binomial(B, p) (mean B·p, variance B·p·(1−p)), so the
+    reference attention sees at most two runs of equal flags."""
+    from contextlib import nullcontext
+
+    from dynascene_core.models import DynaSceneModels
+    from training.step import LossComputer, LossSettings
+
+    models = DynaSceneModels.build("tiny")
+    p, b = 0.3, 16
+    computer = LossComputer(models.latent_codec(), models.image_encoder, LossSettings(1, uncond_dropout=p))
+    batch = {"pixels": torch.rand(b, 1, 3, 16, 16), "alpha": torch.zeros(b, 1, 1, 16, 16),
+             "scene": torch.rand(b, 3, 16, 16), "c2w": torch.eye(4).repeat(b, 1, 1, 1),
+             "intrinsics": torch.tensor([0.5, 0.5, 0.5, 0.5]).repeat(b, 1, 1)}
+    counts = []
+
+    def record(sample, timesteps, image_embeds, dropped, *conditions):
+        k = int(dropped.sum())
+        assert dropped.dtype == torch.bool and dropped[:k].all() and not dropped[k:].any()
+        counts.append(k)
+        return torch.zeros(sample.shape[0], 4, *sample.shape[2:])
+
+    for step in range(400):
+        computer.loss(record, batch, torch.Generator().manual_seed(step), "cpu", nullcontext)
+    counts = np.array(counts, float)
+    assert abs(counts.mean() - b * p) < 4 * np.sqrt(b * p * (1 - p) / len(counts))
+    assert 0.6 < counts.var() / (b * p * (1 - p)) < 1.4
+    assert counts.min() < b * p < counts.max()
 
 
 _KILLED_SAVE = """

@@ -95,7 +95,11 @@ class LossComputer:
         # Small draws on the CPU generator; the noise on the training device from a seed drawn there (drawing
         # B·C·F·h·w normals on the host cost the small model's host-bound step 9 ms at batch 64 on an H200 machine).
         timesteps = torch.randint(0, self.scheduler.config.num_train_timesteps, (b,), generator=generator)
-        dropped = torch.rand(b, generator=generator) < self.settings.uncond_dropout
+        # Unconditional videos: as many as independent draws give, placed first. A batch's examples are
+        # independent draws (training.data.ExampleBatchSampler), so this is the distribution of independent
+        # dropout, and reference attention runs on two slices of the batch instead of one per run of equal flags
+        # (about 2·p·B: the host-bound small model's step grew with the batch, 347 -> 592 ms from B = 64 to 256).
+        dropped = torch.arange(b) < int((torch.rand(b, generator=generator) < self.settings.uncond_dropout).sum())
         noise_seed = int(torch.randint(0, 2 ** 62, (1,), generator=generator))
         on_device = torch.Generator(latents.device).manual_seed(noise_seed)
         noise = torch.randn(latents.shape, generator=on_device, device=latents.device)
