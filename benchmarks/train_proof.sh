@@ -11,9 +11,15 @@
 # timeout, so a run stopped by the device's time limit still returns what it did.
 # Usage (repo root):  OUT=/path/to/out bash benchmarks/train_proof.sh
 # Budgets (seconds of training loop, after start-up): STAGE1_S (default 250), STAGE2_S (default 215); with GRACE
-# (default 35) the whole run took 529 s on an H200 with 16 cores, inside the 10-minute limit of one command.
+# (default 35) the whole run took 529–542 s on an H200 with 16 cores, inside the 10-minute limit of one command.
 # TRAIN_SCENES (default 400) sizes the dataset; PROOF_CPU=1 allows a run without a GPU (a reduced dry run, with
 # e.g. EXTRA='train.mixed_precision="no"' appended to every training command).
+# Longer training, spread over several commands: RESUME=DIR continues stage I from an earlier run's OUT folder
+# (its stage1_checkpoint.tar: weights, optimizer, schedule, step) for STAGE1_S more seconds; STAGE1_S=0 trains
+# no more stage I and starts stage II from that checkpoint's model; STAGE2_S=0 stops after stage I. E.g.
+#   OUT=run1 bash benchmarks/train_proof.sh                                  # as above
+#   RESUME=run1 OUT=run2 STAGE1_S=520 STAGE2_S=0 bash benchmarks/train_proof.sh   # stage I, 520 s more
+#   RESUME=run2 OUT=run3 STAGE1_S=0 STAGE2_S=480 bash benchmarks/train_proof.sh   # both stage II runs, longer
 # Needs torch with CUDA, diffusers, accelerate, safetensors, transformers, opencv, pyyaml, pillow.
 set -euo pipefail
 OUT=${OUT:?set OUT to the folder that receives the results}
@@ -24,6 +30,15 @@ TRAIN_SCENES=${TRAIN_SCENES:-400}
 cores=$(python -c "import os; print(len(os.sched_getaffinity(0)))")  # not nproc: it obeys OMP_NUM_THREADS
 WORKERS=${WORKERS:-$(( cores > 2 ? cores - 2 : 1 ))}
 read -r -a extra <<< "${EXTRA:-}"
+RESUME=${RESUME:-}
+fail() { echo "error: $*" >&2; exit 2; }
+[[ "$STAGE1_S" =~ ^[0-9]+$ && "$STAGE2_S" =~ ^[0-9]+$ ]] || fail "STAGE1_S and STAGE2_S must be whole seconds, got '$STAGE1_S' and '$STAGE2_S'"
+if [ -n "$RESUME" ]; then
+  [ -f "$RESUME/stage1_checkpoint.tar" ] || fail "RESUME=$RESUME holds no stage1_checkpoint.tar (expected an earlier run's OUT folder)"
+  [ "$(realpath "$RESUME")" != "$(realpath -m "$OUT")" ] || fail "OUT must not be RESUME's folder: the new run would overwrite the checkpoints it resumes from"
+elif [ "$STAGE1_S" = 0 ]; then
+  fail "STAGE1_S=0 (no stage I training) needs RESUME=<an earlier run's OUT folder> holding the stage-I checkpoint"
+fi
 start=$(date +%s)
 python -c "import os, torch, diffusers, accelerate; assert torch.cuda.is_available() or os.environ.get('PROOF_CPU')" \
   || { echo "error: needs torch with CUDA (or PROOF_CPU=1), diffusers and accelerate" >&2; exit 2; }
@@ -40,15 +55,29 @@ log "dataset: rendering with $WORKERS processes"
 python -m training.prepare_proof --out "$WORK/data" --workers "$WORKERS" --train-scenes "$TRAIN_SCENES" | tee -a "$LOGS/summary.txt"
 
 common=(data.root="$WORK/data" log.progress_bar=false log.tensorboard=false "${extra[@]}")
-log "stage I: ${STAGE1_S} s"
-timeout $(( STAGE1_S + GRACE )) python training/train.py --config proof_stage1 "${common[@]}" \
-  output_dir="$WORK/stage1" train.max_seconds="$STAGE1_S" data.num_workers="$WORKERS" > "$LOGS/stage1.log" 2>&1 \
-  || { rc=$?; tail -30 "$LOGS/stage1.log"; log "stage I failed (exit $rc; 124 = over its time limit)"; exit 1; }
-tail -1 "$LOGS/stage1.log" | tee -a "$LOGS/summary.txt"
-save_checkpoint stage1
+mkdir -p "$WORK/stage1/checkpoints"
+if [ -n "$RESUME" ]; then  # train.py resumes from the latest checkpoint in its output_dir (checkpoint.resume: auto)
+  tar -C "$WORK/stage1/checkpoints" -xf "$RESUME/stage1_checkpoint.tar"
+  log "stage I checkpoint from $RESUME: $(basename "$(ls -d "$WORK"/stage1/checkpoints/step-* | tail -1)")"
+fi
+if [ "$STAGE1_S" -gt 0 ]; then
+  log "stage I: ${STAGE1_S} s"
+  timeout $(( STAGE1_S + GRACE )) python training/train.py --config proof_stage1 "${common[@]}" \
+    output_dir="$WORK/stage1" train.max_seconds="$STAGE1_S" data.num_workers="$WORKERS" > "$LOGS/stage1.log" 2>&1 \
+    || { rc=$?; tail -30 "$LOGS/stage1.log"; log "stage I failed (exit $rc; 124 = over its time limit)"; exit 1; }
+  tail -1 "$LOGS/stage1.log" | tee -a "$LOGS/summary.txt"
+  stage1="$WORK/stage1/dynascene_full.safetensors"
+else  # a stage-I checkpoint's weights hold every network stage I has (trained from scratch: nothing else to load)
+  stage1="$(ls -d "$WORK"/stage1/checkpoints/step-* | tail -1)/dynascene.safetensors"
+fi
+save_checkpoint stage1  # OUT always holds the stage-I checkpoint, so it can be the next run's RESUME
+if [ "$STAGE2_S" = 0 ]; then
+  log "done (STAGE2_S=0: no stage II)"
+  ls -l "$OUT"
+  exit 0
+fi
 
 half=$(( WORKERS / 2 > 1 ? WORKERS / 2 : 1 ))
-stage1="$WORK/stage1/dynascene_full.safetensors"
 log "stage II with camera control and the ablation, in parallel: ${STAGE2_S} s each"
 for run in cam nocam; do
   config=proof_stage2; [ "$run" = nocam ] && config=proof_stage2_nocam
@@ -69,6 +98,7 @@ done
 [ $status = 0 ] || exit 1
 
 for run in stage1 stage2_cam stage2_nocam; do  # mean loss of the first and last logged windows
+  [ -f "$LOGS/$run.log" ] || continue
   { echo "$run:"; grep -E " step [0-9]+ loss " "$LOGS/$run.log" | sed -n '1p;$p' || true; } | tee -a "$LOGS/summary.txt"
 done
 cp "$WORK/stage2_cam/dynascene_full.safetensors" "$OUT/dynascene_small.safetensors"

@@ -36,6 +36,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from dynascene_core.camera import camera_condition, demo_clip, render_synthetic_clip  # noqa: E402
+from dynascene_core.camera.synthetic import PROOF_DETAIL  # noqa: E402
 from dynascene_core.checkpoints import ModelFiles, assemble_models  # noqa: E402
 from dynascene_core.generate import DEMO_MODEL, DEMO_SCENE_SEED, DEMO_SIZE, DEMO_STEPS  # noqa: E402
 from dynascene_core.io_utils import atomic_output  # noqa: E402
@@ -64,12 +65,12 @@ class DemoStandIns:
         self._models = None
 
     def load_video(self, file: str):
-        self.video = demo_clip(DEMO_FRAMES.get(file, DEFAULT_FRAMES), *DEMO_SIZE, seed=DEMO_SCENE_SEED)
+        self.video = demo_clip(DEMO_FRAMES.get(file, DEFAULT_FRAMES), *DEMO_SIZE, seed=DEMO_SCENE_SEED, detail=PROOF_DETAIL)
         return (self.video,)
 
     def load_image(self, image: str):
         """The demo room without the actor, seen from the reference camera (``scene_image`` of any demo clip)."""
-        scene = demo_clip(2, *DEMO_SIZE, seed=DEMO_SCENE_SEED, actor=False).scene_image
+        scene = demo_clip(2, *DEMO_SIZE, seed=DEMO_SCENE_SEED, actor=False, detail=PROOF_DETAIL).scene_image
         return torch.from_numpy(scene).float()[None] / 255, None
 
     def models(self):
@@ -178,7 +179,7 @@ def camera_thumbnail(preview: torch.Tensor, camera) -> Image.Image:
     canvas = Image.new("RGB", (SIZE, SIZE), (24, 24, 28))
     plot_h = SIZE // 2
     canvas.paste(_cell(preview[0], SIZE, plot_h), (0, 0))
-    room = render_synthetic_clip(camera, *DEMO_SIZE, seed=DEMO_SCENE_SEED, actor=False).frames
+    room = render_synthetic_clip(camera, *DEMO_SIZE, seed=DEMO_SCENE_SEED, actor=False, detail=PROOF_DETAIL).frames
     gap = 4
     cell_w, cell_h = (SIZE - 4 * gap) // 3, (SIZE - plot_h - 3 * gap) // 2
     picks = np.linspace(0, len(room) - 1, 6).round().astype(int)

@@ -28,6 +28,7 @@ import torch
 
 from .camera import (EASINGS, CameraTrajectory, camera_condition, canonical_easing, demo_clip, estimate_trajectory,
                      make_preset, plot_trajectory)
+from .camera.synthetic import PROOF_DETAIL
 from .checkpoints import ModelFiles, assemble_models
 from .cli import CommandParser, progress_callback, run_command
 from .compositing import CompositeSettings
@@ -209,7 +210,8 @@ def load_inputs(args, device, dtype):
     The cheap inputs (scene image, video, matte) are read and checked before matting or estimation."""
     if args.demo:
         clip = demo_clip(num_frames=args.max_frames or 16, height=args.height or DEMO_SIZE[0],
-                         width=args.width or DEMO_SIZE[1], preset=args.preset or "orbit_left", seed=DEMO_SCENE_SEED)
+                         width=args.width or DEMO_SIZE[1], preset=args.preset or "orbit_left", seed=DEMO_SCENE_SEED,
+                         detail=PROOF_DETAIL)
         frames = to_tensor(clip.frames)
         alpha = torch.from_numpy(clip.masks).float()[:, None]
         scene = to_tensor(clip.scene_image[None])[0]

@@ -59,7 +59,8 @@ def test_video_thumbnail_rows_show_input_result_and_background(thumbnails, monke
     monkeypatch.setattr(thumbnails.DemoStandIns, "sample", known_answer)
     monkeypatch.setattr(thumbnails.DemoStandIns, "models", lambda self: None)
     picture = np.asarray(thumbnails.thumbnail(_api("Designed camera move behind a video"), steps=1), np.float32) / 255
-    clip = demo_clip(thumbnails.DEFAULT_FRAMES, *thumbnails.DEMO_SIZE, seed=thumbnails.DEMO_SCENE_SEED)
+    clip = demo_clip(thumbnails.DEFAULT_FRAMES, *thumbnails.DEMO_SIZE, seed=thumbnails.DEMO_SCENE_SEED,
+                     detail=thumbnails.PROOF_DETAIL)
     assert calls["frames"] == calls["camera"] == len(clip.frames)   # the camera was fitted to the video
     # the mask reached the sampler through Refine Mask (temporal radius 1): a 3-frame average of the clip's matte
     masks = torch.from_numpy(clip.masks)

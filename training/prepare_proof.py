@@ -29,6 +29,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from dynascene_core.camera import make_preset, random_smooth_trajectory, render_synthetic_clip
+from dynascene_core.camera.synthetic import PROOF_DETAIL
 from dynascene_core.data import write_clip, write_manifest
 from dynascene_core.io_utils import atomic_open, check_output_folder
 
@@ -42,12 +43,6 @@ TEST_TRAJECTORIES = (("pan_left", 1.5), ("pan_right", 1.5), ("tilt_up", 1.5), ("
                      ("orbit_left", 1.0), ("orbit_right", 1.0), ("dolly_in+pan_right", 1.0),
                      ("truck_left+pan_left", 1.0))
 """Held-out cameras: ``(preset combination, speed)``; test clip ``i`` uses entry ``i mod len``."""
-
-TEXTURE_DETAIL = "coarse"
-"""Room textures of the proof scenes (:data:`dynascene_core.camera.synthetic.DETAILS`): a few large shapes
-that stay several pixels wide at 64×96 px. The ``fine`` textures of the camera tests are pixel-sized noise
-at this size, which no model of a few MB learns to reproduce in minutes: after GPU training it still drew
-noise-like frames."""
 
 MAX_ROTATION_DEG = 16.0
 MAX_TRANSLATION = 0.8
@@ -89,14 +84,14 @@ def _write_one(job: tuple) -> tuple:
     root, spec, split, num_frames, height, width = job
     trajectory = camera_of(spec, num_frames)
     clip = render_synthetic_clip(trajectory, height, width, seed=spec["scene_seed"], actor=spec["actor"],
-                                 detail=TEXTURE_DETAIL)
+                                 detail=PROOF_DETAIL)
     record = write_clip(root, spec["clip_id"], clip.frames, trajectory, FPS,
                         masks=clip.masks if spec["actor"] else None,
                         scene_images={0: clip.scene_image} if spec["actor"] else None,
                         split=split, video_storage="png", motion_score=None)
     if split == "test":  # the ground-truth background: the same room along the same camera, no actor
         empty = render_synthetic_clip(trajectory, height, width, seed=spec["scene_seed"], actor=False,
-                                      detail=TEXTURE_DETAIL)
+                                      detail=PROOF_DETAIL)
         from dynascene_core.video import write_frame_folder
 
         write_frame_folder(os.path.join(root, "test", spec["clip_id"], "background"), empty.frames)
@@ -118,7 +113,7 @@ def write_proof_dataset(root: str, train_scenes: int = 240, test_scenes: int = 8
     write_manifest(root, records)
     with atomic_open(os.path.join(root, "split.json")) as handle:
         json.dump({"num_frames": num_frames, "size": list(size), "test_scene_seed": TEST_SCENE_SEED,
-                   "texture_detail": TEXTURE_DETAIL, "max_rotation_deg": MAX_ROTATION_DEG,
+                   "texture_detail": PROOF_DETAIL, "max_rotation_deg": MAX_ROTATION_DEG,
                    "max_translation": MAX_TRANSLATION, **plan}, handle, indent=1)
     return plan
 

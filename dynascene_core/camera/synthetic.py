@@ -57,6 +57,11 @@ DETAILS = {
 estimator at full resolution) or ``coarse`` (a few large shapes several pixels wide even at 64×96 px:
 the proof-of-learning scenes, which a model of a few MB can learn to reproduce)."""
 
+PROOF_DETAIL = "coarse"
+"""Room textures of the small model's world: its training and test rooms (``training.prepare_proof``) and the
+demo room it is shown on (``generate --demo``). The ``fine`` textures are pixel-sized noise at 64×96 px, which
+no model of a few MB learns to reproduce in minutes: after GPU training it still drew noise-like frames."""
+
 
 def _texture(rng: np.random.Generator, width_units: float, height_units: float, detail: _Detail) -> np.ndarray:
     """A procedural texture with corners (random rectangles and discs on a base colour, optional grain),
@@ -205,6 +210,7 @@ def render_synthetic_clip(trajectory: CameraTrajectory, height: int, width: int,
 
 
 def demo_clip(num_frames: int = 24, height: int = 288, width: int = 512, preset: str = "orbit_left",
-              seed: int = 0, actor: bool = True) -> SyntheticClip:
+              seed: int = 0, actor: bool = True, detail: str = "fine") -> SyntheticClip:
     """A ready-made demo: the seeded scene along a preset (``"dolly_in+pan_right"`` style combos work)."""
-    return render_synthetic_clip(make_preset(preset, num_frames), height, width, seed=seed, actor=actor)
+    return render_synthetic_clip(make_preset(preset, num_frames), height, width, seed=seed, actor=actor,
+                                 detail=detail)
