@@ -16,10 +16,12 @@
 # e.g. EXTRA='train.mixed_precision="no"' appended to every training command).
 # Longer training, spread over several commands: RESUME=DIR continues stage I from an earlier run's OUT folder
 # (its stage1_checkpoint.tar: weights, optimizer, schedule, step) for STAGE1_S more seconds; STAGE1_S=0 trains
-# no more stage I and starts stage II from that checkpoint's model; STAGE2_S=0 stops after stage I. E.g.
+# no more stage I, and stage II then continues the stage-II checkpoints DIR holds (trained on that same stage-I
+# model) or starts from that model; STAGE2_S=0 stops after stage I. E.g.
 #   OUT=run1 bash benchmarks/train_proof.sh                                  # as above
 #   RESUME=run1 OUT=run2 STAGE1_S=520 STAGE2_S=0 bash benchmarks/train_proof.sh   # stage I, 520 s more
-#   RESUME=run2 OUT=run3 STAGE1_S=0 STAGE2_S=480 bash benchmarks/train_proof.sh   # both stage II runs, longer
+#   RESUME=run2 OUT=run3 STAGE1_S=0 STAGE2_S=480 bash benchmarks/train_proof.sh   # both stage II runs, from the new stage I
+#   RESUME=run3 OUT=run4 STAGE1_S=0 STAGE2_S=480 bash benchmarks/train_proof.sh   # both stage II runs, 480 s more each
 # Needs torch with CUDA, diffusers, accelerate, safetensors, transformers, opencv, pyyaml, pillow.
 set -euo pipefail
 OUT=${OUT:?set OUT to the folder that receives the results}
@@ -80,6 +82,11 @@ fi
 half=$(( WORKERS / 2 > 1 ? WORKERS / 2 : 1 ))
 log "stage II with camera control and the ablation, in parallel: ${STAGE2_S} s each"
 for run in cam nocam; do
+  mkdir -p "$WORK/stage2_$run/checkpoints"
+  if [ "$STAGE1_S" = 0 ] && [ -f "$RESUME/stage2_${run}_checkpoint.tar" ]; then  # same stage-I model: continue
+    tar -C "$WORK/stage2_$run/checkpoints" -xf "$RESUME/stage2_${run}_checkpoint.tar"
+    log "stage II $run checkpoint from $RESUME: $(basename "$(ls -d "$WORK/stage2_$run"/checkpoints/step-* | tail -1)")"
+  fi
   config=proof_stage2; [ "$run" = nocam ] && config=proof_stage2_nocam
   timeout $(( STAGE2_S + GRACE )) python training/train.py --config "$config" "${common[@]}" \
     output_dir="$WORK/stage2_$run" "model.init_from=[$stage1]" train.max_seconds="$STAGE2_S" \
