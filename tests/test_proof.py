@@ -202,3 +202,23 @@ def test_time_budget_stops_and_saves_a_resumable_checkpoint(tmp_path):
     assert resumed.step == 1 and resumed.resumed_from == latest_checkpoint(str(tmp_path / "run"))
     resumed.train()
     assert resumed.step == 2
+
+
+def test_sampler_benchmark_scores_every_run_against_ground_truth_and_the_reference_run(small_file, tmp_path):
+    """benchmarks/bench_samplers.py end to end on one held-out clip: the reference run reproduces itself exactly
+    (PSNR capped at 100 dB), another solver does not, and every run carries the ground-truth metrics."""
+    import sys
+
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks"))
+    import bench_samplers
+
+    with pytest.raises(SystemExit):
+        bench_samplers.main(["--model", str(small_file[0]), "--runs", "ddim:0"])
+    assert bench_samplers.default_runs()[0] == "ddim:50" and "ddim:25" in bench_samplers.default_runs()
+    out = tmp_path / "out"
+    assert bench_samplers.main(["--model", str(small_file[0]), "--data", str(tmp_path / "data"), "--clips", "1",
+                                "--runs", "ddim:2", "euler:2", "--out", str(out)]) == 0
+    runs = json.loads((out / "samplers.json").read_text())["runs"]
+    assert [(r["sampler"], r["steps"]) for r in runs] == [("ddim", 2), ("euler", 2)]
+    assert runs[0]["psnr_to_reference"] == 100.0 and runs[1]["psnr_to_reference"] < 60
+    assert all(0 < r["metrics"]["psnr"] < 60 and r["metrics"]["rot_err"] is not None for r in runs)
