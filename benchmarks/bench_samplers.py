@@ -46,7 +46,8 @@ def parse_run(text: str) -> tuple[str, int]:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="models/demo/dynascene_small.safetensors", help="standalone DynaScene file")
-    p.add_argument("--data", default="outputs/datasets/proof_test", help="proof dataset (test split rendered if missing)")
+    p.add_argument("--data", default="outputs/datasets/proof_test",
+                   help="proof dataset (test split rendered if missing)")
     p.add_argument("--out", default="outputs/bench_samplers")
     p.add_argument("--clips", type=int, default=8, help="test clips to use")
     p.add_argument("--runs", nargs="+", type=parse_run, default=None, metavar="SAMPLER:STEPS",
@@ -81,7 +82,8 @@ def main(argv=None) -> int:
         rows[f"{sampler} {steps} steps"] = metrics
         results.append({"sampler": sampler, "steps": steps, "seconds_per_clip": seconds, "metrics": metrics,
                         "psnr_to_reference": to_reference})
-        print(f"{sampler} {steps}: {seconds:.1f} s per clip, PSNR to the reference run {to_reference:.2f} dB", flush=True)
+        print(f"{sampler} {steps}: {seconds:.1f} s per clip, PSNR to the reference run {to_reference:.2f} dB",
+              flush=True)
     print(format_table(rows))
     first = f"{runs[0][0]} {runs[0][1]}"
     for r in results:

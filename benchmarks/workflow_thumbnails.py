@@ -65,7 +65,8 @@ class DemoStandIns:
         self._models = None
 
     def load_video(self, file: str):
-        self.video = demo_clip(DEMO_FRAMES.get(file, DEFAULT_FRAMES), *DEMO_SIZE, seed=DEMO_SCENE_SEED, detail=PROOF_DETAIL)
+        self.video = demo_clip(DEMO_FRAMES.get(file, DEFAULT_FRAMES), *DEMO_SIZE, seed=DEMO_SCENE_SEED,
+                               detail=PROOF_DETAIL)
         return (self.video,)
 
     def load_image(self, image: str):
