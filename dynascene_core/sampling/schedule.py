@@ -39,8 +39,8 @@ SAMPLERS = {
 """Sampler name -> (diffusers scheduler class, its settings on top of the training schedule)."""
 
 RECOMMENDED_STEPS = {"ddim": 50, "dpmpp_2m": 20, "unipc": 20, "euler": 30}
-"""Step counts commonly used with each solver on SD1.5 (DDIM-50 is the paper's setting); the faster
-solvers' counts are starting points to check against DDIM-50 with the evaluation metrics."""
+"""Step counts commonly used with each solver on SD1.5 (DDIM-50 is the paper's setting); on the trained small
+model the faster solvers at these counts match DDIM-50 on the evaluation metrics (``benchmarks/bench_samplers.py``)."""
 
 STOCHASTIC_SAMPLERS = ("ddim",)
 """Samplers that take ``eta > 0`` (DDIM's per-step noise); the others are deterministic here."""
