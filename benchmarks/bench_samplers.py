@@ -20,10 +20,9 @@ import shutil
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from eval_proof import ensure_test_set, generate_clip, link_inputs  # noqa: E402
+from benchmarks.eval_proof import ensure_test_set, generate_clip, link_inputs  # noqa: E402
 
 
 def default_runs() -> list[str]:

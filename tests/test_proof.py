@@ -207,11 +207,9 @@ def test_time_budget_stops_and_saves_a_resumable_checkpoint(tmp_path):
 def test_sampler_benchmark_scores_every_run_against_ground_truth_and_the_reference_run(small_file, tmp_path):
     """benchmarks/bench_samplers.py end to end on one held-out clip: the reference run reproduces itself exactly
     (PSNR capped at 100 dB), another solver does not, and every run carries the ground-truth metrics."""
-    import sys
+    from conftest import load_benchmark
 
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks"))
-    import bench_samplers
-
+    bench_samplers = load_benchmark("bench_samplers")
     with pytest.raises(SystemExit):
         bench_samplers.main(["--model", str(small_file[0]), "--runs", "ddim:0"])
     assert bench_samplers.default_runs()[0] == "ddim:50" and "ddim:25" in bench_samplers.default_runs()
