@@ -118,6 +118,22 @@ def prepare_stage(models: DynaSceneModels, stage: int, gradient_checkpointing: b
     return trainable
 
 
+def hold_groups_in_dtype(models: DynaSceneModels, groups, dtype: torch.dtype) -> int:
+    """Store the parameters of the (frozen) parameter ``groups`` in ``dtype``, in place; returns how many
+    changed (none for float32 weights held in float32).
+
+    Mixed precision only casts inside autocast: frozen float32 weights would take twice the memory and be
+    re-cast on every call. Frozen groups hold no floating-point buffers, so parameters are all there is."""
+    named = parameter_groups(models)
+    changed = 0
+    for group in groups:
+        for param in named[group].values():
+            if param.dtype != dtype:
+                param.data = param.data.to(dtype)
+                changed += 1
+    return changed
+
+
 class TrainingNetworks(nn.Module):
     """The trainable forward pass (the module accelerate wraps for DDP/FSDP).
 

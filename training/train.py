@@ -30,7 +30,7 @@ from .checkpointing import (EMA_WEIGHTS_NAME, STATE_NAME, WEIGHTS_NAME, latest_c
                             save_checkpoint, set_rng_state)
 from .config import DEFAULT_CONFIG, dump_config, load_config
 from .data import ExampleBatchSampler, TrainingExamples, load_records, make_loader
-from .networks import TrainingNetworks, build_models, check_weight_files, prepare_stage
+from .networks import TrainingNetworks, build_models, check_weight_files, hold_groups_in_dtype, prepare_stage
 from .step import LossComputer, LossSettings, step_generator
 from .tasks import TaskSettings
 
@@ -121,10 +121,11 @@ class Trainer:
         """Trained groups plus the random-initialised ones no file provides (a tiny/small model from scratch),
         so a checkpoint with its ``model.init_from`` files always makes a complete model. Groups without
         parameters here (stage I's bypassed motion modules, a weightless codec) are left out."""
-        weight_dtype = WEIGHT_DTYPES[train_cfg["mixed_precision"]]
         self.models.to(self.device)
-        self.models.vae.to(dtype=weight_dtype)
-        self.models.image_encoder.to(dtype=weight_dtype)
+        self.held_in_half = hold_groups_in_dtype(self.models, [g for g in present if g not in self.saved_groups],
+                                                 WEIGHT_DTYPES[train_cfg["mixed_precision"]]) > 0
+        """Frozen groups loaded from files are held in the mixed-precision dtype (half the memory, no re-cast
+        per call); trained and random-initialised groups, the ones checkpoints save, stay float32."""
         self.params = list(self.trainable.values())
 
         optim_cls = torch.optim.AdamW if train_cfg["optimizer"] == "adamw" else torch.optim.Adam
@@ -220,16 +221,29 @@ class Trainer:
         take, weights only. Returns its path (main process writes)."""
         path = os.path.join(self.output_dir, FULL_MODEL_NAME)
         if self.accelerator.is_main_process:
+            present = [g for g, p in parameter_groups(self.models).items() if p]
             if self.ema is not None:
                 self.ema.store(self.params)
                 self.ema.copy_to(self.params)
             try:
-                save_dynascene(path, self.models, [g for g, p in parameter_groups(self.models).items() if p])
+                save_dynascene(path, self._float32_models() if self.held_in_half else self.models, present)
             finally:
                 if self.ema is not None:
                     self.ema.restore(self.params)
         self.accelerator.wait_for_everyone()
         return path
+
+    def _float32_models(self):
+        """A float32 CPU copy of the models: frozen groups loaded again from their files (not the half-precision
+        copies training holds), the saved groups copied from training."""
+        with torch.random.fork_rng(devices=[]):
+            models, _ = build_models(self.config["model"], self.stage)
+        fresh, trained = parameter_groups(models), parameter_groups(self.models)
+        with torch.no_grad():
+            for group in self.saved_groups:
+                for name, param in trained[group].items():
+                    fresh[group][name].copy_(param)
+        return models
 
     def _out_of_time(self, started: float) -> bool:
         """True once ``train.max_seconds`` of wall-clock time have passed (the same answer on every
@@ -314,7 +328,8 @@ class Trainer:
                 self.ema.store(self.params)
                 self.ema.copy_to(self.params)
             try:
-                written = write_validation_samples(self.models, self.config, self.step, self.device)
+                with self.accelerator.autocast():  # networks of mixed dtypes under mixed precision
+                    written = write_validation_samples(self.models, self.config, self.step, self.device)
             finally:
                 if self.ema is not None:
                     self.ema.restore(self.params)
