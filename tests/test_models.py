@@ -324,6 +324,28 @@ def test_gradient_checkpointing_gives_same_grads(models):
     assert checked > 1000
 
 
+def test_gradient_checkpointing_recomputes_every_motion_module(models):
+    """Each motion module (down, mid and up blocks) runs once in the forward pass and once more in backward."""
+    from diffusers.models.unets.unet_motion_model import AnimateDiffTransformer3D
+
+    m = copy.deepcopy(models).train()
+    randomize_adaptors(m.denoiser)
+    m.enable_gradient_checkpointing()
+    calls = {}
+    for name, module in m.denoiser.unet.named_modules():
+        if isinstance(module, AnimateDiffTransformer3D):
+            calls[name] = 0
+            module.proj_in.register_forward_hook(lambda *_, name=name: calls.__setitem__(name, calls[name] + 1))
+    assert any(n.startswith("down_blocks.") for n in calls) and any(n.startswith("up_blocks.") for n in calls)
+    loss = _loss(m)
+    assert set(calls.values()) == {1}
+    loss.backward()
+    assert calls == dict.fromkeys(calls, 2)
+    m.disable_gradient_checkpointing()
+    _loss(m).backward()
+    assert calls == dict.fromkeys(calls, 3)
+
+
 def test_reference_tail_is_exactly_what_autograd_cannot_reach(models):
     ref = copy.deepcopy(models.reference_net).train()
     bank = ref(torch.randn(1, 4, h, w), torch.randn(1, 1, 32))

@@ -112,6 +112,9 @@ class CameraEncoder(nn.Module):
     def enable_gradient_checkpointing(self) -> None:
         self.gradient_checkpointing = True
 
+    def disable_gradient_checkpointing(self) -> None:
+        self.gradient_checkpointing = False
+
     def forward(self, plucker: torch.Tensor, num_frames: int | None = None) -> list[torch.Tensor]:
         if plucker.ndim == 5:
             batch, frames = plucker.shape[:2]

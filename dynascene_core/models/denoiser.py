@@ -112,6 +112,21 @@ class PerFrameGroupNorm(nn.GroupNorm):
         return new
 
 
+class _CheckpointableMotionModule(AnimateDiffTransformer3D):
+    """A down/up-block motion module that checkpoints itself under diffusers' gradient checkpointing (which sets
+    ``gradient_checkpointing`` on every module that has it): diffusers' down/up blocks checkpoint only their
+    resnets, so the temporal transformers kept their activations over all frames, most of a stage-II step's
+    memory. Same parameters and names as the module it replaces."""
+
+    gradient_checkpointing = False
+
+    def forward(self, hidden_states, *args, **kwargs):
+        if torch.is_grad_enabled() and self.gradient_checkpointing:
+            return self._gradient_checkpointing_func(functools.partial(super().forward, **kwargs), hidden_states,
+                                                     *args)
+        return super().forward(hidden_states, *args, **kwargs)
+
+
 class _Identity(nn.Module):
     """A motion module that returns its input (takes the motion module's call signature)."""
 
@@ -140,9 +155,11 @@ class DynaSceneDenoiser(nn.Module):
             if name.endswith(".proj_out") and ".motion_modules." in name:
                 nn.init.zeros_(module.weight)
                 nn.init.zeros_(module.bias)
-        for module in self.unet.modules():
+        for name, module in self.unet.named_modules():
             if isinstance(module, AnimateDiffTransformer3D):
                 module.norm = PerFrameGroupNorm.replacing(module.norm)
+                if not name.startswith("mid_block."):  # the mid block checkpoints its motion modules itself
+                    module.__class__ = _CheckpointableMotionModule
         plain = ChunkedAttnProcessor()
         for name, module in self.unet.named_modules():
             if not name.endswith((".attn1", ".attn2")):
@@ -228,7 +245,8 @@ class DynaSceneDenoiser(nn.Module):
         self.unet.compile(**{"fullgraph": True, "dynamic": False, **options})
 
     def enable_gradient_checkpointing(self) -> None:
-        """Checkpoint diffusers' blocks; recomputation sees this call's reference bank and camera features."""
+        """Checkpoint diffusers' blocks and every motion module; recomputation sees this call's reference bank
+        and camera features."""
         self.unet.enable_gradient_checkpointing(gradient_checkpointing_func=checkpoint_with_state(self.control))
 
     def disable_gradient_checkpointing(self) -> None:

@@ -112,3 +112,8 @@ class DynaSceneModels(nn.Module):
         self.denoiser.enable_gradient_checkpointing()
         self.reference_net.enable_gradient_checkpointing()
         self.camera_encoder.enable_gradient_checkpointing()
+
+    def disable_gradient_checkpointing(self) -> None:
+        self.denoiser.disable_gradient_checkpointing()
+        self.reference_net.disable_gradient_checkpointing()
+        self.camera_encoder.disable_gradient_checkpointing()
