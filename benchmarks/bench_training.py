@@ -11,8 +11,13 @@ CPU smoke test:
 
 A step is the training loop's real work on a synthetic batch: VAE/CLIP encoding of the conditions
 (frozen), ReferenceNet + camera encoder + denoiser forward, backward, gradient clipping, Adam step.
+Frozen networks are held in the training precision, as ``training/train.py`` holds them.
 FLOPs are counted once per configuration with ``torch.utils.flop_counter`` (matmuls, convolutions,
-attention; forward + backward) and divided by the measured step time.
+attention; forward + backward): ``TFLOP/step`` as executed (with checkpointing the recomputed forward
+counts) and ``model TFLOP`` without recomputation, the model-FLOP rate (``model TFLOP/s``) compared with
+the GPU's dense matmul rate measured in the same run at the same precision (``% matmul``). ``static GiB``
+is what stays allocated between steps (weights, optimizer state); ``--profile DIR`` writes the top GPU
+kernels of one step per configuration.
 """
 
 from __future__ import annotations
@@ -28,7 +33,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from training.networks import TrainingNetworks, build_models, prepare_stage
+from dynascene_core.models.params import STAGE_GROUPS, parameter_groups
+from training.networks import TrainingNetworks, build_models, hold_groups_in_dtype, prepare_stage
 from training.step import LossComputer, LossSettings
 
 DTYPES = {"no": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -57,8 +63,7 @@ def bench(args, stage: int, checkpointing: bool) -> dict:
                               "vae": None, "allow_random": True}, stage)
     trainable = prepare_stage(models, stage, checkpointing)
     models.to(device)
-    models.vae.to(dtype=dtype)
-    models.image_encoder.to(dtype=dtype)
+    hold_groups_in_dtype(models, [g for g in parameter_groups(models) if g not in STAGE_GROUPS[stage]], dtype)
     networks = TrainingNetworks(models, stage)
     params = list(trainable.values())
     optimizer = torch.optim.Adam(params, lr=1e-5)
@@ -91,19 +96,71 @@ def bench(args, stage: int, checkpointing: bool) -> dict:
         step(args.warmup + i)
     sync()
     seconds = (time.perf_counter() - start) / args.steps
-    peak = torch.cuda.max_memory_allocated() / 2 ** 30 if device.type == "cuda" else float("nan")
-    counter = FlopCounterMode(display=False)
-    with counter:
-        step(0)
-    flops = counter.get_total_flops()
+    cuda = device.type == "cuda"
+    peak = torch.cuda.max_memory_allocated() / 2 ** 30 if cuda else float("nan")
+    reserved = torch.cuda.max_memory_reserved() / 2 ** 30 if cuda else float("nan")
+    static = torch.cuda.memory_allocated() / 2 ** 30 if cuda else float("nan")
+    flops = count_flops(step)
+    if checkpointing:  # model FLOPs: the same step without recomputation
+        models.disable_gradient_checkpointing()
+        model_flops = count_flops(step)
+        models.enable_gradient_checkpointing()
+    else:
+        model_flops = flops
     result = {"stage": stage, "batch": batch_size, "frames": frames, "checkpointing": checkpointing,
               "trainable_M": sum(p.numel() for p in params) / 1e6, "step_s": seconds, "peak_GiB": peak,
-              "TFLOP": flops / 1e12, "TFLOPs": flops / 1e12 / seconds}
+              "reserved_GiB": reserved, "static_GiB": static, "TFLOP": flops / 1e12, "TFLOPs": flops / 1e12 / seconds,
+              "model_TFLOP": model_flops / 1e12, "model_TFLOPs": model_flops / 1e12 / seconds}
+    if args.profile:
+        result["profile"] = profile_step(step, cuda, os.path.join(
+            args.profile, f"profile_training_stage{stage}_{'ckpt' if checkpointing else 'nockpt'}.txt"),
+            f"training stage {stage}, batch {batch_size}, {frames} frames {args.width}x{args.height}, "
+            f"{args.precision}, gradient checkpointing {'on' if checkpointing else 'off'}: one optimizer step")
     del models, networks, optimizer, loss_computer
     gc.collect()
     if device.type == "cuda":
         torch.cuda.empty_cache()
     return result
+
+
+def count_flops(step) -> float:
+    """FLOPs of one ``step(i)`` call (forward + backward) by ``torch.utils.flop_counter``."""
+    counter = FlopCounterMode(display=False)
+    with counter:
+        step(0)
+    return counter.get_total_flops()
+
+
+def profile_step(step, cuda: bool, path: str, title: str) -> dict:
+    """Top kernels of one ``step(i)`` call, written to ``path``; returns the summary by kernel kind."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from benchmarks.inference_parts import kernel_summary
+
+    with profile(activities=[ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])) as prof:
+        step(1)
+        if cuda:
+            torch.cuda.synchronize()
+    lines, summary = kernel_summary(prof, cuda, 25, title)
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return summary
+
+
+def matmul_rate(device: torch.device, dtype: torch.dtype, size: int = 8192, repeats: int = 20) -> float:
+    """Measured dense matmul rate in TFLOP/s: ``repeats`` products of two ``size``² matrices in ``dtype``."""
+    a, b = (torch.randn(size, size, device=device, dtype=dtype) for _ in range(2))
+    for _ in range(3):
+        a @ b
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return 2 * size ** 3 * repeats / (time.perf_counter() - start) / 1e12
 
 
 def main(argv=None) -> None:
@@ -120,6 +177,7 @@ def main(argv=None) -> None:
     parser.add_argument("--precision", choices=list(DTYPES), default="bf16")
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--profile", metavar="DIR", help="write the top GPU kernels of one step per configuration")
     args = parser.parse_args(argv)
     if args.device.startswith("cuda"):
         torch.backends.cuda.matmul.allow_tf32 = True
@@ -127,8 +185,11 @@ def main(argv=None) -> None:
     switches = {"on": [True], "off": [False], "both": [True, False]}[args.checkpointing]
     name = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"CPU ({os.cpu_count()} cores)"
     print(f"# DynaScene training step, preset {args.preset}, {args.width}x{args.height}, {args.precision}, {name}")
+    rate = matmul_rate(torch.device(args.device), DTYPES[args.precision], 8192 if args.device != "cpu" else 512)
+    print(f"# measured dense matmul rate ({args.precision}): {rate:.1f} TFLOP/s")
     print(f"{'stage':>5} {'batch':>5} {'frames':>6} {'grad ckpt':>9} {'trainable M':>11} {'step s':>8} "
-          f"{'peak GiB':>8} {'TFLOP/step':>10} {'TFLOP/s':>8}")
+          f"{'static GiB':>10} {'peak GiB':>8} {'reserved':>8} {'TFLOP/step':>10} {'TFLOP/s':>8} {'model TFLOP':>11} "
+          f"{'model TFLOP/s':>13} {'% matmul':>8}")
     for stage in args.stages:
         for checkpointing in switches:
             try:
@@ -139,8 +200,12 @@ def main(argv=None) -> None:
                 torch.cuda.empty_cache()
                 continue
             print(f"{r['stage']:>5} {r['batch']:>5} {r['frames']:>6} {str(r['checkpointing']):>9} "
-                  f"{r['trainable_M']:>11.1f} {r['step_s']:>8.3f} {r['peak_GiB']:>8.2f} {r['TFLOP']:>10.4g} "
-                  f"{r['TFLOPs']:>8.4g}", flush=True)
+                  f"{r['trainable_M']:>11.1f} {r['step_s']:>8.3f} {r['static_GiB']:>10.2f} {r['peak_GiB']:>8.2f} "
+                  f"{r['reserved_GiB']:>8.2f} {r['TFLOP']:>10.4g} {r['TFLOPs']:>8.4g} {r['model_TFLOP']:>11.4g} "
+                  f"{r['model_TFLOPs']:>13.4g} {r['model_TFLOPs'] / rate:>8.1%}", flush=True)
+            if "profile" in r:
+                print("  profile:", ", ".join(f"{k} {v:.0%}" for k, v in sorted(r["profile"]["share"].items(),
+                                                                              key=lambda kv: -kv[1])), flush=True)
 
 
 if __name__ == "__main__":

@@ -164,7 +164,7 @@ def part_training(args, device) -> str:
     details = []
     bargs = argparse.Namespace(device=str(device), precision="bf16", preset="sd15", height=args.height,
                                width=args.width, frames=args.frames, batch1=3, batch2=1, steps=args.train_steps,
-                               warmup=1)
+                               warmup=1, profile=None)
     for stage in (1, 2):
         result = bench(bargs, stage, checkpointing=True)
         details.append(f"stage {stage} (batch {result['batch']}, {result['frames']} frames) {result['step_s']:.2f} s/step "

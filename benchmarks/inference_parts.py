@@ -234,26 +234,32 @@ def profile_step(bench, models, name):
         with profile(activities=activities) as prof:
             call()
             bench.sync()
-    device_time = "self_device_time_total" if bench.cuda else "self_cpu_time_total"
+    lines, summary = kernel_summary(prof, bench.cuda, args.top_kernels,
+                                    f"{name}: one guided U-Net call, {args.window} frames {args.width}x{args.height}")
+    bench.write_text(f"profile_{name}.txt", "\n".join(lines) + "\n")
+    return summary
+
+
+def kernel_summary(prof, cuda: bool, top: int, title: str) -> tuple[list[str], dict]:
+    """A finished ``torch.profiler`` run's device time by kernel kind and its ``top`` kernels: ``(report lines
+    under ``title``, {"device_ms", "share" by kind, "top5"})``."""
+    device_time = "self_device_time_total" if cuda else "self_cpu_time_total"
     events = [e for e in prof.key_averages() if getattr(e, device_time, 0) > 0 and (
-        not bench.cuda or str(e.device_type).endswith("CUDA"))]
+        not cuda or str(e.device_type).endswith("CUDA"))]
     total = sum(getattr(e, device_time) for e in events) or 1
     events.sort(key=lambda e: -getattr(e, device_time))
     categories = {}
     for e in events:
         kind = kernel_kind(e.key)
         categories[kind] = categories.get(kind, 0) + getattr(e, device_time)
-    lines = [f"{name}: one guided U-Net call, {args.window} frames {args.width}x{args.height}, total device time "
-             f"{total / 1e3:.1f} ms", "", "share by kind:"]
+    lines = [f"{title}, total device time {total / 1e3:.1f} ms", "", "share by kind:"]
     lines += [f"  {k:12s} {v / total:6.1%}" for k, v in sorted(categories.items(), key=lambda kv: -kv[1])]
-    lines += ["", f"top {args.top_kernels} kernels (self time ms, calls, share, name):"]
-    for e in events[:args.top_kernels]:
+    lines += ["", f"top {top} kernels (self time ms, calls, share, name):"]
+    for e in events[:top]:
         t = getattr(e, device_time)
         lines.append(f"  {t / 1e3:9.2f} {e.count:6d} {t / total:6.1%}  {e.key[:140]}")
-    text = "\n".join(lines) + "\n"
-    bench.write_text(f"profile_{name}.txt", text)
-    return {"device_ms": round(total / 1e3, 2), "share": {k: round(v / total, 3) for k, v in categories.items()},
-            "top5": [f"{getattr(e, device_time) / 1e3:.2f} ms {e.key[:80]}" for e in events[:5]]}
+    return lines, {"device_ms": round(total / 1e3, 2), "share": {k: round(v / total, 3) for k, v in categories.items()},
+                   "top5": [f"{getattr(e, device_time) / 1e3:.2f} ms {e.key[:80]}" for e in events[:5]]}
 
 
 def sdpa_backends(bench, models):
@@ -295,7 +301,8 @@ def bench_scaling(bench, models):
     args, rows = bench.args, {}
     for n in [args.frames] + [int(v) for v in args.scaling_frames.split(",") if v and int(v) != args.frames]:
         first = rows.get(args.frames)
-        estimate = first["total_s"] * n / args.frames * 1.5 if isinstance(first, dict) else 0
+        measured = [(k, r) for k, r in rows.items() if isinstance(r, dict)]
+        estimate = measured[-1][1]["total_s"] * n / measured[-1][0] * 1.3 if measured else 0  # the longest so far
         if estimate > bench.left_s() - 5:
             rows[n] = f"skipped: about {estimate:.0f} s needed, {bench.left_s():.0f} s left"
             bench.record("scaling", rows)
