@@ -52,3 +52,32 @@ def test_stage_two_holds_file_weights_in_the_training_dtype_and_writes_them_unch
     for group in STAGE_GROUPS[2]:
         for name, param in groups[group].items():
             assert torch.equal(written[name], param.detach()), name
+
+
+def test_frozen_groups_in_bf16_predict_what_fp32_frozen_groups_predict_under_autocast():
+    """Autocast runs matmuls and convolutions in bf16 either way, so holding the frozen weights in bf16 changes
+    only the float32 ops' parameters (norm scales and shifts) by bf16 rounding: less than autocast itself
+    changes against float32."""
+    import copy
+
+    from training.networks import TrainingNetworks, hold_groups_in_dtype, prepare_stage
+
+    models = distinguishable_tiny_models()
+    prepare_stage(models, 2, gradient_checkpointing=False)
+    held = copy.deepcopy(models)
+    frozen = [g for g, params in parameter_groups(held).items() if params and g not in STAGE_GROUPS[2]]
+    assert hold_groups_in_dtype(held, frozen, torch.bfloat16) > 100
+    g = torch.Generator().manual_seed(0)
+    h = w = 4
+    dim = models.config.unet["cross_attention_dim"]
+    args = (torch.randn(2, 9, 3, h, w, generator=g), torch.tensor([100, 900]), torch.randn(2, 1, dim, generator=g),
+            torch.tensor([True, False]), torch.randn(2, 4, h, w, generator=g),
+            torch.randn(2, 3, 6, 8 * h, 8 * w, generator=g))
+    with torch.no_grad():
+        float32 = TrainingNetworks(models, 2)(*args)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            autocast = TrainingNetworks(models, 2)(*args).float()
+            prediction = TrainingNetworks(held, 2)(*args).float()
+    held_error, autocast_error = (prediction - autocast).abs().mean(), (autocast - float32).abs().mean()
+    assert 0 < held_error < autocast_error
+    assert held_error < 0.005 * float32.abs().mean()
