@@ -82,21 +82,17 @@ def bench(args, stage: int, checkpointing: bool) -> dict:
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
-    def sync() -> None:
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-
+    cuda = device.type == "cuda"
     for i in range(args.warmup):
         step(i)
-    if device.type == "cuda":
+    if cuda:
         torch.cuda.reset_peak_memory_stats()
-    sync()
+    synchronize(device)
     start = time.perf_counter()
     for i in range(args.steps):
         step(args.warmup + i)
-    sync()
+    synchronize(device)
     seconds = (time.perf_counter() - start) / args.steps
-    cuda = device.type == "cuda"
     peak = torch.cuda.max_memory_allocated() / 2 ** 30 if cuda else float("nan")
     reserved = torch.cuda.max_memory_reserved() / 2 ** 30 if cuda else float("nan")
     static = torch.cuda.memory_allocated() / 2 ** 30 if cuda else float("nan")
@@ -112,15 +108,20 @@ def bench(args, stage: int, checkpointing: bool) -> dict:
               "reserved_GiB": reserved, "static_GiB": static, "TFLOP": flops / 1e12, "TFLOPs": flops / 1e12 / seconds,
               "model_TFLOP": model_flops / 1e12, "model_TFLOPs": model_flops / 1e12 / seconds}
     if args.profile:
-        result["profile"] = profile_step(step, cuda, os.path.join(
+        result["profile"] = profile_step(step, device, os.path.join(
             args.profile, f"profile_training_stage{stage}_{'ckpt' if checkpointing else 'nockpt'}.txt"),
             f"training stage {stage}, batch {batch_size}, {frames} frames {args.width}x{args.height}, "
             f"{args.precision}, gradient checkpointing {'on' if checkpointing else 'off'}: one optimizer step")
     del models, networks, optimizer, loss_computer
     gc.collect()
-    if device.type == "cuda":
+    if cuda:
         torch.cuda.empty_cache()
     return result
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
 
 
 def count_flops(step) -> float:
@@ -131,16 +132,16 @@ def count_flops(step) -> float:
     return counter.get_total_flops()
 
 
-def profile_step(step, cuda: bool, path: str, title: str) -> dict:
+def profile_step(step, device: torch.device, path: str, title: str) -> dict:
     """Top kernels of one ``step(i)`` call, written to ``path``; returns the summary by kernel kind."""
     from torch.profiler import ProfilerActivity, profile
 
     from benchmarks.inference_parts import kernel_summary
 
+    cuda = device.type == "cuda"
     with profile(activities=[ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])) as prof:
         step(1)
-        if cuda:
-            torch.cuda.synchronize()
+        synchronize(device)
     lines, summary = kernel_summary(prof, cuda, 25, title)
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     with open(path, "w") as f:
@@ -153,13 +154,11 @@ def matmul_rate(device: torch.device, dtype: torch.dtype, size: int = 8192, repe
     a, b = (torch.randn(size, size, device=device, dtype=dtype) for _ in range(2))
     for _ in range(3):
         a @ b
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+    synchronize(device)
     start = time.perf_counter()
     for _ in range(repeats):
         a @ b
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+    synchronize(device)
     return 2 * size ** 3 * repeats / (time.perf_counter() - start) / 1e12
 
 
