@@ -2,8 +2,9 @@
 
     python benchmarks/bench_samplers.py --model models/demo/dynascene_small.safetensors --out outputs/bench_samplers
 
-Generates every held-out clip of the proof dataset (``training.prepare_proof``'s test split, rendered into
-``--data`` when missing; the same clips as ``benchmarks/eval_proof.py``) with one model and each
+Generates every held-out clip of the proof dataset (``training.prepare_proof``'s test split, or ``--split val``
+to choose a sampler without looking at the test clips; rendered into ``--data`` when missing; the same clips
+as ``benchmarks/eval_proof.py``) with one model and each
 ``sampler:steps`` of ``--runs`` (default: every sampler at its recommended step count, DDIM-50 first, and DDIM-25,
 the demo's), through ``python -m dynascene_core.generate`` with the same seed. Each run is scored on the
 background only against the ground truth (L1, PSNR, SSIM, camera-following error) and against the first run's
@@ -22,7 +23,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.eval_proof import ensure_test_set, generate_clip, link_inputs  # noqa: E402
+from benchmarks.eval_proof import ensure_held_out_clips, generate_clip, link_inputs  # noqa: E402
 
 
 def default_runs() -> list[str]:
@@ -46,9 +47,10 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="models/demo/dynascene_small.safetensors", help="standalone DynaScene file")
     p.add_argument("--data", default="outputs/datasets/proof_test",
-                   help="proof dataset (test split rendered if missing)")
+                   help="proof dataset (held-out splits rendered if missing)")
+    p.add_argument("--split", choices=("test", "val"), default="test", help="held-out clips to use")
     p.add_argument("--out", default="outputs/bench_samplers")
-    p.add_argument("--clips", type=int, default=8, help="test clips to use")
+    p.add_argument("--clips", type=int, default=8, help="held-out clips to use")
     p.add_argument("--runs", nargs="+", type=parse_run, default=None, metavar="SAMPLER:STEPS",
                    help="runs to compare; the first is the reference (default: ddim:50, each other sampler at its "
                         "recommended steps, ddim:25)")
@@ -60,9 +62,9 @@ def main(argv=None) -> int:
     from dynascene_core.evaluation import evaluate_folders, format_table
     from dynascene_core.video import write_frame_folder
 
-    ids = ensure_test_set(args.data, args.clips)
+    ids = ensure_held_out_clips(args.data, args.split, args.clips)
     os.makedirs(args.out, exist_ok=True)
-    gt, masks, cameras = link_inputs(args.data, ids, os.path.join(args.out, "inputs"))
+    gt, masks, cameras = link_inputs(args.data, args.split, ids, os.path.join(args.out, "inputs"))
     rows, results, reference = {}, [], None
     for sampler, steps in runs:
         name = f"{sampler}_{steps}"
@@ -89,8 +91,9 @@ def main(argv=None) -> int:
         print(f"{r['sampler']} {r['steps']} steps: PSNR to {first} {r['psnr_to_reference']:.2f} dB, "
               f"{r['seconds_per_clip']:.1f} s per clip (generate CLI on this machine)")
     with open(os.path.join(args.out, "samplers.json"), "w", encoding="utf-8") as handle:
-        json.dump({"model": args.model, "clips": ids, "seed": args.seed, "runs": results}, handle, indent=1)
-    print(f"{len(ids)} held-out clips, background only; wrote {args.out}/samplers.json")
+        json.dump({"model": args.model, "split": args.split, "clips": ids, "seed": args.seed, "runs": results}, handle,
+                  indent=1)
+    print(f"{len(ids)} held-out {args.split} clips, background only; wrote {args.out}/samplers.json")
     return 0
 
 

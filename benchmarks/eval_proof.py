@@ -3,8 +3,9 @@
     python benchmarks/eval_proof.py --cam models/demo/dynascene_small.safetensors \\
         --nocam outputs/proof/dynascene_small_nocam.safetensors --out outputs/proof_eval
 
-1. Renders the test split of the proof dataset (``training.prepare_proof``: held-out rooms and cameras;
-   identical to the one trained against, it is deterministic) unless ``--data`` already holds it.
+1. Renders the held-out splits of the proof dataset (``training.prepare_proof``: held-out rooms and
+   cameras; identical to the one trained against, it is deterministic) unless ``--data`` already holds
+   them. ``--split test`` (default) measures; ``--split val`` is for choosing sampler settings first.
 2. Generates every test clip with each model through ``python -m dynascene_core.generate`` (in-process
    ``main``: the person video, its matte, the human-free first frame as the scene image, the clip's
    pose file as the requested camera), reading the generated ``background.mp4`` back.
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import shutil
 import sys
 import time
@@ -32,34 +34,39 @@ import numpy as np  # noqa: E402
 ROWS = (("cam", "DynaScene small (camera control)"), ("nocam", "w/o camera control"))
 
 
-def ensure_test_set(root: str, test_scenes: int) -> list[str]:
-    """The test clip ids, rendering the test split into ``root`` when it is not there."""
+def ensure_held_out_clips(root: str, split: str, count: int) -> list[str]:
+    """The first ``count`` clip ids of ``split`` (``val`` or ``test``), rendering the held-out splits into
+    ``root`` when it holds no dataset."""
     from dynascene_core.data import read_manifest
     from training.prepare_proof import write_proof_dataset
 
     manifest = os.path.join(root, "manifest.jsonl")
     if not os.path.isfile(manifest):
-        write_proof_dataset(root, train_scenes=0, test_scenes=test_scenes)
-    ids = [r.clip_id for r in read_manifest(root) if r.split == "test"]
+        write_proof_dataset(root, train_scenes=0, test_scenes=count, val_scenes=count)
+    ids = [r.clip_id for r in read_manifest(root) if r.split == split]
     if not ids:
-        raise SystemExit(f"error: {root} has no test clips (expected a proof dataset: python -m training.prepare_proof)")
-    return ids[:test_scenes]
+        raise SystemExit(f"error: {root} has no {split} clips (expected a proof dataset with that split: "
+                         f"python -m training.prepare_proof --out DIR)")
+    return ids[:count]
 
 
-def generate_clip(model: str, clip_dir: str, out_dir: str, sampler: str, steps: int, seed: int) -> np.ndarray:
-    """Run the generate CLI's ``main`` on one test clip; returns the background frames ``(F, H, W, 3)``."""
+def generate_clip(model: str, clip_dir: str, out_dir: str, sampler: str, steps: int, seed: int,
+                  extra: tuple[str, ...] | list[str] = ()) -> np.ndarray:
+    """Run the generate CLI's ``main`` on one test clip (``extra``: further CLI arguments); returns the
+    background frames ``(F, H, W, 3)``."""
     from dynascene_core.generate import main as generate_main
     from dynascene_core.video import read_video
 
     argv = ["--video", os.path.join(clip_dir, "frames"), "--mask", os.path.join(clip_dir, "masks"),
             "--scene", os.path.join(clip_dir, "scene", "000000.png"), "--camera", os.path.join(clip_dir, "poses.txt"),
-            "--dynascene", model, "--sampler", sampler, "--steps", str(steps), "--seed", str(seed), "--device", "cpu", "--out", out_dir]
+            "--dynascene", model, "--sampler", sampler, "--steps", str(steps), "--seed", str(seed), "--device", "cpu",
+            "--out", out_dir, *extra]
     if generate_main(argv) != 0:
         raise SystemExit(f"error: generate failed on {clip_dir} with {model}")
     return read_video(os.path.join(out_dir, "background.mp4")).frames
 
 
-def link_inputs(data: str, ids: list[str], work: str) -> tuple[str, str, str]:
+def link_inputs(data: str, split: str, ids: list[str], work: str) -> tuple[str, str, str]:
     """Folders the evaluation matches by name: ground truth ``NAME/`` frames, mattes ``NAME/``, cameras ``NAME.txt``."""
     folders = [os.path.join(work, name) for name in ("ground_truth", "masks", "cameras")]
     for folder in folders:
@@ -68,7 +75,7 @@ def link_inputs(data: str, ids: list[str], work: str) -> tuple[str, str, str]:
     gt, masks, cameras = folders
     for clip_id in ids:
         clip = os.path.join(data, "clips", clip_id)
-        shutil.copytree(os.path.join(data, "test", clip_id, "background"), os.path.join(gt, clip_id))
+        shutil.copytree(os.path.join(data, split, clip_id, "background"), os.path.join(gt, clip_id))
         shutil.copytree(os.path.join(clip, "masks"), os.path.join(masks, clip_id))
         shutil.copy(os.path.join(clip, "poses.txt"), os.path.join(cameras, f"{clip_id}.txt"))
     return gt, masks, cameras
@@ -90,7 +97,7 @@ def _label(image: np.ndarray, text: str) -> np.ndarray:
     return np.concatenate([bar, image])
 
 
-def strip_frames(data: str, clip_id: str, generated: dict[str, np.ndarray]) -> list[np.ndarray]:
+def strip_frames(data: str, split: str, clip_id: str, generated: dict[str, np.ndarray]) -> list[np.ndarray]:
     """One picture per frame: foreground | scene image | requested trajectory | camera control | ablation |
     ground truth, each labelled."""
     import cv2
@@ -103,7 +110,7 @@ def strip_frames(data: str, clip_id: str, generated: dict[str, np.ndarray]) -> l
     frames = read_video(os.path.join(clip, "frames")).frames
     alpha = matte_from_frames(read_video(os.path.join(clip, "masks")).frames)[..., None]
     foreground = (frames * alpha + 127.5 * (1 - alpha)).astype(np.uint8)
-    truth = read_video(os.path.join(data, "test", clip_id, "background")).frames
+    truth = read_video(os.path.join(data, split, clip_id, "background")).frames
     height, width = frames.shape[1:3]
     scene = np.array(Image.open(os.path.join(clip, "scene", "000000.png")).convert("RGB"))
     plot = plot_trajectory(CameraTrajectory.load(os.path.join(clip, "poses.txt")), (2 * ZOOM * width, ZOOM * height))
@@ -133,12 +140,17 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--cam", required=True, help="standalone DynaScene file trained with camera control")
     p.add_argument("--nocam", required=True, help="standalone DynaScene file of the camera ablation")
-    p.add_argument("--data", default="outputs/datasets/proof_test", help="proof dataset (test split rendered if missing)")
+    p.add_argument("--data", default="outputs/datasets/proof_test",
+                   help="proof dataset (held-out splits rendered if missing)")
     p.add_argument("--out", default="outputs/proof_eval")
-    p.add_argument("--clips", type=int, default=8, help="test clips to use")
+    p.add_argument("--split", choices=("test", "val"), default="test",
+                   help="held-out clips to use: test (the measurement) or val (for choosing settings)")
+    p.add_argument("--clips", type=int, default=8, help="held-out clips to use")
     p.add_argument("--sampler", default="ddim", help="solver of python -m dynascene_core.generate (ddim, dpmpp_2m, ...)")
     p.add_argument("--steps", type=int, default=25, help="sampling steps")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--generate-args", default="", help="further arguments of python -m dynascene_core.generate for "
+                   "both rows, e.g. '--guidance 2 --context-length 8'")
     p.add_argument("--strip-clips", type=int, default=2, help="test clips shown in strip.png / strip.gif")
     p.add_argument("--weights-dir", default=None, help="evaluation backbone weights (LPIPS/FID/FVD), if present")
     args = p.parse_args(argv)
@@ -149,9 +161,10 @@ def main(argv=None) -> int:
     from dynascene_core.video import write_frame_folder
 
     started = time.perf_counter()
-    ids = ensure_test_set(args.data, args.clips)
+    ids = ensure_held_out_clips(args.data, args.split, args.clips)
     os.makedirs(args.out, exist_ok=True)
-    gt, masks, cameras = link_inputs(args.data, ids, os.path.join(args.out, "inputs"))
+    gt, masks, cameras = link_inputs(args.data, args.split, ids, os.path.join(args.out, "inputs"))
+    extra = shlex.split(args.generate_args)
     generated: dict[str, dict[str, np.ndarray]] = {}
     reports = {}
     for key, _ in ROWS:
@@ -161,7 +174,8 @@ def main(argv=None) -> int:
         generated[key] = {}
         for clip_id in ids:
             frames = generate_clip(model, os.path.join(args.data, "clips", clip_id),
-                                   os.path.join(args.out, "runs", key, clip_id), args.sampler, args.steps, args.seed)
+                                   os.path.join(args.out, "runs", key, clip_id), args.sampler, args.steps, args.seed,
+                                   extra)
             write_frame_folder(os.path.join(folder, clip_id), frames)
             generated[key][clip_id] = frames
         options = {} if args.weights_dir is None else {"weights_dir": args.weights_dir}
@@ -172,7 +186,8 @@ def main(argv=None) -> int:
     rot_ok = cam["rot_err"] is not None and nocam["rot_err"] is not None and cam["rot_err"] <= 0.5 * nocam["rot_err"]
     psnr_ok = cam["psnr"] is not None and nocam["psnr"] is not None and cam["psnr"] > nocam["psnr"]
     lines = [table, *{f"skipped {k}: {v}" for r in reports.values() for k, v in r.skipped.items()},
-             f"{len(ids)} held-out clips (unseen rooms and cameras), {args.steps} {args.sampler} steps, background-only metrics",
+             f"{len(ids)} held-out {args.split} clips (unseen rooms and cameras), {args.steps} {args.sampler} steps"
+             f"{' ' + args.generate_args if extra else ''}, background-only metrics",
              f"acceptance: RotErr with camera control <= half the ablation's: {'PASS' if rot_ok else 'FAIL'}; "
              f"background PSNR higher: {'PASS' if psnr_ok else 'FAIL'}",
              f"({time.perf_counter() - started:.0f} s)"]
@@ -180,7 +195,7 @@ def main(argv=None) -> int:
     print(text)
     with open(os.path.join(args.out, "table.txt"), "w", encoding="utf-8") as handle:
         handle.write(text + "\n")
-    rows = [strip_frames(args.data, clip_id, {k: generated[k][clip_id] for k, _ in ROWS})
+    rows = [strip_frames(args.data, args.split, clip_id, {k: generated[k][clip_id] for k, _ in ROWS})
             for clip_id in ids[:args.strip_clips]]
     write_pictures(args.out, rows)
     print(f"wrote {args.out}/table.txt, report_cam.json, report_nocam.json, strip.png, strip.gif")

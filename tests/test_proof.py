@@ -89,29 +89,39 @@ def test_generate_cli_runs_the_small_file_and_the_demo_uses_the_shipped_one(smal
     assert run["model_files"][0]["source"].endswith("dynascene_small.safetensors")
 
 
-def test_proof_split_keeps_test_scenes_and_cameras_out_of_training(tmp_path):
+def test_proof_split_keeps_test_and_validation_scenes_and_cameras_apart(tmp_path):
     from dynascene_core.data import read_manifest
-    from training.prepare_proof import TEST_TRAJECTORIES, camera_of, split_plan, write_proof_dataset
+    from training.prepare_proof import TEST_TRAJECTORIES, VAL_TRAJECTORIES, camera_of, split_plan, write_proof_dataset
 
-    plan = split_plan(240, 8)  # the sizes of the GPU run
-    train_seeds = {s["scene_seed"] for s in plan["train"]}
-    test_seeds = {s["scene_seed"] for s in plan["test"]}
-    assert len(test_seeds) == 8 and not train_seeds & test_seeds
-    train_cams = np.stack([camera_of(s, 16).c2w.numpy() for s in plan["train"]])
-    for spec in plan["test"]:
+    plan = split_plan(400, 8, 8)  # the sizes of the GPU run
+    seeds = {name: {s["scene_seed"] for s in plan[name]} for name in ("train", "val", "test")}
+    assert len(seeds["test"]) == 8 and len(seeds["val"]) == 8
+    assert not seeds["train"] & seeds["test"] and not seeds["train"] & seeds["val"] and not seeds["val"] & seeds["test"]
+
+    def closest(spec, others):  # largest entry difference of the c2w matrices to the nearest other camera
         c2w = camera_of(spec, 16).c2w.numpy()
-        closest = np.abs(train_cams - c2w).reshape(len(train_cams), -1).max(axis=1).min()
-        assert closest > 0.05, f"{spec['clip_id']} camera is within {closest:.3f} of a training camera"
+        return np.abs(others - c2w).reshape(len(others), -1).max(axis=1).min()
+
+    train_cams = np.stack([camera_of(s, 16).c2w.numpy() for s in plan["train"]])
+    test_cams = np.stack([camera_of(s, 16).c2w.numpy() for s in plan["test"]])
+    for spec in plan["test"] + plan["val"]:
+        assert closest(spec, train_cams) > 0.05, f"{spec['clip_id']} camera is close to a training camera"
+    for spec in plan["val"]:
+        assert closest(spec, test_cams) > 0.05, f"{spec['clip_id']} camera is close to a test camera"
     assert {(s["camera"]["preset"], s["camera"]["speed"]) for s in plan["test"]} == set(TEST_TRAJECTORIES)
+    assert {(s["camera"]["preset"], s["camera"]["speed"]) for s in plan["val"]} == set(VAL_TRAJECTORIES)
 
     root = tmp_path / "proof"
-    write_proof_dataset(str(root), train_scenes=2, test_scenes=1, num_frames=3, size=(16, 24))
+    write_proof_dataset(str(root), train_scenes=2, test_scenes=1, num_frames=3, size=(16, 24), val_scenes=1)
     records = {r.clip_id: r for r in read_manifest(root)}
-    assert sorted(records) == ["test-000", "train-00000", "train-00001", "train-scene-00000"]
-    assert records["test-000"].split == "test" and records["train-scene-00000"].has_person is False
-    assert len(os.listdir(root / "test" / "test-000" / "background")) == 3
+    assert sorted(records) == ["test-000", "train-00000", "train-00001", "train-scene-00000", "val-000"]
+    assert records["test-000"].split == "test" and records["val-000"].split == "val"
+    assert records["train-scene-00000"].has_person is False
+    for held_out in ("test", "val"):
+        assert len(os.listdir(root / held_out / f"{held_out}-000" / "background")) == 3
     split = json.loads((root / "split.json").read_text())
     assert [s["clip_id"] for s in split["test"]] == ["test-000"]
+    assert [s["clip_id"] for s in split["val"]] == ["val-000"]
     assert split["texture_detail"] == "coarse"
 
 
@@ -215,8 +225,38 @@ def test_sampler_benchmark_scores_every_run_against_ground_truth_and_the_referen
     assert bench_samplers.default_runs()[0] == "ddim:50" and "ddim:25" in bench_samplers.default_runs()
     out = tmp_path / "out"
     assert bench_samplers.main(["--model", str(small_file[0]), "--data", str(tmp_path / "data"), "--clips", "1",
-                                "--runs", "ddim:2", "euler:2", "--out", str(out)]) == 0
-    runs = json.loads((out / "samplers.json").read_text())["runs"]
+                                "--split", "val", "--runs", "ddim:2", "euler:2", "--out", str(out)]) == 0
+    report = json.loads((out / "samplers.json").read_text())
+    assert report["split"] == "val" and report["clips"] == ["val-000"]  # chosen without touching the test clips
+    runs = report["runs"]
     assert [(r["sampler"], r["steps"]) for r in runs] == [("ddim", 2), ("euler", 2)]
     assert runs[0]["psnr_to_reference"] == 100.0 and runs[1]["psnr_to_reference"] < 60
     assert all(0 < r["metrics"]["psnr"] < 60 and r["metrics"]["rot_err"] is not None for r in runs)
+
+
+def test_proof_evaluation_runs_both_rows_on_a_validation_clip_with_the_given_generate_arguments(small_file, tmp_path):
+    """benchmarks/eval_proof.py end to end on one validation clip: both rows are generated with the extra
+    generate arguments (recorded in each run.json), scored, and the table, reports and strip are written."""
+    from conftest import load_benchmark
+
+    eval_proof = load_benchmark("eval_proof")
+    out = tmp_path / "out"
+    model = str(small_file[0])
+    code = eval_proof.main(["--cam", model, "--nocam", model, "--data", str(tmp_path / "data"), "--split", "val",
+                            "--clips", "1", "--strip-clips", "1", "--steps", "2",
+                            "--generate-args", "--guidance 1.5 --context-length 8", "--out", str(out)])
+    assert code == 1  # the acceptance fails, as it must for one model against itself (equal rows)
+    for row in ("cam", "nocam"):
+        settings = json.loads((out / "runs" / row / "val-000" / "run.json").read_text())["settings"]
+        assert settings["guidance_scale"] == 1.5 and settings["context_length"] == 8
+        report = json.loads((out / f"report_{row}.json").read_text())
+        assert list(report["per_clip"]) == ["val-000"] and report["metrics"]["rot_err"] is not None
+    assert "held-out val clips" in (out / "table.txt").read_text()
+    assert (out / "strip.png").stat().st_size > 0
+    from training.prepare_proof import write_proof_dataset
+
+    old = tmp_path / "test_only"  # a dataset rendered without a validation split: named, not silently replaced
+    write_proof_dataset(str(old), train_scenes=0, test_scenes=1, num_frames=3, size=(16, 24), val_scenes=0)
+    with pytest.raises(SystemExit, match="has no val clips"):
+        eval_proof.main(["--cam", model, "--nocam", model, "--data", str(old),
+                         "--split", "val", "--out", str(tmp_path / "out2")])
