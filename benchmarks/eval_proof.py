@@ -12,8 +12,9 @@
 3. Evaluates both sets with :func:`dynascene_core.evaluation.evaluate_folders` against the rendered
    ground-truth backgrounds, on the background only (mattes given) and with the camera-following error
    (the requested pose files given); metrics whose backbone weights are missing are listed as skipped.
-4. Prints both rows in the paper's layout and the acceptance check (camera control: rotation error at
-   most half the ablation's, higher background PSNR), writes ``table.txt``, ``report_cam.json``,
+4. Prints both rows in the paper's layout, each row's turn ratio (the share of the requested turn its
+   backgrounds make) and the acceptance check (camera control: rotation error at most half the ablation's,
+   higher background PSNR), writes ``table.txt``, ``report_cam.json``,
    ``report_nocam.json`` and the side-by-side pictures ``strip.png`` / ``strip.gif`` (foreground, scene
    image, requested trajectory, generated with and without camera control, ground truth).
 """
@@ -136,6 +137,11 @@ def write_pictures(out: str, rows: list[list[np.ndarray]]) -> None:
     animation[0].save(os.path.join(out, "strip.gif"), save_all=True, append_images=animation[1:], duration=125, loop=0)
 
 
+def _ratio(camera: dict | None) -> str:
+    value = (camera or {}).get("turn_ratio_median")
+    return "n/a" if value is None else f"{value:.2f}"
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--cam", required=True, help="standalone DynaScene file trained with camera control")
@@ -185,7 +191,10 @@ def main(argv=None) -> int:
     cam, nocam = reports["cam"].metrics, reports["nocam"].metrics
     rot_ok = cam["rot_err"] is not None and nocam["rot_err"] is not None and cam["rot_err"] <= 0.5 * nocam["rot_err"]
     psnr_ok = cam["psnr"] is not None and nocam["psnr"] is not None and cam["psnr"] > nocam["psnr"]
+    turns = ", ".join(f"{label} {_ratio(reports[key].camera)}" for key, label in ROWS)
     lines = [table, *{f"skipped {k}: {v}" for r in reports.values() for k, v in r.skipped.items()},
+             f"turn ratio (share of the requested turn the background makes at the last frame; median over clips): "
+             f"{turns}",
              f"{len(ids)} held-out {args.split} clips (unseen rooms and cameras), {args.steps} {args.sampler} steps"
              f"{' ' + args.generate_args if extra else ''}, background-only metrics",
              f"acceptance: RotErr with camera control <= half the ablation's: {'PASS' if rot_ok else 'FAIL'}; "

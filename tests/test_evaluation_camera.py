@@ -75,6 +75,28 @@ def test_pure_rotation_request_has_no_translation_error():
     assert error.summary()["rot_err"] == pytest.approx(0, abs=1e-6)
 
 
+def _turning(axis, degrees_per_frame: float, frames: int = 6) -> CameraTrajectory:
+    """Cameras at the origin turning about ``axis`` by ``degrees_per_frame`` per frame."""
+    c2w = torch.eye(4, dtype=torch.float64).repeat(frames, 1, 1)
+    for j in range(frames):
+        c2w[j, :3, :3] = torch.from_numpy(axis_angle_to_matrix(np.radians(j * degrees_per_frame) * np.asarray(axis)))
+    return CameraTrajectory(c2w, torch.tensor([[0.5, 0.5, 0.5, 0.5]], dtype=torch.float64).repeat(frames, 1))
+
+
+def test_turn_ratio_is_the_share_of_the_requested_turn():
+    requested = _turning([0.0, 1.0, 0.0], 2.0)  # a 10° pan by the last frame
+    for share in (1.0, 0.25, 0.0, -1.0):  # all of it, a quarter, none, the other way
+        error = trajectory_error(requested, _turning([0.0, 1.0, 0.0], 2.0 * share))
+        assert error.turn_ratio == pytest.approx(share, abs=1e-9)
+        assert np.allclose(error.estimated_turn_deg, np.arange(6) * 2.0 * abs(share), atol=1e-6)
+    assert np.allclose(error.requested_turn_deg, np.arange(6) * 2.0, atol=1e-6)
+    across = trajectory_error(requested, _turning([1.0, 0.0, 0.0], 2.0))  # as far, about a perpendicular axis
+    assert across.turn_ratio == pytest.approx(0.0, abs=1e-9) and across.rotation_deg[-1] > 14
+    still = trajectory_error(_turning([0.0, 1.0, 0.0], 0.1), requested)  # a request of 0.5°: no ratio
+    assert math.isnan(still.turn_ratio) and still.summary()["turn_ratio"] is None
+    assert error.summary()["per_frame"]["requested_turn_deg"][-1] == pytest.approx(10.0)
+
+
 def test_fov_of_matches_the_intrinsics():
     trajectory = make_preset("static", 2, intrinsics=(0.5, 0.5 * 16 / 9, 0.5, 0.5))  # f = W/2: 90° wide
     assert fov_of(trajectory, 90, 160) == pytest.approx(90.0)
@@ -87,6 +109,9 @@ def test_estimated_camera_of_a_rendered_clip_follows_and_a_wrong_request_does_no
     wrong = camera_following_error(clip.frames, make_preset("pan_left", 8, speed=2.0), clip.masks)
     assert good.rotation_deg[1:].mean() < 0.35 * 1.0
     assert wrong.rotation_deg[-1] == pytest.approx(14.0, abs=1.5)  # requested −7°, the video turned +7°
+    assert good.turn_ratio == pytest.approx(1.0, abs=0.1) and wrong.turn_ratio == pytest.approx(-1.0, abs=0.1)
     report = evaluate_clips([EvalClip("pan", clip.frames, clip.frames, clip.masks, requested)], ["camera"])
     assert report.metrics["rot_err"] == pytest.approx(good.rot_err, rel=1e-6)
     assert report.per_clip["pan"]["camera"]["estimator_mode"] == good.estimator_mode
+    assert report.camera["turn_ratio_median"] == pytest.approx(good.turn_ratio)
+    assert f"median over clips {good.turn_ratio:.2f}" in report.table()

@@ -251,7 +251,8 @@ def test_proof_evaluation_runs_both_rows_on_a_validation_clip_with_the_given_gen
         assert settings["guidance_scale"] == 1.5 and settings["context_length"] == 8
         report = json.loads((out / f"report_{row}.json").read_text())
         assert list(report["per_clip"]) == ["val-000"] and report["metrics"]["rot_err"] is not None
-    assert "held-out val clips" in (out / "table.txt").read_text()
+    text = (out / "table.txt").read_text()
+    assert "held-out val clips" in text and "turn ratio" in text
     assert (out / "strip.png").stat().st_size > 0
     from training.prepare_proof import write_proof_dataset
 
@@ -260,3 +261,35 @@ def test_proof_evaluation_runs_both_rows_on_a_validation_clip_with_the_given_gen
     with pytest.raises(SystemExit, match="has no val clips"):
         eval_proof.main(["--cam", model, "--nocam", model, "--data", str(old),
                          "--split", "val", "--out", str(tmp_path / "out2")])
+
+
+def test_camera_use_separates_a_model_that_reads_its_camera_from_one_whose_adaptor_is_off(small_file, tmp_path):
+    """benchmarks/camera_use.py: with the camera adaptor zeroed the three cameras give exactly the same loss (the
+    camera cannot reach the denoiser); with it on (the perturbed small model) they differ. The inverted trajectory
+    reverses each frame's rotation and translation."""
+    from conftest import load_benchmark
+    from training.prepare_proof import write_proof_dataset
+
+    camera_use = load_benchmark("camera_use")
+    c2w = torch.eye(4, dtype=torch.float64).repeat(1, 2, 1, 1)
+    c2w[0, 1, :3, :3] = torch.tensor([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]], dtype=torch.float64)
+    c2w[0, 1, :3, 3] = torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64)
+    variants = camera_use.camera_variants(c2w)
+    assert torch.equal(variants["static"], torch.eye(4, dtype=torch.float64).expand(1, 2, 4, 4))
+    assert torch.equal(variants["inverted"][0, 1, :3, :3] @ c2w[0, 1, :3, :3], torch.eye(3, dtype=torch.float64))
+    assert variants["inverted"][0, 1, :3, 3].tolist() == [-1.0, -2.0, -3.0]
+
+    data = tmp_path / "data"
+    write_proof_dataset(str(data), train_scenes=2, test_scenes=0, val_scenes=0)
+    path, models = small_file
+    on = camera_use.camera_use(str(path), str(data), examples=2, timesteps=(900,))
+    assert abs(on[900]["static"] - on[900]["true"]) > 1e-6 and abs(on[900]["inverted"] - on[900]["true"]) > 1e-6
+
+    off_models = DynaSceneModels.build("small")
+    off_models.load_state_dict(models.state_dict())
+    for p in parameter_groups(off_models)["camera_adaptor"].values():
+        p.data.zero_()
+    off_path = tmp_path / "adaptor_off.safetensors"
+    save_dynascene(off_path, off_models, [g for g, params in parameter_groups(off_models).items() if params])
+    off = camera_use.camera_use(str(off_path), str(data), examples=2, timesteps=(900,))
+    assert off[900]["static"] == off[900]["true"] == off[900]["inverted"]

@@ -14,6 +14,12 @@ then, per frame ``j``:
 * **translation-direction error**: the angle between ``p_req`` and ``p_est`` (scale-free); undefined
   (NaN) on frames where either camera has not moved from frame 0 (< 1e-3 of the extent).
 
+* **turn ratio** (one number per clip): how much of the requested turn the background makes, from the
+  rotation vectors (axis × angle) of the last frame relative to frame 0, ``r_est·r_req / |r_req|²`` — 1 follows
+  fully, 0.25 turns a quarter as far the right way, 0 stays still (or turns across), negative turns the other
+  way; undefined (NaN) when the request turns less than 1°. RotErr says how far off a clip is; the turn
+  ratio says whether it under- or over-turns.
+
 Like CameraCtrl's RotErr / TransErr, the per-frame errors are **summed** over a clip (RotErr in radians);
 per-frame means (degrees) are reported too, over frames 1…F−1 (frame 0 is zero by construction). A
 requested trajectory without translation has no extent: its translation errors are reported as NaN.
@@ -27,6 +33,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 STILL_FRACTION = 1e-3  # camera centres closer than this (× extent) to frame 0 have no direction
+MIN_TURN_DEG = 1.0  # requests turning less than this have no turn ratio
 
 
 @dataclass
@@ -38,6 +45,11 @@ class CameraError:
     translation: np.ndarray
     direction_deg: np.ndarray
     scale: float
+    turn_ratio: float = math.nan
+    requested_turn_deg: np.ndarray | None = None
+    """Per-frame angle of the requested rotation from frame 0 (degrees); ``estimated_turn_deg`` the same of
+    the estimate."""
+    estimated_turn_deg: np.ndarray | None = None
     unreliable_frames: list[int] = field(default_factory=list)
     estimator_mode: str = ""
     estimator_warnings: list[str] = field(default_factory=list)
@@ -62,6 +74,7 @@ class CameraError:
             "trans_err_mean": _finite(_nanmean(self.translation[moving])),
             "trans_dir_err_mean_deg": _finite(_nanmean(self.direction_deg[moving])),
             "scale": _finite(self.scale),
+            "turn_ratio": _finite(self.turn_ratio),
             "unreliable_frames": list(self.unreliable_frames),
             "estimator_mode": self.estimator_mode,
             "estimator_warnings": list(self.estimator_warnings),
@@ -69,6 +82,8 @@ class CameraError:
                 "rotation_deg": [_finite(v) for v in self.rotation_deg],
                 "translation": [_finite(v) for v in self.translation],
                 "direction_deg": [_finite(v) for v in self.direction_deg],
+                "requested_turn_deg": _finite_list(self.requested_turn_deg),
+                "estimated_turn_deg": _finite_list(self.estimated_turn_deg),
             },
         }
 
@@ -83,6 +98,20 @@ def _finite(value) -> float | None:
     return value if math.isfinite(value) else None
 
 
+def _finite_list(values: np.ndarray | None) -> list | None:
+    return None if values is None else [_finite(v) for v in values]
+
+
+def turn_ratio(rot_requested: np.ndarray, rot_estimated: np.ndarray) -> float:
+    """``r_est·r_req / |r_req|²`` of two rotations ``(3, 3)`` relative to frame 0 (rotation vectors); NaN when
+    the requested one turns less than :data:`MIN_TURN_DEG`."""
+    from ..camera.trajectory import matrix_to_axis_angle
+
+    r_req, r_est = matrix_to_axis_angle(rot_requested), matrix_to_axis_angle(rot_estimated)
+    norm2 = float(r_req @ r_req)
+    return float(r_est @ r_req) / norm2 if math.degrees(math.sqrt(norm2)) >= MIN_TURN_DEG else math.nan
+
+
 def trajectory_error(requested, estimated) -> CameraError:
     """Per-frame errors of ``estimated`` against ``requested`` (two ``CameraTrajectory`` of equal length)."""
     from ..camera.trajectory import rotation_angle_deg
@@ -92,11 +121,15 @@ def trajectory_error(requested, estimated) -> CameraError:
     req = requested.relative_to(0).c2w.numpy()
     est = estimated.relative_to(0).c2w.numpy()
     rotation = rotation_angle_deg(req[:, :3, :3], est[:, :3, :3])
+    identity = np.broadcast_to(np.eye(3), req[:, :3, :3].shape)
+    turns = {"turn_ratio": turn_ratio(req[-1, :3, :3], est[-1, :3, :3]),
+             "requested_turn_deg": rotation_angle_deg(identity, req[:, :3, :3]),
+             "estimated_turn_deg": rotation_angle_deg(identity, est[:, :3, :3])}
     p_req, p_est = req[:, :3, 3], est[:, :3, 3]
     extent = float(np.linalg.norm(p_req, axis=1).max())
     if extent <= 0:
         nan = np.full(len(req), math.nan)
-        return CameraError(rotation, nan, nan.copy(), math.nan)
+        return CameraError(rotation, nan, nan.copy(), math.nan, **turns)
     p_req = p_req / extent
     denom = float((p_est * p_est).sum())
     scale = max(0.0, float((p_req * p_est).sum()) / denom) if denom > 0 else 0.0
@@ -106,7 +139,7 @@ def trajectory_error(requested, estimated) -> CameraError:
     moving = (norm_req > STILL_FRACTION) & (norm_est > STILL_FRACTION * max(est_extent, 1e-12))
     cos = (p_req * p_est).sum(1) / np.where(moving, norm_req * norm_est, 1.0)
     direction = np.where(moving, np.degrees(np.arccos(np.clip(cos, -1.0, 1.0))), math.nan)
-    return CameraError(rotation, translation, direction, scale * extent)
+    return CameraError(rotation, translation, direction, scale * extent, **turns)
 
 
 def fov_of(trajectory, height: int, width: int) -> float:

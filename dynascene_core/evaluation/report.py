@@ -61,6 +61,9 @@ class EvaluationReport:
                          "translation errors (requested extent = 1), averaged over clips; per frame: rotation "
                          f"{_degrees(self.camera['rot_err_mean_deg'])}, translation direction "
                          f"{_degrees(self.camera['trans_dir_err_mean_deg'])}")
+            if self.camera.get("turn_ratio_median") is not None:
+                lines.append("camera: turn ratio (share of the requested turn made at the last frame, 1 = all), "
+                             f"median over clips {self.camera['turn_ratio_median']:.2f}")
             if self.camera["clips_with_unreliable_frames"]:
                 lines.append(f"camera: unreliable estimates in {self.camera['clips_with_unreliable_frames']}")
         lines += [f"skipped {name}: {reason}" for name, reason in self.skipped.items()]

@@ -197,8 +197,10 @@ def evaluate_clips(clips: Sequence[EvalClip | ClipSource], metrics: Sequence[str
         results["trans_err"] = float(np.mean(trans)) if trans else None
         rot_frames = np.concatenate([e.rotation_deg[1:] for e in errors])
         dir_frames = np.concatenate([e.direction_deg[1:] for e in errors])
+        turns = [e.turn_ratio for e in errors if np.isfinite(e.turn_ratio)]
         camera_summary = {
             "rot_err_mean_deg": float(rot_frames.mean()) if len(rot_frames) else None,
+            "turn_ratio_median": float(np.median(turns)) if turns else None,
             "trans_dir_err_mean_deg": float(np.nanmean(dir_frames)) if np.isfinite(dir_frames).any() else None,
             "clips_with_unreliable_frames": sorted(n for n, e in camera_errors.items() if e.unreliable_frames),
         }
