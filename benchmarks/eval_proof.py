@@ -6,7 +6,7 @@
 1. Renders the held-out splits of the proof dataset (``training.prepare_proof``: held-out rooms and
    cameras; identical to the one trained against, it is deterministic) unless ``--data`` already holds
    them. ``--split test`` (default) measures; ``--split val`` is for choosing sampler settings first.
-2. Generates every test clip with each model through ``python -m dynascene_core.generate`` (in-process
+2. Generates every held-out clip with each model through ``python -m dynascene_core.generate`` (in-process
    ``main``: the person video, its matte, the human-free first frame as the scene image, the clip's
    pose file as the requested camera), reading the generated ``background.mp4`` back.
 3. Evaluates both sets with :func:`dynascene_core.evaluation.evaluate_folders` against the rendered

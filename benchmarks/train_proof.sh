@@ -6,7 +6,9 @@
 #      (proof_stage2.yaml) and the camera ablation (proof_stage2_nocam.yaml), same budget,
 #   4. copy to $OUT (each file under 16 MiB): the two standalone models (weights only, every network:
 #      what `python -m dynascene_core.generate --dynascene` and the ComfyUI loaders take), the three
-#      training checkpoints as tar files (weights + optimizer state + RNG: resumable) and the logs.
+#      training checkpoints as tar files (weights + optimizer state + RNG: resumable) and the logs,
+#   5. measure what the camera is worth to the camera model's loss (benchmarks/camera_use.py, seconds on a
+#      GPU; OUT/camera_use/camera_use.json and the summary): a first reading before the CPU evaluation.
 # The logs are written straight into $OUT/logs as the run goes, and every training command has its own
 # timeout, so a run stopped by the device's time limit still returns what it did.
 # Usage (repo root):  OUT=/path/to/out bash benchmarks/train_proof.sh
@@ -110,5 +112,9 @@ for run in stage1 stage2_cam stage2_nocam; do  # mean loss of the first and last
 done
 cp "$WORK/stage2_cam/dynascene_full.safetensors" "$OUT/dynascene_small.safetensors"
 cp "$WORK/stage2_nocam/dynascene_full.safetensors" "$OUT/dynascene_small_nocam.safetensors"
+log "camera use of the camera model (benchmarks/camera_use.py: loss with the true / a static / the inverted camera)"
+timeout "$([ -n "${PROOF_CPU:-}" ] && echo 600 || echo 60)" python benchmarks/camera_use.py --model "$OUT/dynascene_small.safetensors" --data "$WORK/data" \
+  --out "$OUT/camera_use" 2>&1 | tail -8 | tee -a "$LOGS/summary.txt" \
+  || log "camera use failed (exit $?); the models are in OUT all the same"
 log "done"
 ls -l "$OUT"
