@@ -24,6 +24,7 @@ and trajectories of each split. Clips are PNG frame folders (exact, no video cod
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import sys
@@ -77,10 +78,11 @@ def split_plan(train_scenes: int, test_scenes: int, val_scenes: int = 0) -> dict
         if seed % 4 == 0:
             train.append({"clip_id": f"train-scene-{seed:05d}", "scene_seed": seed, "actor": False,
                           "camera": {"random_smooth": SCENE_ONLY_TRAJECTORY_SEED + seed}})
-    def held_out(split: str, count: int, first_seed: int, cameras: tuple) -> list[dict]:
+
+    def held_out(split: str, count: int, first_seed: int, cameras: tuple) -> list[dict]:  # clip i: cameras[i mod len]
         return [{"clip_id": f"{split}-{i:03d}", "scene_seed": first_seed + i, "actor": True,
-                 "camera": {"preset": cameras[i % len(cameras)][0], "speed": cameras[i % len(cameras)][1]}}
-                for i in range(count)]
+                 "camera": {"preset": preset, "speed": speed}}
+                for i, (preset, speed) in zip(range(count), itertools.cycle(cameras))]
 
     return {"train": train, "val": held_out("val", val_scenes, VAL_SCENE_SEED, VAL_TRAJECTORIES),
             "test": held_out("test", test_scenes, TEST_SCENE_SEED, TEST_TRAJECTORIES)}
