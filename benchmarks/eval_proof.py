@@ -27,6 +27,7 @@ import shlex
 import shutil
 import sys
 import time
+from collections.abc import Sequence
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -52,7 +53,7 @@ def ensure_held_out_clips(root: str, split: str, count: int) -> list[str]:
 
 
 def generate_clip(model: str, clip_dir: str, out_dir: str, sampler: str, steps: int, seed: int,
-                  extra: tuple[str, ...] | list[str] = ()) -> np.ndarray:
+                  extra: Sequence[str] = ()) -> np.ndarray:
     """Run the generate CLI's ``main`` on one test clip (``extra``: further CLI arguments); returns the
     background frames ``(F, H, W, 3)``."""
     from dynascene_core.generate import main as generate_main
