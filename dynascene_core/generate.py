@@ -94,7 +94,11 @@ def build_parser() -> CommandParser:
                      help=f"sampling steps (default {defaults.steps}; {DEMO_STEPS} with --demo); recommended: "
                           + ", ".join(f"{k} {v}" for k, v in RECOMMENDED_STEPS.items()))
     smp.add_argument("--sampler", choices=list(SAMPLERS), default=defaults.sampler, help="solver")
-    smp.add_argument("--guidance", type=float, default=defaults.guidance_scale)
+    smp.add_argument("--guidance", type=float, default=defaults.guidance_scale,
+                     help="classifier-free guidance on the scene image (1 = off)")
+    smp.add_argument("--camera-guidance", type=float, default=defaults.camera_guidance,
+                     help="push the background further along the requested camera, against a still one "
+                          "(0 = off, the paper's sampler; one more U-Net branch per step)")
     smp.add_argument("--eta", type=float, default=defaults.eta)
     smp.add_argument("--seed", type=int, default=defaults.seed)
     smp.add_argument("--context-length", "--window", dest="window", type=int, default=defaults.context_length,
@@ -268,8 +272,9 @@ def _run(argv) -> int:
     dtype = getattr(torch, args.dtype) if args.dtype else (torch.float16 if device.type == "cuda" else torch.float32)
     out = args.out or os.path.join("outputs", "demo" if args.demo else os.path.splitext(os.path.basename(args.video))[0])
     steps = args.steps if args.steps is not None else DEMO_STEPS if args.demo else SamplerSettings().steps
-    settings = SamplerSettings(steps=steps, sampler=args.sampler, guidance_scale=args.guidance, eta=args.eta,
-                               seed=args.seed, context_length=args.window, context_overlap=args.overlap,
+    settings = SamplerSettings(steps=steps, sampler=args.sampler, guidance_scale=args.guidance,
+                               camera_guidance=args.camera_guidance, eta=args.eta, seed=args.seed,
+                               context_length=args.window, context_overlap=args.overlap,
                                foreground_reinjection=args.reinject, vae_chunk=args.vae_chunk,
                                compositing=composite_settings(args))
     frames, alpha, foreground, scene, trajectory, fps = load_inputs(args, device, dtype)

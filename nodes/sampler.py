@@ -12,7 +12,7 @@ import functools
 from dynascene_core.compositing import composite
 from dynascene_core.conditioning import VAE_DOWNSCALE
 from dynascene_core.camera import camera_condition
-from dynascene_core.sampling.pipeline import SamplerSettings, fit_scene_image, generate, validate_inputs
+from dynascene_core.sampling.pipeline import MAX_CAMERA_GUIDANCE, SamplerSettings, fit_scene_image, generate, validate_inputs
 from dynascene_core.sampling.schedule import RECOMMENDED_STEPS, SAMPLERS
 
 from . import host
@@ -29,9 +29,9 @@ at 768x432, one guided window of 24 frames in fp16 peaked at 10.33 GiB on an H20
 of which 4.99 GiB are the weights of all five networks (2,681 M parameters)."""
 
 
-def sampling_working_memory(context_length: int, height: int, width: int, guided: bool, dtype) -> int:
-    """Bytes the sampler needs beyond the weights for one context window (given to the host's memory manager)."""
-    batch = 2 if guided else 1
+def sampling_working_memory(context_length: int, height: int, width: int, batch: int, dtype) -> int:
+    """Bytes the sampler needs beyond the weights for one context window of ``batch`` guidance branches
+    (given to the host's memory manager)."""
     latent_pixels = (height // VAE_DOWNSCALE) * (width // VAE_DOWNSCALE)
     return WORKING_BYTES_PER_LATENT_ELEMENT * dtype.itemsize * batch * context_length * latent_pixels
 
@@ -145,6 +145,10 @@ class DynaSceneSampler:
                 **{name: lazy(spec) for name, spec in COMPOSITE_INPUTS.items()},
                 "sampler": (list(SAMPLERS), {"default": "ddim", "tooltip": "Solver; recommended steps: " + ", ".join(
                     f"{name} {steps}" for name, steps in RECOMMENDED_STEPS.items()) + " (eta applies to ddim only)."}),
+                "camera_guidance": ("FLOAT", {
+                    "default": 0.0, "min": 0.0, "max": MAX_CAMERA_GUIDANCE, "step": 0.1,
+                    "tooltip": "Push the background further along the camera, against a still camera (beyond the "
+                               "paper; 0 = off). Costs one more U-Net branch per step."}),
             },
         }
 
@@ -159,7 +163,7 @@ class DynaSceneSampler:
     def checked_inputs(self, images, fit_camera_to_frames, steps, guidance, seed, eta, foreground_reinjection,
                        context_length, context_overlap, feather, dynascene_model=None, vae=None, clip_vision=None,
                        scene_image=None, mask=None, camera=None, foreground=None, composite_settings=None,
-                       sampler="ddim"):
+                       sampler="ddim", camera_guidance=0.0):
         """Validate every input that is known (None: not evaluated yet, or unconnected) with the core's rules
         (:func:`validate_inputs`); returns ``(frames, alpha, colour, scene, camera, settings)`` in core form,
         None where unknown, the camera fitted to the frame count. ``clip_vision`` is checked when sampling
@@ -177,7 +181,8 @@ class DynaSceneSampler:
                 raise ValueError(f"the camera has {len(camera)} frames but the video has {n}: turn on "
                                  f"'fit_camera_to_frames' or use 'Resample / Trim Camera' with {n} frames")
             camera = camera.resample(n)
-        settings = SamplerSettings(steps=steps, sampler=sampler, guidance_scale=guidance, eta=eta, seed=seed,
+        settings = SamplerSettings(steps=steps, sampler=sampler, guidance_scale=guidance,
+                                   camera_guidance=camera_guidance, eta=eta, seed=seed,
                                    context_length=context_length, context_overlap=context_overlap,
                                    foreground_reinjection=foreground_reinjection,
                                    compositing=settings_with_feather(composite_settings, feather))
@@ -189,20 +194,20 @@ class DynaSceneSampler:
 
     def sample(self, dynascene_model, vae, clip_vision, scene_image, images, mask, camera, fit_camera_to_frames,
                steps, guidance, seed, eta, foreground_reinjection, context_length, context_overlap, feather,
-               foreground=None, composite_settings=None, sampler="ddim"):
+               foreground=None, composite_settings=None, sampler="ddim", camera_guidance=0.0):
         frames, alpha, colour, scene, camera, settings = self.checked_inputs(
             images=images, fit_camera_to_frames=fit_camera_to_frames, steps=steps, guidance=guidance, seed=seed,
             eta=eta, foreground_reinjection=foreground_reinjection, context_length=context_length,
             context_overlap=context_overlap, feather=feather, dynascene_model=dynascene_model, vae=vae,
             scene_image=scene_image, mask=mask, camera=camera, foreground=foreground,
-            composite_settings=composite_settings, sampler=sampler)
+            composite_settings=composite_settings, sampler=sampler, camera_guidance=camera_guidance)
         n, _, height, width = frames.shape
 
         # the scene as the model sees it (fitted to the video, as in training); embedded now so a wrong
         # CLIP model is reported before any sampling work
         fitted = frames_to_image(fit_scene_image(scene, height, width)[None])
         embeds = clip_image_embeds(clip_vision, fitted, dynascene_model.cross_attention_dim)
-        working = sampling_working_memory(min(context_length, n), height, width, guidance > 1,
+        working = sampling_working_memory(min(context_length, n), height, width, settings.branches,
                                           next(dynascene_model.networks.parameters()).dtype)
         networks = dynascene_model.load_for_inference(working)
         codec = HostVAECodec(vae, keep_loaded=lambda: dynascene_model.load_for_inference(working))

@@ -8,13 +8,14 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from dynascene_core.camera import camera_condition, make_preset
+from dynascene_core.camera import CameraTrajectory, camera_condition, make_preset
 from dynascene_core.conditioning import DiffusersVAECodec, foreground_pixels
 from dynascene_core.models import DynaSceneModels
 from dynascene_core.sampling.pipeline import GenerationInputError, SamplerSettings, generate
 from dynascene_core.sampling.schedule import inference_scheduler
+from dynascene_core.sampling.windows import context_windows
 
-from test_sampling_pipeline import H, N, W, _inputs, models  # noqa: F401  (shared tiny models and clip)
+from test_sampling_pipeline import H, N, W, Spy, _inputs, models  # noqa: F401  (shared tiny models and clip)
 
 
 def _run(models, settings, inputs=None, codec=None, device=None):
@@ -119,14 +120,18 @@ def test_guided_step_equals_uncond_plus_scale_times_difference(models):
     sample, t = args[0], args[1]
     assert sample.shape[0] == 2 and t == 1  # one step of SD1.5's DDIM-1 schedule sits at t = 1
     uncond, cond = out.float().chunk(2)
-    eps = uncond + g * (cond - uncond)
-    x_t = torch.randn((1, 4, N, H // 8, W // 8), generator=torch.Generator().manual_seed(3))
+    torch.testing.assert_close(result.latents.double(), _one_ddim_step(uncond + g * (cond - uncond), seed=3),
+                               rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(uncond, cond)  # the branches differ: guidance is not vacuous
+
+
+def _one_ddim_step(eps: torch.Tensor, seed: int) -> torch.Tensor:
+    """The latent after one DDIM step (SD1.5's 1-step schedule, t = 1) from the seed's noise, written out."""
+    x_t = torch.randn((1, 4, N, H // 8, W // 8), generator=torch.Generator().manual_seed(seed))
     ac = _sd15_alphas_cumprod()
     a_t, a_prev = ac[1], ac[0]  # the step before t=1 is "t = -999": set_alpha_to_one=False -> alphas_cumprod[0]
     x0 = (x_t.double() - (1 - a_t).sqrt() * eps.double()) / a_t.sqrt()
-    expected = a_prev.sqrt() * x0 + (1 - a_prev).sqrt() * eps.double()
-    torch.testing.assert_close(result.latents.double(), expected, rtol=1e-5, atol=1e-5)
-    assert not torch.allclose(uncond, cond)  # the branches differ: guidance is not vacuous
+    return a_prev.sqrt() * x0 + (1 - a_prev).sqrt() * eps.double()
 
 
 def _camera_trained_models():
@@ -153,6 +158,68 @@ def test_camera_changes_the_background_when_the_adaptor_is_trained():
     pan0 = _run(trained, settings, (frames, alpha, scene, make_preset("pan_right", N)))
     dolly0 = _run(trained, settings, (frames, alpha, scene, make_preset("dolly_in", N)))
     assert torch.equal(pan0.latents, dolly0.latents)
+
+
+def _denoiser_calls(models, settings, inputs):
+    """Run one generation; returns ``[(args, kwargs, output)]`` of every denoiser call."""
+    calls, orig = [], models.denoiser.forward
+
+    def spy(*args, **kwargs):
+        out = orig(*args, **kwargs)
+        calls.append((args, kwargs, out.float()))
+        return out
+
+    models.denoiser.forward = spy
+    try:
+        result = _run(models, settings, inputs)
+    finally:
+        models.denoiser.forward = orig
+    return result, calls
+
+
+def test_camera_guided_step_adds_scale_times_requested_minus_still_camera():
+    """One step with camera guidance: the latent is the DDIM update of ``u + g·(c − u) + k·(c − s)``, and the
+    still row ``s`` is what the model predicts, alone, for a camera that never moves (an independent run)."""
+    trained = _camera_trained_models()
+    frames, alpha, scene, pan = _inputs()
+    g, k = 3.0, 2.0
+    result, ((args, kwargs, out),) = _denoiser_calls(
+        trained, SamplerSettings(steps=1, guidance_scale=g, camera_guidance=k, seed=3), (frames, alpha, scene, pan))
+    assert args[0].shape[0] == 3 and kwargs["reference_mask"] == (False, True, True)
+    embeds = args[2]
+    assert torch.equal(embeds[0], torch.zeros_like(embeds[0])) and torch.equal(embeds[1], embeds[2])
+    uncond, cond, still = out.chunk(3)
+    torch.testing.assert_close(result.latents.double(),
+                               _one_ddim_step(uncond + g * (cond - uncond) + k * (cond - still), seed=3),
+                               rtol=1e-5, atol=1e-5)
+
+    static = CameraTrajectory.static(N, intrinsics=pan.intrinsics[0])  # pan_right starts at the identity pose
+    _, ((_, _, alone),) = _denoiser_calls(trained, SamplerSettings(steps=1, guidance_scale=1.0, seed=3),
+                                          (frames, alpha, scene, static))
+    torch.testing.assert_close(still, alone, rtol=1e-4, atol=1e-5)
+    assert (cond - still).abs().max() > 1e-3  # the camera matters to these weights: the guidance is not vacuous
+
+
+def test_camera_guidance_holds_each_window_at_its_first_pose(models):
+    """With several context windows the still row of a window is its first frame's pose, repeated."""
+    cam = Spy(models.camera_encoder)
+    try:
+        _run(models, SamplerSettings(steps=1, guidance_scale=1.0, camera_guidance=1.0, context_length=4,
+                                     context_overlap=1))
+    finally:
+        cam.restore()
+    window = context_windows(N, 4, 1)[1]
+    assert window.start > 0
+    plucker = camera_condition(_inputs()[3], H, W)
+    requested, still = cam.calls[2][0][0], cam.calls[3][0][0]  # the second window's two encoder calls
+    torch.testing.assert_close(requested[0], plucker(window))
+    torch.testing.assert_close(still[0], plucker([window.start] * len(window)))
+    assert not torch.allclose(requested, still)
+
+
+def test_camera_guidance_out_of_range_is_refused_before_any_work(models):
+    with pytest.raises(GenerationInputError, match="camera guidance must be between 0 and 10, got -1"):
+        _run(models, SamplerSettings(camera_guidance=-1.0))
 
 
 # --- every declared value runs ---------------------------------------------------------------------
