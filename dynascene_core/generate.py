@@ -98,7 +98,10 @@ def build_parser() -> CommandParser:
                      help="classifier-free guidance on the scene image (1 = off)")
     smp.add_argument("--camera-guidance", type=float, default=defaults.camera_guidance,
                      help="push the background further along the requested camera, against a still one "
-                          "(0 = off, the paper's sampler; one more U-Net branch per step)")
+                          "(0 = off, the paper's sampler; one more U-Net branch per step it acts on)")
+    smp.add_argument("--camera-guidance-end", type=float, default=defaults.camera_guidance_end,
+                     help="share of the noise schedule, from the noisiest end, that camera guidance acts on "
+                          "(as ComfyUI's end_percent; default 1 = every step)")
     smp.add_argument("--eta", type=float, default=defaults.eta)
     smp.add_argument("--seed", type=int, default=defaults.seed)
     smp.add_argument("--context-length", "--window", dest="window", type=int, default=defaults.context_length,
@@ -273,7 +276,8 @@ def _run(argv) -> int:
     out = args.out or os.path.join("outputs", "demo" if args.demo else os.path.splitext(os.path.basename(args.video))[0])
     steps = args.steps if args.steps is not None else DEMO_STEPS if args.demo else SamplerSettings().steps
     settings = SamplerSettings(steps=steps, sampler=args.sampler, guidance_scale=args.guidance,
-                               camera_guidance=args.camera_guidance, eta=args.eta, seed=args.seed,
+                               camera_guidance=args.camera_guidance, camera_guidance_end=args.camera_guidance_end,
+                               eta=args.eta, seed=args.seed,
                                context_length=args.window, context_overlap=args.overlap,
                                foreground_reinjection=args.reinject, vae_chunk=args.vae_chunk,
                                compositing=composite_settings(args))

@@ -12,7 +12,8 @@ import functools
 from dynascene_core.compositing import composite
 from dynascene_core.conditioning import VAE_DOWNSCALE
 from dynascene_core.camera import camera_condition
-from dynascene_core.sampling.pipeline import MAX_CAMERA_GUIDANCE, SamplerSettings, fit_scene_image, generate, validate_inputs
+from dynascene_core.sampling.pipeline import (MAX_CAMERA_GUIDANCE, SamplerSettings, fit_scene_image, generate,
+                                              validate_inputs)
 from dynascene_core.sampling.schedule import RECOMMENDED_STEPS, SAMPLERS
 
 from . import host
@@ -148,7 +149,11 @@ class DynaSceneSampler:
                 "camera_guidance": ("FLOAT", {
                     "default": 0.0, "min": 0.0, "max": MAX_CAMERA_GUIDANCE, "step": 0.1,
                     "tooltip": "Push the background further along the camera, against a still camera (beyond the "
-                               "paper; 0 = off). Costs one more U-Net branch per step."}),
+                               "paper; 0 = off). Costs one more U-Net branch per step it acts on."}),
+                "camera_guidance_end": ("FLOAT", {
+                    "default": 1.0, "min": 0.0, "max": 1.0, "step": 0.05,
+                    "tooltip": "Share of the denoising, from the noisiest step, that camera guidance acts on "
+                               "(as ControlNet's end_percent): the motion is settled early, the detail late."}),
             },
         }
 
@@ -163,7 +168,7 @@ class DynaSceneSampler:
     def checked_inputs(self, images, fit_camera_to_frames, steps, guidance, seed, eta, foreground_reinjection,
                        context_length, context_overlap, feather, dynascene_model=None, vae=None, clip_vision=None,
                        scene_image=None, mask=None, camera=None, foreground=None, composite_settings=None,
-                       sampler="ddim", camera_guidance=0.0):
+                       sampler="ddim", camera_guidance=0.0, camera_guidance_end=1.0):
         """Validate every input that is known (None: not evaluated yet, or unconnected) with the core's rules
         (:func:`validate_inputs`); returns ``(frames, alpha, colour, scene, camera, settings)`` in core form,
         None where unknown, the camera fitted to the frame count. ``clip_vision`` is checked when sampling
@@ -182,7 +187,8 @@ class DynaSceneSampler:
                                  f"'fit_camera_to_frames' or use 'Resample / Trim Camera' with {n} frames")
             camera = camera.resample(n)
         settings = SamplerSettings(steps=steps, sampler=sampler, guidance_scale=guidance,
-                                   camera_guidance=camera_guidance, eta=eta, seed=seed,
+                                   camera_guidance=camera_guidance, camera_guidance_end=camera_guidance_end,
+                                   eta=eta, seed=seed,
                                    context_length=context_length, context_overlap=context_overlap,
                                    foreground_reinjection=foreground_reinjection,
                                    compositing=settings_with_feather(composite_settings, feather))
@@ -194,13 +200,15 @@ class DynaSceneSampler:
 
     def sample(self, dynascene_model, vae, clip_vision, scene_image, images, mask, camera, fit_camera_to_frames,
                steps, guidance, seed, eta, foreground_reinjection, context_length, context_overlap, feather,
-               foreground=None, composite_settings=None, sampler="ddim", camera_guidance=0.0):
+               foreground=None, composite_settings=None, sampler="ddim", camera_guidance=0.0,
+               camera_guidance_end=1.0):
         frames, alpha, colour, scene, camera, settings = self.checked_inputs(
             images=images, fit_camera_to_frames=fit_camera_to_frames, steps=steps, guidance=guidance, seed=seed,
             eta=eta, foreground_reinjection=foreground_reinjection, context_length=context_length,
             context_overlap=context_overlap, feather=feather, dynascene_model=dynascene_model, vae=vae,
             scene_image=scene_image, mask=mask, camera=camera, foreground=foreground,
-            composite_settings=composite_settings, sampler=sampler, camera_guidance=camera_guidance)
+            composite_settings=composite_settings, sampler=sampler, camera_guidance=camera_guidance,
+            camera_guidance_end=camera_guidance_end)
         n, _, height, width = frames.shape
 
         # the scene as the model sees it (fitted to the video, as in training); embedded now so a wrong

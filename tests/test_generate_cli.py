@@ -19,14 +19,16 @@ def test_demo_writes_every_output(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(cli, "DEMO_MODEL", str(tmp_path / "demo.safetensors"))
     out = tmp_path / "demo"
     assert cli.main(["--demo", "--steps", "2", "--max-frames", "5", "--width", "64", "--height", "48",
-                     "--shadow", "0.3", "--camera-guidance", "1.5", "--out", str(out)]) == 0
+                     "--shadow", "0.3", "--camera-guidance", "1.5", "--camera-guidance-end", "0.6",
+                     "--out", str(out)]) == 0
     bars = capsys.readouterr().err.replace("\r", "\n")
     assert "sampling: 100%" in bars and "2/2" in bars and "decoding: 100%" in bars and "5/5" in bars
     for name in ("background.mp4", "composite.mp4", "camera.png", "camera.txt", "run.json"):
         assert (out / name).stat().st_size > 0, name
     assert read_video(out / "composite.mp4").frames.shape == (5, 48, 64, 3)
     run = json.loads((out / "run.json").read_text())
-    assert run["frames"] == 5 and run["settings"]["steps"] == 2 and run["settings"]["camera_guidance"] == 1.5
+    assert run["frames"] == 5 and run["settings"]["steps"] == 2
+    assert run["settings"]["camera_guidance"] == 1.5 and run["settings"]["camera_guidance_end"] == 0.6
     assert run["settings"]["compositing"]["shadow"] == 0.3 and run["settings"]["compositing"]["harmonize"] == 0.7
 
 

@@ -217,9 +217,32 @@ def test_camera_guidance_holds_each_window_at_its_first_pose(models):
     assert not torch.allclose(requested, still)
 
 
-def test_camera_guidance_out_of_range_is_refused_before_any_work(models):
-    with pytest.raises(GenerationInputError, match="camera guidance must be between 0 and 10, got -1"):
-        _run(models, SamplerSettings(camera_guidance=-1.0))
+def test_camera_guidance_acts_down_to_its_end_of_the_noise_schedule():
+    """DDIM 2 steps sit at t = 501 and 1: ``end`` 0.5 (t >= 500) guides the first step only (three rows, then
+    two), ``end`` 0 never (the same latents as no camera guidance), ``end`` 1 both."""
+    trained = _camera_trained_models()
+    inputs = _inputs()
+    settings = dict(steps=2, guidance_scale=2.0, seed=3)
+    off = _run(trained, SamplerSettings(**settings), inputs).latents
+    results = {}
+    for end in (0.0, 0.5, 1.0):
+        result, calls = _denoiser_calls(trained, SamplerSettings(**settings, camera_guidance=2.0,
+                                                                 camera_guidance_end=end), inputs)
+        results[end] = result.latents
+        assert [args[1] for args, _, _ in calls] == [501, 1]
+        assert [args[0].shape[0] for args, _, _ in calls] == {0.0: [2, 2], 0.5: [3, 2], 1.0: [3, 3]}[end]
+    assert torch.equal(results[0.0], off)
+    assert not torch.allclose(results[0.5], off) and not torch.allclose(results[0.5], results[1.0])
+    assert SamplerSettings(camera_guidance=2.0, camera_guidance_end=0.0).branches == 2
+
+
+@pytest.mark.parametrize("settings,message", [
+    (dict(camera_guidance=-1.0), "camera guidance must be between 0 and 10, got -1"),
+    (dict(camera_guidance=1.0, camera_guidance_end=1.5), r"camera guidance end must be between 0 and 1 .*got 1.5"),
+])
+def test_camera_guidance_out_of_range_is_refused_before_any_work(models, settings, message):
+    with pytest.raises(GenerationInputError, match=message):
+        _run(models, SamplerSettings(**settings))
 
 
 # --- every declared value runs ---------------------------------------------------------------------

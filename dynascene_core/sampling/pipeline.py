@@ -54,7 +54,11 @@ class SamplerSettings:
     one more U-Net branch sees the camera held still at each window's first pose (training never drops the
     camera, so a still camera is the in-distribution contrast), and ``camera_guidance * (cond - still)`` is
     added to the prediction, pushing the background further along the requested motion. 0 = off (the
-    paper's sampler); costs one more branch per step."""
+    paper's sampler); costs one more branch per step it acts on."""
+    camera_guidance_end: float = 1.0
+    """Share of the noise schedule, from the noisiest end, that camera guidance acts on (as ComfyUI's
+    ``end_percent``, on the timestep: it acts while ``t >= (1 - end) * 1000``). The layout and motion of
+    a video are settled at high noise; stopping earlier spares the detail and the extra branch."""
     eta: float = 0.0
     seed: int = 0
     context_length: int = 24
@@ -69,9 +73,9 @@ class SamplerSettings:
 
     @property
     def branches(self) -> int:
-        """Rows of every U-Net call: [unconditional (guidance > 1)], conditional, [still camera
-        (camera guidance > 0)]."""
-        return (self.guidance_scale > 1) + 1 + (self.camera_guidance > 0)
+        """Most rows of a U-Net call: [unconditional (guidance > 1)], conditional, [still camera (while
+        camera guidance acts)]."""
+        return (self.guidance_scale > 1) + 1 + (self.camera_guidance > 0 and self.camera_guidance_end > 0)
 
 
 @dataclass
@@ -140,6 +144,9 @@ def validate_inputs(frames: torch.Tensor, alpha: torch.Tensor | None, scene_imag
     if not 0 <= settings.camera_guidance <= MAX_CAMERA_GUIDANCE:
         raise GenerationInputError(f"camera guidance must be between 0 and {MAX_CAMERA_GUIDANCE:g}, "
                                    f"got {settings.camera_guidance:g}")
+    if not 0 <= settings.camera_guidance_end <= 1:
+        raise GenerationInputError(f"camera guidance end must be between 0 and 1 (a share of the noise "
+                                   f"schedule), got {settings.camera_guidance_end:g}")
     try:
         windows = context_windows(n, settings.context_length, settings.context_overlap)
         settings.compositing.validate()
@@ -212,23 +219,36 @@ def generate(
     image_embeds = encode_image(scene[None]).to(device, dtype).reshape(1, 1, -1)
     bank = denoiser.project_reference(reference_net(scene_latent, image_embeds))  # once, not per step
 
-    camera_guided = settings.camera_guidance > 0
-    rows = settings.branches
-    embeds = torch.cat([zero_image_embeds_like(image_embeds)] * guided + [image_embeds] * (1 + camera_guided))
-    reference_mask = (False,) * guided + (True,) * (1 + camera_guided)
+    zero_embeds = zero_image_embeds_like(image_embeds)
+    camera_from = (1 - settings.camera_guidance_end) * NUM_TRAIN_TIMESTEPS  # camera guidance while t >= this
 
-    def window_camera(window: range) -> list[torch.Tensor]:
+    def branch_conditions(still: bool) -> tuple[torch.Tensor, tuple[bool, ...]]:
+        """CLIP embeddings ``(rows, 1, D)`` and reference flags of the rows [uncond], cond, [still camera]."""
+        embeds = torch.cat([zero_embeds] * guided + [image_embeds] * (1 + still))
+        return embeds, (False,) * guided + (True,) * (1 + still)
+
+    conditions = {still: branch_conditions(still) for still in (False, True)}
+
+    def window_camera(window: range, still: bool) -> list[torch.Tensor]:
         """Camera features per level ``(1 or rows, C, len(window), h, w)``: the requested camera, and with
-        camera guidance the still camera's in the last row."""
+        ``still`` the camera held at the window's first pose in the last row."""
         features = camera_encoder(plucker(window, device).to(dtype)[None])
-        if not camera_guided:
+        if not still:
             return features
-        still = camera_encoder(plucker([window.start] * len(window), device).to(dtype)[None])
-        return [torch.cat([f] * (rows - 1) + [s]) for f, s in zip(features, still)]
+        held = camera_encoder(plucker([window.start] * len(window), device).to(dtype)[None])
+        return [torch.cat([f] * (guided + 1) + [h]) for f, h in zip(features, held)]
 
     # Camera features of one window at 768x432 take ~145 MB: with several windows they are recomputed
     # at every use (a few % of a step) instead of held for all windows, so memory stays flat in length.
-    single_window_camera = window_camera(windows[0]) if len(windows) == 1 else None
+    single_window: dict[bool, list[torch.Tensor]] = {}
+
+    def camera_features(window: range, still: bool) -> list[torch.Tensor]:
+        if len(windows) > 1:
+            return window_camera(window, still)
+        if still not in single_window:
+            single_window.clear()  # camera guidance only ever stops: the still rows are not needed again
+            single_window[still] = window_camera(window, still)
+        return single_window[still]
 
     prediction_type = denoiser.config.prediction_type  # "epsilon" (SD1.5) or "v_prediction": the schedulers convert
     scheduler = inference_scheduler(settings.steps, settings.sampler, prediction_type=prediction_type)
@@ -241,6 +261,9 @@ def generate(
     for step, t in enumerate(timesteps):
         pred = torch.zeros_like(latents)
         model_latents = scheduler.scale_model_input(latents, t)  # identity except for Euler's sigma scaling
+        still = settings.camera_guidance > 0 and t >= camera_from
+        embeds, reference_mask = conditions[still]
+        rows = guided + 1 + still
         for window, w in zip(windows, weights):
             if interrupt is not None:
                 interrupt()
@@ -249,15 +272,14 @@ def generate(
             if rows > 1:
                 x = x.repeat(rows, 1, 1, 1, 1)
             out = denoiser(x, t, embeds, reference=bank, reference_mask=reference_mask,
-                           camera_features=(single_window_camera if single_window_camera is not None
-                                            else window_camera(window))).float()
+                           camera_features=camera_features(window, still)).float()
             if rows > 1:
                 branches = out.chunk(rows)
                 cond = branches[guided]
                 out = cond
                 if guided:
                     out = branches[0] + settings.guidance_scale * (cond - branches[0])
-                if camera_guided:
+                if still:
                     out = out + settings.camera_guidance * (cond - branches[-1])
             pred[:, :, sl] += out * w[sl].view(1, 1, -1, 1, 1)
         if settings.sampler == "ddim":
