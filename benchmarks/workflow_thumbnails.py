@@ -10,7 +10,8 @@ trained small demo model ``models/demo/dynascene_small.safetensors`` (the sample
 with that model's own latent codec and image encoder: it does not use an SD VAE or CLIP), the built-in
 synthetic demo clip (64x96, a room filmed with an orbiting camera and a moving actor; 16 frames, 48 for the
 long-video workflow) for Load Video, its empty room for Load Image, and the clip's own matte for Matte Video
-(no matting weights ship). Sampling uses ``--steps`` (default 25, the demo's) instead of the saved 50.
+(no matting weights ship). Sampling uses ``--steps`` (default 25) instead of the saved 50, with the saved sampler
+and guidance.
 
 A video workflow's thumbnail shows four moments of the video (rows): the input frame, the saved composite and
 the generated background; the camera-design workflow's shows its preview plot and the empty room filmed
@@ -38,10 +39,12 @@ sys.path.insert(0, ROOT)
 from dynascene_core.camera import camera_condition, demo_clip, render_synthetic_clip  # noqa: E402
 from dynascene_core.camera.synthetic import PROOF_DETAIL  # noqa: E402
 from dynascene_core.checkpoints import ModelFiles, assemble_models  # noqa: E402
-from dynascene_core.generate import DEMO_MODEL, DEMO_SCENE_SEED, DEMO_SIZE, DEMO_STEPS  # noqa: E402
+from dynascene_core.generate import DEMO_MODEL, DEMO_SCENE_SEED, DEMO_SIZE  # noqa: E402
 from dynascene_core.io_utils import atomic_output  # noqa: E402
 from dynascene_core.sampling.pipeline import generate  # noqa: E402
 
+STEPS = 25
+"""Sampling steps of a thumbnail (with the workflow's saved sampler), in place of the saved 50."""
 DEMO_FRAMES = {"dynascene_long_example.mp4": 48}
 """Frames of the demo clip standing in for each Load Video file (others: 16, the demo's)."""
 DEFAULT_FRAMES = 16
@@ -206,7 +209,7 @@ def thumbnail(prompt: dict, steps: int) -> Image.Image:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", action="append", help="workflow name (repeatable; default: all)")
-    parser.add_argument("--steps", type=int, default=DEMO_STEPS, help=f"sampling steps (default {DEMO_STEPS})")
+    parser.add_argument("--steps", type=int, default=STEPS, help=f"sampling steps (default {STEPS})")
     parser.add_argument("--out", default=os.path.join(ROOT, "workflows"), help="folder for the .jpg files")
     args = parser.parse_args(argv)
     torch.set_num_threads(min(2, torch.get_num_threads()))

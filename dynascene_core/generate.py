@@ -45,7 +45,9 @@ DEMO_MODEL = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file
 """The trained ``small`` model shipped with the repository (``benchmarks/train_proof.sh`` makes it); ``--demo`` uses it."""
 DEMO_SCENE_SEED = 2_000_000
 """The demo room: a seed no proof training or test clip uses (``training.prepare_proof``), so the demo is unseen."""
-DEMO_STEPS = 25
+DEMO_SAMPLING = {"sampler": "dpmpp_2m", "steps": 15, "camera_guidance": 4.0, "camera_guidance_end": 0.5}
+"""``--demo``'s sampler settings (each flag overrides its own): those the proof's validation split chose for
+the small model (BENCHMARKS.md, "Camera guidance")."""
 DEMO_SIZE = (64, 96)
 """``(height, width)`` of the demo clip: the resolution the small model was trained at."""
 
@@ -90,18 +92,22 @@ def build_parser() -> CommandParser:
                      help="CLIP ViT-L/14 image encoder (transformers folder or single file)")
     smp = p.add_argument_group("sampling")
     defaults = SamplerSettings()
+    demo = DEMO_SAMPLING
     smp.add_argument("--steps", type=int, default=None,
-                     help=f"sampling steps (default {defaults.steps}; {DEMO_STEPS} with --demo); recommended: "
+                     help=f"sampling steps (default {defaults.steps}; {demo['steps']} with --demo); recommended: "
                           + ", ".join(f"{k} {v}" for k, v in RECOMMENDED_STEPS.items()))
-    smp.add_argument("--sampler", choices=list(SAMPLERS), default=defaults.sampler, help="solver")
+    smp.add_argument("--sampler", choices=list(SAMPLERS), default=None,
+                     help=f"solver (default {defaults.sampler}; {demo['sampler']} with --demo)")
     smp.add_argument("--guidance", type=float, default=defaults.guidance_scale,
                      help="classifier-free guidance on the scene image (1 = off)")
-    smp.add_argument("--camera-guidance", type=float, default=defaults.camera_guidance,
+    smp.add_argument("--camera-guidance", type=float, default=None,
                      help="push the background further along the requested camera, against a still one "
-                          "(0 = off, the paper's sampler; one more U-Net branch per step it acts on)")
-    smp.add_argument("--camera-guidance-end", type=float, default=defaults.camera_guidance_end,
+                          f"(default {defaults.camera_guidance:g} = off, the paper's sampler; "
+                          f"{demo['camera_guidance']:g} with --demo; one more U-Net branch per step it acts on)")
+    smp.add_argument("--camera-guidance-end", type=float, default=None,
                      help="share of the noise schedule, from the noisiest end, that camera guidance acts on "
-                          "(as ComfyUI's end_percent; default 1 = every step)")
+                          f"(as ComfyUI's end_percent; default {defaults.camera_guidance_end:g} = every step, "
+                          f"{demo['camera_guidance_end']:g} with --demo)")
     smp.add_argument("--eta", type=float, default=defaults.eta)
     smp.add_argument("--seed", type=int, default=defaults.seed)
     smp.add_argument("--context-length", "--window", dest="window", type=int, default=defaults.context_length,
@@ -274,10 +280,9 @@ def _run(argv) -> int:
     device = torch.device(args.device)
     dtype = getattr(torch, args.dtype) if args.dtype else (torch.float16 if device.type == "cuda" else torch.float32)
     out = args.out or os.path.join("outputs", "demo" if args.demo else os.path.splitext(os.path.basename(args.video))[0])
-    steps = args.steps if args.steps is not None else DEMO_STEPS if args.demo else SamplerSettings().steps
-    settings = SamplerSettings(steps=steps, sampler=args.sampler, guidance_scale=args.guidance,
-                               camera_guidance=args.camera_guidance, camera_guidance_end=args.camera_guidance_end,
-                               eta=args.eta, seed=args.seed,
+    given = {name: getattr(args, name) for name in DEMO_SAMPLING if getattr(args, name) is not None}
+    sampling = {**(DEMO_SAMPLING if args.demo else {}), **given}  # flags given win over the demo's settings
+    settings = SamplerSettings(**sampling, guidance_scale=args.guidance, eta=args.eta, seed=args.seed,
                                context_length=args.window, context_overlap=args.overlap,
                                foreground_reinjection=args.reinject, vae_chunk=args.vae_chunk,
                                compositing=composite_settings(args))
