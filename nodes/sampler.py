@@ -149,7 +149,8 @@ class DynaSceneSampler:
                 "camera_guidance": ("FLOAT", {
                     "default": 0.0, "min": 0.0, "max": MAX_CAMERA_GUIDANCE, "step": 0.1,
                     "tooltip": "Push the background further along the camera, against a still camera (beyond the "
-                               "paper; 0 = off). Costs one more U-Net branch per step it acts on."}),
+                               "paper; 0 = off; the shipped small model: 4 with end 0.5). Costs one more U-Net "
+                               "branch per step it acts on."}),
                 "camera_guidance_end": ("FLOAT", {
                     "default": 1.0, "min": 0.0, "max": 1.0, "step": 0.05,
                     "tooltip": "Share of the denoising, from the noisiest step, that camera guidance acts on "
