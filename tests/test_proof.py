@@ -97,6 +97,8 @@ def test_proof_split_keeps_test_and_validation_scenes_and_cameras_apart(tmp_path
     seeds = {name: {s["scene_seed"] for s in plan[name]} for name in ("train", "val", "test")}
     assert len(seeds["test"]) == 8 and len(seeds["val"]) == 8
     assert not seeds["train"] & seeds["test"] and not seeds["train"] & seeds["val"] and not seeds["val"] & seeds["test"]
+    from dynascene_core.generate import DEMO_SCENE_SEED
+    assert all(DEMO_SCENE_SEED not in split_seeds for split_seeds in seeds.values())  # the demo room is unseen
 
     def closest(spec, others):  # largest entry difference of the c2w matrices to the nearest other camera
         c2w = camera_of(spec, 16).c2w.numpy()
