@@ -33,6 +33,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from benchmarks.bench_matting import sync
 from dynascene_core.models.params import STAGE_GROUPS, parameter_groups
 from training.networks import TrainingNetworks, build_models, hold_groups_in_dtype, prepare_stage
 from training.step import LossComputer, LossSettings
@@ -87,11 +88,11 @@ def bench(args, stage: int, checkpointing: bool) -> dict:
         step(i)
     if cuda:
         torch.cuda.reset_peak_memory_stats()
-    synchronize(device)
+    sync(device)
     start = time.perf_counter()
     for i in range(args.steps):
         step(args.warmup + i)
-    synchronize(device)
+    sync(device)
     seconds = (time.perf_counter() - start) / args.steps
     peak = torch.cuda.max_memory_allocated() / 2 ** 30 if cuda else float("nan")
     reserved = torch.cuda.max_memory_reserved() / 2 ** 30 if cuda else float("nan")
@@ -119,11 +120,6 @@ def bench(args, stage: int, checkpointing: bool) -> dict:
     return result
 
 
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
 def count_flops(step) -> float:
     """FLOPs of one ``step(i)`` call (forward + backward) by ``torch.utils.flop_counter``."""
     counter = FlopCounterMode(display=False)
@@ -141,7 +137,7 @@ def profile_step(step, device: torch.device, path: str, title: str) -> dict:
     cuda = device.type == "cuda"
     with profile(activities=[ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])) as prof:
         step(1)
-        synchronize(device)
+        sync(device)
     lines, summary = kernel_summary(prof, cuda, 25, title)
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     with open(path, "w") as f:
@@ -154,11 +150,11 @@ def matmul_rate(device: torch.device, dtype: torch.dtype, size: int = 8192, repe
     a, b = (torch.randn(size, size, device=device, dtype=dtype) for _ in range(2))
     for _ in range(3):
         a @ b
-    synchronize(device)
+    sync(device)
     start = time.perf_counter()
     for _ in range(repeats):
         a @ b
-    synchronize(device)
+    sync(device)
     return 2 * size ** 3 * repeats / (time.perf_counter() - start) / 1e12
 
 
