@@ -91,13 +91,13 @@ def test_generate_cli_runs_the_small_file_and_the_demo_uses_the_shipped_one(smal
 
 def test_proof_split_keeps_test_and_validation_scenes_and_cameras_apart(tmp_path):
     from dynascene_core.data import read_manifest
+    from dynascene_core.generate import DEMO_SCENE_SEED
     from training.prepare_proof import TEST_TRAJECTORIES, VAL_TRAJECTORIES, camera_of, split_plan, write_proof_dataset
 
     plan = split_plan(400, 8, 8)  # the sizes of the GPU run
     seeds = {name: {s["scene_seed"] for s in plan[name]} for name in ("train", "val", "test")}
     assert len(seeds["test"]) == 8 and len(seeds["val"]) == 8
     assert not seeds["train"] & seeds["test"] and not seeds["train"] & seeds["val"] and not seeds["val"] & seeds["test"]
-    from dynascene_core.generate import DEMO_SCENE_SEED
     assert all(DEMO_SCENE_SEED not in split_seeds for split_seeds in seeds.values())  # the demo room is unseen
 
     def closest(spec, others):  # largest entry difference of the c2w matrices to the nearest other camera
