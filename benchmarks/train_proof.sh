@@ -9,8 +9,10 @@
 #      training checkpoints as tar files (weights + optimizer state + RNG: resumable) and the logs,
 #   5. measure what the camera is worth to the camera model's loss (benchmarks/camera_use.py, seconds on a
 #      GPU; OUT/camera_use/camera_use.json and the summary): a first reading before the CPU evaluation.
-# The logs are written straight into $OUT/logs as the run goes, and every training command has its own
-# timeout, so a run stopped by the device's time limit still returns what it did.
+# The logs are written straight into $OUT/logs as the run goes, the latest checkpoints are copied to $OUT every
+# SAVE_EVERY seconds (default 60), and every training command has its own timeout, so a run stopped by the
+# device's time limit still returns what it did (a stage-II checkpoint becomes a standalone model with
+# `python -m dynascene_core.checkpoints merge`, see BENCHMARKS.md).
 # Usage (repo root):  OUT=/path/to/out bash benchmarks/train_proof.sh
 # Budgets (seconds of training loop, after start-up): STAGE1_S (default 250), STAGE2_S (default 215); with GRACE
 # (default 35) the whole run took 529–542 s on an H200 with 16 cores, inside the 10-minute limit of one command.
@@ -50,9 +52,16 @@ rm -rf "$WORK"; mkdir -p "$WORK" "$OUT/logs"
 LOGS="$OUT/logs"
 log() { echo "[$(( $(date +%s) - start )) s] $*" | tee -a "$LOGS/summary.txt"; }
 GRACE=${GRACE:-35}  # seconds a training command may take beyond its budget (start-up, final checkpoint)
-save_checkpoint() {  # the run's latest resumable checkpoint as OUT/<run>_checkpoint.tar
+save_checkpoint() {  # the run's latest resumable checkpoint as OUT/<run>_checkpoint.tar (renamed into place last)
   local ckpt; ckpt=$(ls -d "$WORK/$1"/checkpoints/step-* 2>/dev/null | tail -1) || true
-  [ -n "$ckpt" ] && tar -C "$(dirname "$ckpt")" -cf "$OUT/$1_checkpoint.tar" "$(basename "$ckpt")"
+  [ -n "$ckpt" ] && tar -C "$(dirname "$ckpt")" -cf "$OUT/$1_checkpoint.tar.part" "$(basename "$ckpt")" \
+    && mv "$OUT/$1_checkpoint.tar.part" "$OUT/$1_checkpoint.tar"
+}
+SAVE_EVERY=${SAVE_EVERY:-60}  # seconds between copies of the latest checkpoints to OUT while training runs
+keep_saving() {  # in the background: a run the device stops early still returns its last checkpoints (train.py
+  while sleep "$SAVE_EVERY"; do  # writes one every checkpoint.every steps); an interrupted copy is retried
+    for run in "$@"; do save_checkpoint "$run" 2>/dev/null || rm -f "$OUT/${run}_checkpoint.tar.part"; done
+  done
 }
 
 log "dataset: rendering with $WORKERS processes"
@@ -66,9 +75,11 @@ if [ -n "$RESUME" ]; then  # train.py resumes from the latest checkpoint in its 
 fi
 if [ "$STAGE1_S" -gt 0 ]; then
   log "stage I: ${STAGE1_S} s"
+  keep_saving stage1 & saver=$!
   timeout $(( STAGE1_S + GRACE )) python training/train.py --config proof_stage1 "${common[@]}" \
     output_dir="$WORK/stage1" train.max_seconds="$STAGE1_S" data.num_workers="$WORKERS" > "$LOGS/stage1.log" 2>&1 \
-    || { rc=$?; tail -30 "$LOGS/stage1.log"; log "stage I failed (exit $rc; 124 = over its time limit)"; exit 1; }
+    || { rc=$?; kill $saver; tail -30 "$LOGS/stage1.log"; log "stage I failed (exit $rc; 124 = over its time limit)"; exit 1; }
+  kill $saver
   tail -1 "$LOGS/stage1.log" | tee -a "$LOGS/summary.txt"
   stage1="$WORK/stage1/dynascene_full.safetensors"
 else  # a stage-I checkpoint's weights hold every network stage I has (trained from scratch: nothing else to load)
@@ -95,10 +106,12 @@ for run in cam nocam; do
     data.num_workers="$half" > "$LOGS/stage2_$run.log" 2>&1 &
   eval "pid_$run=$!"
 done
+keep_saving stage2_cam stage2_nocam & saver=$!
 status=0
 for run in cam nocam; do
   pid="pid_$run"; wait "${!pid}" || { rc=$?; status=1; log "stage II $run failed (exit $rc; 124 = over its time limit)"; }
 done
+kill $saver
 for run in cam nocam; do
   [ $status = 0 ] || tail -30 "$LOGS/stage2_$run.log"
   tail -1 "$LOGS/stage2_$run.log" | tee -a "$LOGS/summary.txt"
