@@ -52,17 +52,21 @@ rm -rf "$WORK"; mkdir -p "$WORK" "$OUT/logs"
 LOGS="$OUT/logs"
 log() { echo "[$(( $(date +%s) - start )) s] $*" | tee -a "$LOGS/summary.txt"; }
 GRACE=${GRACE:-35}  # seconds a training command may take beyond its budget (start-up, final checkpoint)
-save_checkpoint() {  # the run's latest resumable checkpoint as OUT/<run>_checkpoint.tar (renamed into place last)
-  local ckpt; ckpt=$(ls -d "$WORK/$1"/checkpoints/step-* 2>/dev/null | tail -1) || true
-  [ -n "$ckpt" ] && tar -C "$(dirname "$ckpt")" -cf "$OUT/$1_checkpoint.tar.part" "$(basename "$ckpt")" \
-    && mv "$OUT/$1_checkpoint.tar.part" "$OUT/$1_checkpoint.tar"
+save_checkpoint() {  # the run's latest resumable checkpoint as OUT/<run>_checkpoint.tar, renamed into place last
+  # from a part file of this process's own (a copier stopped mid-tar cannot mix its bytes into the final copy)
+  local part="$OUT/$1_checkpoint.tar.part$BASHPID" ckpt
+  ckpt=$(ls -d "$WORK/$1"/checkpoints/step-* 2>/dev/null | tail -1) || true
+  [ -n "$ckpt" ] || return 1
+  tar -C "$(dirname "$ckpt")" -cf "$part" "$(basename "$ckpt")" && mv "$part" "$OUT/$1_checkpoint.tar" \
+    || { rm -f "$part"; return 1; }
 }
 SAVE_EVERY=${SAVE_EVERY:-60}  # seconds between copies of the latest checkpoints to OUT while training runs
 keep_saving() {  # in the background: a run the device stops early still returns its last checkpoints (train.py
-  while sleep "$SAVE_EVERY"; do  # writes one every checkpoint.every steps); an interrupted copy is retried
-    for run in "$@"; do save_checkpoint "$run" 2>/dev/null || rm -f "$OUT/${run}_checkpoint.tar.part"; done
+  while sleep "$SAVE_EVERY"; do  # writes one every checkpoint.every steps); a failed copy is retried next time
+    for run in "$@"; do save_checkpoint "$run" 2>/dev/null || true; done
   done
 }
+stop_saving() { kill "$saver"; wait "$saver" 2>/dev/null || true; rm -f "$OUT"/*_checkpoint.tar.part*; }
 
 log "dataset: rendering with $WORKERS processes"
 python -m training.prepare_proof --out "$WORK/data" --workers "$WORKERS" --train-scenes "$TRAIN_SCENES" | tee -a "$LOGS/summary.txt"
@@ -78,8 +82,8 @@ if [ "$STAGE1_S" -gt 0 ]; then
   keep_saving stage1 & saver=$!
   timeout $(( STAGE1_S + GRACE )) python training/train.py --config proof_stage1 "${common[@]}" \
     output_dir="$WORK/stage1" train.max_seconds="$STAGE1_S" data.num_workers="$WORKERS" > "$LOGS/stage1.log" 2>&1 \
-    || { rc=$?; kill $saver; tail -30 "$LOGS/stage1.log"; log "stage I failed (exit $rc; 124 = over its time limit)"; exit 1; }
-  kill $saver
+    || { rc=$?; stop_saving; tail -30 "$LOGS/stage1.log"; log "stage I failed (exit $rc; 124 = over its time limit)"; exit 1; }
+  stop_saving
   tail -1 "$LOGS/stage1.log" | tee -a "$LOGS/summary.txt"
   stage1="$WORK/stage1/dynascene_full.safetensors"
 else  # a stage-I checkpoint's weights hold every network stage I has (trained from scratch: nothing else to load)
@@ -111,7 +115,7 @@ status=0
 for run in cam nocam; do
   pid="pid_$run"; wait "${!pid}" || { rc=$?; status=1; log "stage II $run failed (exit $rc; 124 = over its time limit)"; }
 done
-kill $saver
+stop_saving
 for run in cam nocam; do
   [ $status = 0 ] || tail -30 "$LOGS/stage2_$run.log"
   tail -1 "$LOGS/stage2_$run.log" | tee -a "$LOGS/summary.txt"
