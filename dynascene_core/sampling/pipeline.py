@@ -263,7 +263,7 @@ def generate(
         model_latents = scheduler.scale_model_input(latents, t)  # identity except for Euler's sigma scaling
         still = settings.camera_guidance > 0 and t >= camera_from
         embeds, reference_mask = conditions[still]
-        rows = guided + 1 + still
+        rows = len(reference_mask)  # [uncond], cond, [still camera]
         for window, w in zip(windows, weights):
             if interrupt is not None:
                 interrupt()
