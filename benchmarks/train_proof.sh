@@ -26,6 +26,12 @@
 #   RESUME=run1 OUT=run2 STAGE1_S=520 STAGE2_S=0 bash benchmarks/train_proof.sh   # stage I, 520 s more
 #   RESUME=run2 OUT=run3 STAGE1_S=0 STAGE2_S=480 bash benchmarks/train_proof.sh   # both stage II runs, from the new stage I
 #   RESUME=run3 OUT=run4 STAGE1_S=0 STAGE2_S=480 bash benchmarks/train_proof.sh   # both stage II runs, 480 s more each
+# STAGE1_MODEL=FILE (with STAGE1_S=0) starts stage II from a stage-I model given as weights instead of a stage-I
+# checkpoint; RESUME then only brings stage-II checkpoints trained on that same model. E.g. the stage-I networks
+# of a standalone model (stage II leaves them untouched):
+#   python -m dynascene_core.checkpoints merge --dynascene MODEL --groups denoiser_spatial reference_net \
+#     reference_net_tail image_encoder vae --out stage1.safetensors
+#   STAGE1_MODEL=stage1.safetensors OUT=run1 STAGE1_S=0 STAGE2_S=480 bash benchmarks/train_proof.sh
 # Needs torch with CUDA, diffusers, accelerate, safetensors, transformers, opencv, pyyaml, pillow.
 set -euo pipefail
 OUT=${OUT:?set OUT to the folder that receives the results}
@@ -37,13 +43,18 @@ cores=$(python -c "import os; print(len(os.sched_getaffinity(0)))")  # not nproc
 WORKERS=${WORKERS:-$(( cores > 2 ? cores - 2 : 1 ))}
 read -r -a extra <<< "${EXTRA:-}"
 RESUME=${RESUME:-}
+STAGE1_MODEL=${STAGE1_MODEL:+$(realpath -m "$STAGE1_MODEL")}
 fail() { echo "error: $*" >&2; exit 2; }
 [[ "$STAGE1_S" =~ ^[0-9]+$ && "$STAGE2_S" =~ ^[0-9]+$ ]] || fail "STAGE1_S and STAGE2_S must be whole seconds, got '$STAGE1_S' and '$STAGE2_S'"
+if [ -n "$STAGE1_MODEL" ]; then
+  [ -f "$STAGE1_MODEL" ] || fail "STAGE1_MODEL=$STAGE1_MODEL is not a file (expected a stage-I model's .safetensors)"
+  [ "$STAGE1_S" = 0 ] && [ "$STAGE2_S" -gt 0 ] || fail "STAGE1_MODEL is a stage-I model to start stage II from: set STAGE1_S=0 and STAGE2_S > 0, got $STAGE1_S and $STAGE2_S"
+fi
 if [ -n "$RESUME" ]; then
-  [ -f "$RESUME/stage1_checkpoint.tar" ] || fail "RESUME=$RESUME holds no stage1_checkpoint.tar (expected an earlier run's OUT folder)"
+  [ -n "$STAGE1_MODEL" ] || [ -f "$RESUME/stage1_checkpoint.tar" ] || fail "RESUME=$RESUME holds no stage1_checkpoint.tar (expected an earlier run's OUT folder)"
   [ "$(realpath "$RESUME")" != "$(realpath -m "$OUT")" ] || fail "OUT must not be RESUME's folder: the new run would overwrite the checkpoints it resumes from"
-elif [ "$STAGE1_S" = 0 ]; then
-  fail "STAGE1_S=0 (no stage I training) needs RESUME=<an earlier run's OUT folder> holding the stage-I checkpoint"
+elif [ "$STAGE1_S" = 0 ] && [ -z "$STAGE1_MODEL" ]; then
+  fail "STAGE1_S=0 (no stage I training) needs RESUME=<an earlier run's OUT folder> holding the stage-I checkpoint, or STAGE1_MODEL"
 fi
 start=$(date +%s)
 python -c "import os, torch, diffusers, accelerate; assert torch.cuda.is_available() or os.environ.get('PROOF_CPU')" \
@@ -73,7 +84,9 @@ python -m training.prepare_proof --out "$WORK/data" --workers "$WORKERS" --train
 
 common=(data.root="$WORK/data" log.progress_bar=false log.tensorboard=false "${extra[@]}")
 mkdir -p "$WORK/stage1/checkpoints"
-if [ -n "$RESUME" ]; then  # train.py resumes from the latest checkpoint in its output_dir (checkpoint.resume: auto)
+if [ -n "$STAGE1_MODEL" ]; then
+  log "stage I model: $STAGE1_MODEL"
+elif [ -n "$RESUME" ]; then  # train.py resumes from the latest checkpoint in its output_dir (checkpoint.resume: auto)
   tar -C "$WORK/stage1/checkpoints" -xf "$RESUME/stage1_checkpoint.tar"
   log "stage I checkpoint from $RESUME: $(basename "$(ls -d "$WORK"/stage1/checkpoints/step-* | tail -1)")"
 fi
@@ -86,10 +99,12 @@ if [ "$STAGE1_S" -gt 0 ]; then
   stop_saving
   tail -1 "$LOGS/stage1.log" | tee -a "$LOGS/summary.txt"
   stage1="$WORK/stage1/dynascene_full.safetensors"
+elif [ -n "$STAGE1_MODEL" ]; then
+  stage1=$STAGE1_MODEL
 else  # a stage-I checkpoint's weights hold every network stage I has (trained from scratch: nothing else to load)
   stage1="$(ls -d "$WORK"/stage1/checkpoints/step-* | tail -1)/dynascene.safetensors"
 fi
-save_checkpoint stage1  # OUT always holds the stage-I checkpoint, so it can be the next run's RESUME
+[ -n "$STAGE1_MODEL" ] || save_checkpoint stage1  # OUT holds the stage-I checkpoint, so it can be the next RESUME
 if [ "$STAGE2_S" = 0 ]; then
   log "done (STAGE2_S=0: no stage II)"
   ls -l "$OUT"
