@@ -30,7 +30,7 @@
 # checkpoint; RESUME then only brings stage-II checkpoints trained on that same model. E.g. the stage-I networks
 # of a standalone model (stage II leaves them untouched):
 #   python -m dynascene_core.checkpoints merge --dynascene MODEL --groups denoiser_spatial reference_net \
-#     reference_net_tail image_encoder vae --out stage1.safetensors
+#     reference_net_tail image_encoder --out stage1.safetensors
 #   STAGE1_MODEL=stage1.safetensors OUT=run1 STAGE1_S=0 STAGE2_S=480 bash benchmarks/train_proof.sh
 # Needs torch with CUDA, diffusers, accelerate, safetensors, transformers, opencv, pyyaml, pillow.
 set -euo pipefail
