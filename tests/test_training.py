@@ -282,21 +282,22 @@ def test_two_processes_average_gradients_agree_and_resume_exactly(dataset, tmp_p
     for mode in ("grads", "first", "resume"):
         mp.spawn(_ddp_resume_worker, args=(2, _free_port(), dataset, str(tmp_path / "run"), str(tmp_path), mode),
                  nprocs=2)
-    load = lambda mode, rank: torch.load(tmp_path / f"{mode}_rank{rank}.pt", weights_only=True)  # noqa: E731
+    results = {(mode, rank): torch.load(tmp_path / f"{mode}_rank{rank}.pt", weights_only=True)
+               for mode in ("grads", "resume") for rank in (0, 1)}
     for rank in (0, 1):
-        grads = load("grads", rank)
+        grads = results["grads", rank]
         assert grads["synced"] and set(grads["synced"]) == set(grads["gathered"])
         assert any(not torch.equal(g[0], g[1]) for g in grads["gathered"].values())  # different batches per process
         for name, grad in grads["synced"].items():
             torch.testing.assert_close(grad, grads["gathered"][name].mean(0), rtol=1e-5, atol=1e-7)
-        resumed = load("resume", rank)
+        resumed = results["resume", rank]
         assert resumed["resumed_from"].endswith("step-00000002")
         for name, weight in grads["weights"].items():
             assert torch.equal(weight, resumed["weights"][name]), name
-            assert torch.equal(weight, load("grads", 1 - rank)["weights"][name]), name  # the processes agree
+            assert torch.equal(weight, results["grads", 1 - rank]["weights"][name]), name  # the processes agree
     straight = str(tmp_path / "run" / "straight")
     saved = read_dynascene(os.path.join(latest_checkpoint(straight), WEIGHTS_NAME))[2]
-    trained = load("grads", 0)["weights"]
+    trained = results["grads", 0]["weights"]
     assert all(torch.equal(saved[n], trained[n]) for n in trained)  # the file holds every trained weight
     assert os.path.isfile(os.path.join(latest_checkpoint(straight), "rng_rank1.pt"))
 
