@@ -1,17 +1,30 @@
 """Camera estimation on real footage with ground-truth cameras: accuracy, focal, verdict and speed.
 
-    python benchmarks/bench_camera_real.py --kitti DIR [--width 512] [--method fast|accurate|colmap]
-                                           [--focal estimated|given] [--json results.json]
+    python benchmarks/bench_camera_real.py [--kitti DIR] [--seven-scenes DIR] [--hololens DIR] [--width 512]
+                                           [--method fast|accurate|colmap] [--focal estimated|given]
+                                           [--json results.json]
 
-Footage: the two 50-frame KITTI odometry excerpts (``KITTI_sequence_1``, ``KITTI_sequence_2``: left
-grey camera ``image_l/``, ``poses.txt`` camera-to-world 3×4 rows from the GPS/INS ground truth,
-``calib.txt`` projection matrices) shipped in the public repository
-``github.com/dawn-mathew/Visual-Odometry-KITTI-Sequence``; ``DIR`` is a checkout of it. KITTI is
-© Geiger et al., licensed CC BY-NC-SA 3.0 (non-commercial research use), so the frames are not copied
-into this repository; the benchmark reads them from the checkout.
+Footage (give one or more; none of it is copied into this repository, the benchmark reads the checkouts):
 
-Clips: each sequence is cut into 25-frame clips: frames 0-24 and 25-49 at the recorded rate, and every
-second frame of 0-49 (twice the motion per frame) — six clips. Frames are resized to ``--width``.
+- ``--kitti``: the two 50-frame KITTI odometry excerpts (``KITTI_sequence_1``, ``KITTI_sequence_2``: left
+  grey camera ``image_l/``, ``poses.txt`` camera-to-world 3×4 rows from the GPS/INS ground truth,
+  ``calib.txt`` projection matrices) of ``github.com/dawn-mathew/Visual-Odometry-KITTI-Sequence``. KITTI is
+  © Geiger et al., CC BY-NC-SA 3.0. Car-mounted, global shutter, rectified. Each sequence gives three
+  25-frame clips: frames 0-24 and 25-49, and every second frame of 0-48.
+- ``--seven-scenes``: the 1000-frame 7-Scenes "redkitchen" excerpt in the ``data/`` folder of
+  ``github.com/andyzeng/tsdf-fusion-python`` (``frame-XXXXXX.color.jpg``, ``frame-XXXXXX.pose.txt``: 4×4
+  camera-to-world of the depth camera from KinectFusion). 7-Scenes is © Microsoft Research (non-commercial
+  research licence). Hand-held Kinect: motion blur, raw (undistorted only by the sensor) colour images that
+  are neither calibrated nor registered to the depth camera the poses belong to; the colour focal is not
+  published, so ``--focal given`` uses 525 px at 640×480 (the Kinect colour camera's usual default).
+  Twenty 25-frame clips: every second frame of frames 50k … 50k+48.
+- ``--hololens``: the 373-frame office/corridor sequence ``sample-data/hololens-dataset/000`` of
+  ``github.com/ardaduz/deep-video-mvs`` (MIT): HoloLens 2 colour key frames, undistorted, ``K.txt``,
+  ``poses.txt`` one camera-to-world 4×4 per line from the headset's own tracking. Walking with large motion
+  between key frames (median 4° and 8 cm), blur, posters and plain walls. 12-frame clips of consecutive
+  key frames (clips across a gap in the frame numbering are skipped).
+
+Frames are resized to ``--width``.
 
 Metrics (per clip), both trajectories expressed relative to their first frame, at the **last frame**:
 
@@ -25,14 +38,14 @@ Metrics (per clip), both trajectories expressed relative to their first frame, a
   centres alone, so on short arcs it moves the rotation error by the path-shape error (see BENCHMARKS.md).
 
 Also: focal error (%) when the focal is estimated, the verdict of the quality report, and estimation
-frames/s (reading and resizing excluded) in wall-clock time and per second of process CPU time (the
-estimator is single-threaded; on a shared machine the CPU-time figure is what an idle core would give).
-The JSON output adds the per-frame rotation error curve (relative) of every clip.
+frames/s (reading and resizing excluded) in wall-clock time and per second of process CPU time (on a shared
+machine the CPU-time figure is what an idle machine would give). The summary is printed per footage and
+over all clips. The JSON output adds the per-frame rotation error curve (relative) of every clip.
 
 ``--method colmap`` runs no estimator of this package but COLMAP's own full pipeline (``pycolmap``: SIFT
 features, exhaustive matching, incremental mapping; the calibration fixed with ``--focal given``) on the
 same frames: a reference for how closely an established SfM system agrees with this ground truth. Give it
-``--width 1226`` for the source resolution. Clips it cannot reconstruct completely are reported as failed.
+``--width 1226`` for KITTI's source resolution. Clips it cannot reconstruct completely are reported as failed.
 """
 
 from __future__ import annotations
@@ -55,6 +68,23 @@ from dynascene_core.evaluation.camera_error import trajectory_error  # noqa: E40
 
 SEQUENCES = ("KITTI_sequence_1", "KITTI_sequence_2")
 CLIP_FRAMES = 25
+HOLOLENS_CLIP = 12
+SEVEN_SCENES_FOCAL = 525.0  # Kinect colour camera at 640×480 (not published with 7-Scenes)
+
+
+def _resized_rgb(image: np.ndarray, width: int) -> np.ndarray:
+    """BGR or grey ``image`` → RGB uint8 resized to ``width`` (area filter, aspect kept)."""
+    if image.ndim == 2:
+        image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    height = int(round(image.shape[0] * width / image.shape[1]))
+    return cv2.cvtColor(cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB)
+
+
+def _image(path: str) -> np.ndarray:
+    image = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise FileNotFoundError(f"cannot read the frame {path}")
+    return image
 
 
 def read_kitti(folder: str, width: int):
@@ -63,20 +93,15 @@ def read_kitti(folder: str, width: int):
     c2w = np.tile(np.eye(4), (len(poses), 1, 1))
     c2w[:, :3] = poses
     names = sorted(os.listdir(os.path.join(folder, "image_l")))[:len(poses)]
-    frames = []
-    for name in names:
-        grey = cv2.imread(os.path.join(folder, "image_l", name), cv2.IMREAD_GRAYSCALE)
-        src_h, src_w = grey.shape
-        height = int(round(src_h * width / src_w))
-        frames.append(cv2.cvtColor(cv2.resize(grey, (width, height), interpolation=cv2.INTER_AREA),
-                                   cv2.COLOR_GRAY2RGB))
+    frames = [_image(os.path.join(folder, "image_l", name)) for name in names]
+    src_h, src_w = frames[0].shape[:2]
     projection = np.loadtxt(os.path.join(folder, "calib.txt"))[0].reshape(3, 4)
     intrinsics = np.array([projection[0, 0] / src_w, projection[1, 1] / src_h,
                            projection[0, 2] / src_w, projection[1, 2] / src_h])
-    return np.stack(frames), c2w, intrinsics
+    return np.stack([_resized_rgb(f, width) for f in frames]), c2w, intrinsics
 
 
-def clips(root: str, width: int):
+def kitti_clips(root: str, width: int):
     for sequence in SEQUENCES:
         frames, c2w, intrinsics = read_kitti(os.path.join(root, sequence), width)
         short = sequence.replace("KITTI_sequence_", "kitti")
@@ -84,6 +109,40 @@ def clips(root: str, width: int):
                             (f"{short}_25-49", np.arange(CLIP_FRAMES, 2 * CLIP_FRAMES)),
                             (f"{short}_0-48x2", np.arange(0, 2 * CLIP_FRAMES, 2))):
             yield name, frames[index], c2w[index], intrinsics
+
+
+def seven_scenes_clips(root: str, width: int):
+    """Every second frame of 50k … 50k+48 (25 frames) while the excerpt lasts; ``root`` holds the frames."""
+    count = len([n for n in os.listdir(root) if n.endswith(".pose.txt")])
+    for start in range(0, count - 2 * CLIP_FRAMES + 2, 50):
+        index = np.arange(start, start + 2 * CLIP_FRAMES - 1, 2)
+        images = [_image(os.path.join(root, f"frame-{i:06d}.color.jpg")) for i in index]
+        c2w = np.stack([np.loadtxt(os.path.join(root, f"frame-{i:06d}.pose.txt")) for i in index])
+        height, src_w = images[0].shape[:2]
+        intrinsics = np.array([SEVEN_SCENES_FOCAL / src_w, SEVEN_SCENES_FOCAL / height, 0.5, 0.5])
+        yield f"7scenes_{start}-{start + 48}x2", np.stack([_resized_rgb(f, width) for f in images]), c2w, intrinsics
+
+
+def hololens_clips(root: str, width: int):
+    """Runs of ``HOLOLENS_CLIP`` consecutive key frames of ``root`` (``images/``, ``poses.txt``, ``K.txt``)."""
+    names = sorted(os.listdir(os.path.join(root, "images")))
+    c2w_all = np.loadtxt(os.path.join(root, "poses.txt")).reshape(-1, 4, 4)
+    if len(c2w_all) != len(names):
+        raise ValueError(f"{root}: {len(names)} images but {len(c2w_all)} poses")
+    k = np.loadtxt(os.path.join(root, "K.txt"))
+    numbers = [int(os.path.splitext(n)[0]) for n in names]
+    for start in range(0, len(names) - HOLOLENS_CLIP + 1, HOLOLENS_CLIP):
+        index = np.arange(start, start + HOLOLENS_CLIP)
+        if numbers[index[-1]] - numbers[index[0]] != HOLOLENS_CLIP - 1:
+            continue  # a gap in the recording
+        images = [_image(os.path.join(root, "images", names[i])) for i in index]
+        height, src_w = images[0].shape[:2]
+        intrinsics = np.array([k[0, 0] / src_w, k[1, 1] / height, k[0, 2] / src_w, k[1, 2] / height])
+        yield (f"hololens_{numbers[index[0]]}-{numbers[index[-1]]}",
+               np.stack([_resized_rgb(f, width) for f in images]), c2w_all[index], intrinsics)
+
+
+FOOTAGE = {"kitti": kitti_clips, "seven_scenes": seven_scenes_clips, "hololens": hololens_clips}
 
 
 def umeyama(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
@@ -161,20 +220,41 @@ def colmap_reference(frames: np.ndarray, intrinsics: np.ndarray | None) -> np.nd
     return c2w
 
 
+def summarise(rows: list[dict]) -> None:
+    """Median / p90 / worst of each error measure, focal error, verdicts and speed of ``rows``."""
+    frames_total = sum(r["frames"] for r in rows)
+    fps = frames_total / sum(r["frames"] / r["fps"] for r in rows)
+    cpu_fps = frames_total / sum(r["frames"] / r["cpu_fps"] for r in rows)
+    for key, label in (("rotation_deg", "rotation, relative (deg)"), ("rotation_aligned_deg", "rotation, aligned (deg)"),
+                       ("direction_deg", "translation dir., relative"), ("direction_aligned_deg", "translation dir., aligned")):
+        values = np.array([r[key] for r in rows])
+        print(f"{label:28s} median {np.median(values):.3f}  p90 {np.percentile(values, 90):.3f}  "
+              f"worst {values.max():.3f}")
+    verdicts = {v: sum(r["verdict"] == v for r in rows) for v in ("reliable", "uncertain", "unreliable")}
+    print(f"|focal error| (%) median {np.nanmedian([abs(r['focal_error_pct']) for r in rows]):.2f}; "
+          f"verdicts {verdicts}; {fps:.1f} frames/s wall, {cpu_fps:.1f} per CPU-second")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--kitti", required=True, help="checkout of Visual-Odometry-KITTI-Sequence")
+    parser.add_argument("--kitti", help="checkout of dawn-mathew/Visual-Odometry-KITTI-Sequence")
+    parser.add_argument("--seven-scenes", help="the data/ folder of a checkout of andyzeng/tsdf-fusion-python")
+    parser.add_argument("--hololens", help="sample-data/hololens-dataset/000 of a checkout of ardaduz/deep-video-mvs")
     parser.add_argument("--width", type=int, default=512)
     parser.add_argument("--method", choices=("fast", "accurate", "colmap"), default="fast",
                         help="colmap: COLMAP's full pipeline as a reference (not this package's estimator)")
     parser.add_argument("--focal", choices=("estimated", "given"), default="estimated")
     parser.add_argument("--json", default=None, help="write per-clip results here")
     args = parser.parse_args()
+    footage = [(key, getattr(args, key)) for key in FOOTAGE if getattr(args, key)]
+    if not footage:
+        parser.error("give at least one of --kitti, --seven-scenes, --hololens")
 
     rows = []
-    print(f"{'clip':18s} {'rot_rel':>7s} {'rot_al':>7s} {'tdir_rel':>8s} {'tdir_al':>7s} {'focal_err%':>10s} "
+    print(f"{'clip':22s} {'rot_rel':>7s} {'rot_al':>7s} {'tdir_rel':>8s} {'tdir_al':>7s} {'focal_err%':>10s} "
           f"{'verdict':>10s} {'reproj_px':>9s} {'fps':>6s} {'cpu_fps':>7s}")
-    for name, frames, gt_c2w, intrinsics in clips(args.kitti, args.width):
+    for source, name, frames, gt_c2w, intrinsics in ((key, *clip) for key, root in footage
+                                                     for clip in FOOTAGE[key](root, args.width)):
         given = intrinsics if args.focal == "given" else None
         start, start_cpu = time.perf_counter(), time.process_time()
         if args.method == "colmap":
@@ -186,34 +266,30 @@ def main() -> None:
             est_c2w, q = est.c2w.numpy(), stats.quality
         seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - start_cpu
         if est_c2w is None:
-            print(f"{name:18s} failed: COLMAP did not register every frame")
+            print(f"{name:22s} failed: COLMAP did not register every frame")
             continue
         relative = trajectory_error(_poses(gt_c2w), _poses(est_c2w))  # both relative to their first frame
         curve, dir_rel = relative.rotation_deg, float(relative.direction_deg[-1])
+        if np.isnan(dir_rel):  # the estimate has no translation (taken for a pure rotation): 90° off
+            dir_rel = 90.0
         rot_al, dir_al = last_frame_errors(gt_c2w, est_c2w)
         focal_err = 100 * (q.focal_px / (intrinsics[0] * frames.shape[2]) - 1) if q else float("nan")
-        rows.append(dict(clip=name, rotation_deg=float(curve[-1]), rotation_aligned_deg=rot_al,
-                         direction_deg=dir_rel, direction_aligned_deg=dir_al, focal_error_pct=focal_err,
+        rows.append(dict(footage=source, clip=name, frames=len(frames), rotation_deg=float(curve[-1]),
+                         rotation_aligned_deg=rot_al, direction_deg=dir_rel, direction_aligned_deg=dir_al, focal_error_pct=focal_err,
                          verdict=q.verdict if q else "-", reprojection_px=q.reprojection_px if q else float("nan"),
                          fps=len(frames) / seconds, cpu_fps=len(frames) / cpu_seconds,
                          rotation_curve_deg=curve.round(4).tolist(), quality=q.to_dict() if q else None))
         r = rows[-1]
-        print(f"{name:18s} {r['rotation_deg']:7.3f} {rot_al:7.3f} {dir_rel:8.3f} {dir_al:7.3f} {focal_err:10.2f} "
+        print(f"{name:22s} {r['rotation_deg']:7.3f} {rot_al:7.3f} {dir_rel:8.3f} {dir_al:7.3f} {focal_err:10.2f} "
               f"{r['verdict']:>10s} {r['reprojection_px']:9.3f} {r['fps']:6.1f} {r['cpu_fps']:7.1f}")
     if not rows:
         return
 
-    frames_total = CLIP_FRAMES * len(rows)
-    fps = frames_total / sum(CLIP_FRAMES / r["fps"] for r in rows)
-    cpu_fps = frames_total / sum(CLIP_FRAMES / r["cpu_fps"] for r in rows)
-    for key, label in (("rotation_deg", "rotation, relative (deg)"), ("rotation_aligned_deg", "rotation, aligned (deg)"),
-                       ("direction_deg", "translation dir., relative"), ("direction_aligned_deg", "translation dir., aligned")):
-        values = np.array([r[key] for r in rows])
-        print(f"{label:28s} median {np.median(values):.3f}  p90 {np.percentile(values, 90):.3f}  "
-              f"worst {values.max():.3f}")
-    print(f"|focal error| (%) median {np.nanmedian([abs(r['focal_error_pct']) for r in rows]):.2f}; "
-          f"verdicts {[r['verdict'] for r in rows]}; {fps:.1f} frames/s wall, {cpu_fps:.1f} per CPU-second "
-          f"({args.method}, focal {args.focal}, width {args.width}, {os.cpu_count()} CPUs visible)")
+    groups = [(key, [r for r in rows if r["footage"] == key]) for key, _ in footage]
+    for label, group in [g for g in groups if g[1]] + ([("all", rows)] if len(footage) > 1 else []):
+        print(f"-- {label}: {len(group)} clips")
+        summarise(group)
+    print(f"({args.method}, focal {args.focal}, width {args.width}, {os.cpu_count()} CPUs visible)")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as handle:
             json.dump(rows, handle, indent=1)

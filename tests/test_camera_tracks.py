@@ -72,3 +72,39 @@ def test_relative_errors_measure_a_known_perturbation_in_any_world_frame():
     _, direction = _relative_errors(gt, turned)
     assert abs(direction - 2.0) < 1e-6
     assert abs(rotation_angle_deg(gt[-1, :3, :3], est[-1, :3, :3]) - 0.7) < 1e-6
+
+
+def _pose(i: int) -> np.ndarray:
+    c2w = np.eye(4)
+    c2w[:3, :3], c2w[:3, 3] = _rotation([0, 1, 0.2], 1.5 * i), [0.01 * i, 0, 0.02 * i]
+    return c2w
+
+
+def test_real_footage_readers_pick_frames_poses_and_intrinsics(tmp_path):
+    """The 7-Scenes and HoloLens layouts the benchmark reads: which frames form a clip, their poses, and the
+    intrinsics normalised by the source size (frame i is filled with grey level i to identify it)."""
+    bench = load_benchmark("bench_camera_real")
+    scenes = tmp_path / "7scenes"
+    scenes.mkdir()
+    for i in range(60):
+        cv2.imwrite(str(scenes / f"frame-{i:06d}.color.jpg"), np.full((48, 64, 3), 3 * i, np.uint8))
+        np.savetxt(scenes / f"frame-{i:06d}.pose.txt", _pose(i))
+    (name, frames, c2w, intrinsics), = bench.seven_scenes_clips(str(scenes), 32)  # 60 frames: one clip
+    assert name == "7scenes_0-48x2" and frames.shape == (25, 24, 32, 3)
+    assert np.allclose(c2w, [_pose(i) for i in range(0, 49, 2)])
+    assert np.allclose(frames[:, 0, 0, 0], np.arange(0, 49, 2) * 3, atol=2)  # JPEG
+    assert np.allclose(intrinsics, [525 / 64, 525 / 48, 0.5, 0.5])
+
+    holo = tmp_path / "holo"
+    (holo / "images").mkdir(parents=True)
+    numbers = list(range(3, 11)) + list(range(12, 28))  # a gap after 10: the first clip spans it, the second not
+    for n in numbers:
+        cv2.imwrite(str(holo / "images" / f"{n:05d}.png"), np.full((36, 54, 3), n, np.uint8))
+    np.savetxt(holo / "poses.txt", np.stack([_pose(n).ravel() for n in numbers]))
+    np.savetxt(holo / "K.txt", [[49.5, 0, 27.0], [0, 49.0, 16.9], [0, 0, 1]])
+    clips = list(bench.hololens_clips(str(holo), 27))
+    assert [c[0] for c in clips] == ["hololens_16-27"]
+    (_, frames, c2w, intrinsics), = clips
+    assert np.allclose(c2w, [_pose(n) for n in range(16, 28)])
+    assert np.array_equal(frames[:, 0, 0, 0], range(16, 28)) and frames.shape == (12, 18, 27, 3)
+    assert np.allclose(intrinsics, [49.5 / 54, 49.0 / 36, 27.0 / 54, 16.9 / 36])

@@ -123,6 +123,17 @@ def _focal_is_determined(base: float, larger: float, smaller: float) -> bool:
     return min(larger, smaller) - base >= max(0.05, 0.1 * base)
 
 
+def _parallax_pair(residuals: list[tuple[int, float, float]], parallax_px: float, ratio: float) -> tuple[int, bool]:
+    """``(frame, has_parallax)`` from ``(frame, homography px, epipolar px)`` of pairs with frame 0.
+
+    A pair shows parallax when the homography residual is at least ``parallax_px`` and ``ratio`` × the
+    epipolar one. Any such pair decides (a later pair with a larger homography residual can have a noisier
+    epipolar fit too); the initialisation pair is the one with the largest residual among them.
+    """
+    shown = [(res, i) for i, res, epi in residuals if res >= parallax_px and res >= ratio * epi]
+    return (max(shown)[1], True) if shown else (0, False)
+
+
 def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, intrinsics=None,
                         method: str = "fast", max_features: int | None = None, mask_dilation: float = 0.02,
                         fb_px: float = 0.5, static_px: float = 0.3, parallax_px: float = 0.6,
@@ -206,17 +217,14 @@ def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, int
 
     # parallax test against frame 0: a homography (rotation / zoom) must explain the tracks clearly
     # worse than epipolar geometry does before translation is estimated
-    best, best_res, epipolar = 0, 0.0, float("inf")
-    pairs = []
+    pairs, residuals = [], []
     for i in sorted(set(range(max(1, count // 8), count, max(1, count // 8))) | {1}):
         common = valid[0] & valid[i]
         if common.sum() < max(40, min_points):
             break
         pairs.append((0, i))
-        res, epi = parallax_residuals(tracks.points[0, common], tracks.points[i, common])
-        if res > best_res:
-            best, best_res, epipolar = i, res, epi
-    has_parallax = best_res >= parallax_px and best_res >= parallax_ratio * epipolar
+        residuals.append((i, *parallax_residuals(tracks.points[0, common], tracks.points[i, common])))
+    best, has_parallax = _parallax_pair(residuals, parallax_px, parallax_ratio)
     if progress is not None:  # a cancel point before the pose solve (bundle adjustment is the slow part)
         progress(count, count)
 
