@@ -225,8 +225,10 @@ def summarise(rows: list[dict]) -> None:
     frames_total = sum(r["frames"] for r in rows)
     fps = frames_total / sum(r["frames"] / r["fps"] for r in rows)
     cpu_fps = frames_total / sum(r["frames"] / r["cpu_fps"] for r in rows)
-    for key, label in (("rotation_deg", "rotation, relative (deg)"), ("rotation_aligned_deg", "rotation, aligned (deg)"),
-                       ("direction_deg", "translation dir., relative"), ("direction_aligned_deg", "translation dir., aligned")):
+    for key, label in (("rotation_deg", "rotation, relative (deg)"),
+                       ("rotation_aligned_deg", "rotation, aligned (deg)"),
+                       ("direction_deg", "translation dir., relative"),
+                       ("direction_aligned_deg", "translation dir., aligned")):
         values = np.array([r[key] for r in rows])
         print(f"{label:28s} median {np.median(values):.3f}  p90 {np.percentile(values, 90):.3f}  "
               f"worst {values.max():.3f}")
@@ -275,7 +277,8 @@ def main() -> None:
         rot_al, dir_al = last_frame_errors(gt_c2w, est_c2w)
         focal_err = 100 * (q.focal_px / (intrinsics[0] * frames.shape[2]) - 1) if q else float("nan")
         rows.append(dict(footage=source, clip=name, frames=len(frames), rotation_deg=float(curve[-1]),
-                         rotation_aligned_deg=rot_al, direction_deg=dir_rel, direction_aligned_deg=dir_al, focal_error_pct=focal_err,
+                         rotation_aligned_deg=rot_al, direction_deg=dir_rel, direction_aligned_deg=dir_al,
+                         focal_error_pct=focal_err,
                          verdict=q.verdict if q else "-", reprojection_px=q.reprojection_px if q else float("nan"),
                          fps=len(frames) / seconds, cpu_fps=len(frames) / cpu_seconds,
                          rotation_curve_deg=curve.round(4).tolist(), quality=q.to_dict() if q else None))

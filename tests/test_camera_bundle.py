@@ -10,6 +10,9 @@ import torch
 from dynascene_core.camera import (CameraQuality, estimate_trajectory, load_intrinsics, make_preset,
                                    render_synthetic_clip)
 from dynascene_core.camera.bundle import bundle_adjust
+from dynascene_core.camera.estimate import _later_parallax
+from dynascene_core.camera.geometry import solve_general
+from dynascene_core.camera.tracks import Tracks
 from dynascene_core.camera.trajectory import axis_angle_to_matrix, rotation_angle_deg
 
 
@@ -162,3 +165,62 @@ def test_cuda_tensors_are_moved_to_the_cpu():
     masks = torch.from_numpy(clip.masks).cuda()
     est, stats = estimate_trajectory(frames, masks, intrinsics=torch.tensor([0.7, 1.2, 0.5, 0.5]).cuda())
     assert est.c2w.device.type == "cpu" and stats.quality.track_count > 0
+
+
+def _walk(frames: int, turn_deg: float, step_m: float) -> np.ndarray:
+    """World-to-camera poses ``(F, 4, 4)`` of a camera that turns ``turn_deg`` about y and moves ``step_m``
+    sideways per frame (equal steps)."""
+    w2c = np.tile(np.eye(4), (frames, 1, 1))
+    for i in range(frames):
+        c2w = np.eye(4)
+        c2w[:3, :3] = axis_angle_to_matrix(np.array([0.0, math.radians(turn_deg * i), 0.0]))
+        c2w[:3, 3] = [step_m * i, 0.0, 0.02 * i]
+        w2c[i] = np.linalg.inv(c2w)
+    return w2c
+
+
+def _short_tracks(w2c: np.ndarray, k: np.ndarray, lives: list[tuple[int, int]], per_start: int = 80, seed: int = 0):
+    """Tracks of points that live from frame a to frame b (inclusive) for each ``(a, b)`` in ``lives``, placed
+    2-6 m in front of camera a; 0.2 px noise. Returns :class:`Tracks`."""
+    rng = np.random.default_rng(seed)
+    frames = len(w2c)
+    columns = []
+    for a, b in lives:
+        local = np.c_[rng.uniform(-1.5, 1.5, per_start), rng.uniform(-1, 1, per_start), rng.uniform(2, 6, per_start)]
+        world = (local - w2c[a, :3, 3]) @ w2c[a, :3, :3]  # camera a → world
+        cam = world[None] @ np.transpose(w2c[:, :3, :3], (0, 2, 1)) + w2c[:, None, :3, 3]
+        pixels = cam[..., :2] / cam[..., 2:] * k[:2] + k[2:] + rng.normal(0, 0.2, (frames, per_start, 2))
+        pixels[:a] = np.nan
+        pixels[b + 1:] = np.nan
+        columns.append(pixels)
+    return Tracks(np.concatenate(columns, 1))
+
+
+def test_initialisation_bridges_a_frame_where_every_track_is_new():
+    """Fast motion can renew all tracks at once: frame 7 then shares no triangulated point with frames 0-6,
+    and PnP alone cannot place it (nor any later frame). The essential matrix with frame 6 must bridge it
+    (it starts within 0.6° of the true turn; the bundle adjustment then refines it)."""
+    k = np.array([250.0, 250.0, 160.0, 120.0])
+    w2c = _walk(12, 2.5, 0.08)
+    lives = [(s, min(s + 4, 6)) for s in range(0, 6)] + [(6, 9), (7, 10), (8, 11), (9, 11), (10, 11)]
+    tracks = _short_tracks(w2c, k, lives)
+    start = solve_general(tracks, k, 3, 0)
+    assert start is not None
+    est_w2c, points, has_point, solved = start
+    assert solved.all()
+    est_w2c = bundle_adjust(tracks.points, est_w2c, points, has_point, solved, k, 320, 240, refine_focal=False).w2c
+    for i in range(1, 12):
+        relative_est = est_w2c[i] @ np.linalg.inv(est_w2c[0])
+        relative_gt = w2c[i] @ np.linalg.inv(w2c[0])
+        assert rotation_angle_deg(relative_est[:3, :3], relative_gt[:3, :3]) < 0.3, i  # frames 1-6: 0.06-0.14
+
+
+def test_parallax_of_later_frames_is_found_only_with_translation():
+    """Tracks that live three frames: the pairs with frame 0 end early; later pairs must show the parallax of
+    a walking camera and none for a camera that only turns."""
+    k = np.array([250.0, 250.0, 160.0, 120.0])
+    lives = [(s, min(s + 2, 11)) for s in range(12)]
+    walking = _short_tracks(_walk(12, 2.0, 0.12), k, lives, per_start=120)
+    turning = _short_tracks(_walk(12, 2.0, 0.0), k, lives, per_start=120)
+    assert _later_parallax(walking, 40, 0.6, 3.0)
+    assert not _later_parallax(turning, 40, 0.6, 3.0)

@@ -6,11 +6,12 @@ Pipeline:
    forward–backward check, points entering the human mask dropped, new corners detected wherever the
    track count falls below ``max_features`` (:mod:`.tracks`).
 2. **Static test**: the median background motion stays below ``static_px`` → identity poses.
-3. **Parallax test**: robust homography vs. epipolar residuals between frame 0 and later frames. Without
-   parallax the motion is a pure rotation (pan/tilt/roll) or zoom: rotations are fitted to bearing
-   vectors of homography inliers (Kabsch), translation 0; an unknown focal is the one that makes the
-   motion most rotation-like.
-4. **General motion**: essential matrix + PnP initialisation (:mod:`.geometry`), then **bundle
+3. **Parallax test**: robust homography vs. epipolar residuals between frame 0 and later frames (and,
+   when the tracks of frame 0 end before mid-clip, between later frames). Without parallax the motion is
+   a pure rotation (pan/tilt/roll) or zoom: rotations are fitted to bearing vectors of homography
+   inliers (Kabsch), translation 0; an unknown focal is the one that makes the motion most rotation-like.
+4. **General motion**: essential matrix + PnP initialisation (:mod:`.geometry`; a frame whose tracks are
+   all new is bridged by the essential matrix with the frame before), then **bundle
    adjustment of the whole clip** with COLMAP's adjuster (:mod:`.bundle`): all poses, all points and
    an unknown focal refined jointly with a robust loss, outlier observations dropped and solved again.
    The unit is set so that the median depth of the background points seen in frame 0 is ``scene_depth``.
@@ -134,6 +135,23 @@ def _parallax_pair(residuals: list[tuple[int, float, float]], parallax_px: float
     return (max(shown)[1], True) if shown else (0, False)
 
 
+def _later_parallax(tracks: Tracks, min_common: int, parallax_px: float, ratio: float) -> bool:
+    """Whether a pair of later frames (each with the farthest frame it still shares ``min_common`` tracks
+    with) shows parallax by the rule of :func:`_parallax_pair`."""
+    valid = tracks.valid
+    count = len(valid)
+    for j in range(1, count - 1, max(1, count // 8)):
+        shared = (valid[j] & valid[j + 1:]).sum(1) >= min_common
+        if not shared.any():
+            continue
+        i = j + 1 + int(np.flatnonzero(shared)[-1])
+        common = valid[j] & valid[i]
+        res, epi = parallax_residuals(tracks.points[j, common], tracks.points[i, common])
+        if _parallax_pair([(i, res, epi)], parallax_px, ratio)[1]:
+            return True
+    return False
+
+
 def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, intrinsics=None,
                         method: str = "fast", max_features: int | None = None, mask_dilation: float = 0.02,
                         fb_px: float = 0.5, static_px: float = 0.3, parallax_px: float = 0.6,
@@ -225,6 +243,12 @@ def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, int
         pairs.append((0, i))
         residuals.append((i, *parallax_residuals(tracks.points[0, common], tracks.points[i, common])))
     best, has_parallax = _parallax_pair(residuals, parallax_px, parallax_ratio)
+    reach = pairs[-1][1] if pairs else 0  # the last frame still sharing enough tracks with frame 0
+    if not has_parallax and reach < count // 2:
+        # fast motion ended the tracks of frame 0 before mid-clip, maybe before their parallax showed
+        has_parallax = _later_parallax(tracks, max(40, min_points), parallax_px, parallax_ratio)
+        if has_parallax and residuals:  # initialise on the frame-0 pair with the most motion
+            best = max(residuals, key=lambda r: r[1])[0]
     if progress is not None:  # a cancel point before the pose solve (bundle adjustment is the slow part)
         progress(count, count)
 

@@ -160,8 +160,30 @@ def _pnp(points3d, points2d, k, guess_w2c, threshold_px: float):
     return w2c, flags, float(np.median(err[flags])) if flags.any() else float("nan")
 
 
+def _step_from_essential(pts, valid, w2c, solved, i: int, kmat: np.ndarray):
+    """Pose of frame i from the essential matrix with frame i − 1 when PnP has too few triangulated points
+    (fast motion renews the tracks before they are triangulated); the step length is the previous step's.
+    Returns w2c ``(4, 4)`` or None. The bundle adjustment refines it with the points it lets triangulate."""
+    common = valid[i - 1] & valid[i]
+    if common.sum() < 12:
+        return None
+    a, b = pts[i - 1, common], pts[i, common]
+    ess, mask = cv2.findEssentialMat(a, b, kmat, cv2.USAC_MAGSAC, 0.999, 1.0)
+    if ess is None or ess.shape != (3, 3):
+        return None
+    inliers, r, t, _ = cv2.recoverPose(ess, a, b, kmat, mask=mask)
+    if inliers < 12:
+        return None
+    centres = [-w2c[j, :3, :3].T @ w2c[j, :3, 3] for j in range(i) if solved[j]]
+    step = np.linalg.norm(centres[-1] - centres[-2]) if len(centres) >= 2 else 1.0
+    move = np.eye(4)
+    move[:3, :3], move[:3, 3] = r, step * t.ravel()
+    return move @ w2c[i - 1]
+
+
 def solve_general(tracks: Tracks, k: np.ndarray, init: int, refine_passes: int):
-    """Essential-matrix initialisation on (0, init), then PnP + triangulation of every frame.
+    """Essential-matrix initialisation on (0, init), then PnP + triangulation of every frame (a frame that
+    shares too few triangulated points for PnP is placed by the essential matrix with the frame before).
 
     Returns ``(w2c (F, 4, 4), points (N, 3), has_point (N,), solved (F,))`` or None if it fails.
     """
@@ -210,6 +232,8 @@ def solve_general(tracks: Tracks, k: np.ndarray, init: int, refine_passes: int):
             use = valid[i] & has_xyz
             guess = w2c[i] if solved[i] else w2c[i - 1]
             pose, flags, err = _pnp(xyz[use], pts[i, use], k, guess, 2.0)
+            if pose is None and pass_index == 0 and solved[i - 1]:
+                pose = _step_from_essential(pts, valid, w2c, solved, i, kmat)
             if pose is None:
                 w2c[i], solved[i] = guess, False
                 continue
