@@ -14,7 +14,7 @@ Footage (give one or more; none of it is copied into this repository, the benchm
 - ``--seven-scenes``: the 1000-frame 7-Scenes "redkitchen" excerpt in the ``data/`` folder of
   ``github.com/andyzeng/tsdf-fusion-python`` (``frame-XXXXXX.color.jpg``, ``frame-XXXXXX.pose.txt``: 4×4
   camera-to-world of the depth camera from KinectFusion). 7-Scenes is © Microsoft Research (non-commercial
-  research licence). Hand-held Kinect: motion blur, raw (undistorted only by the sensor) colour images that
+  research licence). Hand-held Kinect: motion blur, raw colour images (not undistorted) that
   are neither calibrated nor registered to the depth camera the poses belong to; the colour focal is not
   published, so ``--focal given`` uses 525 px at 640×480 (the Kinect colour camera's usual default).
   Twenty 25-frame clips: every second frame of frames 50k … 50k+48.

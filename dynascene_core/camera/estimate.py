@@ -125,7 +125,7 @@ def _focal_is_determined(base: float, larger: float, smaller: float) -> bool:
 
 
 def _parallax_pair(residuals: list[tuple[int, float, float]], parallax_px: float, ratio: float) -> tuple[int, bool]:
-    """``(frame, has_parallax)`` from ``(frame, homography px, epipolar px)`` of pairs with frame 0.
+    """``(frame, has_parallax)`` from the ``(frame, homography px, epipolar px)`` of frame pairs.
 
     A pair shows parallax when the homography residual is at least ``parallax_px`` and ``ratio`` × the
     epipolar one. Any such pair decides (a later pair with a larger homography residual can have a noisier

@@ -183,7 +183,8 @@ def _step_from_essential(pts, valid, w2c, solved, i: int, kmat: np.ndarray):
 
 def solve_general(tracks: Tracks, k: np.ndarray, init: int, refine_passes: int):
     """Essential-matrix initialisation on (0, init), then PnP + triangulation of every frame (a frame that
-    shares too few triangulated points for PnP is placed by the essential matrix with the frame before).
+    shares too few triangulated points for PnP is placed by the essential matrix with the frame before,
+    unless that frame was placed so too).
 
     Returns ``(w2c (F, 4, 4), points (N, 3), has_point (N,), solved (F,))`` or None if it fails.
     """
@@ -223,6 +224,7 @@ def solve_general(tracks: Tracks, k: np.ndarray, init: int, refine_passes: int):
             x, ok = _triangulate(w2c[j], w2c[i], pts[j, sel], pts[i, sel], k, 2.0, min_angle)
             xyz[sel[ok]], has_xyz[sel[ok]] = x[ok], True
 
+    bridged = set()
     for pass_index in range(1 + refine_passes):
         order = list(range(1, frames))
         for i in order:
@@ -232,8 +234,10 @@ def solve_general(tracks: Tracks, k: np.ndarray, init: int, refine_passes: int):
             use = valid[i] & has_xyz
             guess = w2c[i] if solved[i] else w2c[i - 1]
             pose, flags, err = _pnp(xyz[use], pts[i, use], k, guess, 2.0)
-            if pose is None and pass_index == 0 and solved[i - 1]:
+            if pose is None and pass_index == 0 and solved[i - 1] and i - 1 not in bridged:
+                # one frame whose tracks are all new; a run of them is no track to bridge (e.g. noise)
                 pose = _step_from_essential(pts, valid, w2c, solved, i, kmat)
+                bridged.add(i)
             if pose is None:
                 w2c[i], solved[i] = guess, False
                 continue
