@@ -237,7 +237,8 @@ def solve_general(tracks: Tracks, k: np.ndarray, init: int, refine_passes: int):
             if pose is None and pass_index == 0 and solved[i - 1] and i - 1 not in bridged:
                 # one frame whose tracks are all new; a run of them is no track to bridge (e.g. noise)
                 pose = _step_from_essential(pts, valid, w2c, solved, i, kmat)
-                bridged.add(i)
+                if pose is not None:
+                    bridged.add(i)
             if pose is None:
                 w2c[i], solved[i] = guess, False
                 continue
