@@ -131,13 +131,17 @@ def _parallax_pair(residuals: list[tuple[int, float, float]], parallax_px: float
     epipolar one. Any such pair decides (a later pair with a larger homography residual can have a noisier
     epipolar fit too); the initialisation pair is the one with the largest residual among them.
     """
-    shown = [(res, i) for i, res, epi in residuals if res >= parallax_px and res >= ratio * epi]
+    shown = [(res, i) for i, res, epi in residuals if _shows_parallax(res, epi, parallax_px, ratio)]
     return (max(shown)[1], True) if shown else (0, False)
+
+
+def _shows_parallax(homography_px: float, epipolar_px: float, parallax_px: float, ratio: float) -> bool:
+    return homography_px >= parallax_px and homography_px >= ratio * epipolar_px
 
 
 def _later_parallax(tracks: Tracks, min_common: int, parallax_px: float, ratio: float) -> bool:
     """Whether a pair of later frames (each with the farthest frame it still shares ``min_common`` tracks
-    with) shows parallax by the rule of :func:`_parallax_pair`."""
+    with) shows parallax by the rule of :func:`_shows_parallax`."""
     valid = tracks.valid
     count = len(valid)
     for j in range(1, count - 1, max(1, count // 8)):
@@ -146,8 +150,8 @@ def _later_parallax(tracks: Tracks, min_common: int, parallax_px: float, ratio: 
             continue
         i = j + 1 + int(np.flatnonzero(shared)[-1])
         common = valid[j] & valid[i]
-        res, epi = parallax_residuals(tracks.points[j, common], tracks.points[i, common])
-        if _parallax_pair([(i, res, epi)], parallax_px, ratio)[1]:
+        if _shows_parallax(*parallax_residuals(tracks.points[j, common], tracks.points[i, common]),
+                           parallax_px, ratio):
             return True
     return False
 

@@ -160,6 +160,16 @@ def _pnp(points3d, points2d, k, guess_w2c, threshold_px: float):
     return w2c, flags, float(np.median(err[flags])) if flags.any() else float("nan")
 
 
+def _essential_pose(a: np.ndarray, b: np.ndarray, kmat: np.ndarray):
+    """Relative pose of view b to view a from pixel matches ``(N, 2)`` (robust essential matrix, 1 px):
+    ``(R, t (unit), inlier flags (N,))`` with x_b = R x_a + t, or None."""
+    ess, mask = cv2.findEssentialMat(a, b, kmat, cv2.USAC_MAGSAC, 0.999, 1.0)
+    if ess is None or ess.shape != (3, 3):
+        return None
+    _, r, t, mask = cv2.recoverPose(ess, a, b, kmat, mask=mask)
+    return r, t.ravel(), mask.ravel() > 0
+
+
 def _step_from_essential(pts, valid, w2c, solved, i: int, kmat: np.ndarray):
     """Pose of frame i from the essential matrix with frame i − 1 when PnP has too few triangulated points
     (fast motion renews the tracks before they are triangulated); the step length is the previous step's.
@@ -167,17 +177,13 @@ def _step_from_essential(pts, valid, w2c, solved, i: int, kmat: np.ndarray):
     common = valid[i - 1] & valid[i]
     if common.sum() < 12:
         return None
-    a, b = pts[i - 1, common], pts[i, common]
-    ess, mask = cv2.findEssentialMat(a, b, kmat, cv2.USAC_MAGSAC, 0.999, 1.0)
-    if ess is None or ess.shape != (3, 3):
-        return None
-    inliers, r, t, _ = cv2.recoverPose(ess, a, b, kmat, mask=mask)
-    if inliers < 12:
+    relative = _essential_pose(pts[i - 1, common], pts[i, common], kmat)
+    if relative is None or relative[2].sum() < 12:
         return None
     centres = [-w2c[j, :3, :3].T @ w2c[j, :3, 3] for j in range(i) if solved[j]]
     step = np.linalg.norm(centres[-1] - centres[-2]) if len(centres) >= 2 else 1.0
     move = np.eye(4)
-    move[:3, :3], move[:3, 3] = r, step * t.ravel()
+    move[:3, :3], move[:3, 3] = relative[0], step * relative[1]
     return move @ w2c[i - 1]
 
 
@@ -192,18 +198,17 @@ def solve_general(tracks: Tracks, k: np.ndarray, init: int, refine_passes: int):
     frames, count = valid.shape
     common = valid[0] & valid[init]
     kmat = np.array([[k[0], 0, k[2]], [0, k[1], k[3]], [0, 0, 1]])
-    a, b = pts[0, common], pts[init, common]
-    ess, mask = cv2.findEssentialMat(a, b, kmat, cv2.USAC_MAGSAC, 0.999, 1.0)
-    if ess is None or ess.shape != (3, 3):
+    relative = _essential_pose(pts[0, common], pts[init, common], kmat)
+    if relative is None:
         return None
-    _, r, t, mask = cv2.recoverPose(ess, a, b, kmat, mask=mask)
+    r, t, inlier = relative
     w2c = np.tile(np.eye(4), (frames, 1, 1))
     solved = np.zeros(frames, bool)
     solved[0] = solved[init] = True
-    w2c[init, :3, :3], w2c[init, :3, 3] = r, t.ravel()
+    w2c[init, :3, :3], w2c[init, :3, 3] = r, t
     xyz = np.zeros((count, 3))
     has_xyz = np.zeros(count, bool)
-    idx = np.flatnonzero(common)[mask.ravel() > 0]
+    idx = np.flatnonzero(common)[inlier]
     if len(idx) < 12:
         return None
     x, ok = _triangulate(w2c[0], w2c[init], pts[0, idx], pts[init, idx], k, 2.0, 0.3)
