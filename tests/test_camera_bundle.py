@@ -10,8 +10,9 @@ import torch
 from dynascene_core.camera import (CameraQuality, estimate_trajectory, load_intrinsics, make_preset,
                                    render_synthetic_clip)
 from dynascene_core.camera.bundle import bundle_adjust
-from dynascene_core.camera.estimate import _later_parallax
-from dynascene_core.camera.geometry import solve_general
+from dynascene_core.camera.estimate import _disagreeing_runs, _later_parallax
+from dynascene_core.camera.geometry import solve_general, step_disagreement
+from dynascene_core.camera.quality import assess
 from dynascene_core.camera.tracks import Tracks
 from dynascene_core.camera.trajectory import axis_angle_to_matrix, rotation_angle_deg
 
@@ -224,3 +225,38 @@ def test_parallax_of_later_frames_is_found_only_with_translation():
     turning = _short_tracks(_walk(12, 2.0, 0.0), k, lives, per_start=120)
     assert _later_parallax(walking, 40, 0.6, 3.0)
     assert not _later_parallax(turning, 40, 0.6, 3.0)
+
+
+def test_steps_that_disagree_with_their_two_view_rotations_make_the_clip_uncertain():
+    """A known walk: its true poses agree with every two-view rotation; poses drifted by 5° more turn at steps
+    6 and 7 (a bundle adjustment settled on a wrong solution) disagree there by 5° and nowhere else. Two
+    consecutive disagreeing steps make the report uncertain and name the frames; a single one does not."""
+    k = np.array([250.0, 250.0, 160.0, 120.0])
+    w2c = _walk(12, 2.5, 0.08)
+    tracks = _short_tracks(w2c, k, [(0, 11)], per_start=300)
+    solved = np.ones(12, bool)
+    assert np.nanmax(step_disagreement(tracks, w2c, solved, k, 30)) < 0.3
+
+    def drifted(steps):
+        poses = w2c.copy()
+        for i in range(12):
+            extra = axis_angle_to_matrix(np.array([0.0, math.radians(5.0 * sum(s <= i for s in steps)), 0.0]))
+            poses[i, :3, :3] = extra @ poses[i, :3, :3]
+        return poses
+
+    angles = step_disagreement(tracks, drifted([6, 7]), solved, k, 30)
+    assert np.isnan(angles[0]) and abs(angles[6] - 5) < 0.3 and abs(angles[7] - 5) < 0.3
+    assert np.nanmax(np.delete(angles, [6, 7])) < 0.3
+    assert _disagreeing_runs(angles) == [6, 7]
+    assert _disagreeing_runs(step_disagreement(tracks, drifted([6]), solved, k, 30)) == []
+    unsolved = solved.copy()
+    unsolved[7] = False
+    assert np.isnan(step_disagreement(tracks, drifted([6, 7]), unsolved, k, 30)[[7, 8]]).all()
+
+    report = dict(frames=12, motion="general", reprojection_px=0.3, track_count=300, inlier_ratio=0.95,
+                  focal_px=250.0, fov_deg=65.0, focal_estimated=False, unreliable_frames=[])
+    assert assess(**report).verdict == "reliable"
+    flagged = assess(**report, step_disagreement_deg={6: 5.04, 7: 4.96})
+    assert flagged.verdict == "uncertain" and flagged.inconsistent_frames == [6, 7]
+    assert flagged.reasons == ["the rotations of frames 6-7 disagree with two-view geometry by up to 5.0 deg"]
+    assert json.loads(json.dumps(flagged.to_dict()))["inconsistent_frames"] == [6, 7]

@@ -37,7 +37,8 @@ import torch
 
 from ..matting.masks import dilate
 from .bundle import bundle_adjust
-from .geometry import golden_minimum, parallax_residuals, rotation_focal_residual, solve_general, solve_rotation
+from .geometry import (golden_minimum, parallax_residuals, rotation_focal_residual, solve_general, solve_rotation,
+                       step_disagreement)
 from .intrinsics import fov_of, intrinsics_for_fov, resolve_intrinsics
 from .quality import CameraQuality, assess
 from .tracks import Tracks, as_masks, as_uint8_frames, track_points
@@ -53,6 +54,9 @@ METHODS = {
                      retry_fovs=()),
 }
 MIN_FRAME_INLIERS = 12  # a frame whose pose rests on fewer inlier observations is reported unreliable
+STEP_DISAGREEMENT_DEG = 3.0  # a step whose rotation differs more from its two-view rotation disagrees ...
+STEP_DISAGREEMENT_RUN = 2  # ... and this many consecutive disagreeing steps make the clip uncertain
+STEP_MIN_INLIERS = 30  # two-view poses resting on fewer matches are not compared
 FOCAL_RANGE_DEG = (20.0, 120.0)  # fields of view the focal estimation considers
 FOCAL_STEP = 1.15  # focal ratio of the determinacy check
 
@@ -156,6 +160,19 @@ def _later_parallax(tracks: Tracks, min_common: int, parallax_px: float, ratio: 
     return False
 
 
+def _disagreeing_runs(angles: np.ndarray) -> list[int]:
+    """Frames ending the steps of runs of at least STEP_DISAGREEMENT_RUN consecutive steps whose rotation
+    differs from the two-view one by more than STEP_DISAGREEMENT_DEG (``angles``: ``(F,)``, NaN = not compared)."""
+    flagged, run = [], []
+    for i, angle in enumerate(np.nan_to_num(angles, nan=0.0)):
+        if angle > STEP_DISAGREEMENT_DEG:
+            run.append(i)
+            continue
+        flagged += run if len(run) >= STEP_DISAGREEMENT_RUN else []
+        run = []
+    return flagged + (run if len(run) >= STEP_DISAGREEMENT_RUN else [])
+
+
 def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, intrinsics=None,
                         method: str = "fast", max_features: int | None = None, mask_dilation: float = 0.02,
                         fb_px: float = 0.5, static_px: float = 0.3, parallax_px: float = 0.6,
@@ -195,7 +212,7 @@ def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, int
     tracks = None
 
     def finish(c2w, intr, motion, tracked, inliers, residual, unreliable, focal_estimated, focal_determined=True,
-               failure=None, ratio=1.0, reprojection=0.0, zoom=None):
+               failure=None, ratio=1.0, reprojection=0.0, zoom=None, disagreement=None):
         notes = [failure] if failure else []
         if len(unreliable):
             notes.append(f"camera estimation: no reliable pose for frames {list(map(int, unreliable))}")
@@ -206,7 +223,7 @@ def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, int
                          inlier_ratio=ratio, focal_px=float(0.5 * (intr[0] * width + intr[1] * height)),
                          fov_deg=fov_of(intr, height, width), focal_estimated=focal_estimated,
                          unreliable_frames=list(unreliable), failure=failure, focal_determined=focal_determined,
-                         focal_source="estimated" if focal_estimated else "given" if given is not None else "assumed")
+                         step_disagreement_deg=disagreement, focal_source="estimated" if focal_estimated else "given" if given is not None else "assumed")
         per_frame = np.tile(intr, (count, 1))
         if zoom is not None:
             per_frame[:, :2] *= zoom[:, None]
@@ -294,9 +311,11 @@ def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, int
             depth = depth[depth > 0]
             c2w[:, :3, 3] *= scene_depth / float(np.median(depth)) if len(depth) else 1.0
             observed = np.isfinite(result.errors)
+            disagreement = step_disagreement(tracks, result.w2c, solved, intr * pixels, STEP_MIN_INLIERS)
             return finish(c2w, intr, "general", tracked, inliers, np.nan_to_num(residual), unreliable,
                           estimate_focal, focal_determined, ratio=float(result.used.sum() / max(1, observed.sum())),
-                          reprojection=float(np.median(result.errors[result.used])) if result.used.any() else np.nan)
+                          reprojection=float(np.median(result.errors[result.used])) if result.used.any() else np.nan,
+                          disagreement={i: float(disagreement[i]) for i in _disagreeing_runs(disagreement)})
 
     # rotation (or zoom) only
     focal_determined = True

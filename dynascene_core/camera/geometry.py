@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 
 from .tracks import Tracks
+from .trajectory import rotation_angle_deg
 
 
 
@@ -185,6 +186,28 @@ def _step_from_essential(pts, valid, w2c, solved, i: int, kmat: np.ndarray):
     move = np.eye(4)
     move[:3, :3], move[:3, 3] = relative[0], step * relative[1]
     return move @ w2c[i - 1]
+
+
+def step_disagreement(tracks: Tracks, w2c: np.ndarray, solved: np.ndarray, k: np.ndarray,
+                      min_inliers: int) -> np.ndarray:
+    """Angle (degrees) between each solved step's rotation (frame i − 1 → i, from ``w2c (F, 4, 4)``) and the
+    two-view essential-matrix rotation of the same pair of frames: ``(F,)``, NaN for frame 0, unsolved frames
+    and pairs whose essential pose keeps fewer than ``min_inliers`` matches in front of both cameras.
+
+    A two-view rotation is noisier than a bundle adjustment's (a few degrees on single pairs), but it cannot
+    drift: several consecutive large disagreements mean the adjustment settled on a wrong solution."""
+    pts, valid = tracks.points, tracks.valid
+    kmat = np.array([[k[0], 0, k[2]], [0, k[1], k[3]], [0, 0, 1]])
+    angles = np.full(len(w2c), np.nan)
+    for i in range(1, len(w2c)):
+        common = valid[i - 1] & valid[i]
+        if not (solved[i - 1] and solved[i]) or common.sum() < min_inliers:
+            continue
+        relative = _essential_pose(pts[i - 1, common], pts[i, common], kmat)
+        if relative is None or relative[2].sum() < min_inliers:
+            continue
+        angles[i] = rotation_angle_deg(w2c[i, :3, :3] @ w2c[i - 1, :3, :3].T, relative[0])
+    return angles
 
 
 def solve_general(tracks: Tracks, k: np.ndarray, init: int, refine_passes: int):

@@ -8,8 +8,9 @@ shows. It is decided from measured quantities only (thresholds below, in pixels 
   :data:`UNRELIABLE_REPROJECTION_PX`, or fewer than :data:`UNRELIABLE_INLIER_RATIO` of the tracks agree
   with the estimated motion;
 - ``uncertain``: some frames unreliable, reprojection above :data:`UNCERTAIN_REPROJECTION_PX`,
-  inlier ratio below :data:`UNCERTAIN_INLIER_RATIO`, few tracks, or a focal length that the motion
-  could not determine (estimated from too little rotation/parallax);
+  inlier ratio below :data:`UNCERTAIN_INLIER_RATIO`, few tracks, a focal length that the motion
+  could not determine (estimated from too little rotation/parallax), or consecutive frames whose steps
+  disagree with their two-view rotations (the bundle adjustment drifted to a wrong solution);
 - ``reliable`` otherwise.
 """
 
@@ -40,6 +41,7 @@ class CameraQuality:
     fov_deg: float  # field of view across the longer image side (first frame)
     focal_estimated: bool  # True when the focal was estimated from the clip, False when given
     unreliable_frames: list[int] = field(default_factory=list)  # frames whose pose is not trustworthy
+    inconsistent_frames: list[int] = field(default_factory=list)  # frames whose step disagrees with two views
     motion: str = "general"  # "general", "rotation" or "static"
     frames: int = 0
     focal_source: str = "given"  # "given", "estimated", or "assumed" (default FOV: nothing to estimate it from)
@@ -53,6 +55,7 @@ class CameraQuality:
             elif isinstance(value, float):
                 data[key] = round(value, 4)
         data["unreliable_frames"] = [int(i) for i in self.unreliable_frames]
+        data["inconsistent_frames"] = [int(i) for i in self.inconsistent_frames]
         return data
 
     def summary(self) -> str:
@@ -82,13 +85,14 @@ def _frame_ranges(frames: list[int]) -> str:
 
 def assess(*, frames: int, motion: str, reprojection_px: float, track_count: int, inlier_ratio: float,
            focal_px: float, fov_deg: float, focal_estimated: bool, unreliable_frames: list[int],
-           failure: str | None = None, focal_determined: bool = True, focal_source: str | None = None
-           ) -> CameraQuality:
+           failure: str | None = None, focal_determined: bool = True, focal_source: str | None = None,
+           step_disagreement_deg: dict[int, float] | None = None) -> CameraQuality:
     """Build the :class:`CameraQuality` of a clip and decide its verdict from the measured numbers.
 
     ``failure``: why no camera could be estimated at all (→ unreliable). ``focal_determined``: False when
     the focal was estimated but the motion carried too little information to fix it. ``focal_source``:
-    "given", "estimated" or "assumed" (default: from ``focal_estimated``).
+    "given", "estimated" or "assumed" (default: from ``focal_estimated``). ``step_disagreement_deg``: frame →
+    angle between its step's rotation and the two-view one, for the runs of disagreeing steps.
     """
     bad, doubt = [], []
     if failure:
@@ -110,8 +114,11 @@ def assess(*, frames: int, motion: str, reprojection_px: float, track_count: int
             doubt.append(f"few background tracks ({track_count})")
         if focal_estimated and not focal_determined:
             doubt.append("focal length poorly determined by this motion (give the FOV or intrinsics)")
+        if step_disagreement_deg:
+            doubt.append(f"the rotations of frames {_frame_ranges(sorted(step_disagreement_deg))} disagree with "
+                         f"two-view geometry by up to {max(step_disagreement_deg.values()):.1f} deg")
     verdict = "unreliable" if bad else "uncertain" if doubt else "reliable"
     return CameraQuality(verdict, bad + doubt, float(reprojection_px), int(track_count), float(inlier_ratio),
                          float(focal_px), float(fov_deg), bool(focal_estimated),
-                         sorted(int(i) for i in unreliable_frames), motion, int(frames),
-                         focal_source or ("estimated" if focal_estimated else "given"))
+                         sorted(int(i) for i in unreliable_frames), sorted(int(i) for i in step_disagreement_deg or ()),
+                         motion, int(frames), focal_source or ("estimated" if focal_estimated else "given"))
