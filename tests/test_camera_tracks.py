@@ -4,7 +4,7 @@ import cv2
 import numpy as np
 
 from conftest import load_benchmark
-from dynascene_core.camera.tracks import track_points
+from dynascene_core.camera.tracks import _track_step, track_points
 from dynascene_core.camera.trajectory import rotation_angle_deg
 from dynascene_core.evaluation.camera_error import trajectory_error
 
@@ -38,6 +38,35 @@ def test_tracks_follow_a_known_subpixel_zoom_and_drift():
     error = np.linalg.norm(points[-1, whole] - expected, axis=1)
     assert np.median(error) < 0.3 and np.percentile(error, 90) < 0.5  # 11 steps, 4.3 px drift, 11% zoom
 
+
+
+def test_a_jump_beyond_the_klt_search_range_is_tracked_from_descriptor_matches():
+    """Frame 1 is frame 0 moved 90 px right and 12 px down and turned 3° (a fast turn between key frames):
+    plain KLT loses most points; the retry from the ORB homography's prediction keeps them, where the
+    known motion puts them."""
+    height, width = 240, 400
+    rng = np.random.default_rng(1)
+    texture = cv2.GaussianBlur(rng.uniform(0, 255, (height * 2, width * 2)).astype(np.float32), (0, 0), 2.5)
+    texture = cv2.normalize(texture, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
+    first = texture[height // 2:height // 2 + height, width // 2:width // 2 + width]
+    motion = cv2.getRotationMatrix2D((width / 2, height / 2), 3.0, 1.0)
+    motion[:, 2] += [90.0, 12.0]
+    crop = np.float64([[1, 0, -width / 2], [0, 1, -height / 2], [0, 0, 1]])  # texture → frame 0 pixels
+    second = cv2.warpAffine(texture, (np.vstack([motion, [0, 0, 1]]) @ crop)[:2], (width, height),
+                            flags=cv2.INTER_CUBIC)
+    gray = np.stack([first, second])
+    allowed = np.full(gray.shape, 255, np.uint8)
+    tracks = track_points(gray, allowed, 300, 0.5)
+    start = tracks.points[0]
+    kept = tracks.valid[0] & tracks.valid[1]
+    expected = np.c_[start, np.ones(len(start))] @ np.vstack([motion, [0, 0, 1]]).T
+    inside = ((expected[:, 0] > 10) & (expected[:, 0] < width - 10) & (expected[:, 1] > 10)
+              & (expected[:, 1] < height - 10) & tracks.valid[0])
+    _, plain = _track_step(first, second, start[tracks.valid[0]].astype(np.float32), 0.5)
+    assert plain.sum() < 0.3 * inside.sum()  # the jump defeats plain KLT
+    assert kept.sum() > 0.8 * inside.sum()
+    error = np.linalg.norm(tracks.points[1, kept] - expected[kept, :2], axis=1)
+    assert np.median(error) < 0.2 and error.max() < 0.5  # cubic resampling of a 3° turn: 0.12 px median
 
 def _rotation(axis, degrees):
     vector = np.asarray(axis, float) / np.linalg.norm(axis) * np.radians(degrees)
