@@ -224,7 +224,8 @@ def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, int
                          inlier_ratio=ratio, focal_px=float(0.5 * (intr[0] * width + intr[1] * height)),
                          fov_deg=fov_of(intr, height, width), focal_estimated=focal_estimated,
                          unreliable_frames=list(unreliable), failure=failure, focal_determined=focal_determined,
-                         step_disagreement_deg=disagreement, focal_source="estimated" if focal_estimated else "given" if given is not None else "assumed")
+                         step_disagreement_deg=disagreement,
+                         focal_source="estimated" if focal_estimated else "given" if given is not None else "assumed")
         per_frame = np.tile(intr, (count, 1))
         if zoom is not None:
             per_frame[:, :2] *= zoom[:, None]

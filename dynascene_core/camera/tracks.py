@@ -65,8 +65,8 @@ LARGE_MOTION_PX = 20.0
 """A step that keeps fewer than LOST_SHARE of its tracks while a homography of descriptor matches moves them by
 LARGE_MOTION_PX or more (median) is tracked again from the positions it predicts: motion too large for the
 KLT pyramid (fast turns between the key frames of a walk: 24–137 px on the HoloLens clips of the real-footage
-benchmark). Smaller motions keep the plain KLT result: there the tracks were lost to occlusion or the image
-border, not to the search range (KITTI's forward drive loses half its tracks at 5–20 px)."""
+benchmark). Slow steps keep the plain KLT result: there the tracks were lost to occlusion or the image border,
+not to the search range (KITTI's forward drive loses half its tracks at 5–36 px; see BENCHMARKS.md)."""
 
 
 def _moved(points: np.ndarray, homography: np.ndarray) -> np.ndarray:
