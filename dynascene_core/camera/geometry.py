@@ -120,7 +120,7 @@ def _project(points3d: np.ndarray, w2c: np.ndarray, k: np.ndarray) -> tuple[np.n
 
 def _triangulate(w2c_a, w2c_b, pa, pb, k, max_err_px: float, min_angle_deg: float):
     """Two-view triangulation with cheirality, reprojection and triangulation-angle checks → (X, ok)."""
-    kmat = np.array([[k[0], 0, k[2]], [0, k[1], k[3]], [0, 0, 1]])
+    kmat = _camera_matrix(k)
     xh = cv2.triangulatePoints(kmat @ w2c_a[:3], kmat @ w2c_b[:3], pa.T.astype(np.float64), pb.T.astype(np.float64))
     with np.errstate(divide="ignore", invalid="ignore"):
         x = (xh[:3] / xh[3]).T
@@ -138,7 +138,7 @@ def _triangulate(w2c_a, w2c_b, pa, pb, k, max_err_px: float, min_angle_deg: floa
 
 def _pnp(points3d, points2d, k, guess_w2c, threshold_px: float):
     """RANSAC PnP + LM refinement → (w2c or None, inlier flags, median reprojection px)."""
-    kmat = np.array([[k[0], 0, k[2]], [0, k[1], k[3]], [0, 0, 1]])
+    kmat = _camera_matrix(k)
     obj, img = points3d.astype(np.float64), points2d.astype(np.float64)
     if len(obj) < 6:
         return None, np.zeros(len(obj), bool), float("nan")
@@ -161,6 +161,11 @@ def _pnp(points3d, points2d, k, guess_w2c, threshold_px: float):
     return w2c, flags, float(np.median(err[flags])) if flags.any() else float("nan")
 
 
+def _camera_matrix(k: np.ndarray) -> np.ndarray:
+    """3×3 camera matrix of pixel intrinsics ``(fx, fy, cx, cy)``."""
+    return np.array([[k[0], 0, k[2]], [0, k[1], k[3]], [0, 0, 1]])
+
+
 def _essential_pose(a: np.ndarray, b: np.ndarray, kmat: np.ndarray):
     """Relative pose of view b to view a from pixel matches ``(N, 2)`` (robust essential matrix, 1 px):
     ``(R, t (unit), inlier flags (N,))`` with x_b = R x_a + t, or None."""
@@ -171,15 +176,22 @@ def _essential_pose(a: np.ndarray, b: np.ndarray, kmat: np.ndarray):
     return r, t.ravel(), mask.ravel() > 0
 
 
+def _consecutive_pose(pts: np.ndarray, valid: np.ndarray, i: int, kmat: np.ndarray, min_inliers: int):
+    """:func:`_essential_pose` of frame i − 1 → i from their common tracks, or None when fewer than
+    ``min_inliers`` matches are shared or end in front of both cameras."""
+    common = valid[i - 1] & valid[i]
+    if common.sum() < min_inliers:
+        return None
+    relative = _essential_pose(pts[i - 1, common], pts[i, common], kmat)
+    return None if relative is None or relative[2].sum() < min_inliers else relative
+
+
 def _step_from_essential(pts, valid, w2c, solved, i: int, kmat: np.ndarray):
     """Pose of frame i from the essential matrix with frame i − 1 when PnP has too few triangulated points
     (fast motion renews the tracks before they are triangulated); the step length is the previous step's.
     Returns w2c ``(4, 4)`` or None. The bundle adjustment refines it with the points it lets triangulate."""
-    common = valid[i - 1] & valid[i]
-    if common.sum() < 12:
-        return None
-    relative = _essential_pose(pts[i - 1, common], pts[i, common], kmat)
-    if relative is None or relative[2].sum() < 12:
+    relative = _consecutive_pose(pts, valid, i, kmat, 12)
+    if relative is None:
         return None
     centres = [-w2c[j, :3, :3].T @ w2c[j, :3, 3] for j in range(i) if solved[j]]
     step = np.linalg.norm(centres[-1] - centres[-2]) if len(centres) >= 2 else 1.0
@@ -197,16 +209,12 @@ def step_disagreement(tracks: Tracks, w2c: np.ndarray, solved: np.ndarray, k: np
     A two-view rotation is noisier than a bundle adjustment's (a few degrees on single pairs), but it cannot
     drift: several consecutive large disagreements mean the adjustment settled on a wrong solution."""
     pts, valid = tracks.points, tracks.valid
-    kmat = np.array([[k[0], 0, k[2]], [0, k[1], k[3]], [0, 0, 1]])
+    kmat = _camera_matrix(k)
     angles = np.full(len(w2c), np.nan)
     for i in range(1, len(w2c)):
-        common = valid[i - 1] & valid[i]
-        if not (solved[i - 1] and solved[i]) or common.sum() < min_inliers:
-            continue
-        relative = _essential_pose(pts[i - 1, common], pts[i, common], kmat)
-        if relative is None or relative[2].sum() < min_inliers:
-            continue
-        angles[i] = rotation_angle_deg(w2c[i, :3, :3] @ w2c[i - 1, :3, :3].T, relative[0])
+        relative = _consecutive_pose(pts, valid, i, kmat, min_inliers) if solved[i - 1] and solved[i] else None
+        if relative is not None:
+            angles[i] = rotation_angle_deg(w2c[i, :3, :3] @ w2c[i - 1, :3, :3].T, relative[0])
     return angles
 
 
@@ -220,7 +228,7 @@ def solve_general(tracks: Tracks, k: np.ndarray, init: int, refine_passes: int):
     pts, valid = tracks.points, tracks.valid
     frames, count = valid.shape
     common = valid[0] & valid[init]
-    kmat = np.array([[k[0], 0, k[2]], [0, k[1], k[3]], [0, 0, 1]])
+    kmat = _camera_matrix(k)
     relative = _essential_pose(pts[0, common], pts[init, common], kmat)
     if relative is None:
         return None
