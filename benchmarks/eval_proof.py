@@ -12,6 +12,9 @@
 3. Evaluates both sets with :func:`dynascene_core.evaluation.evaluate_folders` against the rendered
    ground-truth backgrounds, on the background only (mattes given) and with the camera-following error
    (the requested pose files given); metrics whose backbone weights are missing are listed as skipped.
+   ``--only generate`` stops here (e.g. on a GPU machine: ``--generate-args '--device cuda'``);
+   ``--only evaluate`` skips generation and evaluates the ``generated_cam`` / ``generated_nocam`` folders an
+   earlier ``--only generate`` left in ``--out`` (same ``--data``, ``--split`` and ``--clips``).
 4. Prints both rows in the paper's layout, each row's turn ratio (the share of the requested turn its
    backgrounds make) and the acceptance check (camera control: rotation error at most half the ablation's,
    higher background PSNR), writes ``table.txt``, ``report_cam.json``,
@@ -160,33 +163,50 @@ def main(argv=None) -> int:
                    "both rows, e.g. '--guidance 2 --context-length 8'")
     p.add_argument("--strip-clips", type=int, default=2, help="test clips shown in strip.png / strip.gif")
     p.add_argument("--weights-dir", default=None, help="evaluation backbone weights (LPIPS/FID/FVD), if present")
+    p.add_argument("--only", choices=("generate", "evaluate"), default=None,
+                   help="generate: write generated_cam/ and generated_nocam/ into --out and stop; evaluate: "
+                   "evaluate those folders from an earlier --only generate (e.g. generated on a GPU machine)")
     args = p.parse_args(argv)
-    for path in (args.cam, args.nocam):
-        if not os.path.isfile(path):
-            p.error(f"{path} does not exist")
+    if args.only != "evaluate":
+        for path in (args.cam, args.nocam):
+            if not os.path.isfile(path):
+                p.error(f"{path} does not exist")
     from dynascene_core.evaluation import evaluate_folders, format_table
-    from dynascene_core.video import write_frame_folder
+    from dynascene_core.video import read_video, write_frame_folder
 
     started = time.perf_counter()
     ids = ensure_held_out_clips(args.data, args.split, args.clips)
     os.makedirs(args.out, exist_ok=True)
-    gt, masks, cameras = link_inputs(args.data, args.split, ids, os.path.join(args.out, "inputs"))
+    folders = {key: os.path.join(args.out, f"generated_{key}") for key, _ in ROWS}
+    if args.only == "evaluate":
+        missing = [os.path.join(folders[key], i) for key, _ in ROWS for i in ids
+                   if not os.path.isdir(os.path.join(folders[key], i))]
+        if missing:
+            p.error(f"--only evaluate: {missing[0]} does not exist ({len(missing)} generated clips missing; "
+                    f"expected the output of --only generate with the same --data, --split and --clips)")
     extra = shlex.split(args.generate_args)
     generated: dict[str, dict[str, np.ndarray]] = {}
-    reports = {}
     for key, _ in ROWS:
         model = args.cam if key == "cam" else args.nocam
-        folder = os.path.join(args.out, f"generated_{key}")
-        shutil.rmtree(folder, ignore_errors=True)
+        if args.only == "evaluate":
+            generated[key] = {i: read_video(os.path.join(folders[key], i)).frames for i in ids}
+            continue
+        shutil.rmtree(folders[key], ignore_errors=True)
         generated[key] = {}
         for clip_id in ids:
             frames = generate_clip(model, os.path.join(args.data, "clips", clip_id),
                                    os.path.join(args.out, "runs", key, clip_id), args.sampler, args.steps, args.seed,
                                    extra)
-            write_frame_folder(os.path.join(folder, clip_id), frames)
+            write_frame_folder(os.path.join(folders[key], clip_id), frames)
             generated[key][clip_id] = frames
-        options = {} if args.weights_dir is None else {"weights_dir": args.weights_dir}
-        reports[key] = evaluate_folders(folder, gt, masks_dir=masks, cameras_dir=cameras, **options)
+    if args.only == "generate":
+        print(f"wrote {', '.join(folders.values())} ({time.perf_counter() - started:.0f} s)")
+        return 0
+    gt, masks, cameras = link_inputs(args.data, args.split, ids, os.path.join(args.out, "inputs"))
+    options = {} if args.weights_dir is None else {"weights_dir": args.weights_dir}
+    reports = {}
+    for key, _ in ROWS:
+        reports[key] = evaluate_folders(folders[key], gt, masks_dir=masks, cameras_dir=cameras, **options)
         reports[key].write_json(os.path.join(args.out, f"report_{key}.json"))
     table = format_table({label: reports[key].metrics for key, label in ROWS})
     cam, nocam = reports["cam"].metrics, reports["nocam"].metrics

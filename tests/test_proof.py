@@ -256,6 +256,18 @@ def test_proof_evaluation_runs_both_rows_on_a_validation_clip_with_the_given_gen
     text = (out / "table.txt").read_text()
     assert "held-out val clips" in text and "turn ratio" in text
     assert (out / "strip.png").stat().st_size > 0
+    # generation and evaluation apart (a GPU machine generates, another evaluates): the same reports
+    split = tmp_path / "split"
+    common = ["--cam", model, "--nocam", model, "--data", str(tmp_path / "data"), "--split", "val", "--clips", "1",
+              "--strip-clips", "1", "--steps", "2", "--out", str(split)]
+    with pytest.raises(SystemExit):  # nothing generated yet: named before any work
+        eval_proof.main([*common, "--only", "evaluate"])
+    assert eval_proof.main([*common, "--generate-args", "--guidance 1.5 --context-length 8", "--only", "generate"]) == 0
+    assert not (split / "report_cam.json").exists()
+    assert eval_proof.main([*common[:3], "missing.safetensors", *common[4:], "--only", "evaluate"]) == 1
+    for row in ("cam", "nocam"):
+        whole, apart = (json.loads((d / f"report_{row}.json").read_text())["metrics"] for d in (out, split))
+        assert apart == whole
     from training.prepare_proof import write_proof_dataset
 
     old = tmp_path / "test_only"  # a dataset rendered without a validation split: named, not silently replaced
