@@ -8,6 +8,7 @@ import math
 import cv2
 import numpy as np
 
+from .robust import robust_fit
 from .tracks import Tracks
 from .trajectory import rotation_angle_deg
 
@@ -28,7 +29,7 @@ def _kabsch(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
 
 def _homography_inliers(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Inlier flags of a robust homography a → b (1 px)."""
-    hom, inl = cv2.findHomography(a.astype(np.float32), b.astype(np.float32), cv2.USAC_MAGSAC, 1.0)
+    hom, inl = robust_fit(cv2.findHomography, a.astype(np.float32), b.astype(np.float32), cv2.USAC_MAGSAC, 1.0)
     return np.zeros(len(a), bool) if hom is None else inl.ravel().astype(bool)
 
 
@@ -38,7 +39,7 @@ def parallax_residuals(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     Both models are fitted robustly; a clearly larger homography residual means translation parallax.
     Moving foreground points are outliers of both and do not enter the medians.
     """
-    fmat, inl = cv2.findFundamentalMat(a, b, cv2.USAC_MAGSAC, 1.0, 0.999)
+    fmat, inl = robust_fit(cv2.findFundamentalMat, a, b, cv2.USAC_MAGSAC, 1.0, 0.999)
     if fmat is None or fmat.shape != (3, 3) or inl.sum() < 8:
         return 0.0, float("inf")
     keep = inl.ravel().astype(bool)
@@ -47,7 +48,7 @@ def parallax_residuals(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     lb, la = ah @ fmat.T, bh @ fmat
     num = np.abs(np.sum(bh * lb, 1))
     epipolar = 0.5 * (num / np.hypot(lb[:, 0], lb[:, 1]) + num / np.hypot(la[:, 0], la[:, 1]))
-    hom, _ = cv2.findHomography(a, b, cv2.USAC_MAGSAC, 1.0)
+    hom, _ = robust_fit(cv2.findHomography, a, b, cv2.USAC_MAGSAC, 1.0)
     if hom is None:
         return float("inf"), float(np.median(epipolar))
     proj = cv2.perspectiveTransform(a.reshape(-1, 1, 2), hom).reshape(-1, 2)
@@ -169,7 +170,7 @@ def _camera_matrix(k: np.ndarray) -> np.ndarray:
 def _essential_pose(a: np.ndarray, b: np.ndarray, kmat: np.ndarray):
     """Relative pose of view b to view a from pixel matches ``(N, 2)`` (robust essential matrix, 1 px):
     ``(R, t (unit), inlier flags (N,))`` with x_b = R x_a + t, or None."""
-    ess, mask = cv2.findEssentialMat(a, b, kmat, cv2.USAC_MAGSAC, 0.999, 1.0)
+    ess, mask = robust_fit(cv2.findEssentialMat, a, b, kmat, cv2.USAC_MAGSAC, 0.999, 1.0)
     if ess is None or ess.shape != (3, 3):
         return None
     _, r, t, mask = cv2.recoverPose(ess, a, b, kmat, mask=mask)

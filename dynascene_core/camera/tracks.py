@@ -8,6 +8,8 @@ import cv2
 import numpy as np
 import torch
 
+from .robust import robust_fit
+
 
 @dataclass
 class Tracks:
@@ -94,21 +96,26 @@ def _track_step(previous: np.ndarray, current: np.ndarray, positions: np.ndarray
     return nxt - 0.5 * (back - positions), good
 
 
-def _descriptor_homography(previous: np.ndarray, current: np.ndarray, allowed_previous: np.ndarray,
-                           allowed_current: np.ndarray) -> np.ndarray | None:
-    """Homography ``(3, 3)`` previous → current from ORB matches on allowed pixels, or None when fewer than
-    20 matches agree on one."""
-    orb = cv2.ORB_create(1500)
-    kp_a, des_a = orb.detectAndCompute(previous, allowed_previous)
-    kp_b, des_b = orb.detectAndCompute(current, allowed_current)
-    if des_a is None or des_b is None or len(kp_a) < 20 or len(kp_b) < 20:
+def _orb_features(image: np.ndarray, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """ORB keypoint positions ``(N, 2)`` float32 and descriptors ``(N, 32)`` uint8 (None when none) on the
+    allowed pixels of ``image``."""
+    keypoints, descriptors = cv2.ORB_create(1500).detectAndCompute(image, allowed)
+    return np.float32([k.pt for k in keypoints]).reshape(-1, 2), descriptors
+
+
+def _descriptor_homography(previous: tuple[np.ndarray, np.ndarray | None],
+                           current: tuple[np.ndarray, np.ndarray | None]) -> np.ndarray | None:
+    """Homography ``(3, 3)`` previous → current from the cross-checked matches of two frames'
+    :func:`_orb_features`, or None when fewer than 20 matches agree on one."""
+    (pts_a, des_a), (pts_b, des_b) = previous, current
+    if des_a is None or des_b is None or len(pts_a) < 20 or len(pts_b) < 20:
         return None
     matches = cv2.BFMatcher(cv2.NORM_HAMMING, crossCheck=True).match(des_a, des_b)
     if len(matches) < 20:
         return None
-    a = np.float32([kp_a[m.queryIdx].pt for m in matches])
-    b = np.float32([kp_b[m.trainIdx].pt for m in matches])
-    hom, inliers = cv2.findHomography(a, b, cv2.USAC_MAGSAC, 3.0)
+    a = pts_a[[m.queryIdx for m in matches]]
+    b = pts_b[[m.trainIdx for m in matches]]
+    hom, inliers = robust_fit(cv2.findHomography, a, b, cv2.USAC_MAGSAC, 3.0)
     return None if hom is None or inliers.sum() < 20 else hom
 
 
@@ -132,12 +139,21 @@ def track_points(gray: np.ndarray, allowed: np.ndarray, max_features: int, fb_px
                                         minDistance=min_distance, mask=mask, blockSize=7)
         return np.zeros((0, 2), np.float32) if found is None else found.reshape(-1, 2)
 
+    orb: dict[int, tuple] = {}  # ORB features of the latest frames: consecutive retried steps share one
+
+    def orb_features(index: int) -> tuple:
+        if index not in orb:
+            orb[index] = _orb_features(gray[index], allowed[index])
+            for old in [k for k in orb if k < index - 1]:
+                del orb[old]
+        return orb[index]
+
     table = np.full((frames, 0, 2), np.nan)
     for index in range(frames):
         if index > 0 and len(positions):
             nxt, good = _track_step(gray[index - 1], gray[index], positions, fb_px)
             if good.sum() < LOST_SHARE * len(positions):
-                hom = _descriptor_homography(gray[index - 1], gray[index], allowed[index - 1], allowed[index])
+                hom = _descriptor_homography(orb_features(index - 1), orb_features(index))
                 if hom is not None and np.median(np.linalg.norm(
                         _moved(positions, hom) - positions, axis=1)) >= LARGE_MOTION_PX:
                     retried, retried_good = _track_step(gray[index - 1], gray[index], positions, fb_px, hom)
