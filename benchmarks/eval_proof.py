@@ -148,8 +148,8 @@ def _ratio(camera: dict | None) -> str:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--cam", required=True, help="standalone DynaScene file trained with camera control")
-    p.add_argument("--nocam", required=True, help="standalone DynaScene file of the camera ablation")
+    p.add_argument("--cam", help="standalone DynaScene file trained with camera control (not with --only evaluate)")
+    p.add_argument("--nocam", help="standalone DynaScene file of the camera ablation (not with --only evaluate)")
     p.add_argument("--data", default="outputs/datasets/proof_test",
                    help="proof dataset (held-out splits rendered if missing)")
     p.add_argument("--out", default="outputs/proof_eval")
@@ -168,6 +168,8 @@ def main(argv=None) -> int:
                    "evaluate those folders from an earlier --only generate (e.g. generated on a GPU machine)")
     args = p.parse_args(argv)
     if args.only != "evaluate":
+        if not (args.cam and args.nocam):
+            p.error("--cam and --nocam are required (the two models to generate with)")
         for path in (args.cam, args.nocam):
             if not os.path.isfile(path):
                 p.error(f"{path} does not exist")

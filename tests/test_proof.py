@@ -258,13 +258,14 @@ def test_proof_evaluation_runs_both_rows_on_a_validation_clip_with_the_given_gen
     assert (out / "strip.png").stat().st_size > 0
     # generation and evaluation apart (a GPU machine generates, another evaluates): the same reports
     split = tmp_path / "split"
-    common = ["--cam", model, "--nocam", model, "--data", str(tmp_path / "data"), "--split", "val", "--clips", "1",
-              "--strip-clips", "1", "--steps", "2", "--out", str(split)]
+    common = ["--data", str(tmp_path / "data"), "--split", "val", "--clips", "1", "--strip-clips", "1",
+              "--out", str(split)]
     with pytest.raises(SystemExit):  # nothing generated yet: named before any work
         eval_proof.main([*common, "--only", "evaluate"])
-    assert eval_proof.main([*common, "--generate-args", "--guidance 1.5 --context-length 8", "--only", "generate"]) == 0
+    assert eval_proof.main(["--cam", model, "--nocam", model, *common, "--steps", "2", "--generate-args",
+                            "--guidance 1.5 --context-length 8", "--only", "generate"]) == 0
     assert not (split / "report_cam.json").exists()
-    assert eval_proof.main([*common[:3], "missing.safetensors", *common[4:], "--only", "evaluate"]) == 1
+    assert eval_proof.main([*common, "--only", "evaluate"]) == 1  # no models needed
     for row in ("cam", "nocam"):
         whole, apart = (json.loads((d / f"report_{row}.json").read_text())["metrics"] for d in (out, split))
         assert apart == whole
