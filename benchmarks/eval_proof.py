@@ -12,7 +12,7 @@
 3. Evaluates both sets with :func:`dynascene_core.evaluation.evaluate_folders` against the rendered
    ground-truth backgrounds, on the background only (mattes given) and with the camera-following error
    (the requested pose files given); metrics whose backbone weights are missing are listed as skipped.
-   ``--only generate`` stops here (e.g. on a GPU machine: ``--generate-args '--device cuda'``);
+   ``--only generate`` stops here (e.g. on a GPU machine: ``--generate-args '--device cuda --dtype float32'``);
    ``--only evaluate`` skips generation and evaluates the ``generated_cam`` / ``generated_nocam`` folders an
    earlier ``--only generate`` left in ``--out`` (same ``--data``, ``--split`` and ``--clips``).
 4. Prints both rows in the paper's layout, each row's turn ratio (the share of the requested turn its

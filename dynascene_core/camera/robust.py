@@ -1,6 +1,6 @@
 """OpenCV's robust model fits, guarded. Its USAC estimators (MAGSAC) fail an internal assertion
 (``!model.empty()``) on some small, noisy point sets instead of returning no model; one such set in a clip
-must make a step uncertain, not crash the estimate (it did, on a generated background of the proof
+must count as no model, not crash the estimate (it did, on a generated background of the proof
 evaluation)."""
 
 from __future__ import annotations
