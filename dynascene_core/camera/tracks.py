@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import cv2
@@ -139,14 +140,8 @@ def track_points(gray: np.ndarray, allowed: np.ndarray, max_features: int, fb_px
                                         minDistance=min_distance, mask=mask, blockSize=7)
         return np.zeros((0, 2), np.float32) if found is None else found.reshape(-1, 2)
 
-    orb: dict[int, tuple] = {}  # ORB features of the latest frames: consecutive retried steps share one
-
-    def orb_features(index: int) -> tuple:
-        if index not in orb:
-            orb[index] = _orb_features(gray[index], allowed[index])
-            for old in [k for k in orb if k < index - 1]:
-                del orb[old]
-        return orb[index]
+    # ORB features of the last two frames asked for: consecutive retried steps share a frame
+    orb_features = functools.lru_cache(maxsize=2)(lambda index: _orb_features(gray[index], allowed[index]))
 
     table = np.full((frames, 0, 2), np.nan)
     for index in range(frames):
