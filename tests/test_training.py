@@ -88,6 +88,23 @@ def test_resume_continues_exactly(dataset, tmp_path):
         assert torch.equal(tensor, a[name])
 
 
+def test_resume_takes_the_configured_learning_rate(dataset, tmp_path):
+    """A cool-down: the checkpoint brings the step and Adam's moments, the config the rate (linear schedule to
+    step 4: rate x (4 - step) / 4)."""
+    first = _trainer(tiny_config(dataset, tmp_path / "run", "train.max_steps=4", "train.learning_rate=1e-3",
+                                 "train.lr_scheduler=linear"))
+    first.train(stop_at=2)
+    moments = [first.optimizer.state[p]["exp_avg"].clone() for p in first.params]
+    resumed = _trainer(tiny_config(dataset, tmp_path / "run", "train.max_steps=4", "train.learning_rate=1e-4",
+                                   "train.lr_scheduler=linear"))
+    assert resumed.step == 2
+    assert resumed.optimizer.param_groups[0]["lr"] == pytest.approx(1e-4 * 2 / 4)
+    for p, m in zip(resumed.params, moments):
+        assert torch.equal(resumed.optimizer.state[p]["exp_avg"], m)
+    resumed.train(stop_at=3)
+    assert resumed.optimizer.param_groups[0]["lr"] == pytest.approx(1e-4 * 1 / 4)
+
+
 def test_crash_while_saving_keeps_last_good_checkpoint(dataset, tmp_path, monkeypatch):
     config = tiny_config(dataset, tmp_path / "run", "train.max_steps=3", "checkpoint.keep_last=1")
     trainer = _trainer(config)

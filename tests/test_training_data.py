@@ -169,6 +169,10 @@ def test_config_overrides_and_unknown_keys():
     assert (stage2["data"]["num_frames"], stage2["train"]["batch_size"], stage2["stage"]) == (24, 1, 2)
     # YAML reads a bare `no` as false; the documented value must still work on the command line
     assert load_config("tiny", ["train.mixed_precision=no"])["train"]["mixed_precision"] == "no"
+    # YAML 1.1 reads 1e-4 (no dot) as text; the number everyone types must work
+    assert load_config("tiny", ["train.learning_rate=1e-4"])["train"]["learning_rate"] == 1e-4
+    with pytest.raises(ConfigError, match="train.learning_rate must be a number, got 'fast'"):
+        load_config("tiny", ["train.learning_rate=fast"])
     with pytest.raises(ConfigError, match="mixed_precision must be no, fp16 or bf16, got 'fp8'"):
         load_config("tiny", ["train.mixed_precision=fp8"])
     with pytest.raises(ConfigError, match="train.allow_tf32 must be true or false, got 'yes please'"):

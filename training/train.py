@@ -181,6 +181,7 @@ class Trainer:
         load_dynascene(os.path.join(folder, WEIGHTS_NAME), self.models)
         self.optimizer.load_state_dict(state["optimizer"])
         self.lr_scheduler.load_state_dict(state["lr_scheduler"])
+        self._apply_configured_learning_rate()
         if self.ema is not None and "ema" in state:
             self.ema.load_state_dict(state["ema"])
         if rng is not None:
@@ -189,6 +190,18 @@ class Trainer:
         self._resume_state = state
         logger.info("resumed from %s at step %d", folder, self.step)
         return folder
+
+    def _apply_configured_learning_rate(self) -> None:
+        """The config's ``train.learning_rate`` and schedule win over the checkpoint's, so a run can resume with a
+        lower rate (e.g. a cool-down at the end); the checkpoint keeps the step and the optimizer's moments."""
+        base = float(self.config["train"]["learning_rate"])
+        if self.lr_scheduler.base_lrs[0] != base:
+            logger.info("learning rate %g from the config (the checkpoint's was %g)", base,
+                        self.lr_scheduler.base_lrs[0])
+        self.lr_scheduler.base_lrs = [base] * len(self.optimizer.param_groups)
+        for group, factor in zip(self.optimizer.param_groups, self.lr_scheduler.lr_lambdas):
+            group["initial_lr"] = base
+            group["lr"] = base * factor(self.lr_scheduler.last_epoch)
 
     def _write_checkpoint(self, folder: str) -> None:
         groups = self.saved_groups
