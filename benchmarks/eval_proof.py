@@ -8,15 +8,20 @@
    them. ``--split test`` (default) measures; ``--split val`` is for choosing sampler settings first.
 2. Generates every held-out clip with each model through ``python -m dynascene_core.generate`` (in-process
    ``main``: the person video, its matte, the human-free first frame as the scene image, the clip's
-   pose file as the requested camera), reading the generated ``background.mp4`` back.
+   pose file as the requested camera), reading the generated ``background.mp4`` back. With several ``--seed`` values every clip is generated once
+   per seed (samples ``CLIP_seedS``) and the metrics pool all samples: one sample's camera-following error moves
+   with the sampler's rounding (thread count, GPU), so a ratio near the acceptance needs several.
 3. Evaluates both sets with :func:`dynascene_core.evaluation.evaluate_folders` against the rendered
    ground-truth backgrounds, on the background only (mattes given) and with the camera-following error
    (the requested pose files given); metrics whose backbone weights are missing are listed as skipped.
    ``--only generate`` stops here (e.g. on a GPU machine: ``--generate-args '--device cuda --dtype float32'``);
    ``--only evaluate`` skips generation and evaluates the ``generated_cam`` / ``generated_nocam`` folders an
-   earlier ``--only generate`` left in ``--out`` (same ``--data``, ``--split`` and ``--clips``).
+   earlier ``--only generate`` left in ``--out`` (same ``--data``, ``--split`` and ``--clips``), with the
+   generation settings it recorded there (``generation.json``: sampler, steps, seeds, generate arguments).
 4. Prints both rows in the paper's layout, each row's turn ratio (the share of the requested turn its
-   backgrounds make) and the acceptance check (camera control: rotation error at most half the ablation's,
+   backgrounds make), two references without a model (the ground truth itself: the camera estimator's floor;
+   its first frame held still: a background that ignores the camera; ``report_references.json``) and the
+   acceptance check (camera control: rotation error at most half the ablation's,
    higher background PSNR), writes ``table.txt``, ``report_cam.json``,
    ``report_nocam.json`` and the side-by-side pictures ``strip.png`` / ``strip.gif`` (foreground, scene
    image, requested trajectory, generated with and without camera control, ground truth).
@@ -25,6 +30,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shlex
 import shutil
@@ -71,19 +77,44 @@ def generate_clip(model: str, clip_dir: str, out_dir: str, sampler: str, steps: 
     return read_video(os.path.join(out_dir, "background.mp4")).frames
 
 
-def link_inputs(data: str, split: str, ids: list[str], work: str) -> tuple[str, str, str]:
-    """Folders the evaluation matches by name: ground truth ``NAME/`` frames, mattes ``NAME/``, cameras ``NAME.txt``."""
+def sample_names(ids: Sequence[str], seeds: Sequence[int]) -> dict[str, tuple[str, int]]:
+    """Generated sample name -> (held-out clip id, seed): the clip id itself for one seed, ``CLIP_seedS`` for
+    several (every clip generated once per seed; the metrics then pool all samples). Ordered seed by seed."""
+    if len(seeds) == 1:
+        return {clip_id: (clip_id, seeds[0]) for clip_id in ids}
+    return {f"{clip_id}_seed{seed}": (clip_id, seed) for seed in seeds for clip_id in ids}
+
+
+def link_inputs(data: str, split: str, samples: dict[str, tuple[str, int]], work: str) -> tuple[str, str, str]:
+    """Folders the evaluation matches by sample name (see :func:`sample_names`): the clip's ground truth ``NAME/``
+    frames, mattes ``NAME/``, cameras ``NAME.txt``."""
     folders = [os.path.join(work, name) for name in ("ground_truth", "masks", "cameras")]
     for folder in folders:
         shutil.rmtree(folder, ignore_errors=True)
         os.makedirs(folder)
     gt, masks, cameras = folders
-    for clip_id in ids:
+    for name, (clip_id, _) in samples.items():
         clip = os.path.join(data, "clips", clip_id)
-        shutil.copytree(os.path.join(data, split, clip_id, "background"), os.path.join(gt, clip_id))
-        shutil.copytree(os.path.join(clip, "masks"), os.path.join(masks, clip_id))
-        shutil.copy(os.path.join(clip, "poses.txt"), os.path.join(cameras, f"{clip_id}.txt"))
+        shutil.copytree(os.path.join(data, split, clip_id, "background"), os.path.join(gt, name))
+        shutil.copytree(os.path.join(clip, "masks"), os.path.join(masks, name))
+        shutil.copy(os.path.join(clip, "poses.txt"), os.path.join(cameras, f"{name}.txt"))
     return gt, masks, cameras
+
+
+def reference_rows(gt: str, masks: str, cameras: str, work: str) -> dict[str, dict]:
+    """What the measures give without a model, on the same samples: the ground truth itself (``truth``: the camera
+    estimator's floor on these backgrounds) and its first frame held still for the whole clip (``still``: a
+    background that ignores the camera). Metrics: PSNR and the camera-following error."""
+    from dynascene_core.evaluation import evaluate_folders
+    from dynascene_core.video import read_video, write_frame_folder
+
+    still = os.path.join(work, "still_first_frame")
+    shutil.rmtree(still, ignore_errors=True)
+    for name in sorted(os.listdir(gt)):
+        frames = read_video(os.path.join(gt, name)).frames
+        write_frame_folder(os.path.join(still, name), np.repeat(frames[:1], len(frames), axis=0))
+    return {key: evaluate_folders(folder, gt, masks_dir=masks, cameras_dir=cameras, metrics=("psnr", "camera")).metrics
+            for key, folder in (("truth", gt), ("still", still))}
 
 
 ZOOM = 2
@@ -158,7 +189,9 @@ def main(argv=None) -> int:
     p.add_argument("--clips", type=int, default=8, help="held-out clips to use")
     p.add_argument("--sampler", default="ddim", help="solver of python -m dynascene_core.generate (ddim, dpmpp_2m, ...)")
     p.add_argument("--steps", type=int, default=25, help="sampling steps")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, nargs="+", default=[0],
+                   help="sampling seed; several (e.g. --seed 0 1 2) generate every clip once per seed and pool the "
+                   "samples, which steadies the camera-following error (one sample's error moves with rounding)")
     p.add_argument("--generate-args", default="", help="further arguments of python -m dynascene_core.generate for "
                    "both rows, e.g. '--guidance 2 --context-length 8'")
     p.add_argument("--strip-clips", type=int, default=2, help="test clips shown in strip.png / strip.gif")
@@ -180,37 +213,52 @@ def main(argv=None) -> int:
     ids = ensure_held_out_clips(args.data, args.split, args.clips)
     os.makedirs(args.out, exist_ok=True)
     folders = {key: os.path.join(args.out, f"generated_{key}") for key, _ in ROWS}
+    settings_file = os.path.join(args.out, "generation.json")
+    settings = {"split": args.split, "clips": ids, "sampler": args.sampler, "steps": args.steps, "seeds": args.seed,
+                "generate_args": args.generate_args}
     if args.only == "evaluate":
-        missing = [os.path.join(folders[key], i) for key, _ in ROWS for i in ids
-                   if not os.path.isdir(os.path.join(folders[key], i))]
+        if not os.path.isfile(settings_file):
+            p.error(f"--only evaluate: {settings_file} does not exist (expected the output of --only generate)")
+        with open(settings_file, encoding="utf-8") as handle:
+            settings = json.load(handle)
+        if settings["split"] != args.split or settings["clips"] != ids:
+            p.error(f"--only evaluate: {args.out} was generated for {settings['split']} clips {settings['clips']}, "
+                    f"not {args.split} clips {ids} (same --data, --split and --clips as --only generate)")
+    samples = sample_names(ids, settings["seeds"])
+    if args.only == "evaluate":
+        missing = [os.path.join(folders[key], name) for key, _ in ROWS for name in samples
+                   if not os.path.isdir(os.path.join(folders[key], name))]
         if missing:
-            p.error(f"--only evaluate: {missing[0]} does not exist ({len(missing)} generated clips missing; "
-                    f"expected the output of --only generate with the same --data, --split and --clips)")
-    extra = shlex.split(args.generate_args)
+            p.error(f"--only evaluate: {missing[0]} does not exist ({len(missing)} generated clips missing)")
+    extra = shlex.split(settings["generate_args"])
     generated: dict[str, dict[str, np.ndarray]] = {}
     for key, _ in ROWS:
         model = args.cam if key == "cam" else args.nocam
         if args.only == "evaluate":
-            generated[key] = {i: read_video(os.path.join(folders[key], i)).frames for i in ids}
+            generated[key] = {name: read_video(os.path.join(folders[key], name)).frames for name in samples}
             continue
         shutil.rmtree(folders[key], ignore_errors=True)
         generated[key] = {}
-        for clip_id in ids:
+        for name, (clip_id, seed) in samples.items():
             frames = generate_clip(model, os.path.join(args.data, "clips", clip_id),
-                                   os.path.join(args.out, "runs", key, clip_id), args.sampler, args.steps, args.seed,
-                                   extra)
-            write_frame_folder(os.path.join(folders[key], clip_id), frames)
-            generated[key][clip_id] = frames
+                                   os.path.join(args.out, "runs", key, name), args.sampler, args.steps, seed, extra)
+            write_frame_folder(os.path.join(folders[key], name), frames)
+            generated[key][name] = frames
     if args.only == "generate":
+        with open(settings_file, "w", encoding="utf-8") as handle:
+            json.dump(settings, handle, indent=1)
         print(f"wrote {', '.join(folders.values())} ({time.perf_counter() - started:.0f} s)")
         return 0
-    gt, masks, cameras = link_inputs(args.data, args.split, ids, os.path.join(args.out, "inputs"))
+    gt, masks, cameras = link_inputs(args.data, args.split, samples, os.path.join(args.out, "inputs"))
     options = {} if args.weights_dir is None else {"weights_dir": args.weights_dir}
     reports = {}
     for key, _ in ROWS:
         reports[key] = evaluate_folders(folders[key], gt, masks_dir=masks, cameras_dir=cameras, **options)
         reports[key].write_json(os.path.join(args.out, f"report_{key}.json"))
     table = format_table({label: reports[key].metrics for key, label in ROWS})
+    references = reference_rows(gt, masks, cameras, os.path.join(args.out, "inputs"))
+    with open(os.path.join(args.out, "report_references.json"), "w", encoding="utf-8") as handle:
+        json.dump(references, handle, indent=1)
     cam, nocam = reports["cam"].metrics, reports["nocam"].metrics
     rot_ok = cam["rot_err"] is not None and nocam["rot_err"] is not None and cam["rot_err"] <= 0.5 * nocam["rot_err"]
     psnr_ok = cam["psnr"] is not None and nocam["psnr"] is not None and cam["psnr"] > nocam["psnr"]
@@ -218,8 +266,12 @@ def main(argv=None) -> int:
     lines = [table, *{f"skipped {k}: {v}" for r in reports.values() for k, v in r.skipped.items()},
              f"turn ratio (share of the requested turn the background makes at the last frame; median over clips): "
              f"{turns}",
-             f"{len(ids)} held-out {args.split} clips (unseen rooms and cameras), {args.steps} {args.sampler} steps"
-             f"{' ' + args.generate_args if extra else ''}, background-only metrics",
+             f"references: the ground truth itself RotErr {references['truth']['rot_err']:.3f} (the camera "
+             f"estimator's floor); its first frame held still RotErr {references['still']['rot_err']:.3f}, PSNR "
+             f"{references['still']['psnr']:.2f}",
+             f"{len(ids)} held-out {args.split} clips (unseen rooms and cameras) x {len(settings['seeds'])} "
+             f"seed(s) {settings['seeds']}, {settings['steps']} {settings['sampler']} steps"
+             f"{' ' + settings['generate_args'] if extra else ''}, background-only metrics",
              f"acceptance: RotErr with camera control <= half the ablation's: {'PASS' if rot_ok else 'FAIL'}; "
              f"background PSNR higher: {'PASS' if psnr_ok else 'FAIL'}",
              f"({time.perf_counter() - started:.0f} s)"]
@@ -227,8 +279,9 @@ def main(argv=None) -> int:
     print(text)
     with open(os.path.join(args.out, "table.txt"), "w", encoding="utf-8") as handle:
         handle.write(text + "\n")
-    rows = [strip_frames(args.data, args.split, clip_id, {k: generated[k][clip_id] for k, _ in ROWS})
-            for clip_id in ids[:args.strip_clips]]
+    shown = list(samples)[:min(args.strip_clips, len(ids))]  # the first seed's samples
+    rows = [strip_frames(args.data, args.split, samples[name][0], {k: generated[k][name] for k, _ in ROWS})
+            for name in shown]
     write_pictures(args.out, rows)
     print(f"wrote {args.out}/table.txt, report_cam.json, report_nocam.json, strip.png, strip.gif")
     return 0 if rot_ok and psnr_ok else 1

@@ -236,7 +236,8 @@ def test_sampler_benchmark_scores_every_run_against_ground_truth_and_the_referen
     assert all(0 < r["metrics"]["psnr"] < 60 and r["metrics"]["rot_err"] is not None for r in runs)
 
 
-def test_proof_evaluation_runs_both_rows_on_a_validation_clip_with_the_given_generate_arguments(small_file, tmp_path):
+def test_proof_evaluation_runs_both_rows_on_a_validation_clip_with_the_given_generate_arguments(
+        small_file, tmp_path, capsys):
     """benchmarks/eval_proof.py end to end on one validation clip: both rows are generated with the extra
     generate arguments (recorded in each run.json), scored, and the table, reports and strip are written."""
     from conftest import load_benchmark
@@ -254,7 +255,15 @@ def test_proof_evaluation_runs_both_rows_on_a_validation_clip_with_the_given_gen
         report = json.loads((out / f"report_{row}.json").read_text())
         assert list(report["per_clip"]) == ["val-000"] and report["metrics"]["rot_err"] is not None
     text = (out / "table.txt").read_text()
-    assert "held-out val clips" in text and "turn ratio" in text
+    assert "held-out val clips" in text and "turn ratio" in text and "references: the ground truth itself" in text
+    # a still background's rotation error is the requested turn itself: the sum of each frame's angle to frame 0
+    from dynascene_core.camera import CameraTrajectory
+
+    c2w = CameraTrajectory.load(str(tmp_path / "data" / "clips" / "val-000" / "poses.txt")).c2w.numpy()
+    cosines = (np.einsum("ij,fij->f", c2w[0, :3, :3], c2w[:, :3, :3]) - 1) / 2
+    references = json.loads((out / "report_references.json").read_text())
+    assert references["still"]["rot_err"] == pytest.approx(np.arccos(np.clip(cosines, -1, 1)).sum(), abs=1e-6)
+    assert references["still"]["rot_err"] > 0.05
     assert (out / "strip.png").stat().st_size > 0
     # generation and evaluation apart (a GPU machine generates, another evaluates): the same reports
     split = tmp_path / "split"
@@ -269,6 +278,20 @@ def test_proof_evaluation_runs_both_rows_on_a_validation_clip_with_the_given_gen
     for row in ("cam", "nocam"):
         whole, apart = (json.loads((d / f"report_{row}.json").read_text())["metrics"] for d in (out, split))
         assert apart == whole
+    assert "seed(s) [0], 2 ddim steps --guidance 1.5 --context-length 8" in (split / "table.txt").read_text()
+    with pytest.raises(SystemExit):  # generated for val clips: named, not evaluated against test clips
+        eval_proof.main([*common[:3], "test", *common[4:], "--only", "evaluate"])
+    assert "was generated for val clips ['val-000'], not test clips ['test-000']" in capsys.readouterr().err
+    # several seeds: every clip once per seed, all samples pooled; seed 0's sample is the one-seed run's
+    seeds = tmp_path / "seeds"
+    assert eval_proof.main(["--cam", model, "--nocam", model, *common[:-1], str(seeds), "--steps", "2",
+                            "--generate-args", "--guidance 1.5 --context-length 8", "--seed", "0", "3"]) == 1
+    report = json.loads((seeds / "report_cam.json").read_text())
+    assert sorted(report["per_clip"]) == ["val-000_seed0", "val-000_seed3"]
+    first = json.loads((out / "report_cam.json").read_text())["per_clip"]["val-000"]
+    assert report["per_clip"]["val-000_seed0"] == first
+    assert report["per_clip"]["val-000_seed3"]["psnr"] != first["psnr"]
+    assert "x 2 seed(s) [0, 3]" in (seeds / "table.txt").read_text()
     from training.prepare_proof import write_proof_dataset
 
     old = tmp_path / "test_only"  # a dataset rendered without a validation split: named, not silently replaced
