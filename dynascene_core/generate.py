@@ -109,6 +109,9 @@ def build_parser() -> CommandParser:
                      help="share of the noise schedule, from the noisiest end, that camera guidance acts on "
                           f"(as ComfyUI's end_percent; default {defaults.camera_guidance_end:g} = every step, "
                           f"{demo['camera_guidance_end']:g} with --demo)")
+    smp.add_argument("--guidance-rescale", type=float, default=defaults.guidance_rescale,
+                     help="pull the guided prediction's contrast back towards the unguided one's by this share "
+                          "(0 = off; 0.7 in Lin et al. 2024): against the over-contrast of strong guidance")
     smp.add_argument("--eta", type=float, default=defaults.eta)
     smp.add_argument("--seed", type=int, default=defaults.seed)
     smp.add_argument("--context-length", "--window", dest="window", type=int, default=defaults.context_length,
@@ -283,7 +286,8 @@ def _run(argv) -> int:
     out = args.out or os.path.join("outputs", "demo" if args.demo else os.path.splitext(os.path.basename(args.video))[0])
     given = {name: getattr(args, name) for name in DEMO_SAMPLING if getattr(args, name) is not None}
     sampling = {**(DEMO_SAMPLING if args.demo else {}), **given}  # flags given win over the demo's settings
-    settings = SamplerSettings(**sampling, guidance_scale=args.guidance, eta=args.eta, seed=args.seed,
+    settings = SamplerSettings(**sampling, guidance_scale=args.guidance, guidance_rescale=args.guidance_rescale,
+                               eta=args.eta, seed=args.seed,
                                context_length=args.window, context_overlap=args.overlap,
                                foreground_reinjection=args.reinject, vae_chunk=args.vae_chunk,
                                compositing=composite_settings(args))

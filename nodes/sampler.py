@@ -155,6 +155,11 @@ class DynaSceneSampler:
                     "default": 1.0, "min": 0.0, "max": 1.0, "step": 0.05,
                     "tooltip": "Share of the denoising, from the noisiest step, that camera guidance acts on "
                                "(as ControlNet's end_percent): the motion is settled early, the detail late."}),
+                "guidance_rescale": ("FLOAT", {
+                    "default": 0.0, "min": 0.0, "max": 1.0, "step": 0.05,
+                    "tooltip": "Pull the guided prediction's contrast back towards the unguided one's by this share "
+                               "(as the host's RescaleCFG; 0 = off, 0.7 in its paper): against the washed-out or "
+                               "over-contrasted look of strong guidance."}),
             },
         }
 
@@ -169,7 +174,7 @@ class DynaSceneSampler:
     def checked_inputs(self, images, fit_camera_to_frames, steps, guidance, seed, eta, foreground_reinjection,
                        context_length, context_overlap, feather, dynascene_model=None, vae=None, clip_vision=None,
                        scene_image=None, mask=None, camera=None, foreground=None, composite_settings=None,
-                       sampler="ddim", camera_guidance=0.0, camera_guidance_end=1.0):
+                       sampler="ddim", camera_guidance=0.0, camera_guidance_end=1.0, guidance_rescale=0.0):
         """Validate every input that is known (None: not evaluated yet, or unconnected) with the core's rules
         (:func:`validate_inputs`); returns ``(frames, alpha, colour, scene, camera, settings)`` in core form,
         None where unknown, the camera fitted to the frame count. ``clip_vision`` is checked when sampling
@@ -189,6 +194,7 @@ class DynaSceneSampler:
             camera = camera.resample(n)
         settings = SamplerSettings(steps=steps, sampler=sampler, guidance_scale=guidance,
                                    camera_guidance=camera_guidance, camera_guidance_end=camera_guidance_end,
+                                   guidance_rescale=guidance_rescale,
                                    eta=eta, seed=seed,
                                    context_length=context_length, context_overlap=context_overlap,
                                    foreground_reinjection=foreground_reinjection,
@@ -202,14 +208,14 @@ class DynaSceneSampler:
     def sample(self, dynascene_model, vae, clip_vision, scene_image, images, mask, camera, fit_camera_to_frames,
                steps, guidance, seed, eta, foreground_reinjection, context_length, context_overlap, feather,
                foreground=None, composite_settings=None, sampler="ddim", camera_guidance=0.0,
-               camera_guidance_end=1.0):
+               camera_guidance_end=1.0, guidance_rescale=0.0):
         frames, alpha, colour, scene, camera, settings = self.checked_inputs(
             images=images, fit_camera_to_frames=fit_camera_to_frames, steps=steps, guidance=guidance, seed=seed,
             eta=eta, foreground_reinjection=foreground_reinjection, context_length=context_length,
             context_overlap=context_overlap, feather=feather, dynascene_model=dynascene_model, vae=vae,
             scene_image=scene_image, mask=mask, camera=camera, foreground=foreground,
             composite_settings=composite_settings, sampler=sampler, camera_guidance=camera_guidance,
-            camera_guidance_end=camera_guidance_end)
+            camera_guidance_end=camera_guidance_end, guidance_rescale=guidance_rescale)
         n, _, height, width = frames.shape
 
         # the scene as the model sees it (fitted to the video, as in training); embedded now so a wrong

@@ -19,7 +19,7 @@ def test_demo_writes_every_output(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(cli, "DEMO_MODEL", str(tmp_path / "demo.safetensors"))
     out = tmp_path / "demo"
     assert cli.main(["--demo", "--steps", "2", "--max-frames", "5", "--width", "64", "--height", "48",
-                     "--shadow", "0.3", "--camera-guidance", "1.5", "--out", str(out)]) == 0
+                     "--shadow", "0.3", "--camera-guidance", "1.5", "--guidance-rescale", "0.7", "--out", str(out)]) == 0
     bars = capsys.readouterr().err.replace("\r", "\n")
     assert "sampling: 100%" in bars and "2/2" in bars and "decoding: 100%" in bars and "5/5" in bars
     for name in ("background.mp4", "composite.mp4", "camera.png", "camera.txt", "run.json"):
@@ -29,7 +29,7 @@ def test_demo_writes_every_output(tmp_path, monkeypatch, capsys):
     assert run["frames"] == 5 and run["settings"]["steps"] == 2
     # the demo's sampling (DPM-Solver++, camera guidance to t = 500) except what a flag sets
     assert run["settings"]["sampler"] == "dpmpp_2m" and run["settings"]["camera_guidance_end"] == 0.5
-    assert run["settings"]["camera_guidance"] == 1.5
+    assert run["settings"]["camera_guidance"] == 1.5 and run["settings"]["guidance_rescale"] == 0.7
     assert run["settings"]["compositing"]["shadow"] == 0.3 and run["settings"]["compositing"]["harmonize"] == 0.7
 
 

@@ -79,8 +79,8 @@ def test_sampler_matches_the_core_pipeline(tiny):
 
 
 def test_camera_guidance_reaches_the_core_and_the_memory_estimate(tiny, monkeypatch):
-    """The optional camera_guidance inputs become the core settings, and the memory asked of the host counts
-    the third U-Net branch (3/2 of guidance alone)."""
+    """The optional camera_guidance and guidance_rescale inputs become the core settings, and the memory asked of
+    the host counts the third U-Net branch (3/2 of guidance alone)."""
     settings_seen, working_seen = [], []
     real_generate = sampler.generate
     monkeypatch.setattr(sampler, "generate", lambda *a, **k: settings_seen.append(a[8]) or real_generate(*a, **k))
@@ -88,11 +88,13 @@ def test_camera_guidance_reaches_the_core_and_the_memory_estimate(tiny, monkeypa
     real_load = model.load_for_inference
     monkeypatch.setattr(model, "load_for_inference", lambda working: working_seen.append(working) or real_load(working))
     images, mask, scene = _inputs()
-    for camera_guidance, end in ((0.0, 1.0), (1.5, 0.6)):
+    for camera_guidance, end, rescale in ((0.0, 1.0, 0.0), (1.5, 0.6, 0.7)):
         sampler.DynaSceneSampler().sample(model, TinyHostVAE(tiny.vae), TinyHostCLIPVision(tiny.image_encoder), scene,
                                           images, mask, make_preset("pan_left", F), True, 2, 2.0, 7, 0.0, False, 4,
-                                          2, 0, camera_guidance=camera_guidance, camera_guidance_end=end)
-    assert [(s.camera_guidance, s.camera_guidance_end) for s in settings_seen] == [(0.0, 1.0), (1.5, 0.6)]
+                                          2, 0, camera_guidance=camera_guidance, camera_guidance_end=end,
+                                          guidance_rescale=rescale)
+    assert [(s.camera_guidance, s.camera_guidance_end, s.guidance_rescale) for s in settings_seen] == [
+        (0.0, 1.0, 0.0), (1.5, 0.6, 0.7)]
     assert working_seen[-1] * 2 == working_seen[0] * 3
     with pytest.raises(ValueError, match="camera guidance must be between 0 and 10, got 11"):
         _run(tiny, images, mask, scene, make_preset("pan_left", F), camera_guidance=11.0)

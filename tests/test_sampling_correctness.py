@@ -200,6 +200,22 @@ def test_camera_guided_step_adds_scale_times_requested_minus_still_camera():
     assert (cond - still).abs().max() > 1e-3  # the camera matters to these weights: the guidance is not vacuous
 
 
+def test_guidance_rescale_pulls_the_guided_prediction_to_the_conditional_spread():
+    """Lin et al. 2024, eq. 15-16 written out: ``x = u + g·(c − u) + k·(c − s)``, ``x_r = x · std(c) / std(x)``,
+    the step takes ``φ·x_r + (1 − φ)·x`` (std over the whole video)."""
+    trained = _camera_trained_models()
+    g, k, phi = 3.0, 2.0, 0.7
+    result, ((_, _, out),) = _denoiser_calls(
+        trained, SamplerSettings(steps=1, guidance_scale=g, camera_guidance=k, guidance_rescale=phi, seed=3),
+        _inputs())
+    uncond, cond, still = out.chunk(3)
+    guided = uncond + g * (cond - uncond) + k * (cond - still)
+    rescaled = guided * (cond.std() / guided.std())
+    assert abs(cond.std() / guided.std() - 1) > 0.05  # the guidance changed the spread: the rescale has work to do
+    torch.testing.assert_close(result.latents.double(), _one_ddim_step(phi * rescaled + (1 - phi) * guided, seed=3),
+                               rtol=1e-5, atol=1e-5)
+
+
 def test_camera_guidance_holds_each_window_at_its_first_pose(models):
     """With several context windows the still row of a window is its first frame's pose, repeated."""
     cam = Spy(models.camera_encoder)
@@ -239,6 +255,7 @@ def test_camera_guidance_acts_down_to_its_end_of_the_noise_schedule():
 @pytest.mark.parametrize("settings,message", [
     (dict(camera_guidance=-1.0), "camera guidance must be between 0 and 10, got -1"),
     (dict(camera_guidance=1.0, camera_guidance_end=1.5), r"camera guidance end must be between 0 and 1 .*got 1.5"),
+    (dict(guidance_rescale=1.2), "guidance rescale must be between 0 and 1, got 1.2"),
 ])
 def test_camera_guidance_out_of_range_is_refused(models, settings, message):
     with pytest.raises(GenerationInputError, match=message):

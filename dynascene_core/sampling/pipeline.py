@@ -59,6 +59,11 @@ class SamplerSettings:
     """Share of the noise schedule, from the noisiest end, that camera guidance acts on (as ComfyUI's
     ``end_percent``, on the timestep: it acts while ``t >= (1 - end) * 1000``). The layout and motion of
     a video are settled at high noise; stopping earlier spares the detail and the extra branch."""
+    guidance_rescale: float = 0.0
+    """Rescale of the guided prediction (Lin et al., "Common Diffusion Noise Schedules and Sample Steps are
+    Flawed", §3.4, with diffusers' ``rescale_noise_cfg``): pulls its standard deviation back towards the
+    conditional branch's by this share, undoing the over-contrast strong guidance (either kind) gives. 0 = off;
+    0.7 in the paper."""
     eta: float = 0.0
     seed: int = 0
     context_length: int = 24
@@ -144,6 +149,8 @@ def validate_inputs(frames: torch.Tensor, alpha: torch.Tensor | None, scene_imag
     if not 0 <= settings.camera_guidance <= MAX_CAMERA_GUIDANCE:
         raise GenerationInputError(f"camera guidance must be between 0 and {MAX_CAMERA_GUIDANCE:g}, "
                                    f"got {settings.camera_guidance:g}")
+    if not 0 <= settings.guidance_rescale <= 1:
+        raise GenerationInputError(f"guidance rescale must be between 0 and 1, got {settings.guidance_rescale:g}")
     if not 0 <= settings.camera_guidance_end <= 1:
         raise GenerationInputError(f"camera guidance end must be between 0 and 1 (a share of the noise "
                                    f"schedule), got {settings.camera_guidance_end:g}")
@@ -281,6 +288,10 @@ def generate(
                     out = branches[0] + settings.guidance_scale * (cond - branches[0])
                 if still:
                     out = out + settings.camera_guidance * (cond - branches[-1])
+                if settings.guidance_rescale > 0 and (guided or still):
+                    from diffusers.guiders.guider_utils import rescale_noise_cfg
+
+                    out = rescale_noise_cfg(out, cond, settings.guidance_rescale)
             pred[:, :, sl] += out * w[sl].view(1, 1, -1, 1, 1)
         if settings.sampler == "ddim":
             step_noise = None
