@@ -8,16 +8,18 @@
    them. ``--split test`` (default) measures; ``--split val`` is for choosing sampler settings first.
 2. Generates every held-out clip with each model through ``python -m dynascene_core.generate`` (in-process
    ``main``: the person video, its matte, the human-free first frame as the scene image, the clip's
-   pose file as the requested camera), reading the generated ``background.mp4`` back. With several ``--seed`` values every clip is generated once
-   per seed (samples ``CLIP_seedS``) and the metrics pool all samples: one sample's camera-following error moves
-   with the sampler's rounding (thread count, GPU), so a ratio near the acceptance needs several.
+   pose file as the requested camera), reading the generated ``background.mp4`` back. With several ``--seed``
+   values every clip is generated once per seed (samples ``CLIP_seedS``) and the metrics pool all samples: one
+   sample's camera-following error moves with the sampler's rounding (thread count, GPU), so a ratio near the
+   acceptance needs several.
 3. Evaluates both sets with :func:`dynascene_core.evaluation.evaluate_folders` against the rendered
    ground-truth backgrounds, on the background only (mattes given) and with the camera-following error
    (the requested pose files given); metrics whose backbone weights are missing are listed as skipped.
    ``--only generate`` stops here (e.g. on a GPU machine: ``--generate-args '--device cuda --dtype float32'``);
    ``--only evaluate`` skips generation and evaluates the ``generated_cam`` / ``generated_nocam`` folders an
    earlier ``--only generate`` left in ``--out`` (same ``--data``, ``--split`` and ``--clips``), with the
-   generation settings it recorded there (``generation.json``: sampler, steps, seeds, generate arguments).
+   generation settings recorded there (``generation.json``, written by every generation: sampler, steps, seeds,
+   generate arguments; a folder without it is described by the command line's values).
 4. Prints both rows in the paper's layout, each row's turn ratio (the share of the requested turn its
    backgrounds make), two references without a model (the ground truth itself: the camera estimator's floor;
    its first frame held still: a background that ignores the camera; ``report_references.json``) and the
@@ -101,13 +103,14 @@ def link_inputs(data: str, split: str, samples: dict[str, tuple[str, int]], work
     return gt, masks, cameras
 
 
-def reference_rows(gt: str, masks: str, cameras: str, work: str) -> dict[str, dict]:
-    """What the measures give without a model, on the same samples: the ground truth itself (``truth``: the camera
-    estimator's floor on these backgrounds) and its first frame held still for the whole clip (``still``: a
-    background that ignores the camera). Metrics: PSNR and the camera-following error."""
+def reference_rows(data: str, split: str, ids: list[str], work: str) -> dict[str, dict]:
+    """What the measures give without a model, on the same clips (once each, whatever the seeds): the ground truth
+    itself (``truth``: the camera estimator's floor on these backgrounds) and its first frame held still for the
+    whole clip (``still``: a background that ignores the camera). Metrics: PSNR and the camera-following error."""
     from dynascene_core.evaluation import evaluate_folders
     from dynascene_core.video import read_video, write_frame_folder
 
+    gt, masks, cameras = link_inputs(data, split, {clip_id: (clip_id, 0) for clip_id in ids}, work)
     still = os.path.join(work, "still_first_frame")
     shutil.rmtree(still, ignore_errors=True)
     for name in sorted(os.listdir(gt)):
@@ -216,9 +219,11 @@ def main(argv=None) -> int:
     settings_file = os.path.join(args.out, "generation.json")
     settings = {"split": args.split, "clips": ids, "sampler": args.sampler, "steps": args.steps, "seeds": args.seed,
                 "generate_args": args.generate_args}
-    if args.only == "evaluate":
-        if not os.path.isfile(settings_file):
-            p.error(f"--only evaluate: {settings_file} does not exist (expected the output of --only generate)")
+    if len(set(args.seed)) != len(args.seed):
+        p.error(f"--seed {' '.join(map(str, args.seed))}: each seed once")
+    if "--seed" in shlex.split(args.generate_args):
+        p.error("--generate-args must not hold --seed (it would override every --seed value): use --seed")
+    if args.only == "evaluate" and os.path.isfile(settings_file):
         with open(settings_file, encoding="utf-8") as handle:
             settings = json.load(handle)
         if settings["split"] != args.split or settings["clips"] != ids:
@@ -238,15 +243,18 @@ def main(argv=None) -> int:
             generated[key] = {name: read_video(os.path.join(folders[key], name)).frames for name in samples}
             continue
         shutil.rmtree(folders[key], ignore_errors=True)
+        if os.path.exists(settings_file):  # written again once every clip is generated
+            os.remove(settings_file)
         generated[key] = {}
         for name, (clip_id, seed) in samples.items():
             frames = generate_clip(model, os.path.join(args.data, "clips", clip_id),
                                    os.path.join(args.out, "runs", key, name), args.sampler, args.steps, seed, extra)
             write_frame_folder(os.path.join(folders[key], name), frames)
             generated[key][name] = frames
-    if args.only == "generate":
+    if args.only != "evaluate":
         with open(settings_file, "w", encoding="utf-8") as handle:
             json.dump(settings, handle, indent=1)
+    if args.only == "generate":
         print(f"wrote {', '.join(folders.values())} ({time.perf_counter() - started:.0f} s)")
         return 0
     gt, masks, cameras = link_inputs(args.data, args.split, samples, os.path.join(args.out, "inputs"))
@@ -256,7 +264,7 @@ def main(argv=None) -> int:
         reports[key] = evaluate_folders(folders[key], gt, masks_dir=masks, cameras_dir=cameras, **options)
         reports[key].write_json(os.path.join(args.out, f"report_{key}.json"))
     table = format_table({label: reports[key].metrics for key, label in ROWS})
-    references = reference_rows(gt, masks, cameras, os.path.join(args.out, "inputs"))
+    references = reference_rows(args.data, args.split, ids, os.path.join(args.out, "references"))
     with open(os.path.join(args.out, "report_references.json"), "w", encoding="utf-8") as handle:
         json.dump(references, handle, indent=1)
     cam, nocam = reports["cam"].metrics, reports["nocam"].metrics
@@ -264,7 +272,7 @@ def main(argv=None) -> int:
     psnr_ok = cam["psnr"] is not None and nocam["psnr"] is not None and cam["psnr"] > nocam["psnr"]
     turns = ", ".join(f"{label} {_ratio(reports[key].camera)}" for key, label in ROWS)
     lines = [table, *{f"skipped {k}: {v}" for r in reports.values() for k, v in r.skipped.items()},
-             f"turn ratio (share of the requested turn the background makes at the last frame; median over clips): "
+             f"turn ratio (share of the requested turn the background makes at the last frame; median over samples): "
              f"{turns}",
              f"references: the ground truth itself RotErr {references['truth']['rot_err']:.3f} (the camera "
              f"estimator's floor); its first frame held still RotErr {references['still']['rot_err']:.3f}, PSNR "
@@ -283,7 +291,8 @@ def main(argv=None) -> int:
     rows = [strip_frames(args.data, args.split, samples[name][0], {k: generated[k][name] for k, _ in ROWS})
             for name in shown]
     write_pictures(args.out, rows)
-    print(f"wrote {args.out}/table.txt, report_cam.json, report_nocam.json, strip.png, strip.gif")
+    print(f"wrote {args.out}/table.txt, report_cam.json, report_nocam.json, report_references.json, strip.png, "
+          f"strip.gif")
     return 0 if rot_ok and psnr_ok else 1
 
 

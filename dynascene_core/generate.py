@@ -110,8 +110,8 @@ def build_parser() -> CommandParser:
                           f"(as ComfyUI's end_percent; default {defaults.camera_guidance_end:g} = every step, "
                           f"{demo['camera_guidance_end']:g} with --demo)")
     smp.add_argument("--guidance-rescale", type=float, default=defaults.guidance_rescale,
-                     help="pull the guided prediction's contrast back towards the unguided one's by this share "
-                          "(0 = off; 0.7 in Lin et al. 2024): against the over-contrast of strong guidance")
+                     help="pull the guided prediction's spread back towards the conditional prediction's by this "
+                          "share (0 = off; 0.7 in Lin et al. 2024): against the over-contrast of strong guidance")
     smp.add_argument("--eta", type=float, default=defaults.eta)
     smp.add_argument("--seed", type=int, default=defaults.seed)
     smp.add_argument("--context-length", "--window", dest="window", type=int, default=defaults.context_length,

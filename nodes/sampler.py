@@ -157,9 +157,9 @@ class DynaSceneSampler:
                                "(as ControlNet's end_percent): the motion is settled early, the detail late."}),
                 "guidance_rescale": ("FLOAT", {
                     "default": 0.0, "min": 0.0, "max": 1.0, "step": 0.05,
-                    "tooltip": "Pull the guided prediction's contrast back towards the unguided one's by this share "
-                               "(as the host's RescaleCFG; 0 = off, 0.7 in its paper): against the washed-out or "
-                               "over-contrasted look of strong guidance."}),
+                    "tooltip": "Pull the guided prediction's spread back towards the conditional prediction's by "
+                               "this share (Lin et al. 2024, like the host's RescaleCFG; 0 = off, 0.7 in the paper): "
+                               "against the over-contrasted look of strong guidance."}),
             },
         }
 

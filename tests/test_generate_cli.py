@@ -19,7 +19,8 @@ def test_demo_writes_every_output(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(cli, "DEMO_MODEL", str(tmp_path / "demo.safetensors"))
     out = tmp_path / "demo"
     assert cli.main(["--demo", "--steps", "2", "--max-frames", "5", "--width", "64", "--height", "48",
-                     "--shadow", "0.3", "--camera-guidance", "1.5", "--guidance-rescale", "0.7", "--out", str(out)]) == 0
+                     "--shadow", "0.3", "--camera-guidance", "1.5", "--guidance-rescale", "0.7",
+                     "--out", str(out)]) == 0
     bars = capsys.readouterr().err.replace("\r", "\n")
     assert "sampling: 100%" in bars and "2/2" in bars and "decoding: 100%" in bars and "5/5" in bars
     for name in ("background.mp4", "composite.mp4", "camera.png", "camera.txt", "run.json"):

@@ -279,6 +279,12 @@ def test_proof_evaluation_runs_both_rows_on_a_validation_clip_with_the_given_gen
         whole, apart = (json.loads((d / f"report_{row}.json").read_text())["metrics"] for d in (out, split))
         assert apart == whole
     assert "seed(s) [0], 2 ddim steps --guidance 1.5 --context-length 8" in (split / "table.txt").read_text()
+    # a whole run's folder evaluated again later (e.g. after an estimator change) is described by its own settings
+    assert eval_proof.main([*common[:-1], str(out), "--only", "evaluate"]) == 1
+    assert "seed(s) [0], 2 ddim steps --guidance 1.5" in (out / "table.txt").read_text()
+    for bad in (["--seed", "1", "1"], ["--generate-args", "--seed 4"]):
+        with pytest.raises(SystemExit):
+            eval_proof.main(["--cam", model, "--nocam", model, *common, *bad])
     with pytest.raises(SystemExit):  # generated for val clips: named, not evaluated against test clips
         eval_proof.main([*common[:3], "test", *common[4:], "--only", "evaluate"])
     assert "was generated for val clips ['val-000'], not test clips ['test-000']" in capsys.readouterr().err

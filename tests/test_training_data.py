@@ -173,6 +173,7 @@ def test_config_overrides_and_unknown_keys():
     assert load_config("tiny", ["train.learning_rate=1e-4"])["train"]["learning_rate"] == 1e-4
     with pytest.raises(ConfigError, match="train.learning_rate must be a number, got 'fast'"):
         load_config("tiny", ["train.learning_rate=fast"])
+    assert load_config("tiny", ["train.max_grad_norm=null", "train.snr_gamma=5e0"])["train"]["snr_gamma"] == 5.0
     with pytest.raises(ConfigError, match="mixed_precision must be no, fp16 or bf16, got 'fp8'"):
         load_config("tiny", ["train.mixed_precision=fp8"])
     with pytest.raises(ConfigError, match="train.allow_tf32 must be true or false, got 'yes please'"):

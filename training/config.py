@@ -105,15 +105,17 @@ def check_config(config: dict) -> None:
         need(isinstance(enabled, list) and enabled and not wrong,
              f"tasks.enabled must list stage {config['stage']} tasks {list(STAGE_TASKS[config['stage']])}, "
              f"got {enabled!r}")
-    for key in ("learning_rate", "adam_epsilon", "weight_decay", "ema_decay", "max_grad_norm", "noise_offset"):
+    nullable = ("max_grad_norm", "snr_gamma")  # null: no clipping / no min-SNR weighting
+    for key in ("learning_rate", "adam_epsilon", "weight_decay", "ema_decay", "noise_offset", "uncond_dropout",
+                *nullable):
         value = train[key]
         if isinstance(value, str):  # YAML 1.1 reads 1e-4 (no dot) as text
             try:
                 train[key] = value = float(value)
             except ValueError:
                 pass
-        need(isinstance(value, (int, float)) and not isinstance(value, bool),
-             f"train.{key} must be a number, got {value!r}")
+        need((value is None and key in nullable) or (isinstance(value, (int, float)) and not isinstance(value, bool)),
+             f"train.{key} must be a number{' or null' if key in nullable else ''}, got {value!r}")
     need(train["optimizer"] in ("adam", "adamw"), f"train.optimizer must be adam or adamw, got {train['optimizer']!r}")
     if train["mixed_precision"] is False:  # YAML reads a bare `no` (config file or override) as false
         train["mixed_precision"] = "no"

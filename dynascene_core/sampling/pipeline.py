@@ -61,9 +61,10 @@ class SamplerSettings:
     a video are settled at high noise; stopping earlier spares the detail and the extra branch."""
     guidance_rescale: float = 0.0
     """Rescale of the guided prediction (Lin et al., "Common Diffusion Noise Schedules and Sample Steps are
-    Flawed", §3.4, with diffusers' ``rescale_noise_cfg``): pulls its standard deviation back towards the
-    conditional branch's by this share, undoing the over-contrast strong guidance (either kind) gives. 0 = off;
-    0.7 in the paper."""
+    Flawed", §3.4, with diffusers' ``rescale_noise_cfg``): pulls its standard deviation (over each context window)
+    back towards the conditional branch's by this share, undoing the over-contrast strong guidance (either kind)
+    gives. It works in the model's prediction space: ``v`` for the small model, as in that paper; the noise for
+    SD1.5 weights, as diffusers' pipelines do. 0 = off; 0.7 in the paper."""
     eta: float = 0.0
     seed: int = 0
     context_length: int = 24
@@ -228,6 +229,8 @@ def generate(
 
     zero_embeds = zero_image_embeds_like(image_embeds)
     camera_from = (1 - settings.camera_guidance_end) * NUM_TRAIN_TIMESTEPS  # camera guidance while t >= this
+    if settings.guidance_rescale > 0:
+        from diffusers.guiders.guider_utils import rescale_noise_cfg
 
     def branch_conditions(still: bool) -> tuple[torch.Tensor, tuple[bool, ...]]:
         """CLIP embeddings ``(rows, 1, D)`` and reference flags of the rows [uncond], cond, [still camera]."""
@@ -288,9 +291,7 @@ def generate(
                     out = branches[0] + settings.guidance_scale * (cond - branches[0])
                 if still:
                     out = out + settings.camera_guidance * (cond - branches[-1])
-                if settings.guidance_rescale > 0 and (guided or still):
-                    from diffusers.guiders.guider_utils import rescale_noise_cfg
-
+                if settings.guidance_rescale > 0:
                     out = rescale_noise_cfg(out, cond, settings.guidance_rescale)
             pred[:, :, sl] += out * w[sl].view(1, 1, -1, 1, 1)
         if settings.sampler == "ddim":
