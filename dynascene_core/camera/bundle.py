@@ -100,7 +100,14 @@ def bundle_adjust(points2d: np.ndarray, w2c: np.ndarray, points3d: np.ndarray, h
         for i in np.flatnonzero(frame_ok):
             config.add_image(int(i) + 1)
         config.fix_gauge(pycolmap.BundleAdjustmentGauge.TWO_CAMS_FROM_WORLD)  # else the solver drifts in 7 dof
-        pycolmap.create_default_bundle_adjuster(options, config, rec).solve()
+        # Ceres warns each time Levenberg-Marquardt retries a step on a singular system (degenerate tracks):
+        # routine here, and the quality report says what matters; errors still show
+        level = pycolmap.logging.minloglevel
+        pycolmap.logging.minloglevel = max(level, int(pycolmap.logging.Level.ERROR))
+        try:
+            pycolmap.create_default_bundle_adjuster(options, config, rec).solve()
+        finally:
+            pycolmap.logging.minloglevel = level
         for i in np.flatnonzero(frame_ok):
             pose = rec.image(int(i) + 1).cam_from_world()
             w2c[i, :3, :3] = pose.rotation.matrix()
