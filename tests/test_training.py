@@ -318,3 +318,32 @@ def test_two_processes_average_gradients_agree_and_resume_exactly(dataset, tmp_p
     assert all(torch.equal(saved[n], trained[n]) for n in trained)  # the file holds every trained weight
     assert os.path.isfile(os.path.join(latest_checkpoint(straight), "rng_rank1.pt"))
 
+
+
+def test_timestep_sampling_draws_uniform_or_the_logit_normal_density(dataset, tmp_path):
+    """``uniform``: the plain draw over [0, 1000), the same numbers as before the option existed; ``logit_normal``
+    with mean 1, std 0.5: t/1000 = sigmoid(N(1, 0.5)), so its median is 1000·sigmoid(1) = 731 and 90 % lie below
+    1000·sigmoid(1 + 0.5·1.2816) = 838 (known quantiles); the config refuses an unknown scheme."""
+    from dynascene_core.models import DynaSceneModels
+    from training.config import ConfigError
+    from training.step import LossComputer, LossSettings
+
+    models = DynaSceneModels.build("tiny")
+
+    def draw(**settings):
+        computer = LossComputer(models.latent_codec(), models.image_encoder, LossSettings(2, **settings))
+        return computer.sample_timesteps(20_000, torch.Generator().manual_seed(0)).numpy()
+
+    assert np.array_equal(draw(), torch.randint(0, 1000, (20_000,), generator=torch.Generator().manual_seed(0)))
+    shifted = draw(timestep_sampling="logit_normal", logit_mean=1.0, logit_std=0.5)
+    assert shifted.min() >= 0 and shifted.max() <= 999
+    assert abs(np.median(shifted) - 1000 / (1 + np.exp(-1.0))) < 5
+    assert abs(np.quantile(shifted, 0.9) - 1000 / (1 + np.exp(-(1 + 0.5 * 1.2816)))) < 5
+    with pytest.raises(ConfigError, match="timestep_sampling must be uniform, logit_normal or mode, got 'cosine'"):
+        load_config("tiny", ["train.timestep_sampling=cosine"])
+    trainer = _trainer(tiny_config(dataset, tmp_path / "run", "train.timestep_sampling=logit_normal",
+                                   "train.timestep_logit_mean=1.0"))  # the config reaches the loss
+    assert (trainer.loss_computer.settings.timestep_sampling, trainer.loss_computer.settings.logit_mean) == (
+        "logit_normal", 1.0)
+    trainer.train()
+    assert trainer.step == 2

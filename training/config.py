@@ -107,7 +107,7 @@ def check_config(config: dict) -> None:
              f"got {enabled!r}")
     nullable = ("max_grad_norm", "snr_gamma")  # null: no clipping / no min-SNR weighting
     for key in ("learning_rate", "adam_epsilon", "weight_decay", "ema_decay", "noise_offset", "uncond_dropout",
-                *nullable):
+                "timestep_logit_mean", "timestep_logit_std", "timestep_mode_scale", *nullable):
         value = train[key]
         if isinstance(value, str):  # YAML 1.1 reads 1e-4 (no dot) as text
             try:
@@ -116,6 +116,9 @@ def check_config(config: dict) -> None:
                 pass
         need((value is None and key in nullable) or (isinstance(value, (int, float)) and not isinstance(value, bool)),
              f"train.{key} must be a number{' or null' if key in nullable else ''}, got {value!r}")
+    need(train["timestep_sampling"] in ("uniform", "logit_normal", "mode"),
+         f"train.timestep_sampling must be uniform, logit_normal or mode, got {train['timestep_sampling']!r}")
+    need(train["timestep_logit_std"] > 0, f"train.timestep_logit_std must be > 0, got {train['timestep_logit_std']}")
     need(train["optimizer"] in ("adam", "adamw"), f"train.optimizer must be adam or adamw, got {train['optimizer']!r}")
     if train["mixed_precision"] is False:  # YAML reads a bare `no` (config file or override) as false
         train["mixed_precision"] = "no"

@@ -35,6 +35,13 @@ class LossSettings:
     """Stage II: give the networks the Plücker condition (``False``: the camera ablation, no camera input)."""
     prediction_type: str = "epsilon"
     """The model config's: the loss target is the noise (``epsilon``) or ``v = √ᾱ·ε − √(1−ᾱ)·x₀``."""
+    timestep_sampling: str = "uniform"
+    """How training timesteps are drawn: ``uniform`` over the schedule (the paper's), or one of diffusers' SD3
+    densities (``logit_normal``: ``t/1000 = sigmoid(N(logit_mean, logit_std))``, a positive mean favours the noisy
+    end, where a video's layout and camera motion are laid down; ``mode``)."""
+    logit_mean: float = 0.0
+    logit_std: float = 1.0
+    mode_scale: float = 1.29
 
 
 def step_generator(seed: int, step: int, micro: int, rank: int) -> torch.Generator:
@@ -87,6 +94,18 @@ class LossComputer:
                         if self.settings.stage == 2 and self.settings.camera else None),
         }
 
+    def sample_timesteps(self, count: int, generator: torch.Generator) -> torch.Tensor:
+        """``(count,)`` int64 training timesteps in ``[0, 1000)``, drawn as ``settings.timestep_sampling`` says."""
+        total = self.scheduler.config.num_train_timesteps
+        if self.settings.timestep_sampling == "uniform":
+            return torch.randint(0, total, (count,), generator=generator)
+        from diffusers.training_utils import compute_density_for_timestep_sampling
+
+        share = compute_density_for_timestep_sampling(
+            self.settings.timestep_sampling, count, logit_mean=self.settings.logit_mean,
+            logit_std=self.settings.logit_std, mode_scale=self.settings.mode_scale, generator=generator)
+        return (share * total).long().clamp(0, total - 1)
+
     def loss(self, networks, batch: dict, generator: torch.Generator, device, autocast) -> torch.Tensor:
         """Scalar training loss for ``batch`` (see module docstring)."""
         cond = self.conditions(batch, device)
@@ -94,7 +113,7 @@ class LossComputer:
         b = latents.shape[0]
         # Small draws on the CPU generator; the noise on the training device from a seed drawn there (drawing
         # B·C·F·h·w normals on the host cost the small model's host-bound step 9 ms at batch 64 on an H200 machine).
-        timesteps = torch.randint(0, self.scheduler.config.num_train_timesteps, (b,), generator=generator)
+        timesteps = self.sample_timesteps(b, generator)
         # Unconditional videos: as many as independent draws give, placed first. A batch's examples are
         # independent draws (training.data.ExampleBatchSampler), so this is the distribution of independent
         # dropout, and reference attention runs on two slices of the batch instead of one per run of equal flags

@@ -150,7 +150,9 @@ class Trainer:
         self.networks, self.optimizer = acc.prepare(self.networks, self.optimizer)
         self.loss_computer = LossComputer(self.models.latent_codec(), self.models.image_encoder, LossSettings(
             self.stage, train_cfg["uncond_dropout"], train_cfg["noise_offset"], train_cfg["snr_gamma"],
-            camera=self.stage == 2 and self.camera_control, prediction_type=self.models.config.prediction_type))
+            camera=self.stage == 2 and self.camera_control, prediction_type=self.models.config.prediction_type,
+            timestep_sampling=train_cfg["timestep_sampling"], logit_mean=train_cfg["timestep_logit_mean"],
+            logit_std=train_cfg["timestep_logit_std"], mode_scale=train_cfg["timestep_mode_scale"]))
         if global_batches % acc.num_processes:
             logger.warning("resuming %d global batches on %d processes: the data stream shifts slightly",
                            global_batches, acc.num_processes)
