@@ -235,6 +235,8 @@ def main(argv=None) -> int:
                    if not os.path.isdir(os.path.join(folders[key], name))]
         if missing:
             p.error(f"--only evaluate: {missing[0]} does not exist ({len(missing)} generated clips missing)")
+    elif os.path.exists(settings_file):  # written again once every clip is generated
+        os.remove(settings_file)
     extra = shlex.split(settings["generate_args"])
     generated: dict[str, dict[str, np.ndarray]] = {}
     for key, _ in ROWS:
@@ -243,8 +245,6 @@ def main(argv=None) -> int:
             generated[key] = {name: read_video(os.path.join(folders[key], name)).frames for name in samples}
             continue
         shutil.rmtree(folders[key], ignore_errors=True)
-        if os.path.exists(settings_file):  # written again once every clip is generated
-            os.remove(settings_file)
         generated[key] = {}
         for name, (clip_id, seed) in samples.items():
             frames = generate_clip(model, os.path.join(args.data, "clips", clip_id),
