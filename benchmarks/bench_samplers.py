@@ -64,7 +64,7 @@ def main(argv=None) -> int:
 
     ids = ensure_held_out_clips(args.data, args.split, args.clips)
     os.makedirs(args.out, exist_ok=True)
-    gt, masks, cameras = link_inputs(args.data, args.split, ids, os.path.join(args.out, "inputs"))
+    gt, masks, cameras = link_inputs(args.data, args.split, {i: i for i in ids}, os.path.join(args.out, "inputs"))
     rows, results, reference = {}, [], None
     for sampler, steps in runs:
         name = f"{sampler}_{steps}"

@@ -87,15 +87,15 @@ def sample_names(ids: Sequence[str], seeds: Sequence[int]) -> dict[str, tuple[st
     return {f"{clip_id}_seed{seed}": (clip_id, seed) for seed in seeds for clip_id in ids}
 
 
-def link_inputs(data: str, split: str, samples: dict[str, tuple[str, int]], work: str) -> tuple[str, str, str]:
-    """Folders the evaluation matches by sample name (see :func:`sample_names`): the clip's ground truth ``NAME/``
-    frames, mattes ``NAME/``, cameras ``NAME.txt``."""
+def link_inputs(data: str, split: str, clip_of: dict[str, str], work: str) -> tuple[str, str, str]:
+    """Folders the evaluation matches by sample name, for each ``name -> clip id`` of ``clip_of``: the clip's
+    ground truth ``NAME/`` frames, mattes ``NAME/``, cameras ``NAME.txt``."""
     folders = [os.path.join(work, name) for name in ("ground_truth", "masks", "cameras")]
     for folder in folders:
         shutil.rmtree(folder, ignore_errors=True)
         os.makedirs(folder)
     gt, masks, cameras = folders
-    for name, (clip_id, _) in samples.items():
+    for name, clip_id in clip_of.items():
         clip = os.path.join(data, "clips", clip_id)
         shutil.copytree(os.path.join(data, split, clip_id, "background"), os.path.join(gt, name))
         shutil.copytree(os.path.join(clip, "masks"), os.path.join(masks, name))
@@ -110,7 +110,7 @@ def reference_rows(data: str, split: str, ids: list[str], work: str) -> dict[str
     from dynascene_core.evaluation import evaluate_folders
     from dynascene_core.video import read_video, write_frame_folder
 
-    gt, masks, cameras = link_inputs(data, split, {clip_id: (clip_id, 0) for clip_id in ids}, work)
+    gt, masks, cameras = link_inputs(data, split, {clip_id: clip_id for clip_id in ids}, work)
     still = os.path.join(work, "still_first_frame")
     shutil.rmtree(still, ignore_errors=True)
     for name in sorted(os.listdir(gt)):
@@ -257,7 +257,8 @@ def main(argv=None) -> int:
     if args.only == "generate":
         print(f"wrote {', '.join(folders.values())} ({time.perf_counter() - started:.0f} s)")
         return 0
-    gt, masks, cameras = link_inputs(args.data, args.split, samples, os.path.join(args.out, "inputs"))
+    gt, masks, cameras = link_inputs(args.data, args.split, {name: clip for name, (clip, _) in samples.items()},
+                                     os.path.join(args.out, "inputs"))
     options = {} if args.weights_dir is None else {"weights_dir": args.weights_dir}
     reports = {}
     for key, _ in ROWS:
