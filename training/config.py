@@ -38,6 +38,10 @@ def load_config_file(path: str) -> dict:
     return merge_settings(base, data, path)
 
 
+TIMESTEP_SAMPLINGS = ("uniform", "logit_normal", "mode")
+"""Values of ``train.timestep_sampling`` (``training.step.LossSettings``: uniform, or diffusers' SD3 densities)."""
+
+
 def parse_override(text: str) -> tuple[list[str], object]:
     """``"train.batch_size=2"`` → ``(["train", "batch_size"], 2)``; values are parsed as YAML."""
     if "=" not in text:
@@ -116,8 +120,8 @@ def check_config(config: dict) -> None:
                 pass
         need((value is None and key in nullable) or (isinstance(value, (int, float)) and not isinstance(value, bool)),
              f"train.{key} must be a number{' or null' if key in nullable else ''}, got {value!r}")
-    need(train["timestep_sampling"] in ("uniform", "logit_normal", "mode"),
-         f"train.timestep_sampling must be uniform, logit_normal or mode, got {train['timestep_sampling']!r}")
+    need(train["timestep_sampling"] in TIMESTEP_SAMPLINGS, f"train.timestep_sampling must be "
+         f"{', '.join(TIMESTEP_SAMPLINGS[:-1])} or {TIMESTEP_SAMPLINGS[-1]}, got {train['timestep_sampling']!r}")
     need(train["timestep_logit_std"] > 0, f"train.timestep_logit_std must be > 0, got {train['timestep_logit_std']}")
     need(train["optimizer"] in ("adam", "adamw"), f"train.optimizer must be adam or adamw, got {train['optimizer']!r}")
     if train["mixed_precision"] is False:  # YAML reads a bare `no` (config file or override) as false
