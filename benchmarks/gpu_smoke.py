@@ -8,7 +8,8 @@ Run it on a GPU machine before resolving any change to inference, training or no
 
 Parts (random weights, nothing to download):
   generate        ``generate()`` on the ``sd15`` config, 24 frames 768x432, fp16, guided DDIM, one context window;
-                  again over 40 frames with 24-frame windows and camera guidance 2 (three branches); then
+                  again over 40 frames with 24-frame windows, camera guidance 2 (three branches) and guidance
+                  rescale 0.7; then
                   the CLI ``python -m dynascene_core.generate --demo --device cuda`` (matting-free demo clip,
                   writes mp4s)
   nodes           the same 24-frame job through the pack's ComfyUI node functions inside a real ComfyUI host
@@ -65,16 +66,17 @@ def part_generate(args, device) -> str:
     models = DynaSceneModels.build("sd15", device=device, dtype=torch.float16).eval()
     codec = DiffusersVAECodec(models.vae)
     details = []
-    for frames, camera_guidance in ((args.frames, 0.0), (args.frames + 16, 2.0)):
+    for frames, camera_guidance, rescale in ((args.frames, 0.0, 0.0), (args.frames + 16, 2.0, 0.7)):
         pixels, alpha, scene, trajectory = _inputs(frames, args.height, args.width)
         start = time.perf_counter()
         result = generate(models, codec, models.image_encoder, pixels, alpha, scene,
                           camera_condition(trajectory, args.height, args.width), frames,
                           SamplerSettings(steps=args.steps, context_length=24, context_overlap=4,
-                                          camera_guidance=camera_guidance), device=device)
+                                          camera_guidance=camera_guidance, guidance_rescale=rescale), device=device)
         torch.cuda.synchronize()
         _check_video("background", result.background, frames, args.height, args.width)
-        details.append(f"{frames} frames/{len(result.windows)} windows/camera guidance {camera_guidance:g} "
+        details.append(f"{frames} frames/{len(result.windows)} windows/camera guidance {camera_guidance:g}"
+                       f"/rescale {rescale:g} "
                        f"{time.perf_counter() - start:.1f}s")
     del models, codec
     torch.cuda.empty_cache()
