@@ -21,12 +21,13 @@
    generation settings recorded there (``generation.json``, written by every generation: sampler, steps, seeds,
    generate arguments; a folder without it is described by the command line's values).
 4. Prints both rows in the paper's layout, each row's turn ratio (the share of the requested turn its
-   backgrounds make), two references without a model (the ground truth itself: the camera estimator's floor;
-   its first frame held still: a background that ignores the camera; ``report_references.json``) and the
-   acceptance check (camera control: rotation error at most half the ablation's,
-   higher background PSNR), writes ``table.txt``, ``report_cam.json``,
-   ``report_nocam.json`` and the side-by-side pictures ``strip.png`` / ``strip.gif`` (foreground, scene
-   image, requested trajectory, generated with and without camera control, ground truth).
+   backgrounds make), RotErr per seed and the count of samples with unreliable camera estimates (how far one
+   seed's numbers stray from the pooled ones), two references without a model (the ground truth itself: the
+   camera estimator's floor; its first frame held still: a background that ignores the camera;
+   ``report_references.json``) and the acceptance check (camera control: rotation error at most half the
+   ablation's, higher background PSNR), writes ``table.txt``, ``report_cam.json``, ``report_nocam.json`` and
+   the side-by-side pictures ``strip.png`` / ``strip.gif`` (foreground, scene image, requested trajectory,
+   generated with and without camera control, ground truth).
 """
 
 from __future__ import annotations
@@ -175,6 +176,33 @@ def write_pictures(out: str, rows: list[list[np.ndarray]]) -> None:
     animation[0].save(os.path.join(out, "strip.gif"), save_all=True, append_images=animation[1:], duration=125, loop=0)
 
 
+def per_seed_rot_err(per_clip: dict[str, dict], samples: dict[str, tuple[str, int]]) -> dict[int, float | None]:
+    """Seed -> RotErr over that seed's samples (``per_clip``: an evaluation report's, sample name -> details):
+    how far one seed's number can stray from the pooled one."""
+    by_seed: dict[int, list[float]] = {}
+    for name, (_, seed) in samples.items():
+        value = (per_clip.get(name, {}).get("camera") or {}).get("rot_err")
+        by_seed.setdefault(seed, []).extend([] if value is None else [value])
+    return {seed: sum(values) / len(values) if values else None for seed, values in by_seed.items()}
+
+
+def seed_spread_line(reports: dict, samples: dict[str, tuple[str, int]]) -> str:
+    """One line: RotErr camera / ablation (their ratio) per seed, and the samples whose camera estimate has
+    unreliable frames in each row (estimator failures make single numbers jump)."""
+    cam, nocam = (per_seed_rot_err(reports[key].per_clip, samples) for key in ("cam", "nocam"))
+
+    def pair(seed: int) -> str:
+        a, b = cam[seed], nocam[seed]
+        if a is None or b is None:
+            return f"seed {seed} n/a"
+        return f"seed {seed} {a:.3f} / {b:.3f} ({a / b:.2f})" if b else f"seed {seed} {a:.3f} / {b:.3f}"
+
+    unreliable = ", ".join(f"{label} {len((reports[key].camera or {}).get('clips_with_unreliable_frames') or [])}"
+                           for key, label in ROWS)
+    return (f"RotErr camera / ablation per seed: {'; '.join(pair(seed) for seed in cam)}; samples with "
+            f"unreliable camera estimates (of {len(samples)}): {unreliable}")
+
+
 def _ratio(camera: dict | None) -> str:
     value = (camera or {}).get("turn_ratio_median")
     return "n/a" if value is None else f"{value:.2f}"
@@ -275,6 +303,7 @@ def main(argv=None) -> int:
     lines = [table, *{f"skipped {k}: {v}" for r in reports.values() for k, v in r.skipped.items()},
              f"turn ratio (share of the requested turn the background makes at the last frame; median over samples): "
              f"{turns}",
+             seed_spread_line(reports, samples),
              f"references: the ground truth itself RotErr {references['truth']['rot_err']:.3f} (the camera "
              f"estimator's floor); its first frame held still RotErr {references['still']['rot_err']:.3f}, PSNR "
              f"{references['still']['psnr']:.2f}",

@@ -297,7 +297,11 @@ def test_proof_evaluation_runs_both_rows_on_a_validation_clip_with_the_given_gen
     first = json.loads((out / "report_cam.json").read_text())["per_clip"]["val-000"]
     assert report["per_clip"]["val-000_seed0"] == first
     assert report["per_clip"]["val-000_seed3"]["psnr"] != first["psnr"]
-    assert "x 2 seed(s) [0, 3]" in (seeds / "table.txt").read_text()
+    text = (seeds / "table.txt").read_text()
+    assert "x 2 seed(s) [0, 3]" in text
+    nocam = json.loads((seeds / "report_nocam.json").read_text())["per_clip"]
+    cam3, nocam3 = report["per_clip"]["val-000_seed3"]["camera"]["rot_err"], nocam["val-000_seed3"]["camera"]["rot_err"]
+    assert f"seed 3 {cam3:.3f} / {nocam3:.3f}" in text  # one clip per seed: that seed's number is the clip's
     from training.prepare_proof import write_proof_dataset
 
     old = tmp_path / "test_only"  # a dataset rendered without a validation split: named, not silently replaced
@@ -305,6 +309,17 @@ def test_proof_evaluation_runs_both_rows_on_a_validation_clip_with_the_given_gen
     with pytest.raises(SystemExit, match="has no val clips"):
         eval_proof.main(["--cam", model, "--nocam", model, "--data", str(old),
                          "--split", "val", "--out", str(tmp_path / "out2")])
+
+
+def test_per_seed_rot_err_averages_each_seeds_samples_and_skips_failed_estimates():
+    from conftest import load_benchmark
+
+    eval_proof = load_benchmark("eval_proof")
+    samples = eval_proof.sample_names(["a", "b"], [0, 1])
+    per_clip = {"a_seed0": {"camera": {"rot_err": 1.0}}, "b_seed0": {"camera": {"rot_err": 3.0}},
+                "a_seed1": {"camera": {"rot_err": 0.5}}, "b_seed1": {"camera": {"rot_err": None}}}
+    assert eval_proof.per_seed_rot_err(per_clip, samples) == {0: 2.0, 1: 0.5}
+    assert eval_proof.per_seed_rot_err({}, samples) == {0: None, 1: None}
 
 
 def test_camera_use_separates_a_model_that_reads_its_camera_from_one_whose_adaptor_is_off(small_file, tmp_path):
