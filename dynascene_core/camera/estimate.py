@@ -174,6 +174,31 @@ def _disagreeing_runs(angles: np.ndarray) -> list[int]:
     return flagged + (run if len(run) >= STEP_DISAGREEMENT_RUN else [])
 
 
+def _rotation_solution(tracks: Tracks, given: np.ndarray | None, pairs: list, min_points: int, height: int,
+                       width: int) -> dict:
+    """Rotation (or zoom) only poses, with the focal estimated from the frame ``pairs`` when ``given`` (normalised
+    intrinsics) is None: the keyword arguments of ``estimate_trajectory``'s result."""
+    pixels = np.array([width, height, width, height])
+    focal_determined = True
+    if given is None:
+        k0 = intrinsics_for_fov(DEFAULT_FOV_DEG, height, width) * pixels
+        low, high = _focal_bounds(height, width)
+        pairs = pairs or [(0, 1)]
+        cost = lambda focal: rotation_focal_residual(tracks, focal, k0, pairs)  # noqa: E731
+        focal = math.exp(golden_minimum(lambda log_f: cost(math.exp(log_f)), math.log(low), math.log(high)))
+        focal_determined = _focal_is_determined(cost(focal), cost(focal * FOCAL_STEP), cost(focal / FOCAL_STEP))
+        intr = np.array([focal, focal, width / 2, height / 2]) / pixels
+    else:
+        intr = given
+    c2w, inliers, compared, residual, zoom = solve_rotation(tracks, intr * pixels, max(40, min_points))
+    ok = inliers[1:] >= 8
+    return dict(c2w=c2w, intr=intr, motion="rotation", tracked=tracks.valid.sum(1), inliers=inliers,
+                residual=residual, unreliable=[i for i in range(1, len(inliers)) if inliers[i] < 8],
+                focal_estimated=given is None, focal_determined=focal_determined,
+                ratio=float(inliers[1:].sum() / max(1, compared[1:].sum())),
+                reprojection=float(np.median(residual[1:][ok])) if ok.any() else np.nan, zoom=zoom)
+
+
 def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, intrinsics=None,
                         method: str = "fast", max_features: int | None = None, mask_dilation: float = 0.02,
                         fb_px: float = 0.5, static_px: float = 0.3, parallax_px: float = 0.6,
@@ -213,12 +238,13 @@ def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, int
     tracks = None
 
     def finish(c2w, intr, motion, tracked, inliers, residual, unreliable, focal_estimated, focal_determined=True,
-               failure=None, ratio=1.0, reprojection=0.0, zoom=None, disagreement=None):
+               failure=None, ratio=1.0, reprojection=0.0, zoom=None, disagreement=None, note=None):
         notes = [failure] if failure else []
+        notes += [note] if note else []
         if len(unreliable):
             notes.append(f"camera estimation: no reliable pose for frames {list(map(int, unreliable))}")
-        for note in notes:
-            warnings.warn(note, UserWarning, stacklevel=3)
+        for text in notes:
+            warnings.warn(text, UserWarning, stacklevel=3)
         valid_tracks = int((tracks.valid.sum(0) >= 2).sum()) if tracks is not None else 0
         quality = assess(frames=count, motion=motion, reprojection_px=reprojection, track_count=valid_tracks,
                          inlier_ratio=ratio, focal_px=float(0.5 * (intr[0] * width + intr[1] * height)),
@@ -314,26 +340,18 @@ def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, int
             c2w[:, :3, 3] *= scene_depth / float(np.median(depth)) if len(depth) else 1.0
             observed = np.isfinite(result.errors)
             disagreement = step_disagreement(tracks, result.w2c, solved, intr * pixels, STEP_MIN_INLIERS)
-            return finish(c2w, intr, "general", tracked, inliers, np.nan_to_num(residual), unreliable,
-                          estimate_focal, focal_determined, ratio=float(result.used.sum() / max(1, observed.sum())),
-                          reprojection=float(np.median(result.errors[result.used])) if result.used.any() else np.nan,
-                          disagreement={i: float(disagreement[i]) for i in _disagreeing_runs(disagreement)})
-
-    # rotation (or zoom) only
-    focal_determined = True
-    if estimate_focal:
-        k0 = intrinsics_for_fov(DEFAULT_FOV_DEG, height, width) * pixels
-        low, high = _focal_bounds(height, width)
-        pairs = pairs or [(0, 1)]
-        cost = lambda focal: rotation_focal_residual(tracks, focal, k0, pairs)  # noqa: E731
-        focal = math.exp(golden_minimum(lambda log_f: cost(math.exp(log_f)), math.log(low), math.log(high)))
-        focal_determined = _focal_is_determined(cost(focal), cost(focal * FOCAL_STEP), cost(focal / FOCAL_STEP))
-        intr = np.array([focal, focal, width / 2, height / 2]) / pixels
-    else:
-        intr = given
-    c2w, inliers, compared, residual, zoom = solve_rotation(tracks, intr * pixels, max(40, min_points))
-    unreliable = [i for i in range(1, count) if inliers[i] < 8]
-    ok = inliers[1:] >= 8
-    return finish(c2w, intr, "rotation", tracked, inliers, residual, unreliable, estimate_focal, focal_determined,
-                  ratio=float(inliers[1:].sum() / max(1, compared[1:].sum())),
-                  reprojection=float(np.median(residual[1:][ok])) if ok.any() else np.nan, zoom=zoom)
+            general = dict(c2w=c2w, intr=intr, motion="general", tracked=tracked, inliers=inliers,
+                           residual=np.nan_to_num(residual), unreliable=unreliable, focal_estimated=estimate_focal,
+                           focal_determined=focal_determined, ratio=float(result.used.sum() / max(1, observed.sum())),
+                           reprojection=float(np.median(result.errors[result.used])) if result.used.any() else np.nan,
+                           disagreement={i: float(disagreement[i]) for i in _disagreeing_runs(disagreement)})
+            if 2 * len(unreliable) < count - 1:
+                return finish(**general)
+            # bundle adjustment left most frames without a reliable pose (their poses are unconstrained: tens of
+            # degrees off on near-still, flickering backgrounds): keep the rotation-only solve if it holds more
+            rotation = _rotation_solution(tracks, given, pairs, min_points, height, width)
+            if len(rotation["unreliable"]) >= len(unreliable):
+                return finish(**general)
+            return finish(**rotation, note=f"camera estimation: bundle adjustment left {len(unreliable)} of "
+                                           f"{count - 1} frames unreliable; the rotation-only solve was kept")
+    return finish(**_rotation_solution(tracks, given, pairs, min_points, height, width))
