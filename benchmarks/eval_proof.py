@@ -177,8 +177,8 @@ def write_pictures(out: str, rows: list[list[np.ndarray]]) -> None:
 
 
 def per_seed_rot_err(per_clip: dict[str, dict], samples: dict[str, tuple[str, int]]) -> dict[int, float | None]:
-    """Seed -> RotErr over that seed's samples (``per_clip``: an evaluation report's, sample name -> details):
-    how far one seed's number can stray from the pooled one."""
+    """Seed -> mean RotErr over that seed's samples with a camera estimate (``per_clip``: an evaluation report's,
+    sample name -> details; None when none has one): how far one seed's number can stray from the pooled one."""
     by_seed: dict[int, list[float]] = {}
     for name, (_, seed) in samples.items():
         value = (per_clip.get(name, {}).get("camera") or {}).get("rot_err")

@@ -320,6 +320,14 @@ def test_per_seed_rot_err_averages_each_seeds_samples_and_skips_failed_estimates
                 "a_seed1": {"camera": {"rot_err": 0.5}}, "b_seed1": {"camera": {"rot_err": None}}}
     assert eval_proof.per_seed_rot_err(per_clip, samples) == {0: 2.0, 1: 0.5}
     assert eval_proof.per_seed_rot_err({}, samples) == {0: None, 1: None}
+    from types import SimpleNamespace
+
+    ablation = {name: {"camera": {"rot_err": 4.0}} for name in samples}
+    reports = {"cam": SimpleNamespace(per_clip=per_clip, camera={"clips_with_unreliable_frames": ["b_seed1"]}),
+               "nocam": SimpleNamespace(per_clip=ablation, camera={"clips_with_unreliable_frames": []})}
+    line = eval_proof.seed_spread_line(reports, samples)
+    assert "seed 0 2.000 / 4.000 (0.50); seed 1 0.500 / 4.000 (0.12)" in line
+    assert "(of 4): DynaScene small (camera control) 1, w/o camera control 0" in line
 
 
 def test_camera_use_separates_a_model_that_reads_its_camera_from_one_whose_adaptor_is_off(small_file, tmp_path):

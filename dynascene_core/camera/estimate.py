@@ -177,7 +177,7 @@ def _disagreeing_runs(angles: np.ndarray) -> list[int]:
 def _rotation_solution(tracks: Tracks, given: np.ndarray | None, pairs: list, min_points: int, height: int,
                        width: int) -> dict:
     """Rotation (or zoom) only poses, with the focal estimated from the frame ``pairs`` when ``given`` (normalised
-    intrinsics) is None: the keyword arguments of ``estimate_trajectory``'s result."""
+    intrinsics) is None: the keyword arguments of ``estimate_trajectory``'s ``finish``."""
     pixels = np.array([width, height, width, height])
     focal_determined = True
     if given is None:
@@ -238,9 +238,9 @@ def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, int
     tracks = None
 
     def finish(c2w, intr, motion, tracked, inliers, residual, unreliable, focal_estimated, focal_determined=True,
-               failure=None, ratio=1.0, reprojection=0.0, zoom=None, disagreement=None, note=None):
+               failure=None, ratio=1.0, reprojection=0.0, zoom=None, disagreement=None, fallback=None):
         notes = [failure] if failure else []
-        notes += [note] if note else []
+        notes += [f"camera estimation: {fallback}"] if fallback else []
         if len(unreliable):
             notes.append(f"camera estimation: no reliable pose for frames {list(map(int, unreliable))}")
         for text in notes:
@@ -250,7 +250,7 @@ def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, int
                          inlier_ratio=ratio, focal_px=float(0.5 * (intr[0] * width + intr[1] * height)),
                          fov_deg=fov_of(intr, height, width), focal_estimated=focal_estimated,
                          unreliable_frames=list(unreliable), failure=failure, focal_determined=focal_determined,
-                         step_disagreement_deg=disagreement,
+                         step_disagreement_deg=disagreement, fallback=fallback,
                          focal_source="estimated" if focal_estimated else "given" if given is not None else "assumed")
         per_frame = np.tile(intr, (count, 1))
         if zoom is not None:
@@ -347,11 +347,12 @@ def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, int
                            disagreement={i: float(disagreement[i]) for i in _disagreeing_runs(disagreement)})
             if 2 * len(unreliable) < count - 1:
                 return finish(**general)
-            # bundle adjustment left most frames without a reliable pose (their poses are unconstrained: tens of
-            # degrees off on near-still, flickering backgrounds): keep the rotation-only solve if it holds more
+            # bundle adjustment left half the frames or more without a reliable pose (unconstrained poses: tens
+            # of degrees off on near-still, flickering backgrounds): keep the rotation-only solve if, by the
+            # same inlier bar, it holds more frames
             rotation = _rotation_solution(tracks, given, pairs, min_points, height, width)
-            if len(rotation["unreliable"]) >= len(unreliable):
+            if int((rotation["inliers"][1:] >= MIN_FRAME_INLIERS).sum()) <= count - 1 - len(unreliable):
                 return finish(**general)
-            return finish(**rotation, note=f"camera estimation: bundle adjustment left {len(unreliable)} of "
-                                           f"{count - 1} frames unreliable; the rotation-only solve was kept")
+            return finish(**rotation, fallback=f"bundle adjustment left {len(unreliable)} of {count - 1} frames "
+                                               "unreliable: rotation-only poses kept (translation not estimated)")
     return finish(**_rotation_solution(tracks, given, pairs, min_points, height, width))

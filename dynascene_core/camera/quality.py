@@ -7,7 +7,8 @@ shows. It is decided from measured quantities only (thresholds below, in pixels 
   of the frames have no trustworthy pose, or the median reprojection error exceeds
   :data:`UNRELIABLE_REPROJECTION_PX`, or fewer than :data:`UNRELIABLE_INLIER_RATIO` of the tracks agree
   with the estimated motion;
-- ``uncertain``: some frames unreliable, reprojection above :data:`UNCERTAIN_REPROJECTION_PX`,
+- ``uncertain``: some frames unreliable, rotation-only poses kept for a clip that showed parallax (bundle
+  adjustment left too many frames unreliable), reprojection above :data:`UNCERTAIN_REPROJECTION_PX`,
   inlier ratio below :data:`UNCERTAIN_INLIER_RATIO`, few tracks, a focal length that the motion
   could not determine (estimated from too little rotation/parallax), or consecutive frames whose steps
   disagree with their two-view rotations (the bundle adjustment drifted to a wrong solution);
@@ -86,13 +87,14 @@ def _frame_ranges(frames: list[int]) -> str:
 def assess(*, frames: int, motion: str, reprojection_px: float, track_count: int, inlier_ratio: float,
            focal_px: float, fov_deg: float, focal_estimated: bool, unreliable_frames: list[int],
            failure: str | None = None, focal_determined: bool = True, focal_source: str | None = None,
-           step_disagreement_deg: dict[int, float] | None = None) -> CameraQuality:
+           step_disagreement_deg: dict[int, float] | None = None, fallback: str | None = None) -> CameraQuality:
     """Build the :class:`CameraQuality` of a clip and decide its verdict from the measured numbers.
 
     ``failure``: why no camera could be estimated at all (→ unreliable). ``focal_determined``: False when
     the focal was estimated but the motion carried too little information to fix it. ``focal_source``:
     "given", "estimated" or "assumed" (default: from ``focal_estimated``). ``step_disagreement_deg``: frame →
-    angle between its step's rotation and the two-view one, for the runs of disagreeing steps.
+    angle between its step's rotation and the two-view one, for the runs of disagreeing steps. ``fallback``: why
+    a simpler motion model replaced the one the clip's tracks asked for (→ at least uncertain).
     """
     bad, doubt = [], []
     if failure:
@@ -101,6 +103,8 @@ def assess(*, frames: int, motion: str, reprojection_px: float, track_count: int
     if unreliable_frames:
         message = f"no trustworthy pose for frames {_frame_ranges(sorted(unreliable_frames))}"
         (bad if share > UNRELIABLE_FRAME_SHARE else doubt).append(message)
+    if fallback:
+        doubt.append(fallback)
     if motion != "static" and not failure:
         if not math.isfinite(reprojection_px) or reprojection_px > UNRELIABLE_REPROJECTION_PX:
             bad.append(f"reprojection error {reprojection_px:.2f} px > {UNRELIABLE_REPROJECTION_PX:g} px")
