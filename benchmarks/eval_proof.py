@@ -21,8 +21,8 @@
    generation settings recorded there (``generation.json``, written by every generation: sampler, steps, seeds,
    generate arguments; a folder without it is described by the command line's values).
 4. Prints both rows in the paper's layout, each row's turn ratio (the share of the requested turn its
-   backgrounds make), RotErr per seed and the count of samples with unreliable camera estimates (how far one
-   seed's numbers stray from the pooled ones), two references without a model (the ground truth itself: the
+   backgrounds make), RotErr per seed, a bootstrap interval of the RotErr ratio over clips and the count of
+   samples with unreliable camera estimates (how far the numbers can stray), two references without a model (the ground truth itself: the
    camera estimator's floor; its first frame held still: a background that ignores the camera;
    ``report_references.json``) and the acceptance check (camera control: rotation error at most half the
    ablation's, higher background PSNR), writes ``table.txt``, ``report_cam.json``, ``report_nocam.json`` and
@@ -186,6 +186,32 @@ def per_seed_rot_err(per_clip: dict[str, dict], samples: dict[str, tuple[str, in
     return {seed: sum(values) / len(values) if values else None for seed, values in by_seed.items()}
 
 
+def ratio_interval(cam: dict[str, dict], nocam: dict[str, dict], samples: dict[str, tuple[str, int]],
+                   resamples: int = 2000, seed: int = 0) -> tuple[float, float] | None:
+    """95 % bootstrap interval of RotErr camera / ablation over the held-out clips (``cam`` / ``nocam``: the two
+    reports' per-clip details): clips are drawn with replacement, each with all its seeds, the ratio of the two
+    means taken per draw. Clips without a camera estimate in either row are left out; None when none is left."""
+    import numpy as np
+
+    def clip_means(per_clip: dict[str, dict]) -> dict[str, float]:
+        values: dict[str, list[float]] = {}
+        for name, (clip, _) in samples.items():
+            value = (per_clip.get(name, {}).get("camera") or {}).get("rot_err")
+            values.setdefault(clip, []).extend([] if value is None else [value])
+        return {clip: float(np.mean(v)) for clip, v in values.items() if v}
+
+    a, b = clip_means(cam), clip_means(nocam)
+    clips = [clip for clip in a if clip in b]
+    if not clips:
+        return None
+    a_values, b_values = np.array([a[c] for c in clips]), np.array([b[c] for c in clips])
+    draws = np.random.default_rng(seed).integers(0, len(clips), size=(resamples, len(clips)))
+    denominators = b_values[draws].mean(1)
+    ratios = a_values[draws].mean(1) / np.where(denominators > 0, denominators, np.nan)
+    low, high = np.nanpercentile(ratios, [2.5, 97.5])
+    return float(low), float(high)
+
+
 def seed_spread_line(reports: dict, samples: dict[str, tuple[str, int]]) -> str:
     """One line: RotErr camera / ablation (their ratio) per seed, and the samples whose camera estimate has
     unreliable frames in each row (estimator failures make single numbers jump)."""
@@ -199,8 +225,10 @@ def seed_spread_line(reports: dict, samples: dict[str, tuple[str, int]]) -> str:
 
     unreliable = ", ".join(f"{label} {len((reports[key].camera or {}).get('clips_with_unreliable_frames') or [])}"
                            for key, label in ROWS)
-    return (f"RotErr camera / ablation per seed: {'; '.join(pair(seed) for seed in cam)}; samples with "
-            f"unreliable camera estimates (of {len(samples)}): {unreliable}")
+    interval = ratio_interval(reports["cam"].per_clip, reports["nocam"].per_clip, samples)
+    spread = "n/a" if interval is None else f"{interval[0]:.2f}–{interval[1]:.2f}"
+    return (f"RotErr camera / ablation per seed: {'; '.join(pair(seed) for seed in cam)}; 95 % bootstrap interval "
+            f"over clips {spread}; samples with unreliable camera estimates (of {len(samples)}): {unreliable}")
 
 
 def _ratio(camera: dict | None) -> str:

@@ -328,6 +328,14 @@ def test_per_seed_rot_err_averages_each_seeds_samples_and_skips_failed_estimates
     line = eval_proof.seed_spread_line(reports, samples)
     assert "seed 0 2.000 / 4.000 (0.50); seed 1 0.500 / 4.000 (0.12)" in line
     assert "(of 4): DynaScene small (camera control) 1, w/o camera control 0" in line
+    # the bootstrap over clips: a (cam 1.5 = mean of its seeds 1 and 2, ablation 4) and b (cam 3, ablation 4) give
+    # ratios 0.375 (a, a), 0.5625 (a, b) and 0.75 (b, b) with probabilities 1/4, 1/2, 1/4: the 2.5 / 97.5 % points
+    two = {"a_seed0": {"camera": {"rot_err": 1.0}}, "a_seed1": {"camera": {"rot_err": 2.0}},
+           "b_seed0": {"camera": {"rot_err": 3.0}}, "b_seed1": {"camera": {"rot_err": 3.0}}}
+    assert eval_proof.ratio_interval(two, ablation, samples) == (0.375, 0.75)
+    assert eval_proof.ratio_interval(ablation, ablation, samples) == (1.0, 1.0)
+    assert eval_proof.ratio_interval({}, ablation, samples) is None
+    assert "95 % bootstrap interval over clips" in line
 
 
 def test_camera_use_separates_a_model_that_reads_its_camera_from_one_whose_adaptor_is_off(small_file, tmp_path):
