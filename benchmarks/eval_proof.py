@@ -22,12 +22,12 @@
    generate arguments; a folder without it is described by the command line's values).
 4. Prints both rows in the paper's layout, each row's turn ratio (the share of the requested turn its
    backgrounds make), RotErr per seed, a bootstrap interval of the RotErr ratio over clips and the count of
-   samples with unreliable camera estimates (how far the numbers can stray), two references without a model (the ground truth itself: the
-   camera estimator's floor; its first frame held still: a background that ignores the camera;
-   ``report_references.json``) and the acceptance check (camera control: rotation error at most half the
-   ablation's, higher background PSNR), writes ``table.txt``, ``report_cam.json``, ``report_nocam.json`` and
-   the side-by-side pictures ``strip.png`` / ``strip.gif`` (foreground, scene image, requested trajectory,
-   generated with and without camera control, ground truth).
+   samples with unreliable camera estimates (how far the numbers can stray), two references without a model
+   (the ground truth itself: the camera estimator's floor; its first frame held still: a background that
+   ignores the camera; ``report_references.json``) and the acceptance check (camera control: rotation error at
+   most half the ablation's, higher background PSNR), writes ``table.txt``, ``report_cam.json``,
+   ``report_nocam.json`` and the side-by-side pictures ``strip.png`` / ``strip.gif`` (foreground, scene image,
+   requested trajectory, generated with and without camera control, ground truth).
 """
 
 from __future__ import annotations
@@ -176,14 +176,21 @@ def write_pictures(out: str, rows: list[list[np.ndarray]]) -> None:
     animation[0].save(os.path.join(out, "strip.gif"), save_all=True, append_images=animation[1:], duration=125, loop=0)
 
 
-def per_seed_rot_err(per_clip: dict[str, dict], samples: dict[str, tuple[str, int]]) -> dict[int, float | None]:
-    """Seed -> mean RotErr over that seed's samples with a camera estimate (``per_clip``: an evaluation report's,
-    sample name -> details; None when none has one): how far one seed's number can stray from the pooled one."""
-    by_seed: dict[int, list[float]] = {}
-    for name, (_, seed) in samples.items():
+def rot_errs_by(per_clip: dict[str, dict], samples: dict[str, tuple[str, int]], key: str) -> dict:
+    """The samples' RotErr grouped by ``key`` ("clip" or "seed") -> list (``per_clip``: an evaluation report's,
+    sample name -> details); samples without a camera estimate are left out."""
+    grouped: dict = {}
+    for name, (clip, seed) in samples.items():
         value = (per_clip.get(name, {}).get("camera") or {}).get("rot_err")
-        by_seed.setdefault(seed, []).extend([] if value is None else [value])
-    return {seed: sum(values) / len(values) if values else None for seed, values in by_seed.items()}
+        grouped.setdefault(clip if key == "clip" else seed, []).extend([] if value is None else [value])
+    return grouped
+
+
+def per_seed_rot_err(per_clip: dict[str, dict], samples: dict[str, tuple[str, int]]) -> dict[int, float | None]:
+    """Seed -> mean RotErr over that seed's samples with a camera estimate (None when none has one): how far one
+    seed's number can stray from the pooled one."""
+    return {seed: float(np.mean(values)) if values else None
+            for seed, values in rot_errs_by(per_clip, samples, "seed").items()}
 
 
 def ratio_interval(cam: dict[str, dict], nocam: dict[str, dict], samples: dict[str, tuple[str, int]],
@@ -191,16 +198,8 @@ def ratio_interval(cam: dict[str, dict], nocam: dict[str, dict], samples: dict[s
     """95 % bootstrap interval of RotErr camera / ablation over the held-out clips (``cam`` / ``nocam``: the two
     reports' per-clip details): clips are drawn with replacement, each with all its seeds, the ratio of the two
     means taken per draw. Clips without a camera estimate in either row are left out; None when none is left."""
-    import numpy as np
-
-    def clip_means(per_clip: dict[str, dict]) -> dict[str, float]:
-        values: dict[str, list[float]] = {}
-        for name, (clip, _) in samples.items():
-            value = (per_clip.get(name, {}).get("camera") or {}).get("rot_err")
-            values.setdefault(clip, []).extend([] if value is None else [value])
-        return {clip: float(np.mean(v)) for clip, v in values.items() if v}
-
-    a, b = clip_means(cam), clip_means(nocam)
+    a, b = ({clip: np.mean(v) for clip, v in rot_errs_by(per_clip, samples, "clip").items() if v}
+            for per_clip in (cam, nocam))
     clips = [clip for clip in a if clip in b]
     if not clips:
         return None
@@ -213,8 +212,8 @@ def ratio_interval(cam: dict[str, dict], nocam: dict[str, dict], samples: dict[s
 
 
 def seed_spread_line(reports: dict, samples: dict[str, tuple[str, int]]) -> str:
-    """One line: RotErr camera / ablation (their ratio) per seed, and the samples whose camera estimate has
-    unreliable frames in each row (estimator failures make single numbers jump)."""
+    """One line: RotErr camera / ablation (their ratio) per seed, the ratio's bootstrap interval over clips, and
+    the samples whose camera estimate has unreliable frames in each row (estimator failures make numbers jump)."""
     cam, nocam = (per_seed_rot_err(reports[key].per_clip, samples) for key in ("cam", "nocam"))
 
     def pair(seed: int) -> str:
