@@ -1,6 +1,6 @@
 """Camera estimation on real footage with ground-truth cameras: accuracy, focal, verdict and speed.
 
-    python benchmarks/bench_camera_real.py [--kitti DIR] [--seven-scenes DIR] [--hololens DIR] [--width 512]
+    python benchmarks/bench_camera_real.py [--kitti DIR] [--seven-scenes DIR] [--hololens DIR] [--tum DIR] [--width 512]
                                            [--method fast|accurate|colmap] [--focal estimated|given]
                                            [--json results.json]
 
@@ -23,6 +23,12 @@ Footage (give one or more; none of it is copied into this repository, the benchm
   ``poses.txt`` one camera-to-world 4×4 per line from the headset's own tracking. Walking with large motion
   between key frames (median 4° and 8 cm), blur, posters and plain walls. 12-frame clips of consecutive
   key frames (clips across a gap in the frame numbering are skipped).
+- ``--tum``: a TUM RGB-D sequence folder (``rgb.txt``, ``rgb/``, ``groundtruth.txt``; the folder name says the
+  setup, ``freiburg1/2/3``), e.g. ``Data/rgbd_dataset_freiburg1_desk`` of ``github.com/FaridRash/slam-track-fusion``
+  (MIT; the TUM RGB-D data is © TU Munich, CC BY 4.0). Hand-held Kinect (rolling shutter, motion blur) with
+  **motion-capture** poses of the colour camera at 100 Hz, interpolated to the frame times. The frames are
+  undistorted with the setup's published calibration, which then counts as the given focal. Clips: every
+  second frame of 50 consecutive frames (25 frames), not overlapping.
 
 Frames are resized to ``--width``.
 
@@ -63,7 +69,8 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from dynascene_core.camera import estimate_trajectory  # noqa: E402
-from dynascene_core.camera.trajectory import CameraTrajectory, rotation_angle_deg  # noqa: E402
+from dynascene_core.camera.trajectory import (CameraTrajectory, quaternion_to_matrix, rotation_angle_deg,  # noqa: E402
+                                               slerp)
 from dynascene_core.evaluation.camera_error import trajectory_error  # noqa: E402
 
 SEQUENCES = ("KITTI_sequence_1", "KITTI_sequence_2")
@@ -142,7 +149,54 @@ def hololens_clips(root: str, width: int):
                np.stack([_resized_rgb(f, width) for f in images]), c2w_all[index], intrinsics)
 
 
-FOOTAGE = {"kitti": kitti_clips, "seven_scenes": seven_scenes_clips, "hololens": hololens_clips}
+TUM_CALIBRATION = {  # published colour calibration per setup at 640×480: (fx, fy, cx, cy) px, OpenCV k1 k2 p1 p2 k3
+    "freiburg1": ((517.306408, 516.469215, 318.643040, 255.313989),
+                  (0.262383, -0.953104, -0.005358, 0.002628, 1.163314)),
+    "freiburg2": ((520.908620, 521.007327, 325.141442, 249.701764),
+                  (0.231222, -0.784899, -0.003257, -0.000105, 0.917205)),
+    "freiburg3": ((535.4, 539.2, 320.1, 247.6), (0.0, 0.0, 0.0, 0.0, 0.0)),  # images already undistorted
+}
+
+
+def _tum_rows(path: str) -> list[list[str]]:
+    """The fields of each line of a TUM text file (``#`` comments and blank lines skipped)."""
+    with open(path, encoding="utf-8") as handle:
+        return [line.split() for line in handle if line.strip() and not line.startswith("#")]
+
+
+def tum_clips(root: str, width: int):
+    """Every second frame of 50 consecutive colour frames (25 frames) of a TUM RGB-D sequence folder (``rgb.txt``,
+    ``rgb/``, ``groundtruth.txt``): frames undistorted with the setup's published calibration, motion-capture poses
+    interpolated to the frame times (linear centres, slerp rotations). Frames outside the capture are skipped;
+    clip names count the frames inside it."""
+    setup = next((key for key in TUM_CALIBRATION if key in os.path.basename(os.path.normpath(root))), None)
+    if setup is None:
+        raise ValueError(f"{root}: the folder name names no TUM setup ({', '.join(TUM_CALIBRATION)})")
+    (fx, fy, cx, cy), distortion = TUM_CALIBRATION[setup]
+    kmat = np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1]])
+    listed = _tum_rows(os.path.join(root, "rgb.txt"))
+    times, files = np.array([float(row[0]) for row in listed]), [row[1] for row in listed]
+    truth = np.array([[float(v) for v in row[:8]] for row in _tum_rows(os.path.join(root, "groundtruth.txt"))])
+    inside = np.flatnonzero((times >= truth[0, 0]) & (times <= truth[-1, 0]))
+    after = np.clip(np.searchsorted(truth[:, 0], times[inside]), 1, len(truth) - 1)
+    weight = (times[inside] - truth[after - 1, 0]) / (truth[after, 0] - truth[after - 1, 0])
+    rot = quaternion_to_matrix(truth[:, 4:8])
+    c2w = np.tile(np.eye(4), (len(inside), 1, 1))
+    c2w[:, :3, :3] = slerp(rot[after - 1], rot[after], weight)
+    c2w[:, :3, 3] = (1 - weight[:, None]) * truth[after - 1, 1:4] + weight[:, None] * truth[after, 1:4]
+    label = os.path.basename(os.path.normpath(root)).replace("rgbd_dataset_freiburg", "tum")
+    for start in range(0, len(inside) - 2 * CLIP_FRAMES + 2, 2 * CLIP_FRAMES):
+        index = np.arange(start, start + 2 * CLIP_FRAMES - 1, 2)
+        raw = [_image(os.path.join(root, files[inside[i]])) for i in index]
+        if raw[0].shape[:2] != (480, 640):
+            raise ValueError(f"{root}: TUM frames are 640x480, got {raw[0].shape[1]}x{raw[0].shape[0]}")
+        images = [cv2.undistort(image, kmat, np.array(distortion)) for image in raw]
+        intrinsics = np.array([fx / 640, fy / 480, cx / 640, cy / 480])
+        yield (f"{label}_{start}-{start + 2 * CLIP_FRAMES - 2}x2", np.stack([_resized_rgb(f, width) for f in images]),
+               c2w[index], intrinsics)
+
+
+FOOTAGE = {"kitti": kitti_clips, "seven_scenes": seven_scenes_clips, "hololens": hololens_clips, "tum": tum_clips}
 
 
 def umeyama(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
@@ -242,6 +296,7 @@ def main() -> None:
     parser.add_argument("--kitti", help="checkout of dawn-mathew/Visual-Odometry-KITTI-Sequence")
     parser.add_argument("--seven-scenes", help="the data/ folder of a checkout of andyzeng/tsdf-fusion-python")
     parser.add_argument("--hololens", help="sample-data/hololens-dataset/000 of a checkout of ardaduz/deep-video-mvs")
+    parser.add_argument("--tum", help="a TUM RGB-D sequence folder (rgb.txt, rgb/, groundtruth.txt)")
     parser.add_argument("--width", type=int, default=512)
     parser.add_argument("--method", choices=("fast", "accurate", "colmap"), default="fast",
                         help="colmap: COLMAP's full pipeline as a reference (not this package's estimator)")
@@ -250,7 +305,7 @@ def main() -> None:
     args = parser.parse_args()
     footage = [(key, getattr(args, key)) for key in FOOTAGE if getattr(args, key)]
     if not footage:
-        parser.error("give at least one of --kitti, --seven-scenes, --hololens")
+        parser.error("give at least one of --kitti, --seven-scenes, --hololens, --tum")
 
     rows = []
     print(f"{'clip':22s} {'rot_rel':>7s} {'rot_al':>7s} {'tdir_rel':>8s} {'tdir_al':>7s} {'focal_err%':>10s} "
