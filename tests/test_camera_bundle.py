@@ -10,7 +10,8 @@ import torch
 from dynascene_core.camera import (CameraQuality, estimate_trajectory, load_intrinsics, make_preset,
                                    render_synthetic_clip)
 from dynascene_core.camera.bundle import bundle_adjust
-from dynascene_core.camera.estimate import _disagreeing_runs, _later_parallax
+from dynascene_core.camera.estimate import (METHODS, _disagreeing_runs, _later_parallax, _rotation_gap,
+                                            _solve_general_ba)
 from dynascene_core.camera.geometry import solve_general, step_disagreement
 from dynascene_core.camera.quality import assess
 from dynascene_core.camera.tracks import Tracks
@@ -260,3 +261,35 @@ def test_steps_that_disagree_with_their_two_view_rotations_make_the_clip_uncerta
     assert flagged.verdict == "uncertain" and flagged.inconsistent_frames == [6, 7]
     assert flagged.reasons == ["the rotations of frames 6-7 disagree with two-view geometry by up to 5.0 deg"]
     assert json.loads(json.dumps(flagged.to_dict()))["inconsistent_frames"] == [6, 7]
+
+
+def test_a_second_start_that_ends_elsewhere_makes_the_clip_uncertain():
+    """Two initial pairs of a known walk settle on the same cameras (gap under 0.3°); the gap measures a known
+    extra turn of the later frames exactly; above 3° the report is uncertain and says why. The accurate method
+    reports the gap of every general-motion clip (a synthetic one: small, reliable); the fast method skips it."""
+    k = np.array([250.0, 250.0, 160.0, 120.0])
+    w2c = _walk(12, 2.5, 0.08)
+    tracks = _short_tracks(w2c, k, [(0, 11)], per_start=300)
+    (first, solved_a), (second, solved_b) = (_solve_general_ba(tracks, k, start, 320, 240, False, METHODS["fast"])
+                                             for start in (6, 11))
+    assert _rotation_gap(first.w2c, second.w2c, solved_a & solved_b) < 0.3
+    turned = w2c.copy()
+    turned[8:, :3, :3] = axis_angle_to_matrix(np.array([0.0, 0.0, math.radians(4.0)])) @ turned[8:, :3, :3]
+    assert abs(_rotation_gap(w2c, turned, np.ones(12, bool)) - 4.0) < 1e-9
+    assert _rotation_gap(w2c, turned, np.arange(12) < 8) < 1e-9
+
+    report = dict(frames=12, motion="general", reprojection_px=0.3, track_count=300, inlier_ratio=0.95,
+                  focal_px=250.0, fov_deg=65.0, focal_estimated=False, unreliable_frames=[])
+    assert assess(**report, start_disagreement_deg=2.9).verdict == "reliable"
+    flagged = assess(**report, start_disagreement_deg=4.0)
+    assert flagged.verdict == "uncertain" and flagged.start_disagreement_deg == 4.0
+    assert flagged.reasons == ["a second initial pair ends up to 4.0 deg away: the motion is ambiguous (a turn "
+                               "and sideways travel fit the tracks about equally)"]
+
+    clip = render_synthetic_clip(make_preset("dolly_in+pan_right", 12, speed=2.0), 144, 256, seed=3)
+    fov = _true_fov(clip.trajectory)
+    _, accurate = estimate_trajectory(clip.frames, clip.masks, fov_deg=fov, method="accurate")
+    assert accurate.mode == "general" and accurate.quality.verdict == "reliable"
+    assert 0.0 <= accurate.quality.start_disagreement_deg < 1.0
+    _, fast = estimate_trajectory(clip.frames, clip.masks, fov_deg=fov)
+    assert fast.quality.start_disagreement_deg is None

@@ -19,7 +19,8 @@ Pipeline:
 
 Methods: ``"fast"`` (default; one initialisation, two more from other starting focals when an estimated
 focal comes out undetermined) and ``"accurate"`` (more tracks, several initial
-focal lengths for the bundle adjustment, one more outlier round; several times slower).
+focal lengths for the bundle adjustment, one more outlier round, and a second start from another pair of
+frames that checks the first: a gap makes the verdict uncertain; several times slower).
 Intrinsics: ``fov_deg`` (field of view across the **longer side**), or ``intrinsics`` (a file or
 normalised ``(fx, fy, cx, cy)``), or neither: the focal is then estimated (square pixels, principal
 point at the centre). Poses are relative to the first frame (its camera is the world frame). Every
@@ -43,16 +44,16 @@ from .geometry import (golden_minimum, parallax_residuals, rotation_focal_residu
 from .intrinsics import fov_of, intrinsics_for_fov, resolve_intrinsics
 from .quality import CameraQuality, assess
 from .tracks import Tracks, as_masks, as_uint8_frames, track_points
-from .trajectory import CameraTrajectory
+from .trajectory import CameraTrajectory, rotation_angle_deg
 
 DEFAULT_FOV_DEG = 65.0
 """Field of view (degrees, longer side) that starts the focal estimation (a typical phone camera)."""
 
 METHODS = {
     "fast": dict(max_features=600, refine_passes=0, rounds=2, max_points=500, start_fovs=(DEFAULT_FOV_DEG,),
-                 retry_fovs=(45.0, 85.0)),
+                 retry_fovs=(45.0, 85.0), second_start=False),
     "accurate": dict(max_features=1200, refine_passes=1, rounds=3, max_points=3000, start_fovs=(45.0, 65.0, 85.0),
-                     retry_fovs=()),
+                     retry_fovs=(), second_start=True),
 }
 MIN_FRAME_INLIERS = 12  # a frame whose pose rests on fewer inlier observations is reported unreliable
 STEP_DISAGREEMENT_DEG = 3.0  # a step whose rotation differs more from its two-view rotation disagrees ...
@@ -142,6 +143,22 @@ def _parallax_pair(residuals: list[tuple[int, float, float]], parallax_px: float
 
 def _shows_parallax(homography_px: float, epipolar_px: float, parallax_px: float, ratio: float) -> bool:
     return homography_px >= parallax_px and homography_px >= ratio * epipolar_px
+
+
+def _second_start(tracks: Tracks, residuals: list[tuple[int, float, float]], best: int, parallax_px: float,
+                  ratio: float) -> int | None:
+    """The frame whose pair with frame 0 checks the start (0, ``best``): the other pair showing parallax that shares
+    the most tracks with frame 0, or None."""
+    shown = [i for i, res, epi in residuals if i != best and _shows_parallax(res, epi, parallax_px, ratio)]
+    return max(shown, key=lambda i: int((tracks.valid[0] & tracks.valid[i]).sum())) if shown else None
+
+
+def _rotation_gap(w2c_a: np.ndarray, w2c_b: np.ndarray, frames: np.ndarray) -> float:
+    """Largest angle (degrees) between two solutions' rotations relative to frame 0 over ``frames`` (bool ``(F,)``);
+    ``w2c_a``, ``w2c_b``: ``(F, 4, 4)``."""
+    rel_a = w2c_a[frames, :3, :3] @ w2c_a[0, :3, :3].T
+    rel_b = w2c_b[frames, :3, :3] @ w2c_b[0, :3, :3].T
+    return float(np.max(rotation_angle_deg(rel_a, rel_b), initial=0.0))
 
 
 def _later_parallax(tracks: Tracks, min_common: int, parallax_px: float, ratio: float) -> bool:
@@ -238,7 +255,8 @@ def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, int
     tracks = None
 
     def finish(c2w, intr, motion, tracked, inliers, residual, unreliable, focal_estimated, focal_determined=True,
-               failure=None, ratio=1.0, reprojection=0.0, zoom=None, disagreement=None, fallback=None):
+               failure=None, ratio=1.0, reprojection=0.0, zoom=None, disagreement=None, fallback=None,
+               start_gap=None):
         notes = [failure] if failure else []
         notes += [f"camera estimation: {fallback}"] if fallback else []
         if len(unreliable):
@@ -250,7 +268,7 @@ def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, int
                          inlier_ratio=ratio, focal_px=float(0.5 * (intr[0] * width + intr[1] * height)),
                          fov_deg=fov_of(intr, height, width), focal_estimated=focal_estimated,
                          unreliable_frames=list(unreliable), failure=failure, focal_determined=focal_determined,
-                         step_disagreement_deg=disagreement, fallback=fallback,
+                         step_disagreement_deg=disagreement, fallback=fallback, start_disagreement_deg=start_gap,
                          focal_source="estimated" if focal_estimated else "given" if given is not None else "assumed")
         per_frame = np.tile(intr, (count, 1))
         if zoom is not None:
@@ -340,11 +358,20 @@ def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, int
             c2w[:, :3, 3] *= scene_depth / float(np.median(depth)) if len(depth) else 1.0
             observed = np.isfinite(result.errors)
             disagreement = step_disagreement(tracks, result.w2c, solved, intr * pixels, STEP_MIN_INLIERS)
+            # a start can settle in a wrong minimum that fits as well (a fast turn read as reversed sideways
+            # travel): the accurate method solves again from another pair, at the focal found, and compares
+            # (with the fast settings: the check only has to find where that start ends)
+            second = (_second_start(tracks, residuals, best, parallax_px, parallax_ratio)
+                      if settings["second_start"] else None)
+            check = (_solve_general_ba(tracks, intr * pixels, second, width, height, False, METHODS["fast"])
+                     if second is not None else None)
+            start_gap = None if check is None else _rotation_gap(result.w2c, check[0].w2c, solved & check[1])
             general = dict(c2w=c2w, intr=intr, motion="general", tracked=tracked, inliers=inliers,
                            residual=np.nan_to_num(residual), unreliable=unreliable, focal_estimated=estimate_focal,
                            focal_determined=focal_determined, ratio=float(result.used.sum() / max(1, observed.sum())),
                            reprojection=float(np.median(result.errors[result.used])) if result.used.any() else np.nan,
-                           disagreement={i: float(disagreement[i]) for i in _disagreeing_runs(disagreement)})
+                           disagreement={i: float(disagreement[i]) for i in _disagreeing_runs(disagreement)},
+                           start_gap=start_gap)
             if 2 * len(unreliable) < count - 1:
                 return finish(**general)
             # bundle adjustment left half the frames or more without a reliable pose (unconstrained poses: tens

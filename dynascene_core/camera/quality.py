@@ -10,8 +10,9 @@ shows. It is decided from measured quantities only (thresholds below, in pixels 
 - ``uncertain``: some frames unreliable, rotation-only poses kept for a clip that showed parallax (bundle
   adjustment left too many frames unreliable), reprojection above :data:`UNCERTAIN_REPROJECTION_PX`,
   inlier ratio below :data:`UNCERTAIN_INLIER_RATIO`, few tracks, a focal length that the motion
-  could not determine (estimated from too little rotation/parallax), or consecutive frames whose steps
-  disagree with their two-view rotations (the bundle adjustment drifted to a wrong solution);
+  could not determine (estimated from too little rotation/parallax), consecutive frames whose steps
+  disagree with their two-view rotations (the bundle adjustment drifted to a wrong solution), or a second
+  start from another pair of frames that ends more than :data:`START_DISAGREEMENT_DEG` away (accurate method);
 - ``reliable`` otherwise.
 """
 
@@ -25,6 +26,7 @@ UNRELIABLE_REPROJECTION_PX = 3.0
 UNCERTAIN_REPROJECTION_PX = 1.5
 UNRELIABLE_INLIER_RATIO = 0.3
 UNCERTAIN_INLIER_RATIO = 0.6
+START_DISAGREEMENT_DEG = 3.0  # degrees between the rotations of two starts
 UNRELIABLE_FRAME_SHARE = 0.25
 FEW_TRACKS = 60
 
@@ -46,6 +48,7 @@ class CameraQuality:
     motion: str = "general"  # "general", "rotation" or "static"
     frames: int = 0
     focal_source: str = "given"  # "given", "estimated", or "assumed" (default FOV: nothing to estimate it from)
+    start_disagreement_deg: float | None = None  # a weak start's check: largest rotation gap to a second start
 
     def to_dict(self) -> dict:
         """JSON-safe dict (plain floats/ints/strings; NaN/inf written as None)."""
@@ -87,7 +90,8 @@ def _frame_ranges(frames: list[int]) -> str:
 def assess(*, frames: int, motion: str, reprojection_px: float, track_count: int, inlier_ratio: float,
            focal_px: float, fov_deg: float, focal_estimated: bool, unreliable_frames: list[int],
            failure: str | None = None, focal_determined: bool = True, focal_source: str | None = None,
-           step_disagreement_deg: dict[int, float] | None = None, fallback: str | None = None) -> CameraQuality:
+           step_disagreement_deg: dict[int, float] | None = None, fallback: str | None = None,
+           start_disagreement_deg: float | None = None) -> CameraQuality:
     """Build the :class:`CameraQuality` of a clip and decide its verdict from the measured numbers.
 
     ``failure``: why no camera could be estimated at all (→ unreliable). ``focal_determined``: False when
@@ -118,6 +122,9 @@ def assess(*, frames: int, motion: str, reprojection_px: float, track_count: int
             doubt.append(f"few background tracks ({track_count})")
         if focal_estimated and not focal_determined:
             doubt.append("focal length poorly determined by this motion (give the FOV or intrinsics)")
+        if start_disagreement_deg is not None and start_disagreement_deg > START_DISAGREEMENT_DEG:
+            doubt.append(f"a second initial pair ends up to {start_disagreement_deg:.1f} deg away: the motion is "
+                         "ambiguous (a turn and sideways travel fit the tracks about equally)")
         if step_disagreement_deg:
             doubt.append(f"the rotations of frames {_frame_ranges(sorted(step_disagreement_deg))} disagree with "
                          f"two-view geometry by up to {max(step_disagreement_deg.values()):.1f} deg")
@@ -125,4 +132,5 @@ def assess(*, frames: int, motion: str, reprojection_px: float, track_count: int
     return CameraQuality(verdict, bad + doubt, float(reprojection_px), int(track_count), float(inlier_ratio),
                          float(focal_px), float(fov_deg), bool(focal_estimated),
                          sorted(int(i) for i in unreliable_frames), sorted(int(i) for i in step_disagreement_deg or ()),
-                         motion, int(frames), focal_source or ("estimated" if focal_estimated else "given"))
+                         motion, int(frames), focal_source or ("estimated" if focal_estimated else "given"),
+                         None if start_disagreement_deg is None else float(start_disagreement_deg))
