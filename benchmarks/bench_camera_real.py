@@ -149,6 +149,7 @@ def hololens_clips(root: str, width: int):
                np.stack([_resized_rgb(f, width) for f in images]), c2w_all[index], intrinsics)
 
 
+TUM_MAX_GAP_S = 0.1  # the motion capture runs at 100 Hz (fr1/desk: gaps of up to 50 ms); longer is a dropout
 TUM_CALIBRATION = {  # published colour calibration per setup at 640×480: (fx, fy, cx, cy) px, OpenCV k1 k2 p1 p2 k3
     "freiburg1": ((517.306408, 516.469215, 318.643040, 255.313989),
                   (0.262383, -0.953104, -0.005358, 0.002628, 1.163314)),
@@ -167,8 +168,9 @@ def _tum_rows(path: str) -> list[list[str]]:
 def tum_clips(root: str, width: int):
     """Every second frame of 50 consecutive colour frames (25 frames) of a TUM RGB-D sequence folder (``rgb.txt``,
     ``rgb/``, ``groundtruth.txt``): frames undistorted with the setup's published calibration, motion-capture poses
-    interpolated to the frame times (linear centres, slerp rotations). Frames outside the capture are skipped;
-    clip names count the frames inside it."""
+    interpolated to the frame times (linear centres, slerp rotations). Frames outside the capture are skipped
+    (clip names count the frames inside it), and so are clips with a frame between two poses more than
+    ``TUM_MAX_GAP_S`` apart (a gap in the capture)."""
     setup = next((key for key in TUM_CALIBRATION if key in os.path.basename(os.path.normpath(root))), None)
     if setup is None:
         raise ValueError(f"{root}: the folder name names no TUM setup ({', '.join(TUM_CALIBRATION)})")
@@ -179,7 +181,9 @@ def tum_clips(root: str, width: int):
     truth = np.array([[float(v) for v in row[:8]] for row in _tum_rows(os.path.join(root, "groundtruth.txt"))])
     inside = np.flatnonzero((times >= truth[0, 0]) & (times <= truth[-1, 0]))
     after = np.clip(np.searchsorted(truth[:, 0], times[inside]), 1, len(truth) - 1)
-    weight = (times[inside] - truth[after - 1, 0]) / (truth[after, 0] - truth[after - 1, 0])
+    gap = truth[after, 0] - truth[after - 1, 0]
+    bridged = (gap > 0) & (gap <= TUM_MAX_GAP_S)
+    weight = (times[inside] - truth[after - 1, 0]) / np.where(bridged, gap, 1.0)
     rot = quaternion_to_matrix(truth[:, 4:8])
     c2w = np.tile(np.eye(4), (len(inside), 1, 1))
     c2w[:, :3, :3] = slerp(rot[after - 1], rot[after], weight)
@@ -187,6 +191,8 @@ def tum_clips(root: str, width: int):
     label = os.path.basename(os.path.normpath(root)).replace("rgbd_dataset_freiburg", "tum")
     for start in range(0, len(inside) - 2 * CLIP_FRAMES + 2, 2 * CLIP_FRAMES):
         index = np.arange(start, start + 2 * CLIP_FRAMES - 1, 2)
+        if not bridged[start:index[-1] + 1].all():
+            continue
         raw = [_image(os.path.join(root, files[inside[i]])) for i in index]
         if raw[0].shape[:2] != (480, 640):
             raise ValueError(f"{root}: TUM frames are 640x480, got {raw[0].shape[1]}x{raw[0].shape[0]}")

@@ -11,7 +11,7 @@ from dynascene_core.camera import (CameraQuality, estimate_trajectory, load_intr
                                    render_synthetic_clip)
 from dynascene_core.camera.bundle import bundle_adjust
 from dynascene_core.camera.estimate import (METHODS, _disagreeing_runs, _later_parallax, _rotation_gap,
-                                            _solve_general_ba)
+                                            _second_start, _solve_general_ba)
 from dynascene_core.camera.geometry import solve_general, step_disagreement
 from dynascene_core.camera.quality import assess
 from dynascene_core.camera.tracks import Tracks
@@ -275,14 +275,24 @@ def test_a_second_start_that_ends_elsewhere_makes_the_clip_uncertain():
     assert _rotation_gap(first.w2c, second.w2c, solved_a & solved_b) < 0.3
     turned = w2c.copy()
     turned[8:, :3, :3] = axis_angle_to_matrix(np.array([0.0, 0.0, math.radians(4.0)])) @ turned[8:, :3, :3]
-    assert abs(_rotation_gap(w2c, turned, np.ones(12, bool)) - 4.0) < 1e-9
-    assert _rotation_gap(w2c, turned, np.arange(12) < 8) < 1e-9
+    # each solution in its own world frame (a solver's gauge): only rotations relative to frame 0 are compared
+    world_a, world_b = np.eye(4), np.eye(4)
+    world_a[:3, :3] = axis_angle_to_matrix(np.array([0.3, -0.5, 0.2]))
+    world_b[:3, :3], world_b[:3, 3] = axis_angle_to_matrix(np.array([-0.4, 0.1, 0.6])), [1.0, 2.0, 3.0]
+    assert abs(_rotation_gap(w2c @ world_a, turned @ world_b, np.ones(12, bool)) - 4.0) < 1e-9
+    assert _rotation_gap(w2c @ world_a, turned @ world_b, np.arange(12) < 8) < 1e-9
+    # the second start: the other pair showing parallax (homography px ≥ 0.6 and ≥ 3 × epipolar px) that shares
+    # the most tracks with frame 0: 320 with frame 3 (no parallax), 240 with 6, 80 with 9 and 11 (the first start)
+    lives = _short_tracks(w2c, k, [(0, 11), (0, 6), (0, 6), (0, 3)])
+    residuals = [(3, 0.5, 0.1), (6, 2.0, 0.2), (9, 3.0, 0.5), (11, 4.0, 0.3)]
+    assert _second_start(lives, residuals, 11, 0.6, 3.0) == 6
+    assert _second_start(lives, [(6, 2.0, 1.0), (11, 4.0, 0.3)], 11, 0.6, 3.0) is None  # 2.0 px < 3 × 1.0 px
 
     report = dict(frames=12, motion="general", reprojection_px=0.3, track_count=300, inlier_ratio=0.95,
                   focal_px=250.0, fov_deg=65.0, focal_estimated=False, unreliable_frames=[])
     assert assess(**report, start_disagreement_deg=2.9).verdict == "reliable"
     flagged = assess(**report, start_disagreement_deg=4.0)
-    assert flagged.verdict == "uncertain" and flagged.start_disagreement_deg == 4.0
+    assert flagged.verdict == "uncertain" and json.loads(json.dumps(flagged.to_dict()))["start_disagreement_deg"] == 4.0
     assert flagged.reasons == ["a second initial pair ends up to 4.0 deg away: the motion is ambiguous (a turn "
                                "and sideways travel fit the tracks about equally)"]
 

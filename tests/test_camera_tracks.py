@@ -1,5 +1,7 @@
 """KLT tracking against a known image motion, and the real-footage benchmark's error metrics."""
 
+import math
+
 import cv2
 import numpy as np
 import pytest
@@ -7,7 +9,7 @@ import pytest
 from conftest import load_benchmark
 from dynascene_core.camera.geometry import parallax_residuals
 from dynascene_core.camera.tracks import _track_step, track_points
-from dynascene_core.camera.trajectory import matrix_to_quaternion, rotation_angle_deg
+from dynascene_core.camera.trajectory import rotation_angle_deg
 from dynascene_core.evaluation.camera_error import trajectory_error
 
 SUPER = 4  # the clip is rendered at 4x and reduced, like a camera integrating over its pixels
@@ -164,31 +166,41 @@ def test_real_footage_readers_pick_frames_poses_and_intrinsics(tmp_path):
 
 def test_tum_reader_interpolates_the_motion_capture_to_the_frame_times(tmp_path):
     """A TUM RGB-D folder: ground truth at 100 Hz from a constant-rate turn and a straight travel (exact under
-    slerp and linear interpolation), frames at 30 Hz beginning before the capture (those frames are skipped),
-    and the freiburg3 calibration (no distortion) normalised by the source size."""
+    slerp and linear interpolation; quaternions written x y z w from the axis and angle), frames at 30 Hz
+    beginning before the capture (those frames are skipped), a dropout in the capture (the clip across it is
+    skipped), and the freiburg3 calibration (no distortion) normalised by the source size."""
     bench = load_benchmark("bench_camera_real")
     folder = tmp_path / "rgbd_dataset_freiburg3_test"
     (folder / "rgb").mkdir(parents=True)
     start = 1341847980.0
+    axis = np.array([0.2, 1, 0.1]) / np.linalg.norm([0.2, 1, 0.1])
 
     def pose(t: float) -> np.ndarray:
         c2w = np.eye(4)
-        c2w[:3, :3], c2w[:3, 3] = _rotation([0.2, 1, 0.1], 20.0 * (t - start)), [0.3 * (t - start), 0, 0.1]
+        c2w[:3, :3], c2w[:3, 3] = _rotation(axis, 20.0 * (t - start)), [0.3 * (t - start), 0, 0.1]
         return c2w
 
-    frame_times = start + np.arange(60) / 30.0 + 0.003
+    def quaternion(t: float) -> list[float]:
+        half = math.radians(20.0 * (t - start)) / 2
+        return [*(axis * math.sin(half)), math.cos(half)]
+
+    frame_times = start + np.arange(160) / 30.0 + 0.003
     with open(folder / "rgb.txt", "w") as handle:
         handle.write("# color images\n# timestamp filename\n")
         for i, t in enumerate(frame_times):
-            cv2.imwrite(str(folder / "rgb" / f"{t:.6f}.png"), np.full((480, 640, 3), 4 * i, np.uint8))
+            cv2.imwrite(str(folder / "rgb" / f"{t:.6f}.png"), np.full((480, 640, 3), i, np.uint8))
             handle.write(f"{t:.6f} rgb/{t:.6f}.png\n")
-    capture = start + 0.05 + np.arange(260) / 100.0  # begins after frame 1
-    rows = [[t, *pose(t)[:3, 3], *matrix_to_quaternion(pose(t)[:3, :3])] for t in capture]
+    capture = start + 0.05 + np.arange(600) / 100.0  # begins after frame 1
+    capture = capture[(capture < start + 4.0) | (capture > start + 4.2)]  # a dropout during the third clip
+    rows = [[t, *pose(t)[:3, 3], *quaternion(t)] for t in capture]
     np.savetxt(folder / "groundtruth.txt", rows, fmt="%.6f", header="timestamp tx ty tz qx qy qz qw")
-    (name, frames, c2w, intrinsics), = bench.tum_clips(str(folder), 32)  # 58 frames inside the capture: one clip
-    assert name == "tum3_test_0-48x2" and frames.shape == (25, 24, 32, 3)  # 640×480 resized to 32 wide
-    assert np.array_equal(frames[:, 12, 16, 0], 4 * np.arange(2, 51, 2))
+    clips = list(bench.tum_clips(str(folder), 32))
+    assert [c[0] for c in clips] == ["tum3_test_0-48x2", "tum3_test_50-98x2"]  # 100-148 spans the dropout
+    (name, frames, c2w, intrinsics) = clips[0]
+    assert frames.shape == (25, 24, 32, 3)  # 640×480 resized to 32 wide
+    assert np.array_equal(frames[:, 12, 16, 0], np.arange(2, 51, 2))
     assert np.allclose(c2w, [pose(t) for t in frame_times[2:51:2]], atol=1e-5)
+    assert np.allclose(clips[1][2], [pose(t) for t in frame_times[52:101:2]], atol=1e-5)
     assert np.allclose(intrinsics, [535.4 / 640, 539.2 / 480, 320.1 / 640, 247.6 / 480])
     with pytest.raises(ValueError, match="names no TUM setup"):
         next(bench.tum_clips(str(tmp_path), 32))

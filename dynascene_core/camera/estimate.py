@@ -358,28 +358,34 @@ def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, int
             c2w[:, :3, 3] *= scene_depth / float(np.median(depth)) if len(depth) else 1.0
             observed = np.isfinite(result.errors)
             disagreement = step_disagreement(tracks, result.w2c, solved, intr * pixels, STEP_MIN_INLIERS)
-            # a start can settle in a wrong minimum that fits as well (a fast turn read as reversed sideways
-            # travel): the accurate method solves again from another pair, at the focal found, and compares
-            # (with the fast settings: the check only has to find where that start ends)
-            second = (_second_start(tracks, residuals, best, parallax_px, parallax_ratio)
-                      if settings["second_start"] else None)
-            check = (_solve_general_ba(tracks, intr * pixels, second, width, height, False, METHODS["fast"])
-                     if second is not None else None)
-            start_gap = None if check is None else _rotation_gap(result.w2c, check[0].w2c, solved & check[1])
+
+            def start_gap() -> float | None:
+                """A start can settle in a wrong minimum that fits as well (a fast turn read as reversed sideways
+                travel): the accurate method solves again from another pair, at the focal found, and compares the
+                frames both solutions hold reliably (with the fast settings: the check only has to find where that
+                start ends). None when not checked."""
+                second = (_second_start(tracks, residuals, best, parallax_px, parallax_ratio)
+                          if settings["second_start"] else None)
+                check = (_solve_general_ba(tracks, intr * pixels, second, width, height, False, METHODS["fast"])
+                         if second is not None else None)
+                if check is None:
+                    return None
+                held = solved & (inliers >= MIN_FRAME_INLIERS) & check[1] & (check[0].used.sum(1) >= MIN_FRAME_INLIERS)
+                return _rotation_gap(result.w2c, check[0].w2c, held)
+
             general = dict(c2w=c2w, intr=intr, motion="general", tracked=tracked, inliers=inliers,
                            residual=np.nan_to_num(residual), unreliable=unreliable, focal_estimated=estimate_focal,
                            focal_determined=focal_determined, ratio=float(result.used.sum() / max(1, observed.sum())),
                            reprojection=float(np.median(result.errors[result.used])) if result.used.any() else np.nan,
-                           disagreement={i: float(disagreement[i]) for i in _disagreeing_runs(disagreement)},
-                           start_gap=start_gap)
+                           disagreement={i: float(disagreement[i]) for i in _disagreeing_runs(disagreement)})
             if 2 * len(unreliable) < count - 1:
-                return finish(**general)
+                return finish(**general, start_gap=start_gap())
             # bundle adjustment left half the frames or more without a reliable pose (unconstrained poses: tens
             # of degrees off on near-still, flickering backgrounds): keep the rotation-only solve if, by the
             # same inlier bar, it holds more frames
             rotation = _rotation_solution(tracks, given, pairs, min_points, height, width)
             if int((rotation["inliers"][1:] >= MIN_FRAME_INLIERS).sum()) <= count - 1 - len(unreliable):
-                return finish(**general)
+                return finish(**general, start_gap=start_gap())
             return finish(**rotation, fallback=f"bundle adjustment left {len(unreliable)} of {count - 1} frames "
                                                "unreliable: rotation-only poses kept (translation not estimated)")
     return finish(**_rotation_solution(tracks, given, pairs, min_points, height, width))

@@ -48,7 +48,7 @@ class CameraQuality:
     motion: str = "general"  # "general", "rotation" or "static"
     frames: int = 0
     focal_source: str = "given"  # "given", "estimated", or "assumed" (default FOV: nothing to estimate it from)
-    start_disagreement_deg: float | None = None  # a weak start's check: largest rotation gap to a second start
+    start_disagreement_deg: float | None = None  # accurate method: largest rotation gap to a second start (deg)
 
     def to_dict(self) -> dict:
         """JSON-safe dict (plain floats/ints/strings; NaN/inf written as None)."""
@@ -99,6 +99,8 @@ def assess(*, frames: int, motion: str, reprojection_px: float, track_count: int
     "given", "estimated" or "assumed" (default: from ``focal_estimated``). ``step_disagreement_deg``: frame →
     angle between its step's rotation and the two-view one, for the runs of disagreeing steps. ``fallback``: why
     a simpler motion model replaced the one the clip's tracks asked for (→ at least uncertain).
+    ``start_disagreement_deg``: largest rotation gap between the solution and a second start from another pair of
+    frames (None: not checked); above :data:`START_DISAGREEMENT_DEG` → uncertain.
     """
     bad, doubt = [], []
     if failure:
@@ -122,7 +124,7 @@ def assess(*, frames: int, motion: str, reprojection_px: float, track_count: int
             doubt.append(f"few background tracks ({track_count})")
         if focal_estimated and not focal_determined:
             doubt.append("focal length poorly determined by this motion (give the FOV or intrinsics)")
-        if start_disagreement_deg is not None and start_disagreement_deg > START_DISAGREEMENT_DEG:
+        if start_disagreement_deg is not None and not start_disagreement_deg <= START_DISAGREEMENT_DEG:  # NaN too
             doubt.append(f"a second initial pair ends up to {start_disagreement_deg:.1f} deg away: the motion is "
                          "ambiguous (a turn and sideways travel fit the tracks about equally)")
         if step_disagreement_deg:
