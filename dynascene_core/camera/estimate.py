@@ -364,14 +364,15 @@ def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, int
                 travel): the accurate method solves again from another pair, at the focal found, and compares the
                 frames both solutions hold reliably (with the fast settings: the check only has to find where that
                 start ends). None when not checked."""
-                second = (_second_start(tracks, residuals, best, parallax_px, parallax_ratio)
-                          if settings["second_start"] else None)
-                check = (_solve_general_ba(tracks, intr * pixels, second, width, height, False, METHODS["fast"])
-                         if second is not None else None)
+                second = _second_start(tracks, residuals, best, parallax_px, parallax_ratio)
+                if not settings["second_start"] or second is None:
+                    return None
+                check = _solve_general_ba(tracks, intr * pixels, second, width, height, False, METHODS["fast"])
                 if check is None:
                     return None
-                held = solved & (inliers >= MIN_FRAME_INLIERS) & check[1] & (check[0].used.sum(1) >= MIN_FRAME_INLIERS)
-                return _rotation_gap(result.w2c, check[0].w2c, held)
+                other, other_solved = check
+                held = solved & (inliers >= MIN_FRAME_INLIERS) & other_solved & (other.used.sum(1) >= MIN_FRAME_INLIERS)
+                return _rotation_gap(result.w2c, other.w2c, held)
 
             general = dict(c2w=c2w, intr=intr, motion="general", tracked=tracked, inliers=inliers,
                            residual=np.nan_to_num(residual), unreliable=unreliable, focal_estimated=estimate_focal,
