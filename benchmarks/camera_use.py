@@ -3,7 +3,9 @@
     python benchmarks/camera_use.py --model OUT/dynascene_small.safetensors --data DATA
 
 Builds the stage-II training run of ``--config`` (default ``proof_stage2``) from the standalone ``--model``
-(``model.init_from``), draws ``--examples`` training examples of ``--data`` and, with one fixed noise draw, computes
+(``model.init_from``), draws ``--examples`` training examples of ``--data`` (of its ``--split``: ``val`` or
+``test`` asks whether what the camera tells the model holds on rooms and cameras it never saw; ``--frames``
+sets the clip length, e.g. the 16 frames a model was trained with) and, with one fixed noise draw, computes
 the loss of training (the model's prediction target, MSE over the latent video) at each timestep ``t`` three
 times: with the clip's true camera, with a static camera (every frame at the scene image's) and with the inverted
 trajectory (each frame's rotation and translation reversed). A model that ignores its camera scores the same in
@@ -38,8 +40,10 @@ def camera_variants(c2w):
 
 
 def camera_use(model: str, data: str, config: str = "proof_stage2", examples: int = 16,
-               timesteps=(100, 300, 500, 700, 900, 990), seed: int = 0) -> dict[int, dict[str, float]]:
-    """``{t: {camera: loss}}`` for the cameras of :data:`CAMERAS` (see the module docstring)."""
+               timesteps=(100, 300, 500, 700, 900, 990), seed: int = 0, split: str = "train",
+               frames: int | None = None) -> dict[int, dict[str, float]]:
+    """``{t: {camera: loss}}`` for the cameras of :data:`CAMERAS` (see the module docstring), on examples of the
+    dataset's ``split`` with ``frames`` frames (None: the config's)."""
     import torch
     from torch.utils.data import default_collate
 
@@ -51,7 +55,8 @@ def camera_use(model: str, data: str, config: str = "proof_stage2", examples: in
     with tempfile.TemporaryDirectory() as out:  # the run's folder: only its config.yaml is written there
         cfg = load_config(config, [f"data.root={data}", f"output_dir={out}", f"model.init_from=[{model}]",
                                    "train.camera_control=true", "train.mixed_precision=no", "data.num_workers=0",
-                                   "checkpoint.resume=none", "log.tensorboard=false", f"seed={seed}"])
+                                   "checkpoint.resume=none", "log.tensorboard=false", f"seed={seed}",
+                                   f"data.split={split}", *([f"data.num_frames={frames}"] if frames else [])])
         if cfg["stage"] != 2:
             raise SystemExit(f"error: {config} is a stage-{cfg['stage']} config; the camera is a stage-II input")
         trainer = Trainer(cfg)
@@ -83,7 +88,10 @@ def camera_use(model: str, data: str, config: str = "proof_stage2", examples: in
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", required=True, help="standalone DynaScene file trained with camera control")
-    p.add_argument("--data", required=True, help="the dataset it was trained on (its training split is used)")
+    p.add_argument("--data", required=True, help="the dataset it was trained on")
+    p.add_argument("--split", default="train", choices=("train", "val", "test"),
+                   help="the dataset's clips to draw examples from (val / test: held-out rooms and cameras)")
+    p.add_argument("--frames", type=int, default=None, help="frames per example (default: the config's)")
     p.add_argument("--config", default="proof_stage2", help="stage-II training config the model was trained with")
     p.add_argument("--examples", type=int, default=16, help="training examples in the batch")
     p.add_argument("--timesteps", type=int, nargs="+", default=[100, 300, 500, 700, 900, 990])
@@ -92,17 +100,20 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if not os.path.isfile(args.model):
         p.error(f"--model {args.model} does not exist")
+    if args.frames is not None and args.frames < 2:
+        p.error(f"--frames must be at least 2 (the camera moves between frames), got {args.frames}")
     if args.examples < 1 or not all(0 <= t < 1000 for t in args.timesteps):
         p.error(f"--examples must be >= 1 and --timesteps in 0..999, got {args.examples} and {args.timesteps}")
-    table = camera_use(args.model, args.data, args.config, args.examples, args.timesteps, args.seed)
+    table = camera_use(args.model, args.data, args.config, args.examples, args.timesteps, args.seed, args.split,
+                       args.frames)
     print("t      " + "  ".join(f"{name:>8}" for name in CAMERAS) + "  static-true")
     for t, row in table.items():
         print(f"{t:<6} " + "  ".join(f"{row[name]:8.4f}" for name in CAMERAS) + f"  {row['static'] - row['true']:+.4f}")
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "camera_use.json"), "w", encoding="utf-8") as handle:
-        json.dump({"model": args.model, "data": args.data, "examples": args.examples, "seed": args.seed,
-                   "loss": table}, handle, indent=1)
-    print(f"{args.examples} training examples, one noise draw; wrote {args.out}/camera_use.json")
+        json.dump({"model": args.model, "data": args.data, "split": args.split, "frames": args.frames,
+                   "examples": args.examples, "seed": args.seed, "loss": table}, handle, indent=1)
+    print(f"{args.examples} examples of the {args.split} split, one noise draw; wrote {args.out}/camera_use.json")
     return 0
 
 

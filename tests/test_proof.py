@@ -341,7 +341,7 @@ def test_per_seed_rot_err_averages_each_seeds_samples_and_skips_failed_estimates
 def test_camera_use_separates_a_model_that_reads_its_camera_from_one_whose_adaptor_is_off(small_file, tmp_path):
     """benchmarks/camera_use.py: with the camera adaptor zeroed the three cameras give exactly the same loss (the
     camera cannot reach the denoiser); with it on (the perturbed small model) they differ. The inverted trajectory
-    reverses each frame's rotation and translation."""
+    reverses each frame's rotation and translation. ``split`` and ``frames`` choose the examples' clips and length."""
     from conftest import load_benchmark
     from training.prepare_proof import write_proof_dataset
 
@@ -368,3 +368,15 @@ def test_camera_use_separates_a_model_that_reads_its_camera_from_one_whose_adapt
     save_dynascene(off_path, off_models, [g for g, params in parameter_groups(off_models).items() if params])
     off = camera_use.camera_use(str(off_path), str(data), examples=2, timesteps=(900,))
     assert off[900]["static"] == off[900]["true"] == off[900]["inverted"]
+
+    # held-out clips: examples come from the split asked for (this dataset has no training clips), with the clip
+    # length asked for (4-frame clips: the config's 8 frames, or 5, leave no usable clip)
+    held_out = tmp_path / "held_out"
+    write_proof_dataset(str(held_out), train_scenes=0, test_scenes=0, val_scenes=1, num_frames=4)
+    with pytest.raises(ValueError, match="no clips in split 'train'"):
+        camera_use.camera_use(str(path), str(held_out), examples=1, timesteps=(900,))
+    for frames in (None, 5):
+        with pytest.raises(ValueError, match="no clip can be used"):
+            camera_use.camera_use(str(path), str(held_out), examples=1, timesteps=(900,), split="val", frames=frames)
+    val = camera_use.camera_use(str(path), str(held_out), examples=1, timesteps=(900,), split="val", frames=4)
+    assert abs(val[900]["static"] - val[900]["true"]) > 1e-6
