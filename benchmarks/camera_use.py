@@ -56,7 +56,7 @@ def camera_use(model: str, data: str, config: str = "proof_stage2", examples: in
         cfg = load_config(config, [f"data.root={data}", f"output_dir={out}", f"model.init_from=[{model}]",
                                    "train.camera_control=true", "train.mixed_precision=no", "data.num_workers=0",
                                    "checkpoint.resume=none", "log.tensorboard=false", f"seed={seed}",
-                                   f"data.split={split}", *([f"data.num_frames={frames}"] if frames else [])])
+                                   f"data.split={split}", *([] if frames is None else [f"data.num_frames={frames}"])])
         if cfg["stage"] != 2:
             raise SystemExit(f"error: {config} is a stage-{cfg['stage']} config; the camera is a stage-II input")
         trainer = Trainer(cfg)
