@@ -364,8 +364,10 @@ def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, int
                 travel): the accurate method solves again from another pair, at the focal found, and compares the
                 frames both solutions hold reliably (with the fast settings: the check only has to find where that
                 start ends). None when not checked."""
+                if not settings["second_start"]:
+                    return None
                 second = _second_start(tracks, residuals, best, parallax_px, parallax_ratio)
-                if not settings["second_start"] or second is None:
+                if second is None:
                     return None
                 check = _solve_general_ba(tracks, intr * pixels, second, width, height, False, METHODS["fast"])
                 if check is None:
