@@ -65,7 +65,7 @@ def bench(args, stage: int, checkpointing: bool) -> dict:
     trainable = prepare_stage(models, stage, checkpointing)
     models.to(device)
     hold_groups_in_dtype(models, [g for g in parameter_groups(models) if g not in STAGE_GROUPS[stage]], dtype)
-    networks = TrainingNetworks(models, stage)
+    networks = TrainingNetworks(models)
     params = list(trainable.values())
     optimizer = torch.optim.Adam(params, lr=1e-5)
     loss_computer = LossComputer(models.latent_codec(), models.image_encoder, LossSettings(stage, uncond_dropout=0.1))

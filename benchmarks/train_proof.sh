@@ -32,6 +32,9 @@
 #   python -m dynascene_core.checkpoints merge --dynascene MODEL --groups denoiser_spatial reference_net \
 #     reference_net_tail image_encoder --out stage1.safetensors
 #   STAGE1_MODEL=stage1.safetensors OUT=run1 STAGE1_S=0 STAGE2_S=480 bash benchmarks/train_proof.sh
+# WARM_START=DIR (with STAGE1_MODEL, without RESUME) starts both stage-II runs from the weights of DIR's stage-II
+# checkpoints with a fresh optimizer at step 0: for runs that train more groups than those checkpoints did (e.g.
+# EXTRA='train.also_train=[denoiser_spatial]'), whose optimizer state cannot carry over. Later commands RESUME as usual.
 # Needs torch with CUDA, diffusers, accelerate, safetensors, transformers, opencv, pyyaml, pillow.
 set -euo pipefail
 OUT=${OUT:?set OUT to the folder that receives the results}
@@ -49,6 +52,13 @@ fail() { echo "error: $*" >&2; exit 2; }
 if [ -n "$STAGE1_MODEL" ]; then
   [ -f "$STAGE1_MODEL" ] || fail "STAGE1_MODEL=$STAGE1_MODEL is not a file (expected a stage-I model's .safetensors)"
   [ "$STAGE1_S" = 0 ] && [ "$STAGE2_S" -gt 0 ] || fail "STAGE1_MODEL is a stage-I model to start stage II from: set STAGE1_S=0 and STAGE2_S > 0, got $STAGE1_S and $STAGE2_S"
+fi
+WARM_START=${WARM_START:-}
+if [ -n "$WARM_START" ]; then
+  [ -n "$STAGE1_MODEL" ] && [ -z "$RESUME" ] || fail "WARM_START needs STAGE1_MODEL (the stage-I model its checkpoints were trained on) and no RESUME"
+  for run in cam nocam; do
+    [ -f "$WARM_START/stage2_${run}_checkpoint.tar" ] || fail "WARM_START=$WARM_START holds no stage2_${run}_checkpoint.tar (expected an earlier run's OUT folder)"
+  done
 fi
 if [ -n "$RESUME" ]; then
   [ -n "$STAGE1_MODEL" ] || [ -f "$RESUME/stage1_checkpoint.tar" ] || fail "RESUME=$RESUME holds no stage1_checkpoint.tar (expected an earlier run's OUT folder)"
@@ -119,9 +129,16 @@ for run in cam nocam; do
     tar -C "$WORK/stage2_$run/checkpoints" -xf "$RESUME/stage2_${run}_checkpoint.tar"
     log "stage II $run checkpoint from $RESUME: $(basename "$(ls -d "$WORK/stage2_$run"/checkpoints/step-* | tail -1)")"
   fi
+  init=$stage1
+  if [ -n "$WARM_START" ]; then  # the checkpoint's weights over the stage-I model; no optimizer state, step 0
+    mkdir -p "$WORK/warm_$run"
+    tar -C "$WORK/warm_$run" -xf "$WARM_START/stage2_${run}_checkpoint.tar"
+    init="$stage1, $(ls -d "$WORK/warm_$run"/step-* | tail -1)/dynascene.safetensors"
+    log "stage II $run starts from the weights of $WARM_START's checkpoint ($(basename "$(dirname "${init#*, }")"))"
+  fi
   config=proof_stage2; [ "$run" = nocam ] && config=proof_stage2_nocam
   timeout $(( STAGE2_S + GRACE )) python training/train.py --config "$config" "${common[@]}" \
-    output_dir="$WORK/stage2_$run" "model.init_from=[$stage1]" train.max_seconds="$STAGE2_S" \
+    output_dir="$WORK/stage2_$run" "model.init_from=[$init]" train.max_seconds="$STAGE2_S" \
     data.num_workers="$half" > "$LOGS/stage2_$run.log" 2>&1 &
   eval "pid_$run=$!"
 done

@@ -25,6 +25,8 @@ def run_script(tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
     ({"STAGE1_MODEL": "MODEL", "STAGE1_S": "60"}, "set STAGE1_S=0 and STAGE2_S > 0, got 60 and 215"),
     ({"STAGE1_MODEL": "MODEL", "STAGE1_S": "0", "STAGE2_S": "0"}, "set STAGE1_S=0 and STAGE2_S > 0, got 0 and 0"),
     ({"RESUME": "RESUME", "STAGE1_S": "0"}, "holds no stage1_checkpoint.tar"),
+    ({"WARM_START": "RESUME", "STAGE1_S": "0", "RESUME": "RESUME"}, "WARM_START needs STAGE1_MODEL"),
+    ({"WARM_START": "RESUME", "STAGE1_MODEL": "MODEL", "STAGE1_S": "0"}, "holds no stage2_cam_checkpoint.tar"),
 ])
 def test_bad_settings_stop_before_any_work(tmp_path, settings, message):
     model = tmp_path / "stage1.safetensors"

@@ -64,6 +64,41 @@ def test_each_task_updates_exactly_its_stage_parameters(dataset, tmp_path, stage
             assert len(names & changed) > 0.5 * len(names), f"{task}: group {group} barely trained"
 
 
+def test_also_train_fine_tunes_the_stage_one_groups_in_stage_two_and_checkpoints_them(dataset, tmp_path):
+    """Stage II from a stage-I file: by default its groups stay frozen and out of the checkpoint; with
+    ``train.also_train`` they are trained and saved, and the VAE and image encoder still stay frozen."""
+    from dynascene_core.checkpoints import save_dynascene
+    from dynascene_core.models import DynaSceneModels
+    from training.config import ConfigError
+
+    torch.manual_seed(0)
+    stage1 = tmp_path / "stage1.safetensors"
+    save_dynascene(stage1, DynaSceneModels.build("tiny"), ["denoiser_spatial", "reference_net"])
+    spatial_groups = ("denoiser_spatial", "reference_net")
+    for also in ([], list(spatial_groups)):
+        out = tmp_path / f"also{len(also)}"
+        trainer = _trainer(tiny_config(dataset, out, "stage=2", f"model.init_from=[{stage1}]",
+                                       f"train.also_train=[{', '.join(also)}]", "train.uncond_dropout=0.0",
+                                       "train.max_steps=3", "checkpoint.every=100"))
+        groups = parameter_groups(trainer.models)
+        before = _snapshot(trainer.models)
+        trainer.train()
+        changed = {n for n, p in trainer.models.named_parameters() if not torch.equal(p, before[n])}
+        saved = set(read_dynascene(os.path.join(latest_checkpoint(str(out)), WEIGHTS_NAME))[1])
+        for group in spatial_groups:
+            names = set(groups[group])
+            if also:
+                assert len(names & changed) > 0.5 * len(names), f"{group} barely trained"
+            else:
+                assert not names & changed, f"{group} changed though frozen"
+            assert (group in saved) == bool(also)
+        assert not (set(groups["vae"]) | set(groups["image_encoder"])) & changed
+        assert len(set(groups["motion_modules"]) & changed) > 0.5 * len(groups["motion_modules"])
+    for stage, group in ((1, "denoiser_spatial"), (2, "vae")):
+        with pytest.raises(ConfigError, match=rf"train.also_train must list stage {stage} groups among"):
+            tiny_config(dataset, tmp_path / "bad", f"stage={stage}", f"train.also_train=[{group}]")
+
+
 def test_resume_continues_exactly(dataset, tmp_path):
     straight = _trainer(tiny_config(dataset, tmp_path / "straight", "train.max_steps=4"))
     straight.train()
@@ -164,7 +199,7 @@ def test_uncond_dropout_is_the_samplers_unconditional_branch():
     prepare_stage(models, 2, gradient_checkpointing=False)
     for p in models.parameters():  # make the zero-initialised adaptor and proj_out matter
         p.data.add_(torch.randn_like(p) * 0.02)
-    nets = TrainingNetworks(models, 2)
+    nets = TrainingNetworks(models)
     sample, timesteps = torch.randn(2, 9, 2, 4, 4), torch.tensor([10, 500])
     embeds, scene_latent, plucker = torch.randn(2, 1, 32), torch.randn(2, 4, 4, 4), torch.randn(2, 2, 6, 32, 32)
     with torch.no_grad():

@@ -74,10 +74,10 @@ def test_frozen_groups_in_bf16_predict_what_fp32_frozen_groups_predict_under_aut
             torch.tensor([True, False]), torch.randn(2, 4, h, w, generator=g),
             torch.randn(2, 3, 6, 8 * h, 8 * w, generator=g))
     with torch.no_grad():
-        float32 = TrainingNetworks(models, 2)(*args)
+        float32 = TrainingNetworks(models)(*args)
         with torch.autocast("cpu", dtype=torch.bfloat16):
-            autocast = TrainingNetworks(models, 2)(*args).float()
-            prediction = TrainingNetworks(held, 2)(*args).float()
+            autocast = TrainingNetworks(models)(*args).float()
+            prediction = TrainingNetworks(held)(*args).float()
     held_error, autocast_error = (prediction - autocast).abs().mean(), (autocast - float32).abs().mean()
     assert 0 < held_error < autocast_error
     assert held_error < 0.005 * float32.abs().mean()

@@ -15,6 +15,9 @@ from dynascene_core.settings import ConfigError, merge_settings, read_yaml
 
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
 DEFAULT_CONFIG = "tiny"
+ALSO_TRAINABLE = {1: (), 2: ("denoiser_spatial", "reference_net")}
+"""Frozen groups ``train.also_train`` may fine-tune on top of the stage's own (stage I already trains both;
+its motion modules are bypassed and it has no camera)."""
 
 
 def config_path(name_or_path: str) -> str:
@@ -134,6 +137,10 @@ def check_config(config: dict) -> None:
     seconds = train["max_seconds"]
     need(seconds is None or (isinstance(seconds, (int, float)) and seconds > 0),
          f"train.max_seconds must be a positive number of seconds or null, got {seconds!r}")
+    also = train["also_train"]
+    allowed = ALSO_TRAINABLE[config["stage"]]
+    need(isinstance(also, list) and all(g in allowed for g in also),
+         f"train.also_train must list stage {config['stage']} groups among {list(allowed)}, got {also!r}")
     for key in ("camera_control", "allow_tf32"):
         need(isinstance(train[key], bool), f"train.{key} must be true or false, got {train[key]!r}")
     need(config["checkpoint"]["keep_last"] >= 1, "checkpoint.keep_last must be >= 1")

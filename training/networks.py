@@ -99,13 +99,17 @@ def start_reference_net_as_denoiser(models: DynaSceneModels) -> None:
 
 
 def prepare_stage(models: DynaSceneModels, stage: int, gradient_checkpointing: bool,
-                  camera_control: bool = True) -> dict[str, nn.Parameter]:
-    """Freeze everything but the stage's parameter groups (stage I also bypasses motion modules);
-    returns ``{name: parameter}`` of the trainable ones. ``camera_control=False`` also freezes
-    :data:`CAMERA_GROUPS` (the ablation: the zero-initialised adaptor then leaves the camera without effect)."""
+                  camera_control: bool = True, also_train: tuple[str, ...] = ()) -> dict[str, nn.Parameter]:
+    """Freeze everything but the stage's parameter groups and the groups in ``also_train`` (stage I also
+    bypasses motion modules); returns ``{name: parameter}`` of the trainable ones. ``camera_control=False``
+    also freezes :data:`CAMERA_GROUPS` (the ablation: the zero-initialised adaptor then leaves the camera
+    without effect)."""
     if stage == 1:
         models.denoiser.bypass_motion_modules()
     trainable = set_trainable(models, stage)
+    for group in also_train:
+        for name, param in parameter_groups(models)[group].items():
+            trainable[name] = param.requires_grad_(True)
     if not camera_control:
         camera = {n for g in CAMERA_GROUPS for n in parameter_groups(models)[g]}
         for name in camera & set(trainable):
@@ -146,15 +150,15 @@ class TrainingNetworks(nn.Module):
     embedding, as in :func:`dynascene_core.sampling.pipeline.generate`). Stage I passes no camera.
     """
 
-    def __init__(self, models: DynaSceneModels, stage: int):
+    def __init__(self, models: DynaSceneModels):
         super().__init__()
-        self.stage = stage
+        self.reference_trained = any(p.requires_grad for p in models.reference_net.parameters())
         self.denoiser = models.denoiser
         self.reference_net = models.reference_net
         self.camera_encoder = models.camera_encoder
 
     def forward(self, sample, timesteps, image_embeds, dropped, scene_latent, plucker=None):
-        with torch.set_grad_enabled(torch.is_grad_enabled() and self.stage == 1):
+        with torch.set_grad_enabled(torch.is_grad_enabled() and self.reference_trained):
             bank = self.reference_net(scene_latent, image_embeds)
         camera = self.camera_encoder(plucker) if plucker is not None else None
         embeds = torch.where(dropped.to(image_embeds.device)[:, None, None], zero_image_embeds_like(image_embeds),

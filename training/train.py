@@ -114,11 +114,12 @@ class Trainer:
         torch.manual_seed(cfg["seed"])  # identical random initialisation in every process
         self.models, loaded = build_models(cfg["model"], self.stage)
         self.camera_control = train_cfg["camera_control"]
+        also_train = tuple(train_cfg["also_train"])
         self.trainable = prepare_stage(self.models, self.stage, train_cfg["gradient_checkpointing"],
-                                       self.camera_control)
+                                       self.camera_control, also_train)
         present = [g for g, params in parameter_groups(self.models).items() if params]
-        self.saved_groups = [g for g in present if g in STAGE_GROUPS[self.stage] or g not in loaded]
-        """Trained groups plus the random-initialised ones no file provides (a tiny/small model from scratch),
+        self.saved_groups = [g for g in present if g in STAGE_GROUPS[self.stage] + also_train or g not in loaded]
+        """Trained groups (the stage's and ``train.also_train``) plus the random-initialised ones no file provides (a tiny/small model from scratch),
         so a checkpoint with its ``model.init_from`` files always makes a complete model. Groups without
         parameters here (stage I's bypassed motion modules, a weightless codec) are left out."""
         self.models.to(self.device)
@@ -146,7 +147,7 @@ class Trainer:
         if self.resumed_from:
             global_batches = self._resume_state["global_batches"]
 
-        self.networks = TrainingNetworks(self.models, self.stage)
+        self.networks = TrainingNetworks(self.models)
         self.networks, self.optimizer = acc.prepare(self.networks, self.optimizer)
         self.loss_computer = LossComputer(self.models.latent_codec(), self.models.image_encoder, LossSettings(
             self.stage, train_cfg["uncond_dropout"], train_cfg["noise_offset"], train_cfg["snr_gamma"],
