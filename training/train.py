@@ -119,9 +119,10 @@ class Trainer:
                                        self.camera_control, also_train)
         present = [g for g, params in parameter_groups(self.models).items() if params]
         self.saved_groups = [g for g in present if g in STAGE_GROUPS[self.stage] + also_train or g not in loaded]
-        """Trained groups (the stage's and ``train.also_train``) plus the random-initialised ones no file provides (a tiny/small model from scratch),
-        so a checkpoint with its ``model.init_from`` files always makes a complete model. Groups without
-        parameters here (stage I's bypassed motion modules, a weightless codec) are left out."""
+        """Trained groups (the stage's and ``train.also_train``) plus the random-initialised ones no file provides
+        (a tiny/small model from scratch), so a checkpoint with its ``model.init_from`` files always makes a
+        complete model. Groups without parameters here (stage I's bypassed motion modules, a weightless codec)
+        are left out."""
         self.models.to(self.device)
         self.held_in_half = hold_groups_in_dtype(self.models, [g for g in present if g not in self.saved_groups],
                                                  WEIGHT_DTYPES[train_cfg["mixed_precision"]]) > 0
