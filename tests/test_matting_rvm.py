@@ -154,7 +154,10 @@ def test_matches_the_authors_implementation(variant):
     for name, tensor in zip(("fgr", "pha", "r1", "r2", "r3", "r4"), outputs):
         expected = reference[name]
         assert list(tensor.shape) == expected["shape"], name
-        assert tensor.double().mean().item() == pytest.approx(expected["mean"], rel=1e-4, abs=1e-6), name
+        # a signed mean's float32 rounding scales with the magnitudes summed, not with the mean: with one thread
+        # on some CPUs oneDNN's kernels move r3's mean (0.037) by 1.3e-4 of itself, 8e-6 of its mean magnitude (0.56)
+        assert tensor.double().mean().item() == pytest.approx(expected["mean"], rel=1e-4,
+                                                              abs=1e-4 * expected["abs_mean"]), name
         assert tensor.double().abs().mean().item() == pytest.approx(expected["abs_mean"], rel=1e-4), name
         flat = tensor.flatten()
         picks = [flat[i].item() for i in expected["sample_index"]]
