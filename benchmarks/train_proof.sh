@@ -35,6 +35,11 @@
 # WARM_START=DIR (with STAGE1_MODEL, without RESUME) starts both stage-II runs from the weights of DIR's stage-II
 # checkpoints with a fresh optimizer at step 0: for runs that train more groups than those checkpoints did (e.g.
 # EXTRA='train.also_train=[denoiser_spatial]'), whose optimizer state cannot carry over. Later commands RESUME as usual.
+# GENERATE_SPLITS="val test" (default none) then generates those held-out splits with both new models on the GPU
+# (benchmarks/eval_proof.py --only generate, one job per split in parallel, GENERATE_SEEDS default "0 1 2",
+# GENERATE_CLIPS default 8, DPM-Solver++ 15 steps, GENERATE_ARGS default '--camera-guidance 4 --camera-guidance-end 0.5') into
+# OUT/generated_<split>.tar, for `eval_proof.py --only evaluate` on any machine (their folders are too deep to
+# come back from the device as they are). Generating needs imageio-ffmpeg too.
 # Needs torch with CUDA, diffusers, accelerate, safetensors, transformers, opencv, pyyaml, pillow.
 set -euo pipefail
 OUT=${OUT:?set OUT to the folder that receives the results}
@@ -54,6 +59,11 @@ if [ -n "$STAGE1_MODEL" ]; then
   [ "$STAGE1_S" = 0 ] && [ "$STAGE2_S" -gt 0 ] || fail "STAGE1_MODEL is a stage-I model to start stage II from: set STAGE1_S=0 and STAGE2_S > 0, got $STAGE1_S and $STAGE2_S"
 fi
 WARM_START=${WARM_START:-}
+GENERATE_SPLITS=${GENERATE_SPLITS:-}
+GENERATE_ARGS=${GENERATE_ARGS---camera-guidance 4 --camera-guidance-end 0.5}  # set but empty: no camera guidance
+for split in $GENERATE_SPLITS; do
+  [[ "$split" =~ ^(val|test)$ ]] || fail "GENERATE_SPLITS must name held-out splits (val, test), got '$split'"
+done
 if [ -n "$WARM_START" ]; then
   [ -n "$STAGE1_MODEL" ] && [ -z "$RESUME" ] || fail "WARM_START needs STAGE1_MODEL (the stage-I model its checkpoints were trained on) and no RESUME"
   for run in cam nocam; do
@@ -165,5 +175,22 @@ log "camera use of the camera model (benchmarks/camera_use.py: loss with the tru
 timeout "$([ -n "${PROOF_CPU:-}" ] && echo 600 || echo 60)" python benchmarks/camera_use.py --model "$OUT/dynascene_small.safetensors" --data "$WORK/data" \
   --out "$OUT/camera_use" 2>&1 | tail -8 | tee -a "$LOGS/summary.txt" \
   || log "camera use failed (exit $?); the models are in OUT all the same"
+if [ -n "$GENERATE_SPLITS" ]; then
+  read -r -a seeds <<< "${GENERATE_SEEDS:-0 1 2}"
+  device_args="--device $([ -n "${PROOF_CPU:-}" ] && echo cpu || echo cuda) --dtype float32"
+  log "generating the held-out $GENERATE_SPLITS clips with both models, seeds ${seeds[*]}"
+  pids=()
+  for split in $GENERATE_SPLITS; do
+    python benchmarks/eval_proof.py --cam "$OUT/dynascene_small.safetensors" --nocam "$OUT/dynascene_small_nocam.safetensors" \
+      --data "$WORK/data" --split "$split" --clips "${GENERATE_CLIPS:-8}" --sampler dpmpp_2m --steps 15 \
+      --seed "${seeds[@]}" --only generate --generate-args "$device_args $GENERATE_ARGS" \
+      --out "$WORK/generated_$split" > "$LOGS/generate_$split.log" 2>&1 &
+    pids+=($!)
+  done
+  for pid in "${pids[@]}"; do wait "$pid" || log "a generation job failed (exit $?; see $LOGS/generate_*.log)"; done
+  for split in $GENERATE_SPLITS; do
+    [ -d "$WORK/generated_$split" ] && tar -C "$WORK" -cf "$OUT/generated_$split.tar" "generated_$split"
+  done
+fi
 log "done"
 ls -l "$OUT"

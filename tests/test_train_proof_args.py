@@ -27,6 +27,7 @@ def run_script(tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
     ({"RESUME": "RESUME", "STAGE1_S": "0"}, "holds no stage1_checkpoint.tar"),
     ({"WARM_START": "RESUME", "STAGE1_S": "0", "RESUME": "RESUME"}, "WARM_START needs STAGE1_MODEL"),
     ({"WARM_START": "RESUME", "STAGE1_MODEL": "MODEL", "STAGE1_S": "0"}, "holds no stage2_cam_checkpoint.tar"),
+    ({"GENERATE_SPLITS": "val train"}, "GENERATE_SPLITS must name held-out splits (val, test), got 'train'"),
 ])
 def test_bad_settings_stop_before_any_work(tmp_path, settings, message):
     model = tmp_path / "stage1.safetensors"
