@@ -256,7 +256,7 @@ def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, int
 
     def finish(c2w, intr, motion, tracked, inliers, residual, unreliable, focal_estimated, focal_determined=True,
                failure=None, ratio=1.0, reprojection=0.0, zoom=None, disagreement=None, fallback=None,
-               start_gap=None):
+               start_gap=None, late_parallax=False):
         notes = [failure] if failure else []
         notes += [f"camera estimation: {fallback}"] if fallback else []
         if len(unreliable):
@@ -269,6 +269,7 @@ def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, int
                          fov_deg=fov_of(intr, height, width), focal_estimated=focal_estimated,
                          unreliable_frames=list(unreliable), failure=failure, focal_determined=focal_determined,
                          step_disagreement_deg=disagreement, fallback=fallback, start_disagreement_deg=start_gap,
+                         late_parallax=late_parallax,
                          focal_source="estimated" if focal_estimated else "given" if given is not None else "assumed")
         per_frame = np.tile(intr, (count, 1))
         if zoom is not None:
@@ -311,9 +312,10 @@ def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, int
         residuals.append((i, *parallax_residuals(tracks.points[0, common], tracks.points[i, common])))
     best, has_parallax = _parallax_pair(residuals, parallax_px, parallax_ratio)
     reach = pairs[-1][1] if pairs else 0  # the last frame still sharing enough tracks with frame 0
+    late_parallax = False
     if not has_parallax and reach < count // 2:
         # fast motion ended the tracks of frame 0 before mid-clip, maybe before their parallax showed
-        has_parallax = _later_parallax(tracks, max(40, min_points), parallax_px, parallax_ratio)
+        has_parallax = late_parallax = _later_parallax(tracks, max(40, min_points), parallax_px, parallax_ratio)
         if has_parallax and residuals:  # initialise on the frame-0 pair with the most motion
             best = max(residuals, key=lambda r: r[1])[0]
     if progress is not None:  # a cancel point before the pose solve (bundle adjustment is the slow part)
@@ -380,7 +382,8 @@ def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, int
                            residual=np.nan_to_num(residual), unreliable=unreliable, focal_estimated=estimate_focal,
                            focal_determined=focal_determined, ratio=float(result.used.sum() / max(1, observed.sum())),
                            reprojection=float(np.median(result.errors[result.used])) if result.used.any() else np.nan,
-                           disagreement={i: float(disagreement[i]) for i in _disagreeing_runs(disagreement)})
+                           disagreement={i: float(disagreement[i]) for i in _disagreeing_runs(disagreement)},
+                           late_parallax=late_parallax)
             if 2 * len(unreliable) < count - 1:
                 return finish(**general, start_gap=start_gap())
             # bundle adjustment left half the frames or more without a reliable pose (unconstrained poses: tens

@@ -11,7 +11,9 @@ shows. It is decided from measured quantities only (thresholds below, in pixels 
   adjustment left too many frames unreliable), reprojection above :data:`UNCERTAIN_REPROJECTION_PX`,
   inlier ratio below :data:`UNCERTAIN_INLIER_RATIO`, few tracks, a focal length that the motion
   could not determine (estimated from too little rotation/parallax), consecutive frames whose steps
-  disagree with their two-view rotations (the bundle adjustment drifted to a wrong solution), or a second
+  disagree with their two-view rotations (the bundle adjustment drifted to a wrong solution), parallax seen
+  only between later frames (frame 0's tracks ended first: the solve starts from frames that do not hold the
+  reference frame, and the first frames' turn and travel are weakly separated), or a second
   start from another pair of frames that ends more than :data:`START_DISAGREEMENT_DEG` away (accurate method);
 - ``reliable`` otherwise.
 """
@@ -91,7 +93,7 @@ def assess(*, frames: int, motion: str, reprojection_px: float, track_count: int
            focal_px: float, fov_deg: float, focal_estimated: bool, unreliable_frames: list[int],
            failure: str | None = None, focal_determined: bool = True, focal_source: str | None = None,
            step_disagreement_deg: dict[int, float] | None = None, fallback: str | None = None,
-           start_disagreement_deg: float | None = None) -> CameraQuality:
+           start_disagreement_deg: float | None = None, late_parallax: bool = False) -> CameraQuality:
     """Build the :class:`CameraQuality` of a clip and decide its verdict from the measured numbers.
 
     ``failure``: why no camera could be estimated at all (→ unreliable). ``focal_determined``: False when
@@ -100,7 +102,8 @@ def assess(*, frames: int, motion: str, reprojection_px: float, track_count: int
     angle between its step's rotation and the two-view one, for the runs of disagreeing steps. ``fallback``: why
     a simpler motion model replaced the one the clip's tracks asked for (→ at least uncertain).
     ``start_disagreement_deg``: largest rotation gap between the solution and a second start from another pair of
-    frames (None: not checked); above :data:`START_DISAGREEMENT_DEG` → uncertain.
+    frames (None: not checked); above :data:`START_DISAGREEMENT_DEG` → uncertain. ``late_parallax``: the
+    general-motion solve rests on parallax that only later frames showed (→ uncertain).
     """
     bad, doubt = [], []
     if failure:
@@ -127,6 +130,9 @@ def assess(*, frames: int, motion: str, reprojection_px: float, track_count: int
         if start_disagreement_deg is not None and not start_disagreement_deg <= START_DISAGREEMENT_DEG:  # NaN too
             doubt.append(f"a second initial pair ends up to {start_disagreement_deg:.1f} deg away: the motion is "
                          "ambiguous (a turn and sideways travel fit the tracks about equally)")
+        if late_parallax:
+            doubt.append("parallax shows only between later frames (frame 0's tracks ended first): the first "
+                         "frames' turn and travel are weakly separated")
         if step_disagreement_deg:
             doubt.append(f"the rotations of frames {_frame_ranges(sorted(step_disagreement_deg))} disagree with "
                          f"two-view geometry by up to {max(step_disagreement_deg.values()):.1f} deg")
