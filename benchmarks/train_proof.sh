@@ -39,7 +39,7 @@
 # (benchmarks/eval_proof.py --only generate, one job per split in parallel, GENERATE_SEEDS default "0 1 2",
 # GENERATE_CLIPS default 8, DPM-Solver++ 15 steps, GENERATE_ARGS default '--camera-guidance 4 --camera-guidance-end 0.5') into
 # OUT/generated_<split>.tar, for `eval_proof.py --only evaluate` on any machine (their folders are too deep to
-# come back from the device as they are). Generating needs imageio-ffmpeg too.
+# come back from the device as they are). Generating needs imageio-ffmpeg and pymatting too (the composite).
 # Needs torch with CUDA, diffusers, accelerate, safetensors, transformers, opencv, pyyaml, pillow.
 set -euo pipefail
 OUT=${OUT:?set OUT to the folder that receives the results}
