@@ -107,11 +107,12 @@ def prepare_stage(models: DynaSceneModels, stage: int, gradient_checkpointing: b
     if stage == 1:
         models.denoiser.bypass_motion_modules()
     trainable = set_trainable(models, stage)
+    groups = parameter_groups(models)
     for group in also_train:
-        for name, param in parameter_groups(models)[group].items():
+        for name, param in groups[group].items():
             trainable[name] = param.requires_grad_(True)
     if not camera_control:
-        camera = {n for g in CAMERA_GROUPS for n in parameter_groups(models)[g]}
+        camera = {n for g in CAMERA_GROUPS for n in groups[g]}
         for name in camera & set(trainable):
             trainable.pop(name).requires_grad_(False)
     models.train()
