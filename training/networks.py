@@ -106,13 +106,9 @@ def prepare_stage(models: DynaSceneModels, stage: int, gradient_checkpointing: b
     without effect)."""
     if stage == 1:
         models.denoiser.bypass_motion_modules()
-    trainable = set_trainable(models, stage)
-    groups = parameter_groups(models)
-    for group in also_train:
-        for name, param in groups[group].items():
-            trainable[name] = param.requires_grad_(True)
+    trainable = set_trainable(models, stage, also_train)
     if not camera_control:
-        camera = {n for g in CAMERA_GROUPS for n in groups[g]}
+        camera = {n for g in CAMERA_GROUPS for n in parameter_groups(models)[g]}
         for name in camera & set(trainable):
             trainable.pop(name).requires_grad_(False)
     models.train()

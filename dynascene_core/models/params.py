@@ -57,17 +57,19 @@ def parameter_groups(models) -> dict[str, dict[str, nn.Parameter]]:
     return groups
 
 
-def trainable_parameters(models, stage: int) -> dict[str, nn.Parameter]:
-    """``{name: parameter}`` trained in ``stage`` (1 or 2)."""
+def trainable_parameters(models, stage: int, extra_groups=()) -> dict[str, nn.Parameter]:
+    """``{name: parameter}`` trained in ``stage`` (1 or 2), plus the groups in ``extra_groups`` (fine-tuned
+    beyond the stage's own)."""
     if stage not in STAGE_GROUPS:
         raise ValueError(f"training stage must be one of {sorted(STAGE_GROUPS)}, got {stage!r}")
     groups = parameter_groups(models)
-    return {n: p for g in STAGE_GROUPS[stage] for n, p in groups[g].items()}
+    return {n: p for g in (*STAGE_GROUPS[stage], *extra_groups) for n, p in groups[g].items()}
 
 
-def set_trainable(models, stage: int) -> dict[str, nn.Parameter]:
-    """Set ``requires_grad`` for ``stage`` (its groups on, the rest off); returns the trainable dict."""
-    trainable = trainable_parameters(models, stage)
+def set_trainable(models, stage: int, extra_groups=()) -> dict[str, nn.Parameter]:
+    """Set ``requires_grad`` for ``stage`` (its groups and ``extra_groups`` on, the rest off); returns the
+    trainable dict."""
+    trainable = trainable_parameters(models, stage, extra_groups)
     for name, param in models.named_parameters():
         param.requires_grad_(name in trainable)
     return trainable
