@@ -39,30 +39,42 @@ def camera_variants(c2w):
     return {"true": c2w, "static": static, "inverted": inverted}
 
 
+def training_batch(model: str, data: str, config: str, examples: int, seed: int, split: str,
+                   frames: int | None, stage: int, overrides=()):
+    """``(trainer, batch)``: the training run of ``config`` (a stage-``stage`` config, with the config
+    ``overrides``) built on the standalone ``model`` (``model.init_from``), and one batch of ``examples`` training
+    examples of ``data``'s ``split`` with ``frames`` frames (None: the config's), drawn by the run's own dataset
+    (its tasks, its resolution)."""
+    from torch.utils.data import default_collate
+
+    from training.config import load_config
+    from training.train import Trainer
+
+    with tempfile.TemporaryDirectory() as out:  # the run's folder: only its config.yaml is written there
+        cfg = load_config(config, [f"data.root={data}", f"output_dir={out}", f"model.init_from=[{model}]",
+                                   "train.mixed_precision=no", "data.num_workers=0", "checkpoint.resume=none",
+                                   "log.tensorboard=false", f"seed={seed}", f"data.split={split}",
+                                   *(["train.camera_control=true"] if stage == 2 else []),
+                                   *([] if frames is None else [f"data.num_frames={frames}"]), *overrides])
+        if cfg["stage"] != stage:
+            raise SystemExit(f"error: {config} is a stage-{cfg['stage']} config; this measure needs stage {stage}")
+        trainer = Trainer(cfg)
+        bucket = sorted(trainer.dataset.buckets)[0]
+        return trainer, default_collate([trainer.dataset.example(i, bucket) for i in range(examples)])
+
+
 def camera_use(model: str, data: str, config: str = "proof_stage2", examples: int = 16,
                timesteps=(100, 300, 500, 700, 900, 990), seed: int = 0, split: str = "train",
                frames: int | None = None) -> dict[int, dict[str, float]]:
     """``{t: {camera: loss}}`` for the cameras of :data:`CAMERAS` (see the module docstring), on examples of the
     dataset's ``split`` with ``frames`` frames (None: the config's)."""
     import torch
-    from torch.utils.data import default_collate
 
     from dynascene_core.conditioning import denoiser_input
-    from training.config import load_config
     from training.step import batch_plucker
-    from training.train import Trainer
 
-    with tempfile.TemporaryDirectory() as out:  # the run's folder: only its config.yaml is written there
-        cfg = load_config(config, [f"data.root={data}", f"output_dir={out}", f"model.init_from=[{model}]",
-                                   "train.camera_control=true", "train.mixed_precision=no", "data.num_workers=0",
-                                   "checkpoint.resume=none", "log.tensorboard=false", f"seed={seed}",
-                                   f"data.split={split}", *([] if frames is None else [f"data.num_frames={frames}"])])
-        if cfg["stage"] != 2:
-            raise SystemExit(f"error: {config} is a stage-{cfg['stage']} config; the camera is a stage-II input")
-        trainer = Trainer(cfg)
-        networks, losses, device = trainer.networks.eval(), trainer.loss_computer, trainer.device
-        bucket = sorted(trainer.dataset.buckets)[0]
-        batch = default_collate([trainer.dataset.example(i, bucket) for i in range(examples)])
+    trainer, batch = training_batch(model, data, config, examples, seed, split, frames, stage=2)
+    networks, losses, device = trainer.networks.eval(), trainer.loss_computer, trainer.device
     table = {}
     with torch.no_grad():
         cond = losses.conditions(batch, device)

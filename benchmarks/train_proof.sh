@@ -26,15 +26,18 @@
 #   RESUME=run1 OUT=run2 STAGE1_S=520 STAGE2_S=0 bash benchmarks/train_proof.sh   # stage I, 520 s more
 #   RESUME=run2 OUT=run3 STAGE1_S=0 STAGE2_S=480 bash benchmarks/train_proof.sh   # both stage II runs, from the new stage I
 #   RESUME=run3 OUT=run4 STAGE1_S=0 STAGE2_S=480 bash benchmarks/train_proof.sh   # both stage II runs, 480 s more each
-# STAGE1_MODEL=FILE (with STAGE1_S=0) starts stage II from a stage-I model given as weights instead of a stage-I
-# checkpoint; RESUME then only brings stage-II checkpoints trained on that same model. E.g. the stage-I networks
-# of a standalone model (stage II leaves them untouched):
+# STAGE1_MODEL=FILE is a stage-I model given as weights instead of a stage-I checkpoint: with STAGE1_S=0 stage II
+# starts from it (RESUME then only brings stage-II checkpoints trained on that same model); with STAGE1_S > 0 stage I
+# continues from its weights for STAGE1_S seconds with a fresh optimizer (no RESUME). E.g. the stage-I networks of a
+# standalone model (stage II leaves them untouched):
 #   python -m dynascene_core.checkpoints merge --dynascene MODEL --groups denoiser_spatial reference_net \
 #     reference_net_tail image_encoder --out stage1.safetensors
 #   STAGE1_MODEL=stage1.safetensors OUT=run1 STAGE1_S=0 STAGE2_S=480 bash benchmarks/train_proof.sh
+#   STAGE1_MODEL=stage1.safetensors OUT=run1 STAGE1_S=520 STAGE2_S=0 bash benchmarks/train_proof.sh   # more stage I
 # WARM_START=DIR (with STAGE1_MODEL, without RESUME) starts both stage-II runs from the weights of DIR's stage-II
 # checkpoints with a fresh optimizer at step 0: for runs that train more groups than those checkpoints did (e.g.
-# EXTRA='train.also_train=[denoiser_spatial]'), whose optimizer state cannot carry over. Later commands RESUME as usual.
+# EXTRA='train.also_train=[denoiser_spatial]'), or whose stage-I model is newer than the one those checkpoints were
+# trained on; their optimizer state cannot carry over. Later commands RESUME as usual.
 # GENERATE_SPLITS="val test" (default none) then generates those held-out splits with both new models on the GPU
 # (benchmarks/eval_proof.py --only generate, one job per split in parallel, GENERATE_SEEDS default "0 1 2",
 # GENERATE_CLIPS default 8, DPM-Solver++ 15 steps, GENERATE_ARGS default '--camera-guidance 4 --camera-guidance-end 0.5') into
@@ -56,7 +59,11 @@ fail() { echo "error: $*" >&2; exit 2; }
 [[ "$STAGE1_S" =~ ^[0-9]+$ && "$STAGE2_S" =~ ^[0-9]+$ ]] || fail "STAGE1_S and STAGE2_S must be whole seconds, got '$STAGE1_S' and '$STAGE2_S'"
 if [ -n "$STAGE1_MODEL" ]; then
   [ -f "$STAGE1_MODEL" ] || fail "STAGE1_MODEL=$STAGE1_MODEL is not a file (expected a stage-I model's .safetensors)"
-  [ "$STAGE1_S" = 0 ] && [ "$STAGE2_S" -gt 0 ] || fail "STAGE1_MODEL is a stage-I model to start stage II from: set STAGE1_S=0 and STAGE2_S > 0, got $STAGE1_S and $STAGE2_S"
+  if [ "$STAGE1_S" = 0 ]; then
+    [ "$STAGE2_S" -gt 0 ] || fail "STAGE1_MODEL with STAGE1_S=0 starts stage II from that model: set STAGE2_S > 0"
+  else
+    [ -z "${RESUME:-}" ] || fail "STAGE1_MODEL with STAGE1_S > 0 continues stage I from that model's weights: drop RESUME (or set STAGE1_S=0 to resume stage II)"
+  fi
 fi
 WARM_START=${WARM_START:-}
 GENERATE_SPLITS=${GENERATE_SPLITS:-}
@@ -65,7 +72,7 @@ for split in $GENERATE_SPLITS; do
   [[ "$split" =~ ^(val|test)$ ]] || fail "GENERATE_SPLITS must name held-out splits (val, test), got '$split'"
 done
 if [ -n "$WARM_START" ]; then
-  [ -n "$STAGE1_MODEL" ] && [ -z "$RESUME" ] || fail "WARM_START needs STAGE1_MODEL (the stage-I model its checkpoints were trained on) and no RESUME"
+  [ -n "$STAGE1_MODEL" ] && [ -z "$RESUME" ] || fail "WARM_START needs STAGE1_MODEL (the stage-I model to start stage II on) and no RESUME"
   for run in cam nocam; do
     [ -f "$WARM_START/stage2_${run}_checkpoint.tar" ] || fail "WARM_START=$WARM_START holds no stage2_${run}_checkpoint.tar (expected an earlier run's OUT folder)"
   done
@@ -114,7 +121,8 @@ if [ "$STAGE1_S" -gt 0 ]; then
   log "stage I: ${STAGE1_S} s"
   keep_saving stage1 & saver=$!
   timeout $(( STAGE1_S + GRACE )) python training/train.py --config proof_stage1 "${common[@]}" \
-    output_dir="$WORK/stage1" train.max_seconds="$STAGE1_S" data.num_workers="$WORKERS" > "$LOGS/stage1.log" 2>&1 \
+    output_dir="$WORK/stage1" ${STAGE1_MODEL:+"model.init_from=[$STAGE1_MODEL]"} train.max_seconds="$STAGE1_S" \
+    data.num_workers="$WORKERS" > "$LOGS/stage1.log" 2>&1 \
     || { rc=$?; stop_saving; tail -30 "$LOGS/stage1.log"; log "stage I failed (exit $rc; 124 = over its time limit)"; exit 1; }
   stop_saving
   tail -1 "$LOGS/stage1.log" | tee -a "$LOGS/summary.txt"
@@ -124,7 +132,7 @@ elif [ -n "$STAGE1_MODEL" ]; then
 else  # a stage-I checkpoint's weights hold every network stage I has (trained from scratch: nothing else to load)
   stage1="$(ls -d "$WORK"/stage1/checkpoints/step-* | tail -1)/dynascene.safetensors"
 fi
-[ -n "$STAGE1_MODEL" ] || save_checkpoint stage1  # OUT holds the stage-I checkpoint, so it can be the next RESUME
+[ -n "$STAGE1_MODEL" ] && [ "$STAGE1_S" = 0 ] || save_checkpoint stage1  # OUT holds the stage-I checkpoint: the next RESUME
 if [ "$STAGE2_S" = 0 ]; then
   log "done (STAGE2_S=0: no stage II)"
   ls -l "$OUT"

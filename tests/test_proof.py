@@ -380,3 +380,42 @@ def test_camera_use_separates_a_model_that_reads_its_camera_from_one_whose_adapt
             camera_use.camera_use(str(path), str(held_out), examples=1, timesteps=(900,), split="val", frames=frames)
     val = camera_use.camera_use(str(path), str(held_out), examples=1, timesteps=(900,), split="val", frames=4)
     assert abs(val[900]["static"] - val[900]["true"]) > 1e-6
+
+
+def test_scene_use_separates_a_model_that_reads_its_scene_image_from_one_that_cannot(small_file, tmp_path):
+    """benchmarks/scene_use.py: a model whose scene image cannot reach the denoiser (ReferenceNet input layer and
+    image projection zeroed: the bank and the image embedding are the same for every scene) scores exactly the same
+    with its own and with another room's scene image; the perturbed small model, which reads it, does not. The
+    scene image taken as the answer is exact on the pixels an outpainting example's scene image shows."""
+    from conftest import load_benchmark
+    from training.prepare_proof import write_proof_dataset
+
+    scene_use = load_benchmark("scene_use")
+    truth = torch.zeros(2, 3, 4, 4)
+    estimate = truth + 0.1
+    estimate[1] = 0.9  # outside the region: ignored
+    region = torch.zeros(2, 1, 4, 4)
+    region[0] = 1
+    assert scene_use._psnr(estimate, truth, region) == pytest.approx(20.0)  # MSE 0.01
+
+    data = tmp_path / "data"
+    write_proof_dataset(str(data), train_scenes=2, test_scenes=0, val_scenes=0)
+    path, models = small_file
+    on, copy = scene_use.scene_use(str(path), str(data), examples=2, timesteps=(900,), split="train",
+                                   task="background_outpainting")
+    assert copy == 100.0
+    assert abs(on[900]["own"]["loss"] - on[900]["other"]["loss"]) > 1e-6
+    assert abs(on[900]["own"]["loss"] - on[900]["none"]["loss"]) > 1e-6
+
+    blind = DynaSceneModels.build("small")
+    blind.load_state_dict(models.state_dict())
+    for name in ("reference_net.unet.conv_in.weight", "image_encoder.model.visual_projection.weight"):
+        dict(blind.named_parameters())[name].data.zero_()
+    blind_path = tmp_path / "blind.safetensors"
+    save_dynascene(blind_path, blind, [g for g, params in parameter_groups(blind).items() if params])
+    off, _ = scene_use.scene_use(str(blind_path), str(data), examples=2, timesteps=(900,), split="train",
+                                 task="background_outpainting")
+    assert off[900]["own"] == pytest.approx(off[900]["other"], abs=1e-6)
+    assert abs(off[900]["own"]["loss"] - off[900]["none"]["loss"]) > 1e-6  # the bank itself still changes attention
+    with pytest.raises(ValueError, match="at least 2 examples"):
+        scene_use.scene_use(str(path), str(data), examples=1)

@@ -22,8 +22,8 @@ def run_script(tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
     ({"STAGE1_S": "0"}, "STAGE1_S=0 (no stage I training) needs RESUME="),
     ({"STAGE1_S": "ten"}, "STAGE1_S and STAGE2_S must be whole seconds, got 'ten'"),
     ({"STAGE1_MODEL": "missing.safetensors", "STAGE1_S": "0"}, "missing.safetensors is not a file"),
-    ({"STAGE1_MODEL": "MODEL", "STAGE1_S": "60"}, "set STAGE1_S=0 and STAGE2_S > 0, got 60 and 215"),
-    ({"STAGE1_MODEL": "MODEL", "STAGE1_S": "0", "STAGE2_S": "0"}, "set STAGE1_S=0 and STAGE2_S > 0, got 0 and 0"),
+    ({"STAGE1_MODEL": "MODEL", "STAGE1_S": "60", "RESUME": "RESUME"}, "continues stage I from that model's weights: drop RESUME"),
+    ({"STAGE1_MODEL": "MODEL", "STAGE1_S": "0", "STAGE2_S": "0"}, "starts stage II from that model: set STAGE2_S > 0"),
     ({"RESUME": "RESUME", "STAGE1_S": "0"}, "holds no stage1_checkpoint.tar"),
     ({"WARM_START": "RESUME", "STAGE1_S": "0", "RESUME": "RESUME"}, "WARM_START needs STAGE1_MODEL"),
     ({"WARM_START": "RESUME", "STAGE1_MODEL": "MODEL", "STAGE1_S": "0"}, "holds no stage2_cam_checkpoint.tar"),
@@ -51,3 +51,15 @@ def test_resume_folder_with_a_stage1_model_needs_no_stage1_checkpoint(tmp_path):
                         OUT=str(tmp_path / "resume"))
     assert result.returncode == 2
     assert "OUT must not be RESUME's folder" in result.stderr
+
+
+def test_a_stage1_model_with_a_stage1_budget_passes_the_checks(tmp_path):
+    """STAGE1_MODEL with STAGE1_S > 0 (stage I continued from those weights) is a valid setting: the script gets past
+    its argument checks and stops only at the GPU check (no GPU made visible), before any work."""
+    model = tmp_path / "stage1.safetensors"
+    model.write_bytes(b"weights")
+    result = run_script(tmp_path, STAGE1_MODEL=str(model), STAGE1_S="60", STAGE2_S="0", OUT=str(tmp_path / "out"),
+                        CUDA_VISIBLE_DEVICES="", PROOF_CPU="")
+    assert result.returncode == 2
+    assert "needs torch with CUDA" in result.stderr
+    assert not (tmp_path / "work").exists()
