@@ -61,7 +61,7 @@ def bench(args, stage: int, checkpointing: bool) -> dict:
     device = torch.device(args.device)
     dtype = DTYPES[args.precision]
     models, _ = build_models({"preset": args.preset, "init_from": [], "motion_module": None, "clip_vision": None,
-                              "vae": None, "allow_random": True}, stage)
+                              "vae": None, "allow_random": True, "spatial_position": None}, stage)
     trainable = prepare_stage(models, stage, checkpointing)
     models.to(device)
     hold_groups_in_dtype(models, [g for g in parameter_groups(models) if g not in STAGE_GROUPS[stage]], dtype)

@@ -10,7 +10,7 @@ from training.networks import build_models
 
 def _model_cfg(**changes):
     cfg = {"preset": "tiny768", "init_from": [], "motion_module": None, "vae": None, "clip_vision": None,
-           "allow_random": False}
+           "allow_random": False, "spatial_position": None}
     return cfg | changes
 
 

@@ -55,13 +55,14 @@ def build_models(model_cfg: dict, stage: int) -> tuple[DynaSceneModels, set[str]
     """``(models, loaded groups)`` for the ``model`` config section, with the named weight files loaded
     (fp32, CPU); groups not in ``loaded groups`` kept their random initialisation.
 
-    The architecture is the first DynaScene file's stored config if there is one, else ``model.preset``.
+    The architecture is the first DynaScene file's stored config if there is one, else ``model.preset``, with
+    ``model.spatial_position`` set over it when not null (a weightless switch: the same weights load either way).
     Load order and key accounting are :func:`dynascene_core.checkpoints.assemble_models`'. Raises
     ``ValueError`` naming the config keys to set when a part in :data:`REQUIRED` for ``stage`` would
     stay random, unless the architecture is a :data:`FROM_SCRATCH_PRESETS` preset or
     ``model.allow_random`` is true.
     """
-    from dynascene_core.checkpoints import ModelFiles, assemble_models
+    from dynascene_core.checkpoints import ModelFiles, assemble_models, read_dynascene_header
 
     check_weight_files(model_cfg)
     files = ModelFiles.from_paths(model_cfg["init_from"] or [])
@@ -69,9 +70,12 @@ def build_models(model_cfg: dict, stage: int) -> tuple[DynaSceneModels, set[str]
         if model_cfg[key] is not None:
             files.add(model_cfg[key], kind)
     config = None if files.dynascene else DynaSceneConfig.preset(model_cfg["preset"])
+    if model_cfg["spatial_position"] is not None:  # weightless: any file's weights fit either way
+        config = config or read_dynascene_header(files.dynascene[0])[0]
+        config.spatial_position = None if model_cfg["spatial_position"] == "none" else model_cfg["spatial_position"]
     assembled = assemble_models(files, config=config, require=())
-    config = assembled.models.config.to_dict()
-    from_scratch = any(config == DynaSceneConfig.preset(name).to_dict() for name in FROM_SCRATCH_PRESETS)
+    from_scratch = any(assembled.models.config.same_weights_as(DynaSceneConfig.preset(name))
+                       for name in FROM_SCRATCH_PRESETS)
     if "reference_net" not in assembled.loaded_groups:
         start_reference_net_as_denoiser(assembled.models)
     missing = [g for g in REQUIRED[stage] if g not in assembled.loaded_groups]

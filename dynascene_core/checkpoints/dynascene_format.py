@@ -74,7 +74,7 @@ def load_dynascene(path: str | os.PathLike, models=None):
     config, groups, tensors = read_dynascene(path)
     if models is None:
         models = DynaSceneModels(config)
-    elif models.config.to_dict() != config.to_dict():
+    elif not models.config.same_weights_as(config):
         raise CheckpointError(path, "was saved for a different model config",
                               expected="the config stored in the file (build the models from it)")
     all_groups = parameter_groups(models)

@@ -51,21 +51,74 @@ class ControlState:
     reference_mask: ``B`` host-side bools, which videos read the bank (False = unconditional CFG branch).
     camera_tokens: per camera scale, features laid out like temporal tokens ``(B*h*w, F, C)``.
     num_frames: frames per video in the current call (denoiser batch is ``B*F``, frames inner).
+    grid: the token grid ``(h, w)`` of each U-Net level in the current call (for the position code).
     """
 
     bank: dict | None = None
     reference_mask: tuple[bool, ...] | None = None
     camera_tokens: list | None = None
     num_frames: int = 1
+    grid: tuple | None = None
 
     def snapshot(self) -> tuple:
-        return (self.bank, self.reference_mask, self.camera_tokens, self.num_frames)
+        return (self.bank, self.reference_mask, self.camera_tokens, self.num_frames, self.grid)
 
     def restore(self, snap: tuple) -> None:
-        self.bank, self.reference_mask, self.camera_tokens, self.num_frames = snap
+        self.bank, self.reference_mask, self.camera_tokens, self.num_frames, self.grid = snap
 
     def clear(self) -> None:
-        self.restore((None, None, None, 1))
+        self.restore((None, None, None, 1, None))
+
+
+def sinusoidal_positions_2d(height: int, width: int, channels: int) -> torch.Tensor:
+    """The fixed 2D sine-cosine position code of a ``height x width`` token grid -> ``(height*width, channels)``
+    float32, row-major like the tokens: the first half of the channels encodes the row, the second the column,
+    each as ``[sin(p·ω_k) | cos(p·ω_k)]`` with ``ω_k = 10000^(−k/(channels/4))`` (the code of MAE / ViT-style 2D
+    embeddings; ``channels`` a multiple of 4)."""
+    if channels % 4:
+        raise ValueError(f"a 2D sine-cosine position code needs channels divisible by 4, got {channels}")
+    quarter = channels // 4
+    omega = 10000.0 ** (-torch.arange(quarter, dtype=torch.float64) / quarter)
+
+    def axis(positions: torch.Tensor) -> torch.Tensor:
+        angles = positions.double()[:, None] * omega[None]
+        return torch.cat([angles.sin(), angles.cos()], dim=1)
+
+    rows = torch.arange(height).repeat_interleave(width)
+    cols = torch.arange(width).repeat(height)
+    return torch.cat([axis(rows), axis(cols)], dim=1).float()
+
+
+class ReferenceBank(dict):
+    """``{block name: (Bb, h*w, C)}`` reference tokens (or their projected ``(keys, values)``), with ``grid``: the
+    token grid ``(h, w)`` of each U-Net level of the scene latent that wrote them (for the position code)."""
+
+    def __init__(self, entries=(), grid: tuple = ()):
+        super().__init__(entries)
+        self.grid = tuple(grid)
+
+
+_POSITION_CODES: dict = {}
+
+
+def position_code(grids, tokens: int, like: torch.Tensor) -> torch.Tensor:
+    """The :func:`sinusoidal_positions_2d` code ``(tokens, C)`` of the level of ``grids`` (``(h, w)`` per level)
+    that has ``tokens`` tokens, ``C`` and device/dtype from ``like (b, tokens, C)``; cached per grid."""
+    grid = next((tuple(size) for size in grids or () if size[0] * size[1] == tokens), None)
+    if grid is None:
+        raise ValueError(f"spatial attention over {tokens} tokens matches no level of the token grids {grids}")
+    key = (grid, like.shape[-1], like.device, like.dtype)
+    if key not in _POSITION_CODES:
+        _POSITION_CODES[key] = sinusoidal_positions_2d(*grid, like.shape[-1]).to(like.device, like.dtype)
+    return _POSITION_CODES[key]
+
+
+def _placed(tokens: torch.Tensor, grids) -> torch.Tensor:
+    """``(b, n, C)`` tokens with the position code of their grid added (query and key inputs, never values).
+
+    A narrow U-Net knows little of where a token lies (only what zero padding tells its few convolutions), so its
+    reference attention cannot find the scene image's token at the same place; the code tells query and key."""
+    return tokens + position_code(grids, tokens.shape[1], tokens)
 
 
 def checkpoint_with_state(state: ControlState):
@@ -107,11 +160,16 @@ def _finish(attn, out: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
     return out / attn.rescale_output_factor
 
 
-def _plain(attn, hidden_states: torch.Tensor, encoder_hidden_states: torch.Tensor | None) -> torch.Tensor:
+def _plain(attn, hidden_states: torch.Tensor, encoder_hidden_states: torch.Tensor | None,
+           grids=None) -> torch.Tensor:
+    """Plain attention; for self-attention with ``grids`` (the call's level grids) the position code is added to
+    the query and key inputs."""
     context = hidden_states if encoder_hidden_states is None else encoder_hidden_states
     if encoder_hidden_states is not None and attn.norm_cross:
         context = attn.norm_encoder_hidden_states(context)
-    out = attention(attn.to_q(hidden_states), attn.to_k(context), attn.to_v(context), attn.heads)
+    placed = _placed(hidden_states, grids) if grids is not None else hidden_states
+    out = attention(attn.to_q(placed), attn.to_k(placed if encoder_hidden_states is None else context),
+                    attn.to_v(context), attn.heads)
     return _finish(attn, out, hidden_states)
 
 
@@ -125,21 +183,23 @@ class ChunkedAttnProcessor:
 
 class ReferenceWriteProcessor:
     """ReferenceNet spatial ``attn1``: records its input ``norm1(h)`` ``(b, h*w, C)`` into
-    ``state.bank[name]`` (when a bank is being collected), then plain self-attention."""
+    ``state.bank[name]`` (when a bank is being collected, once: a recomputation for gradient checkpointing does
+    not replace it), then plain self-attention (with the position code on query and key when ``positions``)."""
 
-    def __init__(self, name: str, state: ControlState):
-        self.name, self.state = name, state
+    def __init__(self, name: str, state: ControlState, positions: bool = False):
+        self.name, self.state, self.positions = name, state, positions
 
     def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None):
         _check_plain(attn, attention_mask)
         if self.state.bank is not None:
-            self.state.bank[self.name] = hidden_states
-        return _plain(attn, hidden_states, None)
+            self.state.bank.setdefault(self.name, hidden_states)
+        return _plain(attn, hidden_states, None, self.state.grid if self.positions else None)
 
 
-def project_reference(attn, bank: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Reference tokens ``(Bb, m, C)`` -> ``(keys, values)`` with ``attn``'s own ``to_k``/``to_v``."""
-    return attn.to_k(bank), attn.to_v(bank)
+def project_reference(attn, bank: torch.Tensor, grids=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Reference tokens ``(Bb, m, C)`` -> ``(keys, values)`` with ``attn``'s own ``to_k``/``to_v`` (with ``grids``,
+    the scene latent's level grids, the keys get the position code)."""
+    return attn.to_k(_placed(bank, grids) if grids is not None else bank), attn.to_v(bank)
 
 
 def _with_reference(own: torch.Tensor, reference: torch.Tensor, videos: range, frames: int) -> torch.Tensor:
@@ -162,8 +222,8 @@ class ReferenceReadProcessor:
     usable; no device sync, the mask is on the host). With no bank this is plain self-attention.
     """
 
-    def __init__(self, name: str, state: ControlState):
-        self.name, self.state = name, state
+    def __init__(self, name: str, state: ControlState, positions: bool = False):
+        self.name, self.state, self.positions = name, state, positions
 
     def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None):
         _check_plain(attn, attention_mask)
@@ -171,10 +231,16 @@ class ReferenceReadProcessor:
         frames = self.state.num_frames
         videos = hidden_states.shape[0] // frames
         mask = self.state.reference_mask or (True,) * videos
+        own_grid = self.state.grid if self.positions else None
         if bank is None or not any(mask):
-            return _plain(attn, hidden_states, None)
-        ref_key, ref_value = bank if isinstance(bank, tuple) else project_reference(attn, bank.to(hidden_states.dtype))
-        query, key, value = attn.to_q(hidden_states), attn.to_k(hidden_states), attn.to_v(hidden_states)
+            return _plain(attn, hidden_states, None, own_grid)
+        if isinstance(bank, tuple):
+            ref_key, ref_value = bank
+        else:
+            scene_grid = bank_grid(self.state.bank) if self.positions else None
+            ref_key, ref_value = project_reference(attn, bank.to(hidden_states.dtype), scene_grid)
+        placed = _placed(hidden_states, own_grid) if own_grid is not None else hidden_states
+        query, key, value = attn.to_q(placed), attn.to_k(placed), attn.to_v(hidden_states)
         pieces = []
         for start, stop, reads in _runs(mask):
             rows = slice(start * frames, stop * frames)
@@ -187,6 +253,15 @@ class ReferenceReadProcessor:
                 pieces.append(attention(query[rows], key[rows], value[rows], attn.heads))
         out = pieces[0] if len(pieces) == 1 else torch.cat(pieces)
         return _finish(attn, out, hidden_states)
+
+
+def bank_grid(bank: dict) -> tuple:
+    """The level grids of the scene latent that wrote ``bank`` (a :class:`ReferenceBank`)."""
+    grid = getattr(bank, "grid", ())
+    if not grid:
+        raise ValueError("a model with a spatial position code needs the reference bank's grid: pass the "
+                         "ReferenceBank its ReferenceNet returned (or its project_reference)")
+    return grid
 
 
 def _runs(flags: tuple[bool, ...]) -> list[tuple[int, int, bool]]:

@@ -17,6 +17,11 @@ metadata:
 - ``prediction_type``: what the denoiser predicts, in diffusers' scheduler names: ``"epsilon"`` (the noise:
   SD1.5 and the paper) or ``"v_prediction"`` (``v = √ᾱ·ε − √(1−ᾱ)·x₀``, the ``small`` model's). Training's
   loss target and every sampler follow it.
+- ``spatial_position``: ``None`` (SD1.5 and the paper: the U-Nets know where a token lies only from what their
+  convolutions see) or ``"sinusoidal"``: a fixed 2D sine-cosine code of each token's place in its level's grid is
+  added to the query and key inputs of every spatial self-attention of both U-Nets, the reference bank's keys
+  included (no weights; beyond the paper, for narrow models whose reference attention must find the scene
+  image's token at the same place). Files without the key have ``None``.
 
 Presets: ``sd15`` (full size, as the paper), ``tiny`` (same block structure with tiny widths, for
 tests: a full forward at 64x64 px and 8 frames takes well under a second on a CPU) and ``tiny768``
@@ -104,6 +109,8 @@ SCALING_FACTOR_SD15 = LATENT_SCALE
 
 PREDICTION_TYPES = ("epsilon", "v_prediction")
 
+SPATIAL_POSITIONS = (None, "sinusoidal")
+
 
 def _tiny_presets() -> dict:
     unet = dict(SD15_UNET, block_out_channels=[32, 32, 64, 64], attention_head_dim=2,
@@ -159,6 +166,7 @@ class DynaSceneConfig:
     scaling_factor: float = SCALING_FACTOR_SD15
     codec: dict | None = None
     prediction_type: str = "epsilon"
+    spatial_position: str | None = None
 
     def __post_init__(self):
         self.validate()
@@ -167,6 +175,11 @@ class DynaSceneConfig:
         """Raise ``ValueError`` when the networks would not fit together."""
         unet, motion, camera = self.unet, self.motion, self.camera
         problems = []
+        if self.spatial_position not in SPATIAL_POSITIONS:
+            problems.append(f"spatial_position must be one of {SPATIAL_POSITIONS}, got {self.spatial_position!r}")
+        elif self.spatial_position == "sinusoidal" and any(c % 4 for c in unet["block_out_channels"]):
+            problems.append(f"spatial_position 'sinusoidal' needs U-Net widths divisible by 4, got "
+                            f"{list(unet['block_out_channels'])}")
         if self.prediction_type not in PREDICTION_TYPES:
             problems.append(f"prediction_type must be one of {', '.join(PREDICTION_TYPES)}, "
                             f"got {self.prediction_type!r}")
@@ -237,11 +250,20 @@ class DynaSceneConfig:
     def to_dict(self) -> dict:
         return copy.deepcopy(asdict(self))
 
+    def same_weights_as(self, other: "DynaSceneConfig") -> bool:
+        """Whether both configs build networks with the same parameters (they may differ in weightless settings:
+        ``spatial_position``), so one's weight file loads into the other's models."""
+        def weighted(config):
+            return {k: v for k, v in config.to_dict().items() if k != "spatial_position"}
+
+        return weighted(self) == weighted(other)
+
     @classmethod
     def from_dict(cls, data: dict) -> "DynaSceneConfig":
         names = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - names)
-        missing = sorted(n for n in names - set(data) if n not in ("scaling_factor", "codec", "prediction_type"))
+        missing = sorted(n for n in names - set(data) if n not in ("scaling_factor", "codec", "prediction_type",
+                                                                        "spatial_position"))
         if unknown or missing:
             raise ValueError(f"DynaSceneConfig dict: unknown keys {unknown}, missing keys {missing}")
         return cls(**copy.deepcopy(data))

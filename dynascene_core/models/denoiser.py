@@ -12,8 +12,8 @@ from diffusers.models.attention import BasicTransformerBlock
 from diffusers.models.unets.unet_motion_model import AnimateDiffTransformer3D
 from torch import nn
 
-from .attention import (CameraAdaptorProcessor, ChunkedAttnProcessor, ControlState, ReferenceReadProcessor,
-                        checkpoint_with_state, project_reference)
+from .attention import (CameraAdaptorProcessor, ChunkedAttnProcessor, ControlState, ReferenceBank,
+                        ReferenceReadProcessor, bank_grid, checkpoint_with_state, project_reference)
 from .camera_encoder import level_sizes
 from .config import DynaSceneConfig
 
@@ -172,7 +172,7 @@ class DynaSceneDenoiser(nn.Module):
                 else:
                     module.set_processor(plain)
             elif name.endswith(".attn1"):
-                module.set_processor(ReferenceReadProcessor(block, self.control))
+                module.set_processor(ReferenceReadProcessor(block, self.control, config.spatial_position is not None))
             else:
                 module.set_processor(plain)
         self._reference_blocks = tuple(n.rsplit(".", 1)[0] for n, m in self.unet.named_modules()
@@ -210,8 +210,9 @@ class DynaSceneDenoiser(nn.Module):
         a generation instead of re-projecting the same bank in every call. Inference only — training
         passes the raw bank so gradients reach the projections through every call."""
         dtype = self.unet.dtype
-        return {name: project_reference(self.unet.get_submodule(name).attn1, bank[name].to(dtype))
-                for name in self._reference_blocks}
+        grid = bank_grid(bank) if self.config.spatial_position is not None else None
+        return ReferenceBank({name: project_reference(self.unet.get_submodule(name).attn1, bank[name].to(dtype), grid)
+                              for name in self._reference_blocks}, getattr(bank, "grid", ()))
 
     def feed_forward_chunks(self, pieces: int = FEED_FORWARD_PIECES) -> None:
         """Run every transformer block's feed-forward (spatial and temporal) on ``pieces`` slices of its batch
@@ -301,7 +302,7 @@ class DynaSceneDenoiser(nn.Module):
             tokens = [f.permute(0, 3, 4, 2, 1).reshape(-1, frames, f.shape[1]) for f in camera_features]
         self._set_feed_forward_chunks(sample.shape[0], frames, *sample.shape[3:])
         mask = tuple(reference_mask) if reference_mask is not None else None
-        self.control.restore((reference, mask, tokens, frames))
+        self.control.restore((reference, mask, tokens, frames, tuple(level_sizes(*sample.shape[3:], self.levels))))
         try:
             context = image_embeds.repeat_interleave(frames, dim=0)
             if not torch.is_tensor(timestep):  # a device tensor made in place: no copy, no per-value recompile;

@@ -7,7 +7,9 @@ import torch
 from diffusers import UNet2DConditionModel
 from torch import nn
 
-from .attention import ChunkedAttnProcessor, ControlState, ReferenceWriteProcessor
+from .attention import (ChunkedAttnProcessor, ControlState, ReferenceBank, ReferenceWriteProcessor,
+                        checkpoint_with_state)
+from .camera_encoder import level_sizes
 from .config import DynaSceneConfig
 
 
@@ -26,7 +28,7 @@ def reference_input(scene_latent: torch.Tensor) -> torch.Tensor:
 
 
 class ReferenceNet(nn.Module):
-    """``forward(scene_latent (B,4,h,w), image_embeds (B,1,D)) -> {block name: (B, h*w, C)}``.
+    """``forward(scene_latent (B,4,h,w), image_embeds (B,1,D)) -> ReferenceBank {block name: (B, h*w, C)}``.
 
     Runs ``self.unet`` (a diffusers ``UNet2DConditionModel``) at timestep 0 on
     :func:`reference_input`. The U-Net runs to the end (diffusers has no early exit); the tail after
@@ -40,9 +42,10 @@ class ReferenceNet(nn.Module):
         self.control = ControlState()
         self.unet = UNet2DConditionModel(**config.unet)
         plain = ChunkedAttnProcessor()
+        positions = config.spatial_position is not None
         for name, module in self.unet.named_modules():
             if name.endswith(".attn1"):
-                module.set_processor(ReferenceWriteProcessor(name.rsplit(".", 1)[0], self.control))
+                module.set_processor(ReferenceWriteProcessor(name.rsplit(".", 1)[0], self.control, positions))
             elif name.endswith(".attn2"):
                 module.set_processor(plain)
 
@@ -74,22 +77,22 @@ class ReferenceNet(nn.Module):
         return tail
 
     def enable_gradient_checkpointing(self) -> None:
-        """Recomputation during backward does not write the bank again (the bank is collected only
-        while :meth:`forward` runs)."""
-        self.unet.enable_gradient_checkpointing()
+        """Recomputation during backward sees this call's token grid (the position code) and does not write the
+        bank again."""
+        self.unet.enable_gradient_checkpointing(gradient_checkpointing_func=checkpoint_with_state(self.control))
 
     def disable_gradient_checkpointing(self) -> None:
         self.unet.disable_gradient_checkpointing()
 
-    def forward(self, scene_latent: torch.Tensor, image_embeds: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, scene_latent: torch.Tensor, image_embeds: torch.Tensor) -> ReferenceBank:
         dim, channels = self.config.unet["cross_attention_dim"], self.config.latent_channels
         if scene_latent.ndim != 4 or scene_latent.shape[1] != channels:
             raise ValueError(f"scene latent must be (B, {channels}, h, w), got {tuple(scene_latent.shape)}")
         x = reference_input(scene_latent)
         if image_embeds.ndim != 3 or image_embeds.shape[0] != x.shape[0] or image_embeds.shape[2] != dim:
             raise ValueError(f"image_embeds must be ({x.shape[0]}, 1, {dim}), got {tuple(image_embeds.shape)}")
-        bank: dict[str, torch.Tensor] = {}
-        self.control.bank = bank
+        bank = ReferenceBank(grid=level_sizes(*x.shape[-2:], len(self.config.unet["block_out_channels"])))
+        self.control.bank, self.control.grid = bank, bank.grid
         try:
             timestep = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
             self.unet(x.to(self.unet.dtype), timestep, encoder_hidden_states=image_embeds)
