@@ -152,3 +152,23 @@ def test_training_switch_sets_the_code_over_a_preset_or_a_file(tmp_path):
     assert torch.equal(models.denoiser.unet.conv_in.weight, source.denoiser.unet.conv_in.weight)
     kept, _ = build_models(cfg | {"init_from": [str(path)], "spatial_position": None}, stage=2)
     assert kept.config.spatial_position is None  # null keeps the file's own
+
+
+def test_generation_runs_with_the_code_through_windows_and_both_guidances(coded):
+    """The whole sampler with the code on: the ReferenceBank (and its grid) survives projection once per call and
+    is read in every context window, by the conditional, the unconditional and the camera-guidance branches; the
+    result differs from the same weights without the code."""
+    from dynascene_core.camera import camera_condition, make_preset
+    from dynascene_core.conditioning import DiffusersVAECodec
+    from dynascene_core.sampling.pipeline import SamplerSettings, generate
+
+    g = torch.Generator().manual_seed(0)
+    frames, scene = torch.rand(6, 3, 32, 32, generator=g), torch.rand(3, 32, 32, generator=g)
+    alpha = torch.zeros(6, 1, 32, 32)
+    alpha[:, :, 8:24, 8:16] = 1
+    trajectory = make_preset("pan_right", 6)
+    settings = SamplerSettings(steps=2, context_length=4, context_overlap=2, camera_guidance=2.0)
+    results = [generate(m, DiffusersVAECodec(m.vae), m.image_encoder, frames, alpha, scene,
+                        camera_condition(trajectory, 32, 32), 6, settings) for m in coded]
+    assert results[0].latents.shape == (1, 4, 6, 4, 4) and bool(torch.isfinite(results[0].latents).all())
+    assert (results[0].latents - results[1].latents).abs().max() > 1e-4
