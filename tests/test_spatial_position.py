@@ -2,7 +2,6 @@
 its formula, where it enters attention (query and key, never value; the bank's keys at the bank's grid), that it
 leaves models without it untouched, and the training switch ``model.spatial_position``."""
 
-import copy
 import math
 
 import pytest
@@ -15,7 +14,7 @@ from dynascene_core.models.attention import (ControlState, ReferenceBank, Refere
                                              ReferenceWriteProcessor, sinusoidal_positions_2d)
 from training.networks import build_models
 
-from test_models import _loss, randomize_adaptors
+from test_models import assert_checkpointing_keeps_grads
 
 
 def test_position_code_by_the_formula():
@@ -114,16 +113,7 @@ def test_denoiser_with_the_code_reads_a_bank_raw_or_projected_alike(coded):
 
 
 def test_gradient_checkpointing_keeps_the_grid_for_recomputation(coded):
-    plain, ckpt = copy.deepcopy(coded[0]).train(), copy.deepcopy(coded[0]).train()
-    randomize_adaptors(plain.denoiser)
-    ckpt.load_state_dict(plain.state_dict())
-    ckpt.enable_gradient_checkpointing()
-    _loss(plain).backward()
-    _loss(ckpt).backward()
-    grads = dict(ckpt.named_parameters())
-    for name, p in plain.named_parameters():
-        if p.grad is not None:
-            torch.testing.assert_close(grads[name].grad, p.grad, atol=1e-5, rtol=1e-4, msg=name)
+    assert assert_checkpointing_keeps_grads(coded[0]) > 1000
 
 
 def test_config_key_and_files_without_it():
