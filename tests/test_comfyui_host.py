@@ -297,6 +297,9 @@ def test_host_vae_decode_of_the_sampler_latent_equals_the_background(server):
     assert np.abs(decoded - background).max() <= 2 / 255  # 8-bit PNGs of the same decode
 
 
+INTERRUPT_WINDOW = (4, 1)  # the sampler's context length and overlap in the interrupt test
+
+
 def _interrupt_prompts() -> dict:
     video = {"1": {"class_type": "LoadVideo", "inputs": {"file": INTERRUPT_VIDEO}},
              "2": {"class_type": "GetVideoComponents", "inputs": {"video": ["1", 0]}}}
@@ -313,19 +316,35 @@ def _interrupt_prompts() -> dict:
     sampling = load_api_workflow(os.path.join(REPO_ROOT, "workflows", "api", "Video to a new scene.json"))
     sampler = next(key for key, node in sampling.items() if node["class_type"] == "DynaSceneSampler")
     # long enough to be running when Interrupt comes; the sampler checks for it before every U-Net call (each
-    # context window of each step), so 4-frame windows keep one call well under a second on a loaded 2-core CPU
-    sampling[sampler]["inputs"].update(steps=500, seed=1, context_length=4, context_overlap=1)
+    # context window of each step): 4-frame windows make many short calls per step
+    sampling[sampler]["inputs"].update(steps=500, seed=1, context_length=INTERRUPT_WINDOW[0],
+                                       context_overlap=INTERRUPT_WINDOW[1])
     return {"matting": (matting, "4"), "camera_estimation": (estimation, "4"), "sampling": (sampling, sampler)}
 
 
+def _checks_per_progress_unit(work: str) -> int:
+    """How often the node checks for Interrupt per unit its progress bar counts: every chunk / frame for
+    matting and camera estimation, every context window of a step for the sampler."""
+    if work != "sampling":
+        return 1
+    from dynascene_core.sampling.windows import context_windows
+
+    return len(context_windows(VIDEO_FRAMES[INTERRUPT_VIDEO], *INTERRUPT_WINDOW))
+
+
 @pytest.mark.parametrize("work", ["matting", "camera_estimation", "sampling"])
-def test_interrupt_stops_the_work_within_a_second(server, work):
+def test_interrupt_stops_the_work_promptly(server, work):
+    """Interrupt ends the node within a second, or, where the machine is so loaded that its work is slow
+    (CI's two cores are shared with the other test worker and its ComfyUI), within the time of four of its
+    Interrupt checks, timed from its own progress events. (That the sampler checks before every window is
+    tested in test_sampling_pipeline.)"""
     prompt, node_id = _interrupt_prompts()[work]
     with log_on_failure(server):
         result = server.interrupt_at_progress(prompt, node_id)
         assert result["progress"]["value"] < result["progress"]["max"], result  # reported while working
         assert result["interrupted"]["node_id"] == node_id, result
-        assert result["seconds"] < 1.0, result
+        seconds_per_check = result["unit_seconds"] / _checks_per_progress_unit(work)
+        assert result["seconds"] < max(1.0, 4 * seconds_per_check), result
         assert server.get_json("/system_stats")["system"]["comfyui_version"]
 
 

@@ -146,10 +146,11 @@ class ComfyServer:
         raise TimeoutError(f"prompt {prompt_id} did not finish within {timeout:.0f} s\n{self.log()}")
 
     def interrupt_at_progress(self, prompt: dict, node_id: str, timeout: float = 600) -> dict:
-        """Queue ``prompt``, press Interrupt (``POST /interrupt``) at node ``node_id``'s first progress event
+        """Queue ``prompt``, press Interrupt (``POST /interrupt``) at node ``node_id``'s second progress event
         and wait for the host's ``execution_interrupted`` message, over the frontend's websocket.
 
         Returns ``{"progress": <that event's data>, "seconds": <Interrupt request to interrupted message>,
+        "unit_seconds": <first to second progress event: one unit of the node's work on this machine now>,
         "interrupted": <its data>}``; raises if the prompt ends in another way first.
         """
         import asyncio
@@ -164,21 +165,24 @@ class ComfyServer:
                     status, body = await asyncio.to_thread(self.post_prompt, prompt, client_id)
                     if status != 200:
                         raise RuntimeError(f"prompt rejected ({status}): {body}")
-                    progress, pressed = None, None
+                    first, progress, pressed = None, None, None
                     while time.monotonic() < deadline:
                         message = await ws.receive(timeout=max(0.1, deadline - time.monotonic()))
                         if message.type != aiohttp.WSMsgType.TEXT:
                             continue  # binary previews
                         event = json.loads(message.data)
                         kind, data = event["type"], event.get("data") or {}
-                        if kind == "progress" and data.get("node") == node_id and progress is None:
+                        if kind == "progress" and data.get("node") == node_id and first is None:
+                            first = time.monotonic()
+                        elif kind == "progress" and data.get("node") == node_id and progress is None:
                             progress, pressed = data, time.monotonic()
                             async with session.post(self.url + "/interrupt", json={}) as answer:
                                 assert answer.status == 200
                         elif kind == "execution_interrupted":
                             if pressed is None:
                                 raise RuntimeError(f"interrupted before node {node_id} reported progress: {data}")
-                            return {"progress": progress, "seconds": time.monotonic() - pressed, "interrupted": data}
+                            return {"progress": progress, "seconds": time.monotonic() - pressed,
+                                    "unit_seconds": pressed - first, "interrupted": data}
                         elif kind in ("execution_error", "execution_success"):
                             raise RuntimeError(f"prompt ended with {kind} before the interrupt: "
                                                f"{data.get('node_type')} {data.get('exception_message', '')}")
