@@ -61,7 +61,7 @@ def bench(args, stage: int, checkpointing: bool) -> dict:
     device = torch.device(args.device)
     dtype = DTYPES[args.precision]
     models, _ = build_models({"preset": args.preset, "init_from": [], "motion_module": None, "clip_vision": None,
-                              "vae": None, "allow_random": True, "spatial_position": None}, stage)
+                              "vae": None, "allow_random": True, "spatial_position": args.spatial_position}, stage)
     trainable = prepare_stage(models, stage, checkpointing)
     models.to(device)
     hold_groups_in_dtype(models, [g for g in parameter_groups(models) if g not in STAGE_GROUPS[stage]], dtype)
@@ -168,6 +168,8 @@ def main(argv=None) -> None:
     parser.add_argument("--batch1", type=int, default=3, help="stage I batch size")
     parser.add_argument("--batch2", type=int, default=1, help="stage II batch size")
     parser.add_argument("--stages", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--spatial-position", choices=["none", "sinusoidal"], default=None,
+                        help="the model's spatial position code (default: the preset's, none)")
     parser.add_argument("--checkpointing", choices=["on", "off", "both"], default="both")
     parser.add_argument("--precision", choices=list(DTYPES), default="bf16")
     parser.add_argument("--steps", type=int, default=5)

@@ -9,14 +9,14 @@ Run it on a GPU machine before resolving any change to inference, training or no
 Parts (random weights, nothing to download):
   generate        ``generate()`` on the ``sd15`` config, 24 frames 768x432, fp16, guided DDIM, one context window;
                   again over 40 frames with 24-frame windows, camera guidance 2 (three branches) and guidance
-                  rescale 0.7; then
+                  rescale 0.7, with the spatial position code on (``spatial_position="sinusoidal"``); then
                   the CLI ``python -m dynascene_core.generate --demo --device cuda`` (matting-free demo clip,
                   writes mp4s)
   nodes           the same 24-frame job through the pack's ComfyUI node functions inside a real ComfyUI host
                   (host VAE Loader / CLIP Vision Loader on full-size random files, Load Model (DynaScene) on a
                   random sd15 DynaScene file, Background Sampler, host VAE Decode of the sampler's LATENT)
   training        a few Stage I and Stage II optimizer steps on ``sd15`` in bf16 (768x432; 24 frames in stage II),
-                  gradient checkpointing on
+                  gradient checkpointing on; Stage I again with the spatial position code on
   matting_camera  RVM matting of 24 frames at 768x432 on the GPU, and camera estimation from CUDA tensors
 
 Prints one line per part (time, peak GPU memory) and exits non-zero if any part fails.
@@ -60,13 +60,16 @@ def part_generate(args, device) -> str:
     from dynascene_core.camera import camera_condition
     from dynascene_core.conditioning import DiffusersVAECodec
     from dynascene_core.generate import main as generate_cli
-    from dynascene_core.models import DynaSceneModels
+    from dynascene_core.models import DynaSceneConfig, DynaSceneModels
     from dynascene_core.sampling.pipeline import SamplerSettings, generate
 
-    models = DynaSceneModels.build("sd15", device=device, dtype=torch.float16).eval()
-    codec = DiffusersVAECodec(models.vae)
     details = []
-    for frames, camera_guidance, rescale in ((args.frames, 0.0, 0.0), (args.frames + 16, 2.0, 0.7)):
+    for frames, camera_guidance, rescale, position in ((args.frames, 0.0, 0.0, None),
+                                                       (args.frames + 16, 2.0, 0.7, "sinusoidal")):
+        config = DynaSceneConfig.preset("sd15")
+        config.spatial_position = position
+        models = DynaSceneModels.build(config, device=device, dtype=torch.float16).eval()
+        codec = DiffusersVAECodec(models.vae)
         pixels, alpha, scene, trajectory = _inputs(frames, args.height, args.width)
         start = time.perf_counter()
         result = generate(models, codec, models.image_encoder, pixels, alpha, scene,
@@ -76,10 +79,10 @@ def part_generate(args, device) -> str:
         torch.cuda.synchronize()
         _check_video("background", result.background, frames, args.height, args.width)
         details.append(f"{frames} frames/{len(result.windows)} windows/camera guidance {camera_guidance:g}"
-                       f"/rescale {rescale:g} "
+                       f"/rescale {rescale:g}/position {position or 'none'} "
                        f"{time.perf_counter() - start:.1f}s")
-    del models, codec
-    torch.cuda.empty_cache()
+        del models, codec
+        torch.cuda.empty_cache()
     try:
         import imageio_ffmpeg
 
@@ -167,12 +170,13 @@ def part_training(args, device) -> str:
     from bench_training import bench
 
     details = []
-    bargs = argparse.Namespace(device=str(device), precision="bf16", preset="sd15", height=args.height,
-                               width=args.width, frames=args.frames, batch1=3, batch2=1, steps=args.train_steps,
-                               warmup=1, profile=None)
-    for stage in (1, 2):
+    for stage, position in ((1, None), (2, None), (1, "sinusoidal")):
+        bargs = argparse.Namespace(device=str(device), precision="bf16", preset="sd15", height=args.height,
+                                   width=args.width, frames=args.frames, batch1=3, batch2=1, steps=args.train_steps,
+                                   warmup=1, profile=None, spatial_position=position)
         result = bench(bargs, stage, checkpointing=True)
-        details.append(f"stage {stage} (batch {result['batch']}, {result['frames']} frames) {result['step_s']:.2f} s/step "
+        details.append(f"stage {stage}{' (position code)' if position else ''} (batch {result['batch']}, "
+                       f"{result['frames']} frames) {result['step_s']:.2f} s/step "
                        f"{result['peak_GiB']:.1f} GiB {result['TFLOPs']:.0f} TFLOP/s")
         torch.cuda.empty_cache()
     return "; ".join(details)
