@@ -9,9 +9,9 @@ import torch
 
 from dynascene_core.camera import (CameraQuality, estimate_trajectory, load_intrinsics, make_preset,
                                    render_synthetic_clip)
-from dynascene_core.camera.bundle import bundle_adjust
-from dynascene_core.camera.estimate import (METHODS, _disagreeing_runs, _later_parallax, _rotation_gap,
-                                            _second_start, _solve_general_ba)
+from dynascene_core.camera.bundle import BundleResult, bundle_adjust
+from dynascene_core.camera.estimate import (METHODS, _best_adjustment, _disagreeing_runs, _later_parallax,
+                                            _rotation_gap, _second_start, _solve_general_ba)
 from dynascene_core.camera.geometry import solve_general, step_disagreement
 from dynascene_core.camera.quality import assess
 from dynascene_core.camera.tracks import Tracks
@@ -79,7 +79,8 @@ def test_focal_is_estimated_within_3_percent(preset, motion):
 @pytest.mark.parametrize("preset", ["truck_right+tilt_up", "dolly_in+pan_right"])
 def test_focal_from_one_start_escapes_a_wrong_minimum(preset):
     # seed 4: adjusted from the default 65 deg start alone, both clips ended near 72-73 deg (true 93 deg)
-    # with a flat cost around it; the fast method then adjusts again from other starting focals
+    # with a flat cost around it; the fast method then screens other starting focals and solves in full the
+    # one that fits clearly better
     trajectory = make_preset(preset, 12, speed=2.0)
     clip = render_synthetic_clip(trajectory, 144, 256, seed=4)
     est, stats = estimate_trajectory(clip.frames, clip.masks)
@@ -87,6 +88,29 @@ def test_focal_from_one_start_escapes_a_wrong_minimum(preset):
     assert abs(stats.quality.fov_deg / _true_fov(trajectory) - 1) < 0.03
     gt = trajectory.relative_to(0).c2w.numpy()
     assert rotation_angle_deg(gt[-1, :3, :3], est.c2w[-1, :3, :3].numpy()) < 1.0
+
+
+def _adjustment(median_px: float, kept: int) -> tuple:
+    """A ``(BundleResult, solved)`` whose inlier observations number ``kept`` with median error ``median_px``
+    (spread ±20% around it), and some outlier observations beside them."""
+    errors = np.full((1, kept + 50), 5.0)
+    errors[0, :kept] = median_px * np.linspace(0.8, 1.2, kept)
+    used = errors < 2.0
+    return BundleResult(np.eye(4)[None], np.zeros((kept + 50, 3)), used, errors, 100.0), np.ones(1, bool)
+
+
+def test_another_start_wins_only_when_it_fits_clearly_better():
+    first = _adjustment(0.30, 1000)
+    near_tie = _adjustment(0.28, 1000)  # 7% lower: noise between starts, the default start stays
+    assert _best_adjustment([first, near_tie]) is first
+    clearly = _adjustment(0.15, 600)  # half the error (at most 0.7x), over half the observations
+    assert _best_adjustment([first, near_tie, clearly]) is clearly
+    few = _adjustment(0.15, 400)  # half the error on under half the observations: a small, easy subset
+    assert _best_adjustment([first, few]) is first
+    covered = _adjustment(0.29, 2100)  # no higher error on over twice the observations
+    assert _best_adjustment([first, covered]) is covered
+    assert _best_adjustment([first, covered, clearly]) is clearly  # the lowest error among the clearly better
+    assert _best_adjustment([first, _adjustment(0.31, 2100)]) is first  # more observations, higher error
 
 
 def test_pure_rotation_given_fov_is_reliable_and_has_no_translation():

@@ -17,10 +17,11 @@ Pipeline:
    an unknown focal refined jointly with a robust loss, outlier observations dropped and solved again.
    The unit is set so that the median depth of the background points seen in frame 0 is ``scene_depth``.
 
-Methods: ``"fast"`` (default; one initialisation, two more from other starting focals when an estimated
-focal comes out undetermined) and ``"accurate"`` (more tracks, several initial
-focal lengths for the bundle adjustment, one more outlier round, and a second start from another pair of
-frames that checks the first: a gap makes the verdict uncertain; several times slower).
+Methods: ``"fast"`` (default; one initialisation, and when an estimated focal comes out undetermined two
+other starting focals screened with a small adjustment, one solved in full only if it fits clearly better)
+and ``"accurate"`` (more tracks, several initial focal lengths for the bundle adjustment, one more outlier
+round, and a second start from another pair of frames that checks the first: a gap makes the verdict
+uncertain; several times slower).
 Intrinsics: ``fov_deg`` (field of view across the **longer side**), or ``intrinsics`` (a file or
 normalised ``(fx, fy, cx, cy)``), or neither: the focal is then estimated (square pixels, principal
 point at the centre). Poses are relative to the first frame (its camera is the world frame). Every
@@ -52,15 +53,17 @@ DEFAULT_FOV_DEG = 65.0
 METHODS = {
     "fast": dict(max_features=600, refine_passes=0, rounds=2, max_points=500, start_fovs=(DEFAULT_FOV_DEG,),
                  retry_fovs=(45.0, 85.0), second_start=False),
-    "accurate": dict(max_features=1200, refine_passes=1, rounds=3, max_points=3000, start_fovs=(45.0, 65.0, 85.0),
-                     retry_fovs=(), second_start=True),
+    "accurate": dict(max_features=1200, refine_passes=1, rounds=3, max_points=3000,
+                     start_fovs=(DEFAULT_FOV_DEG, 45.0, 85.0), retry_fovs=(), second_start=True),
 }
+SCREENING = dict(METHODS["fast"], rounds=1, max_points=150)  # the fast method's quick look at other starting focals
 MIN_FRAME_INLIERS = 12  # a frame whose pose rests on fewer inlier observations is reported unreliable
 STEP_DISAGREEMENT_DEG = 3.0  # a step whose rotation differs more from its two-view rotation disagrees ...
 STEP_DISAGREEMENT_RUN = 2  # ... and this many consecutive disagreeing steps make the clip uncertain
 STEP_MIN_INLIERS = 30  # two-view poses resting on fewer matches are not compared
 FOCAL_RANGE_DEG = (20.0, 120.0)  # fields of view the focal estimation considers
 FOCAL_STEP = 1.15  # focal ratio of the determinacy check
+CLEAR_GAIN = 0.7  # another starting focal replaces the default's solution only below this share of its error
 
 
 @dataclass
@@ -103,13 +106,25 @@ def _median_error(result) -> float:
     return float(np.nanmedian(result.errors[result.used])) if result.used.any() else float("inf")
 
 
+def _clearly_better(result, first, min_share: float) -> bool:
+    """Whether bundle adjustment ``result`` fits clearly better than ``first``: a median reprojection error at most
+    :data:`CLEAR_GAIN` × first's while keeping at least ``min_share`` × its inlier observations, or no higher error
+    with at least twice its inlier observations."""
+    error, first_error = _median_error(result), _median_error(first)
+    kept, first_kept = result.used.sum(), first.used.sum()
+    return bool((error <= CLEAR_GAIN * first_error and kept >= min_share * first_kept)
+                or (error <= first_error and kept >= 2 * first_kept))
+
+
 def _best_adjustment(candidates: list) -> tuple:
-    """The ``(result, solved)`` with the lowest median reprojection error among the candidates that keep at
-    least half as many inlier observations as the best covered one (an initialisation that triangulated
-    few points would otherwise win with a small, easy subset)."""
-    most = max(result.used.sum() for result, _ in candidates)
-    covered = [c for c in candidates if c[0].used.sum() >= 0.5 * most]
-    return min(covered, key=lambda c: _median_error(c[0]))
+    """The first ``(result, solved)`` (the default start), unless another start fits clearly better
+    (:func:`_clearly_better`, keeping at least half the first's inlier observations: an initialisation that
+    triangulated few points would otherwise win with a small, easy subset); then the lowest-error such.
+    Starts that end a few % apart are ranked by noise: on real footage the lower error of such near-ties was
+    the worse camera as often as not."""
+    first = candidates[0]
+    better = [c for c in candidates[1:] if _clearly_better(c[0], first[0], 0.5)]
+    return min(better, key=lambda c: _median_error(c[0])) if better else first
 
 
 def _focal_costs(tracks: Tracks, result, solved: np.ndarray, width: int, height: int, max_points: int):
@@ -322,17 +337,18 @@ def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, int
         progress(count, count)
 
     if has_parallax:
-        def adjust(start_fovs):
-            """Initialisation + bundle adjustment from each starting FOV → [(result, solved)]."""
+        def adjust(start_fovs, how=settings):
+            """Initialisation + bundle adjustment (``how``: a METHODS entry) from each starting FOV
+            → [(start_fov, (result, solved))]."""
             found = []
             for start_fov in start_fovs:
                 k = (intrinsics_for_fov(start_fov, height, width) if estimate_focal else given) * pixels
-                solution = _solve_general_ba(tracks, k, best, width, height, estimate_focal, settings)
+                solution = _solve_general_ba(tracks, k, best, width, height, estimate_focal, how)
                 if solution is not None:
-                    found.append(solution)
+                    found.append((start_fov, solution))
             return found
 
-        candidates = adjust(settings["start_fovs"] if estimate_focal else (None,))
+        candidates = [solution for _, solution in adjust(settings["start_fovs"] if estimate_focal else (None,))]
         if candidates:
             result, solved = _best_adjustment(candidates)
             focal_determined = True
@@ -340,11 +356,13 @@ def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, int
                 costs = _focal_costs(tracks, result, solved, width, height, settings["max_points"])
                 focal_determined = _focal_is_determined(*costs)
                 if not focal_determined and settings["retry_fovs"]:
-                    # a flat cost around the refined focal may be a local minimum: adjust again from other
-                    # starting focals and keep the lowest-error well-covered result
-                    retried, retried_solved = _best_adjustment(candidates + adjust(settings["retry_fovs"]))
-                    if retried is not result:
-                        result, solved = retried, retried_solved
+                    # a flat cost around the refined focal may be a local minimum: other starting focals are
+                    # screened with a small adjustment, and one that fits clearly better is solved in full
+                    promising = [fov for fov, (screened, _) in adjust(settings["retry_fovs"], SCREENING)
+                                 if _clearly_better(screened, result, 0.0)]  # screened: fewer points
+                    retried = _best_adjustment(candidates + [solution for _, solution in adjust(promising)])
+                    if retried[0] is not result:
+                        result, solved = retried
                         costs = _focal_costs(tracks, result, solved, width, height, settings["max_points"])
                         focal_determined = _focal_is_determined(*costs)
             intr = (np.array([result.focal_px, result.focal_px, width / 2, height / 2]) / pixels
