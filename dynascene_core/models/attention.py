@@ -114,11 +114,12 @@ def position_code(grids, tokens: int, like: torch.Tensor) -> torch.Tensor:
 
 
 def _placed(tokens: torch.Tensor, grids) -> torch.Tensor:
-    """``(b, n, C)`` tokens with the position code of their grid added (query and key inputs, never values).
+    """``(b, n, C)`` tokens with the position code of their grid added (query and key inputs, never values);
+    unchanged when ``grids`` is None (a model without the code).
 
     A narrow U-Net knows little of where a token lies (only what zero padding tells its few convolutions), so its
     reference attention cannot find the scene image's token at the same place; the code tells query and key."""
-    return tokens + position_code(grids, tokens.shape[1], tokens)
+    return tokens if grids is None else tokens + position_code(grids, tokens.shape[1], tokens)
 
 
 def checkpoint_with_state(state: ControlState):
@@ -167,7 +168,7 @@ def _plain(attn, hidden_states: torch.Tensor, encoder_hidden_states: torch.Tenso
     context = hidden_states if encoder_hidden_states is None else encoder_hidden_states
     if encoder_hidden_states is not None and attn.norm_cross:
         context = attn.norm_encoder_hidden_states(context)
-    placed = _placed(hidden_states, grids) if grids is not None else hidden_states
+    placed = _placed(hidden_states, grids)
     out = attention(attn.to_q(placed), attn.to_k(placed if encoder_hidden_states is None else context),
                     attn.to_v(context), attn.heads)
     return _finish(attn, out, hidden_states)
@@ -199,7 +200,7 @@ class ReferenceWriteProcessor:
 def project_reference(attn, bank: torch.Tensor, grids=None) -> tuple[torch.Tensor, torch.Tensor]:
     """Reference tokens ``(Bb, m, C)`` -> ``(keys, values)`` with ``attn``'s own ``to_k``/``to_v`` (with ``grids``,
     the scene latent's level grids, the keys get the position code)."""
-    return attn.to_k(_placed(bank, grids) if grids is not None else bank), attn.to_v(bank)
+    return attn.to_k(_placed(bank, grids)), attn.to_v(bank)
 
 
 def _with_reference(own: torch.Tensor, reference: torch.Tensor, videos: range, frames: int) -> torch.Tensor:
@@ -239,7 +240,7 @@ class ReferenceReadProcessor:
         else:
             scene_grid = bank_grid(self.state.bank) if self.positions else None
             ref_key, ref_value = project_reference(attn, bank.to(hidden_states.dtype), scene_grid)
-        placed = _placed(hidden_states, own_grid) if own_grid is not None else hidden_states
+        placed = _placed(hidden_states, own_grid)
         query, key, value = attn.to_q(placed), attn.to_k(placed), attn.to_v(hidden_states)
         pieces = []
         for start, stop, reads in _runs(mask):
