@@ -94,7 +94,7 @@ def bundle_adjust(points2d: np.ndarray, w2c: np.ndarray, points3d: np.ndarray, h
         options.ceres.solver_options.max_num_iterations = max_iterations
         # COLMAP turns Ceres' relative-decrease stop off (0) and so always ran every iteration here; the
         # poses stop changing long before. A free focal sits in a flat valley, hence the tighter bound.
-        options.ceres.solver_options.function_tolerance = 1e-8 if refine_focal else 1e-6
+        options.ceres.solver_options.function_tolerance = 1e-7 if refine_focal else 1e-6
         options.ceres.solver_options.num_threads = 1
         config = pycolmap.BundleAdjustmentConfig()
         for i in np.flatnonzero(frame_ok):

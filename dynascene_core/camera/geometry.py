@@ -137,15 +137,16 @@ def _triangulate(w2c_a, w2c_b, pa, pb, k, max_err_px: float, min_angle_deg: floa
     return x, ok
 
 
-def _pnp(points3d, points2d, k, guess_w2c, threshold_px: float):
-    """RANSAC PnP + LM refinement → (w2c or None, inlier flags, median reprojection px)."""
+def _pnp(points3d, points2d, k, guess_w2c, threshold_px: float, iterations: int = 200):
+    """RANSAC PnP (at most ``iterations`` samples) + LM refinement → (w2c or None, inlier flags, median
+    reprojection px)."""
     kmat = _camera_matrix(k)
     obj, img = points3d.astype(np.float64), points2d.astype(np.float64)
     if len(obj) < 6:
         return None, np.zeros(len(obj), bool), float("nan")
     rvec0, _ = cv2.Rodrigues(guess_w2c[:3, :3])
     ok, rvec, tvec, inl = cv2.solvePnPRansac(obj, img, kmat, None, rvec0.copy(), guess_w2c[:3, 3:].copy(),
-                                             useExtrinsicGuess=True, iterationsCount=200,
+                                             useExtrinsicGuess=True, iterationsCount=iterations,
                                              reprojectionError=threshold_px, confidence=0.999,
                                              flags=cv2.SOLVEPNP_ITERATIVE)
     if not ok or inl is None or len(inl) < 6:
@@ -219,10 +220,10 @@ def step_disagreement(tracks: Tracks, w2c: np.ndarray, solved: np.ndarray, k: np
     return angles
 
 
-def solve_general(tracks: Tracks, k: np.ndarray, init: int, refine_passes: int):
-    """Essential-matrix initialisation on (0, init), then PnP + triangulation of every frame (a frame that
-    shares too few triangulated points for PnP is placed by the essential matrix with the frame before,
-    unless that frame was placed so too).
+def solve_general(tracks: Tracks, k: np.ndarray, init: int, refine_passes: int, pnp_iterations: int = 200):
+    """Essential-matrix initialisation on (0, init), then PnP (RANSAC of at most ``pnp_iterations`` samples) +
+    triangulation of every frame (a frame that shares too few triangulated points for PnP is placed by the
+    essential matrix with the frame before, unless that frame was placed so too).
 
     Returns ``(w2c (F, 4, 4), points (N, 3), has_point (N,), solved (F,))`` or None if it fails.
     """
@@ -270,7 +271,7 @@ def solve_general(tracks: Tracks, k: np.ndarray, init: int, refine_passes: int):
                 continue
             use = valid[i] & has_xyz
             guess = w2c[i] if solved[i] else w2c[i - 1]
-            pose, flags, err = _pnp(xyz[use], pts[i, use], k, guess, 2.0)
+            pose, flags, err = _pnp(xyz[use], pts[i, use], k, guess, 2.0, pnp_iterations)
             if pose is None and pass_index == 0 and solved[i - 1] and i - 1 not in bridged:
                 # one frame whose tracks are all new; a run of them is no track to bridge (e.g. noise)
                 pose = _step_from_essential(pts, valid, w2c, solved, i, kmat)
