@@ -1,7 +1,7 @@
 """Camera estimation on real footage with ground-truth cameras: accuracy, focal, verdict and speed.
 
     python benchmarks/bench_camera_real.py [--kitti DIR] [--seven-scenes DIR] [--hololens DIR] [--tum DIR] [--width 512]
-                                           [--method fast|accurate|colmap] [--focal estimated|given]
+                                           [--aspect 16:9] [--method fast|accurate|colmap] [--focal estimated|given]
                                            [--json results.json]
 
 Footage (give one or more; none of it is copied into this repository, the benchmark reads the checkouts):
@@ -30,7 +30,9 @@ Footage (give one or more; none of it is copied into this repository, the benchm
   undistorted with the setup's published calibration, which then counts as the given focal. Clips: every
   second frame of 50 consecutive frames (25 frames), not overlapping.
 
-Frames are resized to ``--width``.
+Frames are resized to ``--width``. ``--aspect 16:9`` (any ``W:H``) then crops them about their centre to that
+shape, as phone and camera video is, and moves the normalised intrinsics with the crop (the poses do not change);
+footage wider than that shape ends narrower than ``--width`` (KITTI: 276×155).
 
 Metrics (per clip), both trajectories expressed relative to their first frame, at the **last frame**:
 
@@ -205,6 +207,20 @@ def tum_clips(root: str, width: int):
 FOOTAGE = {"kitti": kitti_clips, "seven_scenes": seven_scenes_clips, "hololens": hololens_clips, "tum": tum_clips}
 
 
+def centre_crop(frames: np.ndarray, intrinsics: np.ndarray, aspect: tuple[int, int]
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """``frames (F, H, W, 3)`` cropped about the centre to ``aspect`` (width, height), and their normalised
+    intrinsics ``(fx, fy, cx, cy)`` (by width and height) for the cropped frames."""
+    height, width = frames.shape[1:3]
+    new_width = min(width, int(round(height * aspect[0] / aspect[1])))
+    new_height = min(height, int(round(width * aspect[1] / aspect[0])))
+    left, top = (width - new_width) // 2, (height - new_height) // 2
+    fx, fy, cx, cy = np.asarray(intrinsics, np.float64)
+    cropped = np.array([fx * width / new_width, fy * height / new_height,
+                        (cx * width - left) / new_width, (cy * height - top) / new_height])
+    return frames[:, top:top + new_height, left:left + new_width], cropped
+
+
 def umeyama(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
     """Similarity (s, R, t) minimising Σ|dst − (s R src + t)|² for point sets ``(N, 3)``."""
     mu_s, mu_d = src.mean(0), dst.mean(0)
@@ -304,6 +320,7 @@ def main() -> None:
     parser.add_argument("--hololens", help="sample-data/hololens-dataset/000 of a checkout of ardaduz/deep-video-mvs")
     parser.add_argument("--tum", help="a TUM RGB-D sequence folder (rgb.txt, rgb/, groundtruth.txt)")
     parser.add_argument("--width", type=int, default=512)
+    parser.add_argument("--aspect", default=None, help="crop the frames about their centre to W:H, e.g. 16:9")
     parser.add_argument("--method", choices=("fast", "accurate", "colmap"), default="fast",
                         help="colmap: COLMAP's full pipeline as a reference (not this package's estimator)")
     parser.add_argument("--focal", choices=("estimated", "given"), default="estimated")
@@ -312,12 +329,21 @@ def main() -> None:
     footage = [(key, getattr(args, key)) for key in FOOTAGE if getattr(args, key)]
     if not footage:
         parser.error("give at least one of --kitti, --seven-scenes, --hololens, --tum")
+    aspect = None
+    if args.aspect:
+        try:
+            aspect = tuple(int(v) for v in args.aspect.split(":"))
+            assert len(aspect) == 2 and min(aspect) > 0
+        except (ValueError, AssertionError):
+            parser.error(f"--aspect must be W:H with positive integers, got {args.aspect!r}")
 
     rows = []
     print(f"{'clip':22s} {'rot_rel':>7s} {'rot_al':>7s} {'tdir_rel':>8s} {'tdir_al':>7s} {'focal_err%':>10s} "
           f"{'verdict':>10s} {'reproj_px':>9s} {'fps':>6s} {'cpu_fps':>7s}")
     for source, name, frames, gt_c2w, intrinsics in ((key, *clip) for key, root in footage
                                                      for clip in FOOTAGE[key](root, args.width)):
+        if aspect:
+            frames, intrinsics = centre_crop(frames, intrinsics, aspect)
         given = intrinsics if args.focal == "given" else None
         start, start_cpu = time.perf_counter(), time.process_time()
         if args.method == "colmap":
@@ -353,7 +379,8 @@ def main() -> None:
     for label, group in [g for g in groups if g[1]] + ([("all", rows)] if len(footage) > 1 else []):
         print(f"-- {label}: {len(group)} clips")
         summarise(group)
-    print(f"({args.method}, focal {args.focal}, width {args.width}, {os.cpu_count()} CPUs visible)")
+    print(f"({args.method}, focal {args.focal}, width {args.width}{f', cropped to {args.aspect}' if aspect else ''}, "
+          f"{os.cpu_count()} CPUs visible)")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as handle:
             json.dump(rows, handle, indent=1)

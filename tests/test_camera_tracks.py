@@ -204,3 +204,23 @@ def test_tum_reader_interpolates_the_motion_capture_to_the_frame_times(tmp_path)
     assert np.allclose(intrinsics, [535.4 / 640, 539.2 / 480, 320.1 / 640, 247.6 / 480])
     with pytest.raises(ValueError, match="names no TUM setup"):
         next(bench.tum_clips(str(tmp_path), 32))
+
+
+@pytest.mark.parametrize("size,aspect,kept", [((384, 512), (16, 9), (288, 512)), ((155, 512), (16, 9), (155, 276))])
+def test_centre_crop_keeps_every_point_where_the_pixel_grid_puts_it(size, aspect, kept):
+    """A point projected with the cropped intrinsics lands on the same image content as with the full frame's:
+    the full-frame pixel minus the crop's offset (pinhole projection written out)."""
+    bench = load_benchmark("bench_camera_real")
+    height, width = size
+    frames = np.arange(height * width * 3, dtype=np.uint32).reshape(1, height, width, 3)
+    intrinsics = np.array([0.8, 0.8 * width / height, 0.47, 0.52])  # normalised, principal point off-centre
+    cropped, new = bench.centre_crop(frames, intrinsics, aspect)
+    assert cropped.shape[1:3] == kept
+    top, left = (height - kept[0]) // 2, (width - kept[1]) // 2
+    assert (cropped[0] == frames[0, top:top + kept[0], left:left + kept[1]]).all()
+    for x, y, z in [(0.1, -0.05, 2.0), (-0.3, 0.2, 3.5)]:
+        u_full = intrinsics[0] * width * x / z + intrinsics[2] * width
+        v_full = intrinsics[1] * height * y / z + intrinsics[3] * height
+        u_crop = new[0] * kept[1] * x / z + new[2] * kept[1]
+        v_crop = new[1] * kept[0] * y / z + new[3] * kept[0]
+        assert u_crop == pytest.approx(u_full - left) and v_crop == pytest.approx(v_full - top)
