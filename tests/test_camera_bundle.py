@@ -230,7 +230,7 @@ def test_initialisation_bridges_a_frame_where_every_track_is_new():
     w2c = _walk(12, 2.5, 0.08)
     lives = [(s, min(s + 4, 6)) for s in range(0, 6)] + [(6, 9), (7, 10), (8, 11), (9, 11), (10, 11)]
     tracks = _short_tracks(w2c, k, lives)
-    start = solve_general(tracks, k, 3, 0)
+    start = solve_general(tracks, k, 3, 0, 200)
     assert start is not None
     est_w2c, points, has_point, solved = start
     assert solved.all()

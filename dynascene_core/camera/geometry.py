@@ -137,7 +137,7 @@ def _triangulate(w2c_a, w2c_b, pa, pb, k, max_err_px: float, min_angle_deg: floa
     return x, ok
 
 
-def _pnp(points3d, points2d, k, guess_w2c, threshold_px: float, iterations: int = 200):
+def _pnp(points3d, points2d, k, guess_w2c, threshold_px: float, iterations: int):
     """RANSAC PnP (at most ``iterations`` samples) + LM refinement → (w2c or None, inlier flags, median
     reprojection px)."""
     kmat = _camera_matrix(k)
@@ -220,7 +220,7 @@ def step_disagreement(tracks: Tracks, w2c: np.ndarray, solved: np.ndarray, k: np
     return angles
 
 
-def solve_general(tracks: Tracks, k: np.ndarray, init: int, refine_passes: int, pnp_iterations: int = 200):
+def solve_general(tracks: Tracks, k: np.ndarray, init: int, refine_passes: int, pnp_iterations: int):
     """Essential-matrix initialisation on (0, init), then PnP (RANSAC of at most ``pnp_iterations`` samples) +
     triangulation of every frame (a frame that shares too few triangulated points for PnP is placed by the
     essential matrix with the frame before, unless that frame was placed so too).
