@@ -331,11 +331,10 @@ def main() -> None:
         parser.error("give at least one of --kitti, --seven-scenes, --hololens, --tum")
     aspect = None
     if args.aspect:
-        try:
-            aspect = tuple(int(v) for v in args.aspect.split(":"))
-            assert len(aspect) == 2 and min(aspect) > 0
-        except (ValueError, AssertionError):
+        parts = args.aspect.split(":")
+        if len(parts) != 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
             parser.error(f"--aspect must be W:H with positive integers, got {args.aspect!r}")
+        aspect = (int(parts[0]), int(parts[1]))
 
     rows = []
     print(f"{'clip':22s} {'rot_rel':>7s} {'rot_al':>7s} {'tdir_rel':>8s} {'tdir_al':>7s} {'focal_err%':>10s} "

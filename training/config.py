@@ -92,9 +92,12 @@ def check_config(config: dict) -> None:
             raise ConfigError(message)
 
     need(config["stage"] in (1, 2), f"stage must be 1 or 2, got {config['stage']!r}")
+    from dynascene_core.models.config import SPATIAL_POSITIONS
+
+    codes = [code for code in SPATIAL_POSITIONS if code is not None]
     position = config["model"]["spatial_position"]
-    need(position in (None, "none", "sinusoidal"),
-         f"model.spatial_position must be null, none or sinusoidal, got {position!r}")
+    need(position in (None, "none", *codes),
+         f"model.spatial_position must be null, none or one of {codes}, got {position!r}")
     data, train = config["data"], config["train"]
     need(data["on_bad_clip"] in ("skip", "error"), f"data.on_bad_clip must be skip or error, got {data['on_bad_clip']!r}")
     need(data["validate"] in ("full", "quick"), f"data.validate must be full or quick, got {data['validate']!r}")
