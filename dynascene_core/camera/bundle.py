@@ -53,7 +53,8 @@ def bundle_adjust(points2d: np.ndarray, w2c: np.ndarray, points3d: np.ndarray, h
     k = np.asarray(k, np.float64).copy()
     observed = ~np.isnan(points2d[..., 0]) & solved[:, None] & has_point[None, :]
     used = observed.copy()
-    for _ in range(rounds):
+    errors = None
+    for round_index in range(rounds):
         length = used.sum(0)
         keep = length >= 2
         if keep.sum() > max_points:
@@ -77,13 +78,17 @@ def bundle_adjust(points2d: np.ndarray, w2c: np.ndarray, points3d: np.ndarray, h
                                    image_id=int(i) + 1)
             pose = pycolmap.Rigid3d(pycolmap.Rotation3d(w2c[i, :3, :3]), w2c[i, :3, 3])
             rec.add_image_with_trivial_frame(image, pose)
+        # tracks from flat lists of observations: a numpy call per point cost as much as building them
+        kept = np.flatnonzero(keep)
+        kept_slots = slots[:, kept].T  # (K, F)
+        point_of, frame_of = np.nonzero(kept_slots >= 0)  # observations ordered by point
+        elements = [pycolmap.TrackElement(i, s)
+                    for i, s in zip((frame_of + 1).tolist(), kept_slots[point_of, frame_of].tolist())]
+        bounds = np.searchsorted(point_of, np.arange(len(kept) + 1)).tolist()
         point_ids = {}
-        for j in np.flatnonzero(keep):
-            seen = np.flatnonzero((slots[:, j] >= 0))
-            if len(seen) < 2:
-                continue
-            track = pycolmap.Track([pycolmap.TrackElement(int(i) + 1, int(slots[i, j])) for i in seen])
-            point_ids[j] = rec.add_point3D(points3d[j], track)
+        for n, j in enumerate(kept.tolist()):
+            if bounds[n + 1] - bounds[n] >= 2:
+                point_ids[j] = rec.add_point3D(points3d[j], pycolmap.Track(elements[bounds[n]:bounds[n + 1]]))
         options = pycolmap.BundleAdjustmentOptions()
         options.print_summary = False
         options.refine_focal_length = refine_focal
@@ -93,8 +98,10 @@ def bundle_adjust(points2d: np.ndarray, w2c: np.ndarray, points3d: np.ndarray, h
         options.ceres.loss_function_scale = 1.0
         options.ceres.solver_options.max_num_iterations = max_iterations
         # COLMAP turns Ceres' relative-decrease stop off (0) and so always ran every iteration here; the
-        # poses stop changing long before. A free focal sits in a flat valley, hence the tighter bound.
-        options.ceres.solver_options.function_tolerance = 1e-7 if refine_focal else 1e-6
+        # poses stop changing long before. A free focal sits in a flat valley, hence the tighter bound in the
+        # last round (the rounds before it only have to find the outliers)
+        last = round_index == rounds - 1
+        options.ceres.solver_options.function_tolerance = 1e-7 if refine_focal and last else 1e-6
         options.ceres.solver_options.num_threads = 1
         config = pycolmap.BundleAdjustmentConfig()
         for i in np.flatnonzero(frame_ok):
@@ -119,6 +126,7 @@ def bundle_adjust(points2d: np.ndarray, w2c: np.ndarray, points3d: np.ndarray, h
         k = np.array([params[0], params[0], k[2], k[3]]) if refine_focal else k
         errors = reprojection_errors(points2d, w2c, points3d, k)
         used = observed & (errors < outlier_px)
-    errors = reprojection_errors(points2d, w2c, points3d, k)
+    if errors is None:  # nothing was adjusted
+        errors = reprojection_errors(points2d, w2c, points3d, k)
     errors[~observed] = np.nan
     return BundleResult(w2c, points3d, observed & (errors < outlier_px), errors, float(0.5 * (k[0] + k[1])))
