@@ -10,7 +10,8 @@ import torch
 from dynascene_core.camera import (CameraQuality, estimate_trajectory, load_intrinsics, make_preset,
                                    render_synthetic_clip)
 from dynascene_core.camera.bundle import BundleResult, bundle_adjust
-from dynascene_core.camera.estimate import (METHODS, _best_adjustment, _disagreeing_runs, _later_parallax,
+from dynascene_core.camera.estimate import (FOCAL_STEP, METHODS, _best_adjustment, _disagreeing_runs,
+                                            _fixed_focal_cost, _focal_is_determined, _later_parallax, _median_error,
                                             _rotation_gap, _second_start, _solve_general_ba)
 from dynascene_core.camera.geometry import solve_general, step_disagreement
 from dynascene_core.camera.quality import assess
@@ -74,6 +75,65 @@ def test_focal_is_estimated_within_3_percent(preset, motion):
     assert est.intrinsics[0, 0].item() == pytest.approx(quality.focal_px / 256, rel=1e-6)
     gt = trajectory.relative_to(0).c2w.numpy()
     assert rotation_angle_deg(gt[-1, :3, :3], est.c2w[-1, :3, :3].numpy()) < 1.0
+
+
+def _adjusted_walk(turn_per_frame: np.ndarray):
+    """A 10-frame walk (0.15, 0.05, 0.08 per frame) turning by ``turn_per_frame`` (axis-angle) through 300 points,
+    observed with 0.3 px noise by a 160 px camera (320×240), adjusted from a focal 4% off:
+    ``(tracks, result, solved, true focal)``."""
+    rng = np.random.default_rng(1)
+    width, height, focal = 320, 240, 160.0
+    points = np.c_[rng.uniform(-4, 4, 300), rng.uniform(-3, 3, 300), rng.uniform(3, 7, 300)]
+    frames = 10
+    w2c = np.tile(np.eye(4), (frames, 1, 1))
+    for i in range(frames):
+        c2w = np.eye(4)
+        c2w[:3, :3] = axis_angle_to_matrix(turn_per_frame * i)
+        c2w[:3, 3] = [0.15 * i, 0.05 * i, 0.08 * i]
+        w2c[i] = np.linalg.inv(c2w)
+    cam = points[None] @ np.transpose(w2c[:, :3, :3], (0, 2, 1)) + w2c[:, None, :3, 3]
+    observed = cam[..., :2] / cam[..., 2:] * focal + np.array([width / 2, height / 2])
+    seen = (cam[..., 2] > 0.5) & (observed >= 0).all(-1) & (observed < [width, height]).all(-1)
+    observed = np.where(seen[..., None], observed + rng.normal(0, 0.3, observed.shape), np.nan)
+    solved = np.ones(frames, bool)
+    result = bundle_adjust(observed, w2c, points, seen.sum(0) >= 2, solved,
+                           np.array([focal, focal, width / 2, height / 2]) * 1.04, width, height, refine_focal=True)
+    return Tracks(observed), result, solved, focal
+
+
+def test_focal_determinacy_tells_a_turning_walk_from_pure_travel():
+    # turning while walking fixes the focal; pure travel cannot (another focal with the scene scaled across the
+    # view fits the same images)
+    tracks, result, solved, focal = _adjusted_walk(np.array([0.08, -0.12, 0.0]))
+    assert abs(result.focal_px / focal - 1) < 0.01
+    cost = _fixed_focal_cost(tracks, result, solved, 320, 240, 500)
+    base = _median_error(result)
+    assert cost(result.focal_px * FOCAL_STEP) > 1.3 * base and cost(result.focal_px / FOCAL_STEP) > 1.3 * base
+    assert _focal_is_determined(base, cost, result.focal_px)
+
+    tracks, result, solved, focal = _adjusted_walk(np.zeros(3))
+    cost = _fixed_focal_cost(tracks, result, solved, 320, 240, 500)
+    base = _median_error(result)
+    assert cost(result.focal_px * FOCAL_STEP) < 1.05 * base
+    assert not _focal_is_determined(base, cost, result.focal_px)
+
+
+def test_focal_determinacy_stops_at_the_first_flat_side():
+    asked = []
+
+    def recorded(costs: dict):
+        def cost(trial: float) -> float:
+            asked.append(round(trial))
+            return costs[round(trial)]
+        return cost
+
+    # base 0.30 px: a side must raise it by 10% and by 0.05 px
+    assert not _focal_is_determined(0.30, recorded({115: 0.32, 87: 0.50}), 100.0)
+    assert asked == [115]  # the larger focal alone decided: the smaller one was not tried
+    assert not _focal_is_determined(0.30, recorded({115: 0.50, 87: 0.32}), 100.0)
+    assert _focal_is_determined(0.30, recorded({115: 0.37, 87: 0.36}), 100.0)
+    assert not _focal_is_determined(0.30, recorded({115: 0.345, 87: 0.50}), 100.0)  # 15% but only +0.045 px
+    assert not _focal_is_determined(3.0, recorded({115: 3.2, 87: 4.0}), 100.0)  # +0.2 px but under 10%
 
 
 @pytest.mark.parametrize("preset", ["truck_right+tilt_up", "dolly_in+pan_right"])
