@@ -34,6 +34,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from benchmarks.bench_matting import sync
+from dynascene_core.models.config import SPATIAL_POSITIONS
 from dynascene_core.models.params import STAGE_GROUPS, parameter_groups
 from training.networks import TrainingNetworks, build_models, hold_groups_in_dtype, prepare_stage
 from training.step import LossComputer, LossSettings
@@ -168,7 +169,8 @@ def main(argv=None) -> None:
     parser.add_argument("--batch1", type=int, default=3, help="stage I batch size")
     parser.add_argument("--batch2", type=int, default=1, help="stage II batch size")
     parser.add_argument("--stages", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--spatial-position", choices=["none", "sinusoidal"], default=None,
+    parser.add_argument("--spatial-position", choices=["none", *(code for code in SPATIAL_POSITIONS if code)],
+                        default=None,
                         help="the model's spatial position code (default: the preset's, none)")
     parser.add_argument("--checkpointing", choices=["on", "off", "both"], default="both")
     parser.add_argument("--precision", choices=list(DTYPES), default="bf16")
