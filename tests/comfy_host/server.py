@@ -31,6 +31,11 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+# One torch thread, as in each test worker (conftest): under pytest-xdist a worker's server runs beside the other
+# worker and its server, and oversubscribed OpenMP threads stall CPU kernels by tens of times, unevenly.
+SERVER_THREADS = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
 class ComfyServer:
     """``with ComfyServer(comfy_dir, work_dir) as server:`` — a running host; killed on exit."""
 
@@ -74,7 +79,7 @@ class ComfyServer:
                    "--temp-directory", self._temp_parent, "--user-directory", self.dirs["user"]]
         self._log_handle = open(self.log_path, "w", encoding="utf-8")
         self.process = subprocess.Popen(command, cwd=self.comfy_dir, stdout=self._log_handle,
-                                        stderr=subprocess.STDOUT)
+                                        stderr=subprocess.STDOUT, env=dict(os.environ, **SERVER_THREADS))
         deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
