@@ -20,8 +20,8 @@ Pipeline:
 Methods: ``"fast"`` (default; one initialisation, and when an estimated focal comes out undetermined two
 other starting focals screened with a small adjustment, one solved in full only if it fits clearly better)
 and ``"accurate"`` (more tracks, several initial focal lengths for the bundle adjustment, one more outlier
-round, and a second start from another pair of frames that checks the first: a gap makes the verdict
-uncertain; several times slower).
+round; several times slower). Both check a clip that would be reported reliable with a second start from
+another pair of frames: a gap makes the verdict uncertain.
 Intrinsics: ``fov_deg`` (field of view across the **longer side**), or ``intrinsics`` (a file or
 normalised ``(fx, fy, cx, cy)``), or neither: the focal is then estimated (square pixels, principal
 point at the centre). Poses are relative to the first frame (its camera is the world frame). Every
@@ -53,14 +53,15 @@ DEFAULT_FOV_DEG = 65.0
 
 METHODS = {
     "fast": dict(max_features=600, refine_passes=0, rounds=2, max_points=500, max_iterations=50, pnp_iterations=200,
-                 start_fovs=(DEFAULT_FOV_DEG,), retry_fovs=(45.0, 85.0), second_start=False),
+                 start_fovs=(DEFAULT_FOV_DEG,), retry_fovs=(45.0, 85.0)),
     "accurate": dict(max_features=1200, refine_passes=1, rounds=3, max_points=3000, max_iterations=50,
-                     pnp_iterations=200, start_fovs=(DEFAULT_FOV_DEG, 45.0, 85.0), retry_fovs=(), second_start=True),
+                     pnp_iterations=200, start_fovs=(DEFAULT_FOV_DEG, 45.0, 85.0), retry_fovs=()),
 }
 # the fast method's quick look at other starting focals: a small, short adjustment of a cheaper initialisation
 # (on the 66 real and 46 synthetic clips of BENCHMARKS.md it chose the same starts as 200 PnP samples and 50
 # iterations; 20 iterations still see the two wrong minima of the unit tests)
 SCREENING = dict(METHODS["fast"], rounds=1, max_points=150, max_iterations=20, pnp_iterations=50)
+CHECK = dict(METHODS["fast"], rounds=1)  # the second start's settings: one round finds where that start ends
 MIN_FRAME_INLIERS = 12  # a frame whose pose rests on fewer inlier observations is reported unreliable
 STEP_DISAGREEMENT_DEG = 3.0  # a step whose rotation differs more from its two-view rotation disagrees ...
 STEP_DISAGREEMENT_RUN = 2  # ... and this many consecutive disagreeing steps make the clip uncertain
@@ -88,13 +89,6 @@ def _focal_bounds(height: int, width: int) -> tuple[float, float]:
     """Focal range (pixels) of :data:`FOCAL_RANGE_DEG`."""
     side = max(height, width) / 2
     return side / math.tan(math.radians(FOCAL_RANGE_DEG[1]) / 2), side / math.tan(math.radians(FOCAL_RANGE_DEG[0]) / 2)
-
-
-def _solve_general_ba(tracks: Tracks, k: np.ndarray, init: int, width: int, height: int, refine_focal: bool,
-                      settings: dict):
-    """Initialisation + bundle adjustment → (BundleResult, solved) or None."""
-    start = solve_general(tracks, k, init, settings["refine_passes"], settings["pnp_iterations"])
-    return _adjust_start(tracks, start, k, width, height, refine_focal, settings)
 
 
 def _adjust_start(tracks: Tracks, start, k: np.ndarray, width: int, height: int, refine_focal: bool, settings: dict):
@@ -311,7 +305,7 @@ def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, int
 
     def finish(c2w, intr, motion, tracked, inliers, residual, unreliable, focal_estimated, focal_determined=True,
                failure=None, ratio=1.0, reprojection=0.0, zoom=None, disagreement=None, fallback=None,
-               start_gap=None, late_parallax=False):
+               check_start=None, late_parallax=False):
         notes = [failure] if failure else []
         notes += [f"camera estimation: {fallback}"] if fallback else []
         if len(unreliable):
@@ -319,13 +313,21 @@ def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, int
         for text in notes:
             warnings.warn(text, UserWarning, stacklevel=3)
         valid_tracks = int((tracks.valid.sum(0) >= 2).sum()) if tracks is not None else 0
-        quality = assess(frames=count, motion=motion, reprojection_px=reprojection, track_count=valid_tracks,
-                         inlier_ratio=ratio, focal_px=float(0.5 * (intr[0] * width + intr[1] * height)),
-                         fov_deg=fov_of(intr, height, width), focal_estimated=focal_estimated,
-                         unreliable_frames=list(unreliable), failure=failure, focal_determined=focal_determined,
-                         step_disagreement_deg=disagreement, fallback=fallback, start_disagreement_deg=start_gap,
-                         late_parallax=late_parallax,
-                         focal_source="estimated" if focal_estimated else "given" if given is not None else "assumed")
+
+        def report(start_gap: float | None) -> CameraQuality:
+            return assess(frames=count, motion=motion, reprojection_px=reprojection, track_count=valid_tracks,
+                          inlier_ratio=ratio, focal_px=float(0.5 * (intr[0] * width + intr[1] * height)),
+                          fov_deg=fov_of(intr, height, width), focal_estimated=focal_estimated,
+                          unreliable_frames=list(unreliable), failure=failure, focal_determined=focal_determined,
+                          step_disagreement_deg=disagreement, fallback=fallback, start_disagreement_deg=start_gap,
+                          late_parallax=late_parallax,
+                          focal_source="estimated" if focal_estimated else "given" if given is not None else "assumed")
+
+        quality = report(None)
+        # the second start can only turn "reliable" into "uncertain": a clip already in doubt is not checked
+        if check_start is not None and quality.verdict == "reliable":
+            start_gap = check_start()
+            quality = quality if start_gap is None else report(start_gap)
         per_frame = np.tile(intr, (count, 1))
         if zoom is not None:
             per_frame[:, :2] *= zoom[:, None]
@@ -401,11 +403,16 @@ def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, int
 
         # OpenCV releases the GIL and pycolmap's adjustments hold it, so OpenCV work that need not wait for an
         # adjustment runs on a helper thread beside them: the screening's initialisations (used when the focal
-        # comes out undetermined, as on most real clips) and the two-view check of the chosen solution's steps
+        # comes out undetermined, as on most real clips), the second start's initialisation when the focal is
+        # given, and the two-view check of the chosen solution's steps
+        second = _second_start(tracks, residuals, best, parallax_px, parallax_ratio)
         helper = ThreadPoolExecutor(max_workers=1)
         try:
             screening = [(fov, helper.submit(initialise, fov, SCREENING))
                          for fov in (settings["retry_fovs"] if estimate_focal else ())]
+            second_init = (helper.submit(solve_general, tracks, given * pixels, second, CHECK["refine_passes"],
+                                         CHECK["pnp_iterations"])
+                           if second is not None and not estimate_focal else None)
             starts = settings["start_fovs"] if estimate_focal else (None,)
             candidates = [solution for _, solution in adjust((fov, initialise(fov)) for fov in starts)]
             if candidates:
@@ -437,22 +444,20 @@ def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, int
                 general = _general_solution(tracks, result, solved, result_intrinsics(result), focal_determined,
                                             steps_checked.result(), scene_depth, estimate_focal, late_parallax)
         finally:
-            helper.shutdown(cancel_futures=True)  # screenings not needed when the focal came out determined
+            for _, future in screening:  # not needed when the focal came out determined
+                future.cancel()
+            helper.shutdown()
         if candidates:
             unreliable = general["unreliable"]
 
             def start_gap() -> float | None:
                 """A start can settle in a wrong minimum that fits as well (a fast turn read as reversed sideways
-                travel): the accurate method solves again from another pair, at the focal found, and compares the
-                frames both solutions hold reliably (with the fast settings: the check only has to find where that
-                start ends). None when not checked."""
-                if not settings["second_start"]:
-                    return None
-                second = _second_start(tracks, residuals, best, parallax_px, parallax_ratio)
-                if second is None:
-                    return None
-                check = _solve_general_ba(tracks, general["intr"] * pixels, second, width, height, False,
-                                          METHODS["fast"])
+                travel): solved again from the ``second`` pair, at the focal found, and compared over the frames both
+                solutions hold reliably. None when that solve fails."""
+                k = general["intr"] * pixels
+                start = (second_init.result() if second_init is not None
+                         else solve_general(tracks, k, second, CHECK["refine_passes"], CHECK["pnp_iterations"]))
+                check = _adjust_start(tracks, start, k, width, height, False, CHECK)
                 if check is None:
                     return None
                 other, other_solved = check
@@ -460,14 +465,15 @@ def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, int
                         & (other.used.sum(1) >= MIN_FRAME_INLIERS))
                 return _rotation_gap(result.w2c, other.w2c, held)
 
+            check_start = start_gap if second is not None else None
             if 2 * len(unreliable) < count - 1:
-                return finish(**general, start_gap=start_gap())
+                return finish(**general, check_start=check_start)
             # bundle adjustment left half the frames or more without a reliable pose (unconstrained poses: tens
             # of degrees off on near-still, flickering backgrounds): keep the rotation-only solve if, by the
             # same inlier bar, it holds more frames
             rotation = _rotation_solution(tracks, given, pairs, min_points, height, width)
             if int((rotation["inliers"][1:] >= MIN_FRAME_INLIERS).sum()) <= count - 1 - len(unreliable):
-                return finish(**general, start_gap=start_gap())
+                return finish(**general, check_start=check_start)
             return finish(**rotation, fallback=f"bundle adjustment left {len(unreliable)} of {count - 1} frames "
                                                "unreliable: rotation-only poses kept (translation not estimated)")
     return finish(**_rotation_solution(tracks, given, pairs, min_points, height, width))

@@ -50,7 +50,7 @@ class CameraQuality:
     motion: str = "general"  # "general", "rotation" or "static"
     frames: int = 0
     focal_source: str = "given"  # "given", "estimated", or "assumed" (default FOV: nothing to estimate it from)
-    start_disagreement_deg: float | None = None  # accurate method: largest rotation gap to a second start (deg)
+    start_disagreement_deg: float | None = None  # largest rotation gap to a second start (deg); None: not checked
 
     def to_dict(self) -> dict:
         """JSON-safe dict (plain floats/ints/strings; NaN/inf written as None)."""
