@@ -148,9 +148,10 @@ def _fixed_focal_cost(tracks: Tracks, result, solved: np.ndarray, width: int, he
 
 
 def _focal_is_determined(base: float, cost, focal: float) -> bool:
-    """True when changing ``focal`` by FOCAL_STEP either way raises the cost from ``base`` = ``cost(focal)`` (median
-    reprojection px) clearly (≥ 0.05 px and 10%). The smaller focal is tried only when the larger one raised it
-    (the larger one alone already fails on most real clips in BENCHMARKS.md, and each try is an adjustment)."""
+    """True when changing ``focal`` by FOCAL_STEP either way raises ``cost`` (median reprojection px) clearly
+    (≥ 0.05 px and 10%) above ``base``, the cost at ``focal`` (for a bundle adjustment: its own error there). The
+    smaller focal is tried only when the larger one raised it (the larger one alone already fails on most real clips
+    in BENCHMARKS.md, and each try is an adjustment)."""
     margin = max(0.05, 0.1 * base)
     return cost(focal * FOCAL_STEP) - base >= margin and cost(focal / FOCAL_STEP) - base >= margin
 
@@ -410,7 +411,7 @@ def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, int
         try:
             screening = [(fov, helper.submit(initialise, fov, SCREENING))
                          for fov in (settings["retry_fovs"] if estimate_focal else ())]
-            second_init = (helper.submit(solve_general, tracks, given * pixels, second, CHECK["refine_passes"],
+            second_init = (helper.submit(solve_general, tracks, start_k(None), second, CHECK["refine_passes"],
                                          CHECK["pnp_iterations"])
                            if second is not None and not estimate_focal else None)
             starts = settings["start_fovs"] if estimate_focal else (None,)
