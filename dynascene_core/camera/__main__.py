@@ -36,7 +36,7 @@ def _estimate(args) -> None:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         trajectory, stats = estimate_trajectory(video.frames, masks, args.fov, intrinsics=args.intrinsics,
-                                                method=args.method,
+                                                method=args.method, readout=args.readout,
                                                 progress=progress_callback("camera tracking", "frame"))
     for warning in caught:
         print(f"warning: {warning.message}", file=sys.stderr)
@@ -115,6 +115,9 @@ def build_parser() -> CommandParser:
                    help="intrinsics file: JSON {fx, fy, cx, cy, width, height} in pixels, or COLMAP cameras.txt")
     p.add_argument("--method", choices=("fast", "accurate"), default="fast",
                    help="accurate: more tracks and focal starts, several times slower")
+    p.add_argument("--readout", type=float, default=None,
+                   help="rolling-shutter readout in frame intervals of the (strided) clip; 0 for a global shutter "
+                        "(default: found from the video)")
     p.add_argument("--max-frames", type=int, default=None)
     p.add_argument("--stride", type=int, default=1, help="keep every n-th frame")
     p.add_argument("--format", choices=("realestate10k", "tum"), default="realestate10k")

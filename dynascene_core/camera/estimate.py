@@ -14,7 +14,8 @@ Pipeline:
 4. **General motion**: essential matrix + PnP initialisation (:mod:`.geometry`; a frame whose tracks are
    all new is bridged by the essential matrix with the frame before), then **bundle
    adjustment of the whole clip** with COLMAP's adjuster (:mod:`.bundle`): all poses, all points and
-   an unknown focal refined jointly with a robust loss, outlier observations dropped and solved again.
+   an unknown focal refined jointly with a robust loss, outlier observations dropped and solved again; then the
+   tracks are unrolled for a rolling shutter whose readout is found from the clip (:mod:`.rolling_shutter`).
    The unit is set so that the median depth of the background points seen in frame 0 is ``scene_depth``.
 
 Methods: ``"fast"`` (default; one initialisation, and when an estimated focal comes out undetermined two
@@ -45,6 +46,7 @@ from .geometry import (golden_minimum, parallax_residuals, rotation_focal_residu
                        step_disagreement)
 from .intrinsics import fov_of, intrinsics_for_fov, resolve_intrinsics
 from .quality import CameraQuality, assess
+from .rolling_shutter import unroll_tracks
 from .tracks import Tracks, as_masks, as_uint8_frames, track_points
 from .trajectory import CameraTrajectory, rotation_angle_deg
 
@@ -53,9 +55,9 @@ DEFAULT_FOV_DEG = 65.0
 
 METHODS = {
     "fast": dict(max_features=600, refine_passes=0, rounds=2, max_points=500, max_iterations=50, pnp_iterations=200,
-                 start_fovs=(DEFAULT_FOV_DEG,), retry_fovs=(45.0, 85.0)),
+                 start_fovs=(DEFAULT_FOV_DEG,), retry_fovs=(45.0, 85.0), readout_points=150),
     "accurate": dict(max_features=1200, refine_passes=1, rounds=3, max_points=3000, max_iterations=50,
-                     pnp_iterations=200, start_fovs=(DEFAULT_FOV_DEG, 45.0, 85.0), retry_fovs=()),
+                     pnp_iterations=200, start_fovs=(DEFAULT_FOV_DEG, 45.0, 85.0), retry_fovs=(), readout_points=500),
 }
 # the fast method's quick look at other starting focals: a small, short adjustment of a cheaper initialisation
 # (on the 66 real and 46 synthetic clips of BENCHMARKS.md it chose the same starts as 200 PnP samples and 50
@@ -243,7 +245,8 @@ def _rotation_solution(tracks: Tracks, given: np.ndarray | None, pairs: list, mi
 
 
 def _general_solution(tracks: Tracks, result, solved: np.ndarray, intr: np.ndarray, focal_determined: bool,
-                      disagreement: np.ndarray, scene_depth: float, focal_estimated: bool, late_parallax: bool) -> dict:
+                      disagreement: np.ndarray, scene_depth: float, focal_estimated: bool, late_parallax: bool,
+                      readout: float) -> dict:
     """A bundle adjustment's poses (relative to frame 0, unit: median depth of frame 0's points = ``scene_depth``)
     and diagnostics: the keyword arguments of ``estimate_trajectory``'s ``finish``."""
     count = len(result.w2c)
@@ -263,21 +266,23 @@ def _general_solution(tracks: Tracks, result, solved: np.ndarray, intr: np.ndarr
                 ratio=float(result.used.sum() / max(1, observed.sum())),
                 reprojection=float(np.median(result.errors[result.used])) if result.used.any() else np.nan,
                 disagreement={i: float(disagreement[i]) for i in _disagreeing_runs(disagreement)},
-                late_parallax=late_parallax)
+                late_parallax=late_parallax, readout=readout)
 
 
 def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, intrinsics=None,
-                        method: str = "fast", max_features: int | None = None, mask_dilation: float = 0.02,
-                        fb_px: float = 0.5, static_px: float = 0.3, parallax_px: float = 0.6,
-                        parallax_ratio: float = 3.0, min_points: int = 20, scene_depth: float = 1.0,
-                        progress=None) -> tuple[CameraTrajectory, EstimationStats]:
+                        method: str = "fast", readout: float | None = None, max_features: int | None = None,
+                        mask_dilation: float = 0.02, fb_px: float = 0.5, static_px: float = 0.3,
+                        parallax_px: float = 0.6, parallax_ratio: float = 3.0, min_points: int = 20,
+                        scene_depth: float = 1.0, progress=None) -> tuple[CameraTrajectory, EstimationStats]:
     """Estimate the camera of a clip from its background; poses relative to the first frame.
 
     ``frames``: ``(F, H, W, 3)`` uint8 (or a ``(F, 3, H, W)`` float tensor in [0, 1], any device).
     ``masks``: optional ``(F, H, W)`` / ``(F, 1, H, W)``, 1 (or > 127 for uint8) = human; dilated by
     ``mask_dilation`` × the longer side before use. ``fov_deg``: FOV across the longer side, or
     ``intrinsics``: an intrinsics file (JSON / COLMAP ``cameras.txt``) or normalised ``(fx, fy, cx, cy)``;
-    with neither, the focal is estimated. ``method``: ``"fast"`` or ``"accurate"``.
+    with neither, the focal is estimated. ``method``: ``"fast"`` or ``"accurate"``. ``readout``: the
+    rolling-shutter readout in frame intervals of the clip (0: global shutter, no correction; None: found from the
+    clip when it shows parallax).
     Returns the trajectory and :class:`EstimationStats` (``stats.quality`` is the per-clip report).
     Too few background features → a static trajectory, a ``UserWarning`` and an "unreliable" verdict.
     ``progress(frames_done, frames)`` is called after each tracked frame and before the pose solve;
@@ -285,6 +290,8 @@ def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, int
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {sorted(METHODS)}, got {method!r}")
+    if readout is not None and not 0 <= readout <= 2:
+        raise ValueError(f"readout must be None or 0-2 frame intervals, got {readout!r}")
     settings = METHODS[method]
     frames = as_uint8_frames(frames)
     human = as_masks(masks, frames)
@@ -306,7 +313,7 @@ def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, int
 
     def finish(c2w, intr, motion, tracked, inliers, residual, unreliable, focal_estimated, focal_determined=True,
                failure=None, ratio=1.0, reprojection=0.0, zoom=None, disagreement=None, fallback=None,
-               check_start=None, late_parallax=False):
+               check_start=None, late_parallax=False, readout=0.0):
         notes = [failure] if failure else []
         notes += [f"camera estimation: {fallback}"] if fallback else []
         if len(unreliable):
@@ -321,7 +328,7 @@ def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, int
                           fov_deg=fov_of(intr, height, width), focal_estimated=focal_estimated,
                           unreliable_frames=list(unreliable), failure=failure, focal_determined=focal_determined,
                           step_disagreement_deg=disagreement, fallback=fallback, start_disagreement_deg=start_gap,
-                          late_parallax=late_parallax,
+                          late_parallax=late_parallax, readout=readout,
                           focal_source="estimated" if focal_estimated else "given" if given is not None else "assumed")
 
         quality = report(None)
@@ -442,8 +449,20 @@ def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, int
                             steps_checked = check_steps()
                             cost = _fixed_focal_cost(tracks, result, solved, width, height, settings["max_points"])
                             focal_determined = _focal_is_determined(_median_error(result), cost, result.focal_px)
+                # a rolling shutter bends the frames of a turning camera: the tracks are unrolled and adjusted again
+                k_found = result_intrinsics(result) * pixels
+                used_readout, unrolled = unroll_tracks(tracks, result, solved, k_found, width, height, readout,
+                                                       settings["readout_points"])
+                start = (result.w2c, result.points3d, ~np.isnan(result.errors).all(0), solved)
+                redone = unrolled and _adjust_start(unrolled, start, k_found, width, height, estimate_focal,
+                                                    dict(settings, rounds=1, max_iterations=10))  # outliers known
+                if redone:
+                    tracks, (result, solved) = unrolled, redone
+                    steps_checked = check_steps()
+                used_readout = used_readout if redone else 0.0
                 general = _general_solution(tracks, result, solved, result_intrinsics(result), focal_determined,
-                                            steps_checked.result(), scene_depth, estimate_focal, late_parallax)
+                                            steps_checked.result(), scene_depth, estimate_focal, late_parallax,
+                                            used_readout)
         finally:
             for _, future in screening:  # not needed when the focal came out determined
                 future.cancel()

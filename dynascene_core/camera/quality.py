@@ -51,6 +51,7 @@ class CameraQuality:
     frames: int = 0
     focal_source: str = "given"  # "given", "estimated", or "assumed" (default FOV: nothing to estimate it from)
     start_disagreement_deg: float | None = None  # largest rotation gap to a second start (deg); None: not checked
+    readout: float = 0.0  # rolling-shutter readout the poses were corrected for (frame intervals; 0: none)
 
     def to_dict(self) -> dict:
         """JSON-safe dict (plain floats/ints/strings; NaN/inf written as None)."""
@@ -70,6 +71,8 @@ class CameraQuality:
         text = (f"{self.verdict}: {self.motion} motion, {self.frames} frames, fov {self.fov_deg:.1f} deg "
                 f"({focal}, {self.focal_px:.0f} px), reprojection {self.reprojection_px:.2f} px, "
                 f"{self.track_count} tracks, inliers {100 * self.inlier_ratio:.0f}%")
+        if self.readout:
+            text += f", rolling shutter {self.readout:.2f} frame"
         if self.unreliable_frames:
             text += f", {len(self.unreliable_frames)} unreliable frames"
         if self.reasons:
@@ -93,7 +96,8 @@ def assess(*, frames: int, motion: str, reprojection_px: float, track_count: int
            focal_px: float, fov_deg: float, focal_estimated: bool, unreliable_frames: list[int],
            failure: str | None = None, focal_determined: bool = True, focal_source: str | None = None,
            step_disagreement_deg: dict[int, float] | None = None, fallback: str | None = None,
-           start_disagreement_deg: float | None = None, late_parallax: bool = False) -> CameraQuality:
+           start_disagreement_deg: float | None = None, late_parallax: bool = False, readout: float = 0.0
+           ) -> CameraQuality:
     """Build the :class:`CameraQuality` of a clip and decide its verdict from the measured numbers.
 
     ``failure``: why no camera could be estimated at all (→ unreliable). ``focal_determined``: False when
@@ -103,7 +107,8 @@ def assess(*, frames: int, motion: str, reprojection_px: float, track_count: int
     a simpler motion model replaced the one the clip's tracks asked for (→ at least uncertain).
     ``start_disagreement_deg``: largest rotation gap between the solution and a second start from another pair of
     frames (None: not checked); above :data:`START_DISAGREEMENT_DEG` → uncertain. ``late_parallax``: the
-    general-motion solve rests on parallax that only later frames showed (→ uncertain).
+    general-motion solve rests on parallax that only later frames showed (→ uncertain). ``readout``: the
+    rolling-shutter readout (frame intervals) the tracks were corrected for; reported, not judged.
     """
     bad, doubt = [], []
     if failure:
@@ -141,4 +146,4 @@ def assess(*, frames: int, motion: str, reprojection_px: float, track_count: int
                          float(focal_px), float(fov_deg), bool(focal_estimated),
                          sorted(int(i) for i in unreliable_frames), sorted(int(i) for i in step_disagreement_deg or ()),
                          motion, int(frames), focal_source or ("estimated" if focal_estimated else "given"),
-                         None if start_disagreement_deg is None else float(start_disagreement_deg))
+                         None if start_disagreement_deg is None else float(start_disagreement_deg), float(readout))

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from .presets import make_preset
-from .trajectory import CameraTrajectory
+from .trajectory import CameraTrajectory, axis_angle_to_matrix, matrix_to_axis_angle
 
 _TEXELS_PER_UNIT = 40.0
 
@@ -117,12 +117,14 @@ def _build_scene(rng: np.random.Generator, detail: _Detail) -> list[_Quad]:
 
 def _render_view(quads: list[_Quad], c2w: np.ndarray, intrinsics: np.ndarray, height: int, width: int
                  ) -> np.ndarray:
-    """Ray-cast one view → ``(H, W, 3)`` uint8 (nearest surface wins)."""
+    """Ray-cast one view → ``(H, W, 3)`` uint8 (nearest surface wins); ``c2w``: ``(4, 4)``, or ``(H, 4, 4)`` one
+    pose per row (a rolling shutter)."""
     fx, fy, cx, cy = intrinsics * np.array([width, height, width, height])
     v, u = np.mgrid[0:height, 0:width].astype(np.float32) + 0.5
     d_cam = np.stack([(u - cx) / fx, (v - cy) / fy, np.ones_like(u)], -1)
-    d = d_cam @ c2w[:3, :3].T.astype(np.float32)
-    o = c2w[:3, 3].astype(np.float32)
+    rows = c2w.reshape(-1, 4, 4).astype(np.float32)  # (H or 1, 4, 4)
+    d = np.einsum("hwj,hij->hwi", d_cam, rows[:, :3, :3])
+    o = rows[:, None, :3, 3]
     depth = np.full((height, width), np.inf, np.float32)
     image = np.zeros((height, width, 3), np.uint8)
     for quad in quads:
@@ -143,6 +145,21 @@ def _render_view(quads: list[_Quad], c2w: np.ndarray, intrinsics: np.ndarray, he
         image[visible] = colour[visible]
         depth[visible] = t[visible]
     return image
+
+
+def _row_poses(c2w: np.ndarray, frame: int, cy: float, height: int, readout: float) -> np.ndarray:
+    """``(H, 4, 4)`` camera-to-world poses of the rows of ``frame`` for a sensor reading rows top to bottom in
+    ``readout`` frame intervals (row ``v`` at time frame + readout·(v + 0.5 − cy)/H): rotation and centre
+    interpolated along ``c2w (F, 4, 4)`` at constant rate between frames, extrapolated past the ends."""
+    times = frame + readout * (np.arange(height) + 0.5 - cy) / height
+    base = np.clip(np.floor(times).astype(int), 0, max(0, len(c2w) - 2))
+    after = np.minimum(base + 1, len(c2w) - 1)
+    weight = (times - base)[:, None]
+    turn = matrix_to_axis_angle(c2w[after, :3, :3] @ np.swapaxes(c2w[base, :3, :3], -1, -2))
+    poses = np.tile(np.eye(4), (height, 1, 1))
+    poses[:, :3, :3] = axis_angle_to_matrix(turn * weight) @ c2w[base, :3, :3]
+    poses[:, :3, 3] = (1 - weight) * c2w[base, :3, 3] + weight * c2w[after, :3, 3]
+    return poses
 
 
 def _actor_layers(rng: np.random.Generator, trajectory: CameraTrajectory, height: int, width: int,
@@ -186,10 +203,12 @@ def _actor_layers(rng: np.random.Generator, trajectory: CameraTrajectory, height
 
 
 def render_synthetic_clip(trajectory: CameraTrajectory, height: int, width: int, seed: int = 0,
-                          actor: bool = True, detail: str = "fine") -> SyntheticClip:
+                          actor: bool = True, detail: str = "fine", readout: float = 0.0) -> SyntheticClip:
     """Render the seeded scene along ``trajectory`` (relative to its first frame) at ``height × width``.
 
-    ``actor=False`` gives an empty room (masks all 0); ``detail`` is a key of :data:`DETAILS`.
+    ``actor=False`` gives an empty room (masks all 0); ``detail`` is a key of :data:`DETAILS`. ``readout`` > 0
+    renders a rolling shutter reading rows top to bottom in that many frame intervals (the trajectory's pose is
+    the principal row's).
     """
     if height < 8 or width < 8:
         raise ValueError(f"synthetic clips need at least 8x8 pixels, got {width}x{height}")
@@ -199,7 +218,8 @@ def render_synthetic_clip(trajectory: CameraTrajectory, height: int, width: int,
     quads = _build_scene(rng, DETAILS[detail])
     rel = trajectory.relative_to(0)
     c2w, intr = rel.c2w.numpy(), rel.intrinsics.numpy()
-    frames = np.stack([_render_view(quads, c2w[i], intr[i], height, width) for i in range(len(rel))])
+    poses = [_row_poses(c2w, i, intr[i, 3] * height, height, readout) if readout else c2w[i] for i in range(len(rel))]
+    frames = np.stack([_render_view(quads, poses[i], intr[i], height, width) for i in range(len(rel))])
     scene_image = frames[0].copy()
     if actor:
         colours, masks = _actor_layers(rng, rel, height, width, DETAILS[detail])

@@ -91,7 +91,8 @@ def estimate_camera(frames: np.ndarray, alpha: np.ndarray, config: dict):
         masks = np.stack([cv2.resize(a, small.shape[2:0:-1], interpolation=cv2.INTER_AREA) for a in alpha])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # the quality verdict carries the same findings
-        trajectory, stats = estimate_trajectory(small, masks, settings["fov_deg"], method=settings["method"])
+        trajectory, stats = estimate_trajectory(small, masks, settings["fov_deg"], method=settings["method"],
+                                                readout=settings["readout"])
     return trajectory, stats.quality
 
 

@@ -93,6 +93,8 @@ def check_prepare_config(config: dict) -> None:
     need(fov is None or (_number(fov) and 0 < fov < 180), "camera.fov_deg", "null or degrees in (0, 180)")
     method = value("camera.method")
     need(isinstance(method, str) and method in METHODS, "camera.method", " or ".join(sorted(METHODS)))
+    readout = value("camera.readout")
+    need(readout is None or (_number(readout) and 0 <= readout <= 2), "camera.readout", "null or 0-2 frame intervals")
     need(isinstance(value("camera.keep_uncertain"), bool), "camera.keep_uncertain", "true or false")
     seed = value("scene.seed")
     need(isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0, "scene.seed", "an integer >= 0")

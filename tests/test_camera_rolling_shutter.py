@@ -1,0 +1,104 @@
+"""Rolling-shutter correction: unrolled tracks against an explicit per-row projection, the readout found on
+rendered rolling-shutter clips, and clips with a global shutter left alone."""
+
+import numpy as np
+import pytest
+import torch
+
+from dynascene_core.camera import CameraTrajectory, estimate_trajectory, make_preset, render_synthetic_clip
+from dynascene_core.camera.rolling_shutter import rotation_rates, unroll
+from dynascene_core.camera.trajectory import axis_angle_to_matrix, rotation_angle_deg
+
+RATE = np.array([0.004, -0.03, 0.01])  # radians per frame: a pan with some tilt and roll
+
+
+def _rolling_projection(points3d: np.ndarray, frames: int, k: np.ndarray, height: int, readout: float) -> np.ndarray:
+    """Pixels ``(F, N, 2)`` of points seen by a camera turning at the constant ``RATE`` (world-to-camera rotation
+    exp(t·RATE) at time t), each point at the time its own row is read (row and time solved by fixed point)."""
+    views = []
+    for i in range(frames):
+        row = np.full(len(points3d), k[3])
+        for _ in range(50):
+            time = i + readout * (row - k[3]) / height
+            cam = (axis_angle_to_matrix(time[:, None] * RATE) @ points3d[..., None])[..., 0]
+            column, row = cam[:, 0] / cam[:, 2] * k[0] + k[2], cam[:, 1] / cam[:, 2] * k[1] + k[3]
+        views.append(np.stack([column, row], -1))
+    return np.stack(views)
+
+
+def _turning_poses(frames: int) -> np.ndarray:
+    w2c = np.tile(np.eye(4), (frames, 1, 1))
+    w2c[:, :3, :3] = axis_angle_to_matrix(np.arange(frames)[:, None] * RATE)
+    return w2c
+
+
+def test_rotation_rates_of_a_constant_turn():
+    np.testing.assert_allclose(rotation_rates(_turning_poses(6)), np.tile(RATE, (6, 1)), atol=1e-12)
+
+
+def test_unroll_gives_the_global_shutter_view_of_a_turning_camera():
+    rng = np.random.default_rng(3)
+    width, height = 320, 240
+    k = np.array([250.0, 250.0, 160.0, 120.0])
+    points3d = np.c_[rng.uniform(-3, 3, 200), rng.uniform(-2, 2, 200), rng.uniform(4, 8, 200)]
+    frames, readout = 5, 0.8
+    rolled = _rolling_projection(points3d, frames, k, height, readout)
+    still = _rolling_projection(points3d, frames, k, height, 0.0)
+    rolled[2, :10] = np.nan  # absent observations stay absent
+    assert np.nanmax(np.abs(rolled - still)) > 2.0  # the shutter moves rows by pixels
+    moved = unroll(rolled, _turning_poses(frames), k, height, readout)
+    assert np.isnan(moved[2, :10]).all()
+    np.testing.assert_allclose(moved[~np.isnan(rolled[..., 0])], still[~np.isnan(rolled[..., 0])], atol=1e-6)
+    np.testing.assert_array_equal(unroll(still, _turning_poses(frames), k, height, 0.0), still)
+
+
+def _last_rotation_error(trajectory, estimate) -> float:
+    true, found = trajectory.relative_to(0).c2w.numpy(), estimate.relative_to(0).c2w.numpy()
+    return float(rotation_angle_deg(true[-1, :3, :3], found[-1, :3, :3]))
+
+
+@pytest.fixture(scope="module")
+def shaky_trajectory():
+    """Sideways travel with a hand's shake: yaw and pitch swinging at different periods. A turn at a constant
+    rate bends every frame alike, which the points' positions absorb (BENCHMARKS.md), so the shutter shows only
+    where the rate changes."""
+    frames = 20
+    i = np.arange(frames)
+    c2w = np.tile(np.eye(4), (frames, 1, 1))
+    c2w[:, :3, :3] = axis_angle_to_matrix(np.radians(np.c_[2 * np.sin(2 * np.pi * i / 7), 4 * np.sin(2 * np.pi * i / 10),
+                                                           np.zeros(frames)]))
+    c2w[:, :3, 3] = np.c_[0.05 * i, np.zeros(frames), 0.02 * i]
+    return CameraTrajectory(torch.from_numpy(c2w), make_preset("static", frames).intrinsics)
+
+
+def _fov(trajectory) -> float:
+    return float(np.degrees(2 * np.arctan(0.5 / trajectory.intrinsics[0, 0].item())))
+
+
+@pytest.mark.parametrize("readout", [0.5, 0.9])
+def test_the_readout_of_a_rolling_shutter_clip_is_found_and_corrected(shaky_trajectory, readout):
+    clip = render_synthetic_clip(shaky_trajectory, 180, 320, seed=2, readout=readout)
+    found, stats = estimate_trajectory(clip.frames, clip.masks, _fov(shaky_trajectory))
+    ignored, ignored_stats = estimate_trajectory(clip.frames, clip.masks, _fov(shaky_trajectory), readout=0)
+    assert abs(stats.quality.readout - readout) <= 0.15
+    assert ignored_stats.quality.readout == 0.0
+    corrected = _last_rotation_error(shaky_trajectory, found)
+    uncorrected = _last_rotation_error(shaky_trajectory, ignored)
+    assert corrected < 0.25 * uncorrected, (corrected, uncorrected)
+    given, given_stats = estimate_trajectory(clip.frames, clip.masks, _fov(shaky_trajectory), readout=readout)
+    assert given_stats.quality.readout == readout
+    assert _last_rotation_error(shaky_trajectory, given) < 0.25 * uncorrected
+
+
+def test_a_global_shutter_clip_is_not_corrected(shaky_trajectory):
+    clip = render_synthetic_clip(shaky_trajectory, 180, 320, seed=2)
+    found, stats = estimate_trajectory(clip.frames, clip.masks, _fov(shaky_trajectory))
+    assert stats.quality.readout == 0.0
+    assert _last_rotation_error(shaky_trajectory, found) < 0.2
+
+
+@pytest.mark.parametrize("readout", [-0.1, 2.5, float("nan")])
+def test_a_readout_outside_the_range_is_refused(readout):
+    frames = np.zeros((2, 32, 32, 3), np.uint8)
+    with pytest.raises(ValueError, match="readout"):
+        estimate_trajectory(frames, readout=readout)
