@@ -450,7 +450,7 @@ def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, int
                             cost = _fixed_focal_cost(tracks, result, solved, width, height, settings["max_points"])
                             focal_determined = _focal_is_determined(_median_error(result), cost, result.focal_px)
                 # a rolling shutter bends the frames of a turning camera: the tracks are unrolled and adjusted again
-                k_found = result_intrinsics(result) * pixels
+                raw, k_found = tracks, result_intrinsics(result) * pixels  # raw: for a rotation-only fallback
                 used_readout, unrolled = unroll_tracks(tracks, result, solved, k_found, width, height, readout,
                                                        settings["readout_points"])
                 start = (result.w2c, result.points3d, ~np.isnan(result.errors).all(0), solved)
@@ -491,7 +491,7 @@ def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, int
             # bundle adjustment left half the frames or more without a reliable pose (unconstrained poses: tens
             # of degrees off on near-still, flickering backgrounds): keep the rotation-only solve if, by the
             # same inlier bar, it holds more frames
-            rotation = _rotation_solution(tracks, given, pairs, min_points, height, width)
+            rotation = _rotation_solution(raw, given, pairs, min_points, height, width)
             if int((rotation["inliers"][1:] >= MIN_FRAME_INLIERS).sum()) <= count - 1 - len(unreliable):
                 return finish(**general, check_start=check_start)
             return finish(**rotation, fallback=f"bundle adjustment left {len(unreliable)} of {count - 1} frames "
