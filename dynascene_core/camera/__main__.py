@@ -1,6 +1,6 @@
 """Camera command line.
 
-``python -m dynascene_core.camera estimate VIDEO [--mask MASK_VIDEO] [--fov DEG | --intrinsics FILE] [--method fast|accurate] --out poses.txt``
+``python -m dynascene_core.camera estimate VIDEO [--mask MASK_VIDEO] [--fov DEG | --intrinsics FILE] [--method fast|accurate] [--readout R] --out poses.txt``
 (also writes ``poses.quality.json``, the quality report)
 ``python -m dynascene_core.camera preset NAME[+NAME...] --frames N [--speed S] [--easing E] --out poses.txt``
 ``python -m dynascene_core.camera plot POSES --out plot.png``
@@ -11,6 +11,7 @@ Every command takes ``--verbose`` (full error details); files are written atomic
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
@@ -20,6 +21,14 @@ import numpy as np
 
 from ..cli import CommandParser, progress_callback, run_command
 from ..io_utils import atomic_open
+
+
+def _readout(text: str) -> float:
+    """``--readout``: frame intervals in [0, 2] (checked before the video is read)."""
+    value = float(text)
+    if not 0 <= value <= 2:
+        raise argparse.ArgumentTypeError(f"must be 0-2 frame intervals, got {text}")
+    return value
 
 
 def _estimate(args) -> None:
@@ -115,7 +124,7 @@ def build_parser() -> CommandParser:
                    help="intrinsics file: JSON {fx, fy, cx, cy, width, height} in pixels, or COLMAP cameras.txt")
     p.add_argument("--method", choices=("fast", "accurate"), default="fast",
                    help="accurate: more tracks and focal starts, several times slower")
-    p.add_argument("--readout", type=float, default=None,
+    p.add_argument("--readout", type=_readout, default=None,
                    help="rolling-shutter readout in frame intervals of the (strided) clip; 0 for a global shutter "
                         "(default: found from the video)")
     p.add_argument("--max-frames", type=int, default=None)
