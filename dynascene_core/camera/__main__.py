@@ -26,8 +26,10 @@ from ..io_utils import atomic_open
 def _readout(text: str) -> float:
     """``--readout``: frame intervals in [0, 2] (checked before the video is read)."""
     value = float(text)
-    if not 0 <= value <= 2:
-        raise argparse.ArgumentTypeError(f"must be 0-2 frame intervals, got {text}")
+    from .rolling_shutter import MAX_READOUT
+
+    if not 0 <= value <= MAX_READOUT:
+        raise argparse.ArgumentTypeError(f"must be 0-{MAX_READOUT:g} frame intervals, got {text}")
     return value
 
 

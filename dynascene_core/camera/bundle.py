@@ -35,6 +35,17 @@ def reprojection_errors(points2d: np.ndarray, w2c: np.ndarray, points3d: np.ndar
     return np.where(z > 1e-9, err, np.where(np.isnan(points2d[..., 0]), np.nan, np.inf))
 
 
+def refit_error(points2d: np.ndarray, result: BundleResult, solved: np.ndarray, k: np.ndarray, width: int,
+                height: int, max_points: int, max_iterations: int) -> float:
+    """Median reprojection px of ``result``'s inlier observations, taken from ``points2d (F, N, 2)``, after a short
+    adjustment (one round, fixed intrinsics ``k``) of its poses and points to them: how well a changed focal or
+    changed observations fit, starting from ``result``."""
+    inliers = np.where(result.used[..., None], points2d, np.nan)
+    trial = bundle_adjust(inliers, result.w2c, result.points3d, result.used.any(0), solved, k, width, height,
+                          refine_focal=False, rounds=1, max_iterations=max_iterations, max_points=max_points)
+    return float(np.nanmedian(trial.errors[result.used]))
+
+
 def bundle_adjust(points2d: np.ndarray, w2c: np.ndarray, points3d: np.ndarray, has_point: np.ndarray,
                   solved: np.ndarray, k: np.ndarray, width: int, height: int, *, refine_focal: bool,
                   outlier_px: float = 2.0, rounds: int = 2, max_iterations: int = 50, max_points: int = 1000

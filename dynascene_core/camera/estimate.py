@@ -41,12 +41,12 @@ import numpy as np
 import torch
 
 from ..matting.masks import dilate
-from .bundle import bundle_adjust
+from .bundle import bundle_adjust, refit_error
 from .geometry import (golden_minimum, parallax_residuals, rotation_focal_residual, solve_general, solve_rotation,
                        step_disagreement)
 from .intrinsics import fov_of, intrinsics_for_fov, resolve_intrinsics
 from .quality import CameraQuality, assess
-from .rolling_shutter import unroll_tracks
+from .rolling_shutter import MAX_READOUT, unroll_tracks
 from .tracks import Tracks, as_masks, as_uint8_frames, track_points
 from .trajectory import CameraTrajectory, rotation_angle_deg
 
@@ -138,15 +138,8 @@ def _fixed_focal_cost(tracks: Tracks, result, solved: np.ndarray, width: int, he
     """``cost(focal)``: median reprojection px of ``result``'s inlier observations after a short adjustment of its
     poses and points to them at that (fixed) focal. Compared with ``result``'s own error (already adjusted to the
     same observations, with the focal free), not with a fourth adjustment at its focal: one adjustment fewer."""
-    inlier_points = np.where(result.used[..., None], tracks.points, np.nan)
-
-    def cost(focal: float) -> float:
-        k_try = np.array([focal, focal, width / 2, height / 2])
-        trial = bundle_adjust(inlier_points, result.w2c, result.points3d, result.used.any(0), solved, k_try,
-                              width, height, refine_focal=False, rounds=1, max_iterations=10, max_points=max_points)
-        return float(np.nanmedian(trial.errors[result.used]))
-
-    return cost
+    return lambda focal: refit_error(tracks.points, result, solved, np.array([focal, focal, width / 2, height / 2]),
+                                     width, height, max_points, max_iterations=10)
 
 
 def _focal_is_determined(base: float, cost, focal: float) -> bool:
@@ -290,8 +283,8 @@ def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, int
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {sorted(METHODS)}, got {method!r}")
-    if readout is not None and not 0 <= readout <= 2:
-        raise ValueError(f"readout must be None or 0-2 frame intervals, got {readout!r}")
+    if readout is not None and not 0 <= readout <= MAX_READOUT:
+        raise ValueError(f"readout must be None or 0-{MAX_READOUT:g} frame intervals, got {readout!r}")
     settings = METHODS[method]
     frames = as_uint8_frames(frames)
     human = as_masks(masks, frames)

@@ -18,13 +18,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from .bundle import BundleResult, bundle_adjust
+from .bundle import BundleResult, refit_error
 from .tracks import Tracks
 from .trajectory import matrix_to_axis_angle
 
 READOUT_STEP = 0.25
 READOUT_GRID = tuple(READOUT_STEP * n for n in range(1, 6))
 """Readouts (frame intervals) tried after 0, in order; the search stops once the error rises."""
+MAX_READOUT = 2.0
+"""The largest readout a caller may give (frame intervals)."""
 
 
 def rotation_rates(w2c: np.ndarray) -> np.ndarray:
@@ -67,14 +69,13 @@ def fit_readout(points: np.ndarray, result: BundleResult, solved: np.ndarray, k:
     to their unrolled observations at focal ``k`` (pixel ``(fx, fy, cx, cy)``); the best is refined by a parabola
     through its neighbours."""
     longest = np.argsort(-result.used.sum(0), kind="stable")[:max_points]  # the points every short adjustment moves
-    used = result.used[:, longest]
-    inliers = np.where(used[..., None], points[:, longest], np.nan)
+    subset = BundleResult(result.w2c, result.points3d[longest], result.used[:, longest], result.errors[:, longest],
+                          result.focal_px)
+    tracked = points[:, longest]
 
     def error(readout: float) -> float:
-        moved = unroll(inliers, result.w2c, k, height, readout) if readout else inliers
-        trial = bundle_adjust(moved, result.w2c, result.points3d[longest], used.any(0), solved, k, width, height,
-                              refine_focal=False, rounds=1, max_iterations=5, max_points=max_points)
-        return float(np.nanmedian(trial.errors[used]))
+        moved = unroll(tracked, result.w2c, k, height, readout) if readout else tracked
+        return refit_error(moved, subset, solved, k, width, height, max_points, max_iterations=5)
 
     errors = [error(0.0)]
     for readout in READOUT_GRID:

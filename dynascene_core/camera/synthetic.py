@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from .presets import make_preset
-from .trajectory import CameraTrajectory, axis_angle_to_matrix, matrix_to_axis_angle
+from .trajectory import CameraTrajectory, slerp
 
 _TEXELS_PER_UNIT = 40.0
 
@@ -155,9 +155,8 @@ def _row_poses(c2w: np.ndarray, frame: int, cy: float, height: int, readout: flo
     base = np.clip(np.floor(times).astype(int), 0, max(0, len(c2w) - 2))
     after = np.minimum(base + 1, len(c2w) - 1)
     weight = (times - base)[:, None]
-    turn = matrix_to_axis_angle(c2w[after, :3, :3] @ np.swapaxes(c2w[base, :3, :3], -1, -2))
     poses = np.tile(np.eye(4), (height, 1, 1))
-    poses[:, :3, :3] = axis_angle_to_matrix(turn * weight) @ c2w[base, :3, :3]
+    poses[:, :3, :3] = slerp(c2w[base, :3, :3], c2w[after, :3, :3], weight[:, 0])  # weights past [0, 1] extrapolate
     poses[:, :3, 3] = (1 - weight) * c2w[base, :3, 3] + weight * c2w[after, :3, 3]
     return poses
 

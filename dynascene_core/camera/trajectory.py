@@ -101,7 +101,8 @@ def rotation_angle_deg(rot_a: np.ndarray, rot_b: np.ndarray) -> np.ndarray:
 
 
 def slerp(rot_a: np.ndarray, rot_b: np.ndarray, weight: np.ndarray) -> np.ndarray:
-    """Spherical interpolation between rotation matrices ``(N, 3, 3)`` at weights ``(N,)`` in [0, 1]."""
+    """Spherical interpolation between rotation matrices ``(N, 3, 3)`` at weights ``(N,)`` in [0, 1] (weights
+    outside it extrapolate along the same turn)."""
     rel = matrix_to_axis_angle(np.swapaxes(rot_a, -1, -2) @ rot_b)
     return rot_a @ axis_angle_to_matrix(rel * np.asarray(weight, np.float64)[:, None])
 
