@@ -1,8 +1,8 @@
 """Camera estimation on real footage with ground-truth cameras: accuracy, focal, verdict and speed.
 
     python benchmarks/bench_camera_real.py [--kitti DIR] [--seven-scenes DIR] [--hololens DIR] [--tum DIR] [--width 512]
-                                           [--aspect 16:9] [--method fast|accurate|colmap] [--focal estimated|given]
-                                           [--json results.json]
+                                           [--aspect 16:9] [--turn 90] [--method fast|accurate|colmap]
+                                           [--focal estimated|given] [--json results.json]
 
 Footage (give one or more; none of it is copied into this repository, the benchmark reads the checkouts):
 
@@ -32,7 +32,9 @@ Footage (give one or more; none of it is copied into this repository, the benchm
 
 Frames are resized to ``--width``. ``--aspect 16:9`` (any ``W:H``) then crops them about their centre to that
 shape, as phone and camera video is, and moves the normalised intrinsics with the crop (the poses do not change);
-footage wider than that shape ends narrower than ``--width`` (KITTI: 276×155).
+footage wider than that shape ends narrower than ``--width`` (KITTI: 276×155). ``--turn 90`` (180, 270) then
+turns the frames that many degrees clockwise, and the cameras and intrinsics with them: portrait (or upside-down)
+video as a phone records it, whose sensor reads the picture's columns (or its rows bottom to top).
 
 Metrics (per clip), both trajectories expressed relative to their first frame, at the **last frame**:
 
@@ -221,6 +223,18 @@ def centre_crop(frames: np.ndarray, intrinsics: np.ndarray, aspect: tuple[int, i
     return frames[:, top:top + new_height, left:left + new_width], cropped
 
 
+def turn_clockwise(frames: np.ndarray, c2w: np.ndarray, intrinsics: np.ndarray, degrees: int
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``frames (F, H, W, 3)`` turned ``degrees`` (a multiple of 90) clockwise, with the camera-to-world poses
+    ``(F, 4, 4)`` and normalised intrinsics ``(fx, fy, cx, cy)`` of the turned camera. Each quarter turn sends pixel
+    (x, y) to (H − y, x): camera axes (X, Y, Z) to (−Y, X, Z), intrinsics to (fy, fx, 1 − cy, cx)."""
+    quarter = np.array([[0.0, -1, 0, 0], [1, 0, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]])
+    fx, fy, cx, cy = intrinsics
+    for _ in range(degrees // 90 % 4):
+        frames, c2w, (fx, fy, cx, cy) = np.rot90(frames, -1, axes=(1, 2)), c2w @ quarter.T, (fy, fx, 1 - cy, cx)
+    return np.ascontiguousarray(frames), c2w, np.array([fx, fy, cx, cy])
+
+
 def umeyama(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
     """Similarity (s, R, t) minimising Σ|dst − (s R src + t)|² for point sets ``(N, 3)``."""
     mu_s, mu_d = src.mean(0), dst.mean(0)
@@ -321,6 +335,8 @@ def main() -> None:
     parser.add_argument("--tum", help="a TUM RGB-D sequence folder (rgb.txt, rgb/, groundtruth.txt)")
     parser.add_argument("--width", type=int, default=512)
     parser.add_argument("--aspect", default=None, help="crop the frames about their centre to W:H, e.g. 16:9")
+    parser.add_argument("--turn", type=int, choices=(0, 90, 180, 270), default=0,
+                        help="then turn the frames (and cameras) that many degrees clockwise")
     parser.add_argument("--method", choices=("fast", "accurate", "colmap"), default="fast",
                         help="colmap: COLMAP's full pipeline as a reference (not this package's estimator)")
     parser.add_argument("--focal", choices=("estimated", "given"), default="estimated")
@@ -343,6 +359,7 @@ def main() -> None:
                                                      for clip in FOOTAGE[key](root, args.width)):
         if aspect:
             frames, intrinsics = centre_crop(frames, intrinsics, aspect)
+        frames, gt_c2w, intrinsics = turn_clockwise(frames, gt_c2w, intrinsics, args.turn)
         given = intrinsics if args.focal == "given" else None
         start, start_cpu = time.perf_counter(), time.process_time()
         if args.method == "colmap":
@@ -378,7 +395,8 @@ def main() -> None:
     for label, group in [g for g in groups if g[1]] + ([("all", rows)] if len(footage) > 1 else []):
         print(f"-- {label}: {len(group)} clips")
         summarise(group)
-    print(f"({args.method}, focal {args.focal}, width {args.width}{f', cropped to {args.aspect}' if aspect else ''}, "
+    print(f"({args.method}, focal {args.focal}, width {args.width}{f', cropped to {args.aspect}' if aspect else ''}"
+          f"{f', turned {args.turn} deg' if args.turn else ''}, "
           f"{os.cpu_count()} CPUs visible)")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as handle:

@@ -1,25 +1,31 @@
-"""Rolling-shutter correction: unrolled tracks against an explicit per-row projection, the readout found on
-rendered rolling-shutter clips, and clips with a global shutter left alone."""
+"""Rolling-shutter correction: unrolled tracks against an explicit per-line projection, the readout and its
+direction found on rendered rolling-shutter clips, and clips with a global shutter left alone."""
 
 import numpy as np
 import pytest
 import torch
 
 from dynascene_core.camera import CameraTrajectory, estimate_trajectory, make_preset, render_synthetic_clip
-from dynascene_core.camera.rolling_shutter import rotation_rates, unroll
+from dynascene_core.camera.rolling_shutter import candidate_directions, rotation_rates, unroll
 from dynascene_core.camera.trajectory import axis_angle_to_matrix, rotation_angle_deg
 
 RATE = np.array([0.004, -0.03, 0.01])  # radians per frame: a pan with some tilt and roll
 
 
-def _rolling_projection(points3d: np.ndarray, frames: int, k: np.ndarray, height: int, readout: float) -> np.ndarray:
+# seconds after the principal line, per pixel (x, y), in readout units: the four ways a sensor can be held
+LINE_DELAY = {"down": lambda x, y, k, w, h: (y - k[3]) / h, "up": lambda x, y, k, w, h: (k[3] - y) / h,
+              "right": lambda x, y, k, w, h: (x - k[2]) / w, "left": lambda x, y, k, w, h: (k[2] - x) / w}
+
+
+def _rolling_projection(points3d: np.ndarray, frames: int, k: np.ndarray, width: int, height: int, readout: float,
+                        direction: str = "down") -> np.ndarray:
     """Pixels ``(F, N, 2)`` of points seen by a camera turning at the constant ``RATE`` (world-to-camera rotation
-    exp(t·RATE) at time t), each point at the time its own row is read (row and time solved by fixed point)."""
+    exp(t·RATE) at time t), each point at the time its own line is read (pixel and time solved by fixed point)."""
     views = []
     for i in range(frames):
-        row = np.full(len(points3d), k[3])
+        column, row = np.full(len(points3d), k[2]), np.full(len(points3d), k[3])
         for _ in range(50):
-            time = i + readout * (row - k[3]) / height
+            time = i + readout * LINE_DELAY[direction](column, row, k, width, height)
             cam = (axis_angle_to_matrix(time[:, None] * RATE) @ points3d[..., None])[..., 0]
             column, row = cam[:, 0] / cam[:, 2] * k[0] + k[2], cam[:, 1] / cam[:, 2] * k[1] + k[3]
         views.append(np.stack([column, row], -1))
@@ -36,20 +42,29 @@ def test_rotation_rates_of_a_constant_turn():
     np.testing.assert_allclose(rotation_rates(_turning_poses(6)), np.tile(RATE, (6, 1)), atol=1e-12)
 
 
-def test_unroll_gives_the_global_shutter_view_of_a_turning_camera():
+@pytest.mark.parametrize("direction", ["down", "up", "right", "left"])
+def test_unroll_gives_the_global_shutter_view_of_a_turning_camera(direction):
     rng = np.random.default_rng(3)
     width, height = 320, 240
-    k = np.array([250.0, 250.0, 160.0, 120.0])
+    k = np.array([250.0, 250.0, 170.0, 110.0])
     points3d = np.c_[rng.uniform(-3, 3, 200), rng.uniform(-2, 2, 200), rng.uniform(4, 8, 200)]
     frames, readout = 5, 0.8
-    rolled = _rolling_projection(points3d, frames, k, height, readout)
-    still = _rolling_projection(points3d, frames, k, height, 0.0)
+    rolled = _rolling_projection(points3d, frames, k, width, height, readout, direction)
+    still = _rolling_projection(points3d, frames, k, width, height, 0.0)
     rolled[2, :10] = np.nan  # absent observations stay absent
-    assert np.nanmax(np.abs(rolled - still)) > 2.0  # the shutter moves rows by pixels
-    moved = unroll(rolled, _turning_poses(frames), k, height, readout)
+    assert np.nanmax(np.abs(rolled - still)) > 2.0  # the shutter moves lines by pixels
+    moved = unroll(rolled, _turning_poses(frames), k, width, height, readout, direction)
     assert np.isnan(moved[2, :10]).all()
     np.testing.assert_allclose(moved[~np.isnan(rolled[..., 0])], still[~np.isnan(rolled[..., 0])], atol=1e-6)
-    np.testing.assert_array_equal(unroll(still, _turning_poses(frames), k, height, 0.0), still)
+    np.testing.assert_array_equal(unroll(still, _turning_poses(frames), k, width, height, 0.0, direction), still)
+    other = {"down": "up", "up": "down", "right": "left", "left": "right"}[direction]
+    assert np.nanmax(np.abs(unroll(rolled, _turning_poses(frames), k, width, height, readout, other) - still)) > 2.0
+
+
+def test_columns_are_searched_only_in_frames_at_least_as_tall_as_wide():
+    assert candidate_directions(320, 180) == ("down", "up")
+    assert set(candidate_directions(180, 320)) == {"down", "up", "right", "left"}
+    assert set(candidate_directions(240, 240)) == {"down", "up", "right", "left"}
 
 
 def _last_rotation_error(trajectory, estimate) -> float:
@@ -80,14 +95,46 @@ def test_the_readout_of_a_rolling_shutter_clip_is_found_and_corrected(shaky_traj
     clip = render_synthetic_clip(shaky_trajectory, 180, 320, seed=2, readout=readout)
     found, stats = estimate_trajectory(clip.frames, clip.masks, _fov(shaky_trajectory))
     ignored, ignored_stats = estimate_trajectory(clip.frames, clip.masks, _fov(shaky_trajectory), readout=0)
-    assert abs(stats.quality.readout - readout) <= 0.15
-    assert ignored_stats.quality.readout == 0.0
+    assert abs(stats.quality.readout - readout) <= 0.15 and stats.quality.readout_direction == "down"
+    assert ignored_stats.quality.readout == 0.0 and ignored_stats.quality.readout_direction is None
     corrected = _last_rotation_error(shaky_trajectory, found)
     uncorrected = _last_rotation_error(shaky_trajectory, ignored)
     assert corrected < 0.25 * uncorrected, (corrected, uncorrected)
     given, given_stats = estimate_trajectory(clip.frames, clip.masks, _fov(shaky_trajectory), readout=readout)
     assert given_stats.quality.readout == readout
     assert _last_rotation_error(shaky_trajectory, given) < 0.25 * uncorrected
+
+
+def _turned(frames: np.ndarray, c2w: np.ndarray, quarter_turns: int) -> tuple[np.ndarray, np.ndarray]:
+    """``frames (F, H, W, ...)`` turned ``quarter_turns`` × 90° clockwise (negative: counter-clockwise, 2: upside
+    down), and the camera-to-world poses ``(F, 4, 4)`` of that turned camera: a clockwise quarter turn sends pixel
+    (x, y) to (H − y, x), so camera axes (X, Y, Z) to (−Y, X, Z)."""
+    quarter = np.array([[0.0, -1, 0, 0], [1, 0, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]])
+    turn = np.linalg.matrix_power(quarter, quarter_turns % 4)
+    return np.ascontiguousarray(np.rot90(frames, -quarter_turns, axes=(1, 2))), c2w @ turn.T
+
+
+@pytest.mark.parametrize("quarter_turns, direction", [(2, "up"), (1, "left"), (-1, "right")])
+def test_the_direction_of_the_readout_is_found(shaky_trajectory, quarter_turns, direction):
+    """A phone held upside down reads its rows bottom to top; one held in portrait reads the picture's columns,
+    one way or the other by which way it was turned: the rows-down clip turned so."""
+    readout = 0.7
+    clip = render_synthetic_clip(shaky_trajectory, 180, 320, seed=2, readout=readout)
+    frames, true_c2w = _turned(clip.frames, shaky_trajectory.c2w.numpy(), quarter_turns)
+    masks = _turned(clip.masks, true_c2w, quarter_turns)[0]
+    truth = CameraTrajectory(torch.from_numpy(true_c2w), shaky_trajectory.intrinsics)
+    found, stats = estimate_trajectory(frames, masks, _fov(shaky_trajectory))
+    assert stats.quality.readout_direction == direction and abs(stats.quality.readout - readout) <= 0.15
+    assert f"rolling shutter {stats.quality.readout:.2f} frame, read {direction}" in stats.quality.summary()
+    ignored, _ = estimate_trajectory(frames, masks, _fov(shaky_trajectory), readout=0)
+    assert _last_rotation_error(truth, found) < 0.25 * _last_rotation_error(truth, ignored)
+    wrong = {"up": "down", "left": "right", "right": "left"}[direction]
+    _, given_stats = estimate_trajectory(frames, masks, _fov(shaky_trajectory), readout=readout)
+    _, wrong_stats = estimate_trajectory(frames, masks, _fov(shaky_trajectory), readout=readout,
+                                         readout_direction=wrong)
+    assert (given_stats.quality.readout, given_stats.quality.readout_direction) == (readout, direction)
+    assert wrong_stats.quality.readout_direction == wrong
+    assert wrong_stats.quality.reprojection_px > 1.5 * given_stats.quality.reprojection_px
 
 
 def test_a_global_shutter_clip_is_not_corrected(shaky_trajectory):
@@ -102,3 +149,5 @@ def test_a_readout_outside_the_range_is_refused(readout):
     frames = np.zeros((2, 32, 32, 3), np.uint8)
     with pytest.raises(ValueError, match="readout"):
         estimate_trajectory(frames, readout=readout)
+    with pytest.raises(ValueError, match="readout_direction must be None or one of .*'down'.*got 'sideways'"):
+        estimate_trajectory(frames, readout_direction="sideways")

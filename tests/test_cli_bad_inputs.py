@@ -41,6 +41,7 @@ BAD_INPUTS = [
     ("python -m dynascene_core.camera", "estimate {bad.mp4} --out {out}", None),
     ("python -m dynascene_core.camera", "estimate {video} --mask {bad.mp4} --out {out}", None),
     ("python -m dynascene_core.camera", "estimate {video} --readout 3 --out {out}", "--readout"),
+    ("python -m dynascene_core.camera", "estimate {video} --readout-direction sideways --out {out}", "sideways"),
     ("python -m dynascene_core.camera", "plot {bad.txt} --out {out}", None),
     ("python -m dynascene_core.camera", "preset no_such_move --out {out}", "no_such_move"),
     ("python -m dynascene_core.checkpoints", "inspect {bad.safetensors}", None),

@@ -272,6 +272,7 @@ def test_unknown_setting_names_the_key(tmp_path):
     ("camera:\n  fov_deg: 200\n", "camera.fov_deg"),
     ("camera:\n  keep_uncertain: maybe\n", "camera.keep_uncertain"),
     ("camera:\n  readout: 3\n", "camera.readout"),
+    ("camera:\n  readout_direction: sideways\n", "camera.readout_direction"),
     ("matting:\n  device: gpu\n", "matting.device"),
     ("scene:\n  seed: -1\n", "scene.seed"),
     ("person:\n  area_range: [low, high]\n", "person.area_range"),

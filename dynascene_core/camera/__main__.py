@@ -1,6 +1,6 @@
 """Camera command line.
 
-``python -m dynascene_core.camera estimate VIDEO [--mask MASK_VIDEO] [--fov DEG | --intrinsics FILE] [--method fast|accurate] [--readout R] --out poses.txt``
+``python -m dynascene_core.camera estimate VIDEO [--mask MASK_VIDEO] [--fov DEG | --intrinsics FILE] [--method fast|accurate] [--readout R] [--readout-direction down|up|right|left] --out poses.txt``
 (also writes ``poses.quality.json``, the quality report)
 ``python -m dynascene_core.camera preset NAME[+NAME...] --frames N [--speed S] [--easing E] --out poses.txt``
 ``python -m dynascene_core.camera plot POSES --out plot.png``
@@ -33,6 +33,15 @@ def _readout(text: str) -> float:
     return value
 
 
+def _direction(text: str) -> str:
+    """``--readout-direction``: a key of :data:`.rolling_shutter.DIRECTIONS`."""
+    from .rolling_shutter import DIRECTIONS
+
+    if text not in DIRECTIONS:
+        raise argparse.ArgumentTypeError(f"must be one of {', '.join(DIRECTIONS)}, got {text}")
+    return text
+
+
 def _estimate(args) -> None:
     from ..video import matte_from_frames, read_video
     from .estimate import estimate_trajectory
@@ -48,6 +57,7 @@ def _estimate(args) -> None:
         warnings.simplefilter("always")
         trajectory, stats = estimate_trajectory(video.frames, masks, args.fov, intrinsics=args.intrinsics,
                                                 method=args.method, readout=args.readout,
+                                                readout_direction=args.readout_direction,
                                                 progress=progress_callback("camera tracking", "frame"))
     for warning in caught:
         print(f"warning: {warning.message}", file=sys.stderr)
@@ -129,6 +139,10 @@ def build_parser() -> CommandParser:
     p.add_argument("--readout", type=_readout, default=None,
                    help="rolling-shutter readout in frame intervals of the (strided) clip; 0 for a global shutter "
                         "(default: found from the video)")
+    p.add_argument("--readout-direction", type=_direction, default=None,
+                   help="where the readout goes in the picture: down (rows top to bottom), up (a camera held "
+                        "upside down), right or left (columns: portrait video from a turned phone); default: found "
+                        "from the video")
     p.add_argument("--max-frames", type=int, default=None)
     p.add_argument("--stride", type=int, default=1, help="keep every n-th frame")
     p.add_argument("--format", choices=("realestate10k", "tum"), default="realestate10k")

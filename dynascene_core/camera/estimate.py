@@ -15,7 +15,8 @@ Pipeline:
    all new is bridged by the essential matrix with the frame before), then **bundle
    adjustment of the whole clip** with COLMAP's adjuster (:mod:`.bundle`): all poses, all points and
    an unknown focal refined jointly with a robust loss, outlier observations dropped and solved again; then the
-   tracks are unrolled for a rolling shutter whose readout is found from the clip (:mod:`.rolling_shutter`).
+   tracks are unrolled for a rolling shutter whose readout and direction are found from the clip
+   (:mod:`.rolling_shutter`).
    The unit is set so that the median depth of the background points seen in frame 0 is ``scene_depth``.
 
 Methods: ``"fast"`` (default; one initialisation, and when an estimated focal comes out undetermined two
@@ -46,7 +47,7 @@ from .geometry import (golden_minimum, parallax_residuals, rotation_focal_residu
                        step_disagreement)
 from .intrinsics import fov_of, intrinsics_for_fov, resolve_intrinsics
 from .quality import CameraQuality, assess
-from .rolling_shutter import MAX_READOUT, unroll_tracks
+from .rolling_shutter import DIRECTIONS, MAX_READOUT, unroll_tracks
 from .tracks import Tracks, as_masks, as_uint8_frames, track_points
 from .trajectory import CameraTrajectory, rotation_angle_deg
 
@@ -239,7 +240,7 @@ def _rotation_solution(tracks: Tracks, given: np.ndarray | None, pairs: list, mi
 
 def _general_solution(tracks: Tracks, result, solved: np.ndarray, intr: np.ndarray, focal_determined: bool,
                       disagreement: np.ndarray, scene_depth: float, focal_estimated: bool, late_parallax: bool,
-                      readout: float) -> dict:
+                      readout: float, readout_direction: str | None) -> dict:
     """A bundle adjustment's poses (relative to frame 0, unit: median depth of frame 0's points = ``scene_depth``)
     and diagnostics: the keyword arguments of ``estimate_trajectory``'s ``finish``."""
     count = len(result.w2c)
@@ -259,11 +260,12 @@ def _general_solution(tracks: Tracks, result, solved: np.ndarray, intr: np.ndarr
                 ratio=float(result.used.sum() / max(1, observed.sum())),
                 reprojection=float(np.median(result.errors[result.used])) if result.used.any() else np.nan,
                 disagreement={i: float(disagreement[i]) for i in _disagreeing_runs(disagreement)},
-                late_parallax=late_parallax, readout=readout)
+                late_parallax=late_parallax, readout=readout, readout_direction=readout_direction)
 
 
 def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, intrinsics=None,
-                        method: str = "fast", readout: float | None = None, max_features: int | None = None,
+                        method: str = "fast", readout: float | None = None, readout_direction: str | None = None,
+                        max_features: int | None = None,
                         mask_dilation: float = 0.02, fb_px: float = 0.5, static_px: float = 0.3,
                         parallax_px: float = 0.6, parallax_ratio: float = 3.0, min_points: int = 20,
                         scene_depth: float = 1.0, progress=None) -> tuple[CameraTrajectory, EstimationStats]:
@@ -275,7 +277,8 @@ def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, int
     ``intrinsics``: an intrinsics file (JSON / COLMAP ``cameras.txt``) or normalised ``(fx, fy, cx, cy)``;
     with neither, the focal is estimated. ``method``: ``"fast"`` or ``"accurate"``. ``readout``: the
     rolling-shutter readout in frame intervals of the clip (0: global shutter, no correction; None: found from the
-    clip when it shows parallax).
+    clip when it shows parallax); ``readout_direction``: where it goes in the picture (``"down"``: rows top to
+    bottom, ``"up"``, ``"right"``: columns left to right, ``"left"``; None: found).
     Returns the trajectory and :class:`EstimationStats` (``stats.quality`` is the per-clip report).
     Too few background features → a static trajectory, a ``UserWarning`` and an "unreliable" verdict.
     ``progress(frames_done, frames)`` is called after each tracked frame and before the pose solve;
@@ -285,6 +288,8 @@ def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, int
         raise ValueError(f"method must be one of {sorted(METHODS)}, got {method!r}")
     if readout is not None and not 0 <= readout <= MAX_READOUT:
         raise ValueError(f"readout must be None or 0-{MAX_READOUT:g} frame intervals, got {readout!r}")
+    if readout_direction is not None and readout_direction not in DIRECTIONS:
+        raise ValueError(f"readout_direction must be None or one of {list(DIRECTIONS)}, got {readout_direction!r}")
     settings = METHODS[method]
     frames = as_uint8_frames(frames)
     human = as_masks(masks, frames)
@@ -306,7 +311,7 @@ def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, int
 
     def finish(c2w, intr, motion, tracked, inliers, residual, unreliable, focal_estimated, focal_determined=True,
                failure=None, ratio=1.0, reprojection=0.0, zoom=None, disagreement=None, fallback=None,
-               check_start=None, late_parallax=False, readout=0.0):
+               check_start=None, late_parallax=False, readout=0.0, readout_direction=None):
         notes = [failure] if failure else []
         notes += [f"camera estimation: {fallback}"] if fallback else []
         if len(unreliable):
@@ -321,7 +326,7 @@ def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, int
                           fov_deg=fov_of(intr, height, width), focal_estimated=focal_estimated,
                           unreliable_frames=list(unreliable), failure=failure, focal_determined=focal_determined,
                           step_disagreement_deg=disagreement, fallback=fallback, start_disagreement_deg=start_gap,
-                          late_parallax=late_parallax, readout=readout,
+                          late_parallax=late_parallax, readout=readout, readout_direction=readout_direction,
                           focal_source="estimated" if focal_estimated else "given" if given is not None else "assumed")
 
         quality = report(None)
@@ -444,18 +449,18 @@ def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, int
                             focal_determined = _focal_is_determined(_median_error(result), cost, result.focal_px)
                 # a rolling shutter bends the frames of a turning camera: the tracks are unrolled and adjusted again
                 raw, k_found = tracks, result_intrinsics(result) * pixels  # raw: for a rotation-only fallback
-                used_readout, unrolled = unroll_tracks(tracks, result, solved, k_found, width, height, readout,
-                                                       settings["readout_points"])
+                found_readout, found_direction, unrolled = unroll_tracks(tracks, result, solved, k_found, width, height,
+                                                                         readout, readout_direction,
+                                                                         settings["readout_points"])
                 start = (result.w2c, result.points3d, ~np.isnan(result.errors).all(0), solved)
                 redone = unrolled and _adjust_start(unrolled, start, k_found, width, height, estimate_focal,
                                                     dict(settings, rounds=1, max_iterations=10))  # outliers known
                 if redone:
                     tracks, (result, solved) = unrolled, redone
                     steps_checked = check_steps()
-                used_readout = used_readout if redone else 0.0
                 general = _general_solution(tracks, result, solved, result_intrinsics(result), focal_determined,
                                             steps_checked.result(), scene_depth, estimate_focal, late_parallax,
-                                            used_readout)
+                                            *((found_readout, found_direction) if redone else (0.0, None)))
         finally:
             for _, future in screening:  # not needed when the focal came out determined
                 future.cancel()

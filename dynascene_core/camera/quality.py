@@ -52,6 +52,7 @@ class CameraQuality:
     focal_source: str = "given"  # "given", "estimated", or "assumed" (default FOV: nothing to estimate it from)
     start_disagreement_deg: float | None = None  # largest rotation gap to a second start (deg); None: not checked
     readout: float = 0.0  # rolling-shutter readout the poses were corrected for (frame intervals; 0: none)
+    readout_direction: str | None = None  # where that readout goes in the picture: "down", "up", "right", "left"
 
     def to_dict(self) -> dict:
         """JSON-safe dict (plain floats/ints/strings; NaN/inf written as None)."""
@@ -72,7 +73,7 @@ class CameraQuality:
                 f"({focal}, {self.focal_px:.0f} px), reprojection {self.reprojection_px:.2f} px, "
                 f"{self.track_count} tracks, inliers {100 * self.inlier_ratio:.0f}%")
         if self.readout:
-            text += f", rolling shutter {self.readout:.2f} frame"
+            text += f", rolling shutter {self.readout:.2f} frame, read {self.readout_direction}"
         if self.unreliable_frames:
             text += f", {len(self.unreliable_frames)} unreliable frames"
         if self.reasons:
@@ -96,8 +97,8 @@ def assess(*, frames: int, motion: str, reprojection_px: float, track_count: int
            focal_px: float, fov_deg: float, focal_estimated: bool, unreliable_frames: list[int],
            failure: str | None = None, focal_determined: bool = True, focal_source: str | None = None,
            step_disagreement_deg: dict[int, float] | None = None, fallback: str | None = None,
-           start_disagreement_deg: float | None = None, late_parallax: bool = False, readout: float = 0.0
-           ) -> CameraQuality:
+           start_disagreement_deg: float | None = None, late_parallax: bool = False, readout: float = 0.0,
+           readout_direction: str | None = None) -> CameraQuality:
     """Build the :class:`CameraQuality` of a clip and decide its verdict from the measured numbers.
 
     ``failure``: why no camera could be estimated at all (→ unreliable). ``focal_determined``: False when
@@ -108,7 +109,8 @@ def assess(*, frames: int, motion: str, reprojection_px: float, track_count: int
     ``start_disagreement_deg``: largest rotation gap between the solution and a second start from another pair of
     frames (None: not checked); above :data:`START_DISAGREEMENT_DEG` → uncertain. ``late_parallax``: the
     general-motion solve rests on parallax that only later frames showed (→ uncertain). ``readout``: the
-    rolling-shutter readout (frame intervals) the tracks were corrected for; reported, not judged.
+    rolling-shutter readout (frame intervals) the tracks were corrected for, and its ``readout_direction``;
+    reported, not judged.
     """
     bad, doubt = [], []
     if failure:
@@ -146,4 +148,5 @@ def assess(*, frames: int, motion: str, reprojection_px: float, track_count: int
                          float(focal_px), float(fov_deg), bool(focal_estimated),
                          sorted(int(i) for i in unreliable_frames), sorted(int(i) for i in step_disagreement_deg or ()),
                          motion, int(frames), focal_source or ("estimated" if focal_estimated else "given"),
-                         None if start_disagreement_deg is None else float(start_disagreement_deg), float(readout))
+                         None if start_disagreement_deg is None else float(start_disagreement_deg), float(readout),
+                         readout_direction if readout else None)

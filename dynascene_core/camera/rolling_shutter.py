@@ -1,17 +1,20 @@
-"""Rolling-shutter correction of point tracks (rotation only), with the readout time found from the clip.
+"""Rolling-shutter correction of point tracks (rotation only), with the readout time and direction found from the clip.
 
-A rolling-shutter sensor reads its rows one after another, so row ``y`` of frame ``i`` is seen at time
-``i + readout · (y − cy) / height`` (in frame intervals of the clip; 0 at the principal row). A camera that turns
-during the readout bends and shears the picture, which the bundle adjustment's global-shutter pinhole model
-absorbs into wrong poses: on hand-held Kinect footage (TUM RGB-D fr1/desk, BENCHMARKS.md) a degree or more at
-the end of a 1.6 s clip. With the rotation rates of a first solution, each observation is moved to where the
-camera at its frame's principal-row time would have seen it (rotation only: at hand-held speeds the turn
-dominates what the shutter does to the picture), and the clip is adjusted again on the moved tracks.
+A rolling-shutter sensor reads its rows one after another, so with rows read top to bottom, row ``y`` of frame
+``i`` is seen at time ``i + readout · (y − cy) / height`` (in frame intervals of the clip; 0 at the principal
+row). A camera that turns during the readout bends and shears the picture, which the bundle adjustment's
+global-shutter pinhole model absorbs into wrong poses: on hand-held Kinect footage (TUM RGB-D fr1/desk,
+BENCHMARKS.md) a degree or more at the end of a 1.6 s clip. With the rotation rates of a first solution, each
+observation is moved to where the camera at its frame's principal-line time would have seen it (rotation only:
+at hand-held speeds the turn dominates what the shutter does to the picture), and the clip is adjusted again on
+the moved tracks.
 
 The readout is a property of the camera and of how many frames were skipped (a 30 ms readout is 0.9 frame at
 30 frames/s, 0.45 at every second frame), so it is found per clip: short adjustments at readouts along
 :data:`READOUT_GRID` are compared by their median reprojection error, and the best is refined by a parabola.
-Rows are assumed read top to bottom, as sensors do in the orientation they record.
+The direction the sensor's rows advance in the picture (:data:`DIRECTIONS`) depends on how the camera was held:
+a phone recording landscape upside down reads bottom to top, one recording portrait reads its rows as the
+picture's columns. It is chosen at the first step of the search among :func:`candidate_directions`.
 """
 
 from __future__ import annotations
@@ -27,6 +30,20 @@ READOUT_GRID = tuple(READOUT_STEP * n for n in range(1, 6))
 """Readouts (frame intervals) tried after 0, in order; the search stops once the error rises."""
 MAX_READOUT = 2.0
 """The largest readout a caller may give (frame intervals)."""
+MIN_GAIN = 0.01
+"""A readout found is kept only when it lowers the error at readout 0 by this share: on the 66 real clips of
+BENCHMARKS.md smaller gains were noise (global-shutter KITTI found 0.0–0.5 %) and every correction they made worsened
+the rotation slightly, while gains from 1.7 % up corrected hand-held clips by up to 2°."""
+DIRECTIONS = {"down": (1, 1.0), "up": (1, -1.0), "right": (0, 1.0), "left": (0, -1.0)}
+"""Where the sensor's readout goes in the picture → (image axis it advances along: 0 = x, 1 = y; sign):
+"down" = rows read top to bottom, "right" = columns read left to right."""
+
+
+def candidate_directions(width: int, height: int) -> tuple[str, ...]:
+    """Readout directions searched for a ``width × height`` clip: rows either way (a landscape sensor held upright
+    or upside down), and in a frame at least as tall as wide columns either way too (a landscape sensor held in
+    portrait; a portrait crop of landscape video keeps the rows)."""
+    return ("down", "up") + (("right", "left") if height >= width else ())
 
 
 def rotation_rates(w2c: np.ndarray) -> np.ndarray:
@@ -39,13 +56,16 @@ def rotation_rates(w2c: np.ndarray) -> np.ndarray:
     return matrix_to_axis_angle(rot[after] @ np.swapaxes(rot[before], -1, -2)) / span
 
 
-def unroll(points: np.ndarray, w2c: np.ndarray, k: np.ndarray, height: int, readout: float) -> np.ndarray:
+def unroll(points: np.ndarray, w2c: np.ndarray, k: np.ndarray, width: int, height: int, readout: float,
+           direction: str = "down") -> np.ndarray:
     """Track positions ``(F, N, 2)`` (NaN = absent) moved to where a global-shutter camera at each frame's pose
-    ``w2c (F, 4, 4)`` would see them, for a sensor reading rows top to bottom in ``readout`` frame intervals;
-    ``k``: pixel ``(fx, fy, cx, cy)``."""
+    ``w2c (F, 4, 4)`` would see them, for a sensor reading the picture in ``readout`` frame intervals in
+    ``direction`` (a key of :data:`DIRECTIONS`); ``k``: pixel ``(fx, fy, cx, cy)``."""
+    axis_index, sign = DIRECTIONS[direction]
     x, y = points[..., 0], points[..., 1]
     bearing = np.stack([(x - k[2]) / k[0], (y - k[3]) / k[1], np.ones_like(x)], -1)
-    delay = np.nan_to_num(readout * (y - k[3]) / height)  # (F, N) frame intervals after the principal row
+    line = points[..., axis_index] - k[2 + axis_index]  # (F, N) px past the principal line, along the readout
+    delay = np.nan_to_num(sign * readout * line / (width, height)[axis_index])  # frame intervals after it
     # the camera seen at time i + delay is exp(delay·ω) ∘ (pose i): undo that extra turn on the bearing (Rodrigues'
     # formula on the vectors: no (F, N, 3, 3) matrices)
     rate = rotation_rates(w2c)[:, None, :]  # (F, 1, 3)
@@ -62,41 +82,58 @@ def unroll(points: np.ndarray, w2c: np.ndarray, k: np.ndarray, height: int, read
 
 
 def fit_readout(points: np.ndarray, result: BundleResult, solved: np.ndarray, k: np.ndarray, width: int,
-                height: int, max_points: int) -> float:
-    """The readout (frame intervals, ≥ 0) that best fits ``result``'s inlier observations of ``points (F, N, 2)``:
-    each readout of 0 and :data:`READOUT_GRID` (stopping once the error rises) is scored by the median
-    reprojection error after a short adjustment of ``result``'s poses and its ``max_points`` longest-tracked points
-    to their unrolled observations at focal ``k`` (pixel ``(fx, fy, cx, cy)``); the best is refined by a parabola
-    through its neighbours."""
+                height: int, max_points: int, readout: float | None = None, direction: str | None = None
+                ) -> tuple[float, str | None]:
+    """``(readout, direction)`` (frame intervals ≥ 0; a key of :data:`DIRECTIONS`, None at readout 0) that best
+    fit ``result``'s inlier observations of ``points (F, N, 2)``; a ``readout`` or ``direction`` given is kept.
+    Each candidate is scored by the median reprojection error after a short adjustment of ``result``'s poses and
+    its ``max_points`` longest-tracked points to their unrolled observations at focal ``k`` (pixel
+    ``(fx, fy, cx, cy)``). The direction is the best of :func:`candidate_directions` at the given readout, or else
+    at the search's first step: readouts 0 and :data:`READOUT_GRID`, stopping once the error rises, the best
+    refined by a parabola through its neighbours, and kept if it gains :data:`MIN_GAIN`."""
     longest = np.argsort(-result.used.sum(0), kind="stable")[:max_points]  # the points every short adjustment moves
     subset = BundleResult(result.w2c, result.points3d[longest], result.used[:, longest], result.errors[:, longest],
                           result.focal_px)
     tracked = points[:, longest]
 
-    def error(readout: float) -> float:
-        moved = unroll(tracked, result.w2c, k, height, readout) if readout else tracked
+    def error(value: float, towards: str) -> float:
+        moved = unroll(tracked, result.w2c, k, width, height, value, towards) if value else tracked
         return refit_error(moved, subset, solved, k, width, height, max_points, max_iterations=5)
 
-    errors = [error(0.0)]
-    for readout in READOUT_GRID:
-        errors.append(error(readout))
+    def best_direction(value: float) -> tuple[str, float]:
+        """The direction fitting best at readout ``value``, and its error."""
+        score, towards = min((error(value, towards), towards) for towards in
+                             ((direction,) if direction else candidate_directions(width, height)))
+        return towards, score
+
+    if readout:  # given: only the direction is searched
+        return readout, best_direction(readout)[0]
+    errors = [error(0.0, "down")]
+    direction, first = best_direction(READOUT_GRID[0])
+    errors.append(first)
+    for value in READOUT_GRID[1:] if errors[1] <= errors[0] else ():
+        errors.append(error(value, direction))
         if errors[-1] > min(errors[:-1]):
             break
     best = int(np.argmin(errors))
-    if best == 0:
-        return 0.0
+    if errors[best] > (1 - MIN_GAIN) * errors[0]:
+        return 0.0, None
     shift = 0.0
     if best + 1 < len(errors):
         low, mid, high = errors[best - 1:best + 2]
         curvature = low - 2 * mid + high
         shift = float(np.clip(0.5 * (low - high) / curvature, -0.5, 0.5)) if curvature > 0 else 0.0
-    return READOUT_STEP * (best + shift)
+    return READOUT_STEP * (best + shift), direction
 
 
 def unroll_tracks(tracks: Tracks, result: BundleResult, solved: np.ndarray, k: np.ndarray, width: int, height: int,
-                  readout: float | None, max_points: int) -> tuple[float, Tracks | None]:
-    """``(readout, tracks unrolled for it)`` from ``result``'s poses: the ``readout`` given, or (None) the one
+                  readout: float | None, direction: str | None, max_points: int
+                  ) -> tuple[float, str | None, Tracks | None]:
+    """``(readout, direction, tracks unrolled for them)`` from ``result``'s poses: those given, or (None) those
     :func:`fit_readout` finds; the tracks are None when the readout is 0."""
-    if readout is None:
-        readout = fit_readout(tracks.points, result, solved, k, width, height, max_points)
-    return readout, (Tracks(unroll(tracks.points, result.w2c, k, height, readout)) if readout else None)
+    if readout is None or (readout and direction is None):
+        readout, direction = fit_readout(tracks.points, result, solved, k, width, height, max_points, readout,
+                                         direction)
+    if not readout:
+        return 0.0, None, None
+    return readout, direction, Tracks(unroll(tracks.points, result.w2c, k, width, height, readout, direction))

@@ -92,7 +92,8 @@ def estimate_camera(frames: np.ndarray, alpha: np.ndarray, config: dict):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # the quality verdict carries the same findings
         trajectory, stats = estimate_trajectory(small, masks, settings["fov_deg"], method=settings["method"],
-                                                readout=settings["readout"])
+                                                readout=settings["readout"],
+                                                readout_direction=settings["readout_direction"])
     return trajectory, stats.quality
 
 

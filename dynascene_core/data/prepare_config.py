@@ -52,7 +52,7 @@ def _number(value) -> bool:
 def check_prepare_config(config: dict) -> None:
     """Raise :class:`ConfigError` naming the first invalid setting (types first, then ranges)."""
     from ..camera.estimate import METHODS
-    from ..camera.rolling_shutter import MAX_READOUT
+    from ..camera.rolling_shutter import DIRECTIONS, MAX_READOUT
 
     def value(key: str):
         section, name = key.split(".")
@@ -97,6 +97,8 @@ def check_prepare_config(config: dict) -> None:
     readout = value("camera.readout")
     need(readout is None or (_number(readout) and 0 <= readout <= MAX_READOUT), "camera.readout",
          f"null or 0-{MAX_READOUT:g} frame intervals")
+    need(value("camera.readout_direction") in (None, *DIRECTIONS), "camera.readout_direction",
+         f"null or {', '.join(DIRECTIONS)}")
     need(isinstance(value("camera.keep_uncertain"), bool), "camera.keep_uncertain", "true or false")
     seed = value("scene.seed")
     need(isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0, "scene.seed", "an integer >= 0")
