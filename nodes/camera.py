@@ -13,6 +13,8 @@ from PIL import Image
 
 from dynascene_core.camera import (DEFAULT_FOV_DEG, EASINGS, PRESET_NAMES, CameraTrajectory, camera_condition,
                                    estimate_trajectory, make_preset, plot_trajectory, plucker_to_rgb)
+from dynascene_core.camera.estimate import METHODS
+from dynascene_core.camera.rolling_shutter import DIRECTIONS, MAX_READOUT
 
 from . import host
 from .adapters import ProgressReporter, frames_to_image, image_to_frames, mask_to_core
@@ -201,10 +203,25 @@ class EstimateCameraFromVideo:
             "optional": {
                 "human_mask": ("MASK", {"tooltip": "1 on the human (matting output); those pixels are not "
                                                    "tracked."}),
+                "method": (list(METHODS), {"default": "fast", "tooltip": "accurate: more tracks and starting "
+                                                                         "focals, several times slower."}),
+                "rolling_shutter": (["find", "off", "fixed"], {
+                    "default": "find", "tooltip": "Phone and most video cameras read the picture line by line, "
+                                                  "which bends it while the camera turns. find: the readout time "
+                                                  "is found from the video (see the report); off: a global "
+                                                  "shutter; fixed: readout_frames."}),
+                "readout_frames": ("FLOAT", {"default": 0.5, "min": 0.0, "max": MAX_READOUT, "step": 0.05,
+                                             "tooltip": "With rolling_shutter = fixed: the readout time in frame "
+                                                        "intervals (a 30 ms readout at 30 frames/s is 0.9)."}),
+                "readout_direction": (["find", *DIRECTIONS], {
+                    "default": "find", "tooltip": "Where the readout goes in the picture: down (rows top to "
+                                                  "bottom), up (camera upside down), right or left (columns: "
+                                                  "portrait video from a turned phone)."}),
             },
         }
 
-    def estimate(self, images, fov_degrees, search_fov, human_mask=None):
+    def estimate(self, images, fov_degrees, search_fov, human_mask=None, method="fast", rolling_shutter="find",
+                 readout_frames=0.5, readout_direction="find"):
         frames = image_to_frames(images, "images")
         masks = None if human_mask is None else mask_to_core(human_mask, len(frames), "human_mask")
         if masks is not None and masks.shape[-2:] != frames.shape[-2:]:
@@ -212,7 +229,10 @@ class EstimateCameraFromVideo:
                              f"{tuple(frames.shape[-2:])}")
         progress = ProgressReporter(len(frames), preview=False)
         progress(0)
-        camera, stats = estimate_trajectory(frames, masks, None if search_fov else fov_degrees, progress=progress)
+        readout = {"find": None, "off": 0.0, "fixed": readout_frames}[rolling_shutter]
+        direction = None if readout_direction == "find" else readout_direction
+        camera, stats = estimate_trajectory(frames, masks, None if search_fov else fov_degrees, method=method,
+                                            readout=readout, readout_direction=direction, progress=progress)
         report = stats.quality.summary()
         return {"ui": {"text": [report]}, "result": (camera, report)}
 

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import os
+import re
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from dynascene_core.camera import demo_clip, make_preset
+from dynascene_core.camera import CameraTrajectory, demo_clip, make_preset, render_synthetic_clip
+from dynascene_core.camera.trajectory import axis_angle_to_matrix
 from nodes import camera as cam
 from nodes import host
 
@@ -130,6 +132,49 @@ def test_estimate_camera_from_video_with_mask():
     assert abs(float(turned - true_turn)) < 1.0
     with pytest.raises(ValueError, match="human_mask: has 3 frames but the video has 8"):
         cam.EstimateCameraFromVideo().estimate(frames, 65.0, False, human_mask=mask[:3])
+
+
+def test_estimate_camera_rolling_shutter_and_method_widgets():
+    """A portrait rolling-shutter clip (rows read top to bottom, then the picture turned a quarter clockwise, as a
+    phone held upright records): the readout is found along the columns, turned off, or taken as given."""
+    frames_count = 16
+    i = np.arange(frames_count)
+    c2w = np.tile(np.eye(4), (frames_count, 1, 1))
+    c2w[:, :3, :3] = axis_angle_to_matrix(np.radians(np.c_[2 * np.sin(2 * np.pi * i / 7), 4 * np.sin(2 * np.pi * i / 10),
+                                                           np.zeros(frames_count)]))
+    c2w[:, :3, 3] = np.c_[0.05 * i, np.zeros(frames_count), 0.02 * i]
+    shaky = CameraTrajectory(torch.from_numpy(c2w), make_preset("static", frames_count).intrinsics)
+    clip = render_synthetic_clip(shaky, 144, 256, seed=2, readout=0.7)
+    frames = torch.from_numpy(np.rot90(clip.frames, -1, axes=(1, 2)).copy()).float() / 255.0  # (F, 256, 144, 3)
+    mask = torch.from_numpy(np.rot90(clip.masks, -1, axes=(1, 2)).copy())
+    fov = float(np.degrees(2 * np.arctan(0.5 / shaky.intrinsics[0, 0].item())))
+    node = cam.EstimateCameraFromVideo()
+    found = re.search(r"rolling shutter ([0-9.]+) frame, read (\w+)", node.estimate(frames, fov, False,
+                                                                                    human_mask=mask)["result"][1])
+    assert abs(float(found[1]) - 0.7) <= 0.15 and found[2] == "left"
+    off = node.estimate(frames, fov, False, human_mask=mask, rolling_shutter="off")["result"][1]
+    assert "rolling shutter" not in off
+    fixed = node.estimate(frames, fov, False, human_mask=mask, rolling_shutter="fixed", readout_frames=0.4,
+                          readout_direction="right")["result"][1]
+    assert "rolling shutter 0.40 frame, read right" in fixed
+    assert set(cam.EstimateCameraFromVideo.INPUT_TYPES()["optional"]["method"][0]) == {"fast", "accurate"}
+
+
+def test_estimate_camera_method_reaches_the_estimator(monkeypatch):
+    clip = demo_clip(num_frames=6, height=72, width=128, preset="dolly_in")
+    frames = torch.from_numpy(clip.frames).float() / 255.0
+    seen = []
+    real = cam.estimate_trajectory
+
+    def recording(*args, **kwargs):
+        seen.append(kwargs["method"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(cam, "estimate_trajectory", recording)
+    for method in ("accurate", "fast"):
+        camera, report = cam.EstimateCameraFromVideo().estimate(frames, 65.0, False, method=method)["result"]
+        assert len(camera) == 6 and report.split(":")[0] in ("reliable", "uncertain", "unreliable")
+    assert seen == ["accurate", "fast"]
 
 
 def test_estimate_camera_checks_cancel_per_frame_and_stops(monkeypatch):
