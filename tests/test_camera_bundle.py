@@ -10,10 +10,11 @@ import torch
 from dynascene_core.camera import (PRESET_NAMES, CameraQuality, estimate_trajectory, load_intrinsics, make_preset,
                                    render_synthetic_clip)
 from dynascene_core.camera.bundle import BundleResult, bundle_adjust
-from dynascene_core.camera.estimate import (FOCAL_STEP, METHODS, _adjust_start, _best_adjustment, _disagreeing_runs,
-                                            _fixed_focal_cost, _focal_is_determined, _later_parallax, _median_error,
-                                            _rotation_gap, _second_start)
+from dynascene_core.camera.estimate import (METHODS, _adjust_start, _best_adjustment, _disagreeing_runs,
+                                            _fixed_focal_cost, _later_parallax, _median_error, _rotation_gap,
+                                            _second_start)
 from dynascene_core.camera.geometry import solve_general, step_disagreement
+from dynascene_core.camera.intrinsics import FOCAL_STEP, focal_is_determined
 from dynascene_core.camera.quality import assess
 from dynascene_core.camera.tracks import Tracks
 from dynascene_core.camera.trajectory import axis_angle_to_matrix, rotation_angle_deg
@@ -109,13 +110,13 @@ def test_focal_determinacy_tells_a_turning_walk_from_pure_travel():
     cost = _fixed_focal_cost(tracks, result, solved, 320, 240, 500)
     base = _median_error(result)
     assert cost(result.focal_px * FOCAL_STEP) > 1.3 * base and cost(result.focal_px / FOCAL_STEP) > 1.3 * base
-    assert _focal_is_determined(base, cost, result.focal_px)
+    assert focal_is_determined(base, cost, result.focal_px)
 
     tracks, result, solved, focal = _adjusted_walk(np.zeros(3))
     cost = _fixed_focal_cost(tracks, result, solved, 320, 240, 500)
     base = _median_error(result)
     assert cost(result.focal_px * FOCAL_STEP) < 1.05 * base
-    assert not _focal_is_determined(base, cost, result.focal_px)
+    assert not focal_is_determined(base, cost, result.focal_px)
 
 
 def test_focal_determinacy_stops_at_the_first_flat_side():
@@ -128,12 +129,12 @@ def test_focal_determinacy_stops_at_the_first_flat_side():
         return cost
 
     # base 0.30 px: a side must raise it by 10% and by 0.05 px
-    assert not _focal_is_determined(0.30, recorded({115: 0.32, 87: 0.50}), 100.0)
+    assert not focal_is_determined(0.30, recorded({115: 0.32, 87: 0.50}), 100.0)
     assert asked == [115]  # the larger focal alone decided: the smaller one was not tried
-    assert not _focal_is_determined(0.30, recorded({115: 0.50, 87: 0.32}), 100.0)
-    assert _focal_is_determined(0.30, recorded({115: 0.37, 87: 0.36}), 100.0)
-    assert not _focal_is_determined(0.30, recorded({115: 0.345, 87: 0.50}), 100.0)  # 15% but only +0.045 px
-    assert not _focal_is_determined(3.0, recorded({115: 3.2, 87: 4.0}), 100.0)  # +0.2 px but under 10%
+    assert not focal_is_determined(0.30, recorded({115: 0.50, 87: 0.32}), 100.0)
+    assert focal_is_determined(0.30, recorded({115: 0.37, 87: 0.36}), 100.0)
+    assert not focal_is_determined(0.30, recorded({115: 0.345, 87: 0.50}), 100.0)  # 15% but only +0.045 px
+    assert not focal_is_determined(3.0, recorded({115: 3.2, 87: 4.0}), 100.0)  # +0.2 px but under 10%
 
 
 @pytest.mark.parametrize("preset", ["truck_right+tilt_up", "dolly_in+pan_right"])

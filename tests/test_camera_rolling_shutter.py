@@ -137,11 +137,43 @@ def test_the_direction_of_the_readout_is_found(shaky_trajectory, quarter_turns, 
     assert wrong_stats.quality.reprojection_px > 1.5 * given_stats.quality.reprojection_px
 
 
-def test_a_global_shutter_clip_is_not_corrected(shaky_trajectory):
+@pytest.fixture(scope="module")
+def shaky_pan():
+    """A hand-held pan: yaw sweeping 1° a frame with a shake, pitch swinging; no travel (no parallax)."""
+    frames = 20
+    i = np.arange(frames)
+    c2w = np.tile(np.eye(4), (frames, 1, 1))
+    c2w[:, :3, :3] = axis_angle_to_matrix(np.radians(np.c_[1.5 * np.sin(2 * np.pi * i / 9),
+                                                           i + 1.5 * np.sin(2 * np.pi * i / 6), np.zeros(frames)]))
+    return CameraTrajectory(torch.from_numpy(c2w), make_preset("static", frames).intrinsics)
+
+
+@pytest.mark.parametrize("quarter_turns, direction", [(0, "down"), (1, "left")])
+def test_a_rolling_shutter_pan_is_corrected(shaky_pan, quarter_turns, direction):
+    """Without parallax the rotation fit's error finds the readout (landscape, and the picture turned to portrait)."""
+    readout = 0.7
+    clip = render_synthetic_clip(shaky_pan, 180, 320, seed=2, readout=readout)
+    frames, true_c2w = _turned(clip.frames, shaky_pan.c2w.numpy(), quarter_turns)
+    masks = _turned(clip.masks, true_c2w, quarter_turns)[0]
+    truth = CameraTrajectory(torch.from_numpy(true_c2w), shaky_pan.intrinsics)
+    found, stats = estimate_trajectory(frames, masks, _fov(shaky_pan))
+    ignored, ignored_stats = estimate_trajectory(frames, masks, _fov(shaky_pan), readout=0)
+    assert stats.quality.motion == ignored_stats.quality.motion == "rotation"
+    assert stats.quality.readout_direction == direction and abs(stats.quality.readout - readout) <= 0.15
+    assert ignored_stats.quality.readout == 0.0
+    assert stats.quality.reprojection_px < 0.8 * ignored_stats.quality.reprojection_px
+    assert _last_rotation_error(truth, found) < 0.6 * _last_rotation_error(truth, ignored)
+
+
+def test_a_global_shutter_clip_is_not_corrected(shaky_trajectory, shaky_pan):
     clip = render_synthetic_clip(shaky_trajectory, 180, 320, seed=2)
     found, stats = estimate_trajectory(clip.frames, clip.masks, _fov(shaky_trajectory))
     assert stats.quality.readout == 0.0
     assert _last_rotation_error(shaky_trajectory, found) < 0.2
+    pan = render_synthetic_clip(shaky_pan, 180, 320, seed=2)
+    found, stats = estimate_trajectory(pan.frames, pan.masks, _fov(shaky_pan))
+    assert stats.quality.motion == "rotation" and stats.quality.readout == 0.0
+    assert _last_rotation_error(shaky_pan, found) < 0.3
 
 
 @pytest.mark.parametrize("readout", [-0.1, 2.5, float("nan")])

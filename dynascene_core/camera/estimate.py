@@ -10,7 +10,8 @@ Pipeline:
 3. **Parallax test**: robust homography vs. epipolar residuals between frame 0 and later frames (and,
    when the tracks of frame 0 end before mid-clip, between later frames). Without parallax the motion is
    a pure rotation (pan/tilt/roll) or zoom: rotations are fitted to bearing vectors of homography
-   inliers (Kabsch), translation 0; an unknown focal is the one that makes the motion most rotation-like.
+   inliers (Kabsch), translation 0; an unknown focal is the one that makes the motion most rotation-like; a
+   rolling shutter is corrected as below (:mod:`.rotation_only`).
 4. **General motion**: essential matrix + PnP initialisation (:mod:`.geometry`; a frame whose tracks are
    all new is bridged by the essential matrix with the frame before), then **bundle
    adjustment of the whole clip** with COLMAP's adjuster (:mod:`.bundle`): all poses, all points and
@@ -32,7 +33,6 @@ result carries a :class:`~.quality.CameraQuality` report (``stats.quality``).
 
 from __future__ import annotations
 
-import math
 import warnings
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -43,16 +43,14 @@ import torch
 
 from ..matting.masks import dilate
 from .bundle import bundle_adjust, refit_error
-from .geometry import (golden_minimum, parallax_residuals, rotation_focal_residual, solve_general, solve_rotation,
-                       step_disagreement)
-from .intrinsics import fov_of, intrinsics_for_fov, resolve_intrinsics
+from .geometry import parallax_residuals, solve_general, step_disagreement
+from .intrinsics import (DEFAULT_FOV_DEG, focal_bounds, focal_is_determined, fov_of, intrinsics_for_fov,
+                         resolve_intrinsics)
 from .quality import CameraQuality, assess
 from .rolling_shutter import DIRECTIONS, MAX_READOUT, unroll_tracks
+from .rotation_only import rotation_solution
 from .tracks import Tracks, as_masks, as_uint8_frames, track_points
 from .trajectory import CameraTrajectory, rotation_angle_deg
-
-DEFAULT_FOV_DEG = 65.0
-"""Field of view (degrees, longer side) that starts the focal estimation (a typical phone camera)."""
 
 METHODS = {
     "fast": dict(max_features=600, refine_passes=0, rounds=2, max_points=500, max_iterations=50, pnp_iterations=200,
@@ -69,8 +67,6 @@ MIN_FRAME_INLIERS = 12  # a frame whose pose rests on fewer inlier observations 
 STEP_DISAGREEMENT_DEG = 3.0  # a step whose rotation differs more from its two-view rotation disagrees ...
 STEP_DISAGREEMENT_RUN = 2  # ... and this many consecutive disagreeing steps make the clip uncertain
 STEP_MIN_INLIERS = 30  # two-view poses resting on fewer matches are not compared
-FOCAL_RANGE_DEG = (20.0, 120.0)  # fields of view the focal estimation considers
-FOCAL_STEP = 1.15  # focal ratio of the determinacy check
 CLEAR_GAIN = 0.7  # another starting focal replaces the default's solution only below this share of its error
 
 
@@ -88,12 +84,6 @@ class EstimationStats:
     quality: CameraQuality | None = None  # the per-clip report (always set by estimate_trajectory)
 
 
-def _focal_bounds(height: int, width: int) -> tuple[float, float]:
-    """Focal range (pixels) of :data:`FOCAL_RANGE_DEG`."""
-    side = max(height, width) / 2
-    return side / math.tan(math.radians(FOCAL_RANGE_DEG[1]) / 2), side / math.tan(math.radians(FOCAL_RANGE_DEG[0]) / 2)
-
-
 def _adjust_start(tracks: Tracks, start, k: np.ndarray, width: int, height: int, refine_focal: bool, settings: dict):
     """Bundle adjustment of an initialisation (:func:`solve_general`'s result, or None) → (BundleResult, solved) or
     None."""
@@ -103,7 +93,7 @@ def _adjust_start(tracks: Tracks, start, k: np.ndarray, width: int, height: int,
     result = bundle_adjust(tracks.points, w2c, points, has_point, solved, k, width, height,
                            refine_focal=refine_focal, rounds=settings["rounds"], max_points=settings["max_points"],
                            max_iterations=settings["max_iterations"])
-    low, high = _focal_bounds(height, width)
+    low, high = focal_bounds(height, width)
     if refine_focal and not low <= result.focal_px <= high:
         return None
     return result, solved
@@ -141,15 +131,6 @@ def _fixed_focal_cost(tracks: Tracks, result, solved: np.ndarray, width: int, he
     same observations, with the focal free), not with a fourth adjustment at its focal: one adjustment fewer."""
     return lambda focal: refit_error(tracks.points, result, solved, np.array([focal, focal, width / 2, height / 2]),
                                      width, height, max_points, max_iterations=10)
-
-
-def _focal_is_determined(base: float, cost, focal: float) -> bool:
-    """True when changing ``focal`` by FOCAL_STEP either way raises ``cost`` (median reprojection px) clearly
-    (≥ 0.05 px and 10%) above ``base``, the cost at ``focal`` (for a bundle adjustment: its own error there). The
-    smaller focal is tried only when the larger one raised it (the larger one alone already fails on most real clips
-    in BENCHMARKS.md, and each try is an adjustment)."""
-    margin = max(0.05, 0.1 * base)
-    return cost(focal * FOCAL_STEP) - base >= margin and cost(focal / FOCAL_STEP) - base >= margin
 
 
 def _parallax_pair(residuals: list[tuple[int, float, float]], parallax_px: float, ratio: float) -> tuple[int, bool]:
@@ -213,31 +194,6 @@ def _disagreeing_runs(angles: np.ndarray) -> list[int]:
     return flagged + (run if len(run) >= STEP_DISAGREEMENT_RUN else [])
 
 
-def _rotation_solution(tracks: Tracks, given: np.ndarray | None, pairs: list, min_points: int, height: int,
-                       width: int) -> dict:
-    """Rotation (or zoom) only poses, with the focal estimated from the frame ``pairs`` when ``given`` (normalised
-    intrinsics) is None: the keyword arguments of ``estimate_trajectory``'s ``finish``."""
-    pixels = np.array([width, height, width, height])
-    focal_determined = True
-    if given is None:
-        k0 = intrinsics_for_fov(DEFAULT_FOV_DEG, height, width) * pixels
-        low, high = _focal_bounds(height, width)
-        pairs = pairs or [(0, 1)]
-        cost = lambda focal: rotation_focal_residual(tracks, focal, k0, pairs)  # noqa: E731
-        focal = math.exp(golden_minimum(lambda log_f: cost(math.exp(log_f)), math.log(low), math.log(high)))
-        focal_determined = _focal_is_determined(cost(focal), cost, focal)
-        intr = np.array([focal, focal, width / 2, height / 2]) / pixels
-    else:
-        intr = given
-    c2w, inliers, compared, residual, zoom = solve_rotation(tracks, intr * pixels, max(40, min_points))
-    ok = inliers[1:] >= 8
-    return dict(c2w=c2w, intr=intr, motion="rotation", tracked=tracks.valid.sum(1), inliers=inliers,
-                residual=residual, unreliable=[i for i in range(1, len(inliers)) if inliers[i] < 8],
-                focal_estimated=given is None, focal_determined=focal_determined,
-                ratio=float(inliers[1:].sum() / max(1, compared[1:].sum())),
-                reprojection=float(np.median(residual[1:][ok])) if ok.any() else np.nan, zoom=zoom)
-
-
 def _general_solution(tracks: Tracks, result, solved: np.ndarray, intr: np.ndarray, focal_determined: bool,
                       disagreement: np.ndarray, scene_depth: float, focal_estimated: bool, late_parallax: bool,
                       readout: float, readout_direction: str | None) -> dict:
@@ -277,7 +233,7 @@ def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, int
     ``intrinsics``: an intrinsics file (JSON / COLMAP ``cameras.txt``) or normalised ``(fx, fy, cx, cy)``;
     with neither, the focal is estimated. ``method``: ``"fast"`` or ``"accurate"``. ``readout``: the
     rolling-shutter readout in frame intervals of the clip (0: global shutter, no correction; None: found from the
-    clip when it shows parallax); ``readout_direction``: where it goes in the picture (``"down"``: rows top to
+    clip); ``readout_direction``: where it goes in the picture (``"down"``: rows top to
     bottom, ``"up"``, ``"right"``: columns left to right, ``"left"``; None: found).
     Returns the trajectory and :class:`EstimationStats` (``stats.quality`` is the per-clip report).
     Too few background features → a static trajectory, a ``UserWarning`` and an "unreliable" verdict.
@@ -433,7 +389,7 @@ def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, int
                 focal_determined = True
                 if estimate_focal:
                     cost = _fixed_focal_cost(tracks, result, solved, width, height, settings["max_points"])
-                    focal_determined = _focal_is_determined(_median_error(result), cost, result.focal_px)
+                    focal_determined = focal_is_determined(_median_error(result), cost, result.focal_px)
                     if not focal_determined and settings["retry_fovs"]:
                         # a flat cost around the refined focal may be a local minimum: other starting focals are
                         # screened with a small adjustment, and one that fits clearly better is solved in full
@@ -446,7 +402,7 @@ def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, int
                             result, solved = retried
                             steps_checked = check_steps()
                             cost = _fixed_focal_cost(tracks, result, solved, width, height, settings["max_points"])
-                            focal_determined = _focal_is_determined(_median_error(result), cost, result.focal_px)
+                            focal_determined = focal_is_determined(_median_error(result), cost, result.focal_px)
                 # a rolling shutter bends the frames of a turning camera: the tracks are unrolled and adjusted again
                 raw, k_found = tracks, result_intrinsics(result) * pixels  # raw: for a rotation-only fallback
                 found_readout, found_direction, unrolled = unroll_tracks(tracks, result, solved, k_found, width, height,
@@ -488,10 +444,11 @@ def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, int
                 return finish(**general, check_start=check_start)
             # bundle adjustment left half the frames or more without a reliable pose (unconstrained poses: tens
             # of degrees off on near-still, flickering backgrounds): keep the rotation-only solve if, by the
-            # same inlier bar, it holds more frames
-            rotation = _rotation_solution(raw, given, pairs, min_points, height, width)
+            # same inlier bar, it holds more frames (not corrected for a rolling shutter: on a clip with parallax the
+            # rotation fit's error measures the parallax, which a readout would absorb)
+            rotation = rotation_solution(raw, given, pairs, min_points, height, width, 0.0, None)
             if int((rotation["inliers"][1:] >= MIN_FRAME_INLIERS).sum()) <= count - 1 - len(unreliable):
                 return finish(**general, check_start=check_start)
             return finish(**rotation, fallback=f"bundle adjustment left {len(unreliable)} of {count - 1} frames "
                                                "unreliable: rotation-only poses kept (translation not estimated)")
-    return finish(**_rotation_solution(tracks, given, pairs, min_points, height, width))
+    return finish(**rotation_solution(tracks, given, pairs, min_points, height, width, readout, readout_direction))

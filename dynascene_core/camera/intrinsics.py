@@ -17,8 +17,28 @@ import os
 
 import numpy as np
 
+DEFAULT_FOV_DEG = 65.0
+"""Field of view (degrees, longer side) that starts the focal estimation (a typical phone camera)."""
+FOCAL_RANGE_DEG = (20.0, 120.0)  # fields of view the focal estimation considers
+FOCAL_STEP = 1.15  # focal ratio of the determinacy check
+
 _COLMAP_FOCALS = {"SIMPLE_PINHOLE": 1, "SIMPLE_RADIAL": 1, "RADIAL": 1, "PINHOLE": 2, "OPENCV": 2,
                   "FULL_OPENCV": 2, "SIMPLE_RADIAL_FISHEYE": 1, "RADIAL_FISHEYE": 1, "OPENCV_FISHEYE": 2}
+
+
+def focal_bounds(height: int, width: int) -> tuple[float, float]:
+    """Focal range (pixels) of :data:`FOCAL_RANGE_DEG`."""
+    side = max(height, width) / 2
+    return side / math.tan(math.radians(FOCAL_RANGE_DEG[1]) / 2), side / math.tan(math.radians(FOCAL_RANGE_DEG[0]) / 2)
+
+
+def focal_is_determined(base: float, cost, focal: float) -> bool:
+    """True when changing ``focal`` by FOCAL_STEP either way raises ``cost`` (median reprojection px) clearly
+    (≥ 0.05 px and 10%) above ``base``, the cost at ``focal`` (for a bundle adjustment: its own error there). The
+    smaller focal is tried only when the larger one raised it (the larger one alone already fails on most real clips
+    in BENCHMARKS.md, and each try is an adjustment)."""
+    margin = max(0.05, 0.1 * base)
+    return cost(focal * FOCAL_STEP) - base >= margin and cost(focal / FOCAL_STEP) - base >= margin
 
 
 def intrinsics_for_fov(fov_deg: float, height: int, width: int) -> np.ndarray:

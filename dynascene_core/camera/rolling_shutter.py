@@ -14,7 +14,9 @@ The readout is a property of the camera and of how many frames were skipped (a 3
 :data:`READOUT_GRID` are compared by their median reprojection error, and the best is refined by a parabola.
 The direction the sensor's rows advance in the picture (:data:`DIRECTIONS`) depends on how the camera was held:
 a phone recording landscape upside down reads bottom to top, one recording portrait reads its rows as the
-picture's columns. It is chosen at the first step of the search among :func:`candidate_directions`.
+picture's columns. It is chosen at the first step of the search among :func:`candidate_directions`. The search
+(:func:`find_readout`) takes any error: the bundle adjustment's (:func:`fit_readout`), or the rotation fit's for
+clips without parallax (:mod:`.rotation_only`).
 """
 
 from __future__ import annotations
@@ -81,16 +83,53 @@ def unroll(points: np.ndarray, w2c: np.ndarray, k: np.ndarray, width: int, heigh
     return out
 
 
+def find_readout(score, width: int, height: int, readout: float | None = None, direction: str | None = None,
+                 min_gain: float = MIN_GAIN) -> tuple[float, str | None]:
+    """``(readout, direction)`` (frame intervals ≥ 0; a key of :data:`DIRECTIONS`, None at readout 0) with the
+    lowest ``score(readout, direction)``, an error such as a median reprojection px (at readout 0 the direction
+    plays no part); a ``readout`` or ``direction`` given is kept. The direction is the best of
+    :func:`candidate_directions` at the given readout, or else at the search's first step: readouts 0 and
+    :data:`READOUT_GRID`, stopping once the error rises, the best refined by a parabola through its neighbours, and
+    kept if it lowers the error at readout 0 by the share ``min_gain``."""
+    def finite(value: float, towards: str) -> float:
+        error = score(value, towards)
+        return error if np.isfinite(error) else np.inf  # a fit that failed ranks last
+
+    def best_direction(value: float) -> tuple[str, float]:
+        """The direction fitting best at readout ``value``, and its error."""
+        error, towards = min((finite(value, towards), towards) for towards in
+                             ((direction,) if direction else candidate_directions(width, height)))
+        return towards, error
+
+    if readout:  # given: only the direction is searched
+        return readout, direction or best_direction(readout)[0]
+    errors = [finite(0.0, "down")]
+    if errors[0] == np.inf:  # nothing to compare with
+        return 0.0, None
+    direction, first = best_direction(READOUT_GRID[0])
+    errors.append(first)
+    for value in READOUT_GRID[1:] if errors[1] <= errors[0] else ():
+        errors.append(finite(value, direction))
+        if errors[-1] > min(errors[:-1]):
+            break
+    best = int(np.argmin(errors))
+    if errors[best] > (1 - min_gain) * errors[0]:
+        return 0.0, None
+    shift = 0.0
+    if best + 1 < len(errors):
+        low, mid, high = errors[best - 1:best + 2]
+        curvature = low - 2 * mid + high
+        shift = float(np.clip(0.5 * (low - high) / curvature, -0.5, 0.5)) if curvature > 0 else 0.0
+    return READOUT_STEP * (best + shift), direction
+
+
 def fit_readout(points: np.ndarray, result: BundleResult, solved: np.ndarray, k: np.ndarray, width: int,
                 height: int, max_points: int, readout: float | None = None, direction: str | None = None
                 ) -> tuple[float, str | None]:
-    """``(readout, direction)`` (frame intervals ≥ 0; a key of :data:`DIRECTIONS`, None at readout 0) that best
-    fit ``result``'s inlier observations of ``points (F, N, 2)``; a ``readout`` or ``direction`` given is kept.
-    Each candidate is scored by the median reprojection error after a short adjustment of ``result``'s poses and
-    its ``max_points`` longest-tracked points to their unrolled observations at focal ``k`` (pixel
-    ``(fx, fy, cx, cy)``). The direction is the best of :func:`candidate_directions` at the given readout, or else
-    at the search's first step: readouts 0 and :data:`READOUT_GRID`, stopping once the error rises, the best
-    refined by a parabola through its neighbours, and kept if it gains :data:`MIN_GAIN`."""
+    """:func:`find_readout` for a bundle adjustment ``result`` of ``points (F, N, 2)``: each candidate scored by the
+    median reprojection error of ``result``'s inlier observations after a short adjustment of its poses and its
+    ``max_points`` longest-tracked points to their unrolled observations at focal ``k`` (pixel
+    ``(fx, fy, cx, cy)``)."""
     longest = np.argsort(-result.used.sum(0), kind="stable")[:max_points]  # the points every short adjustment moves
     subset = BundleResult(result.w2c, result.points3d[longest], result.used[:, longest], result.errors[:, longest],
                           result.focal_px)
@@ -100,30 +139,7 @@ def fit_readout(points: np.ndarray, result: BundleResult, solved: np.ndarray, k:
         moved = unroll(tracked, result.w2c, k, width, height, value, towards) if value else tracked
         return refit_error(moved, subset, solved, k, width, height, max_points, max_iterations=5)
 
-    def best_direction(value: float) -> tuple[str, float]:
-        """The direction fitting best at readout ``value``, and its error."""
-        score, towards = min((error(value, towards), towards) for towards in
-                             ((direction,) if direction else candidate_directions(width, height)))
-        return towards, score
-
-    if readout:  # given: only the direction is searched
-        return readout, best_direction(readout)[0]
-    errors = [error(0.0, "down")]
-    direction, first = best_direction(READOUT_GRID[0])
-    errors.append(first)
-    for value in READOUT_GRID[1:] if errors[1] <= errors[0] else ():
-        errors.append(error(value, direction))
-        if errors[-1] > min(errors[:-1]):
-            break
-    best = int(np.argmin(errors))
-    if errors[best] > (1 - MIN_GAIN) * errors[0]:
-        return 0.0, None
-    shift = 0.0
-    if best + 1 < len(errors):
-        low, mid, high = errors[best - 1:best + 2]
-        curvature = low - 2 * mid + high
-        shift = float(np.clip(0.5 * (low - high) / curvature, -0.5, 0.5)) if curvature > 0 else 0.0
-    return READOUT_STEP * (best + shift), direction
+    return find_readout(error, width, height, readout, direction)
 
 
 def unroll_tracks(tracks: Tracks, result: BundleResult, solved: np.ndarray, k: np.ndarray, width: int, height: int,
