@@ -80,8 +80,8 @@ def shaky_trajectory():
     frames = 20
     i = np.arange(frames)
     c2w = np.tile(np.eye(4), (frames, 1, 1))
-    c2w[:, :3, :3] = axis_angle_to_matrix(np.radians(np.c_[2 * np.sin(2 * np.pi * i / 7), 4 * np.sin(2 * np.pi * i / 10),
-                                                           np.zeros(frames)]))
+    yaw_pitch = np.c_[2 * np.sin(2 * np.pi * i / 7), 4 * np.sin(2 * np.pi * i / 10), np.zeros(frames)]
+    c2w[:, :3, :3] = axis_angle_to_matrix(np.radians(yaw_pitch))
     c2w[:, :3, 3] = np.c_[0.05 * i, np.zeros(frames), 0.02 * i]
     return CameraTrajectory(torch.from_numpy(c2w), make_preset("static", frames).intrinsics)
 
@@ -181,5 +181,8 @@ def test_a_readout_outside_the_range_is_refused(readout):
     frames = np.zeros((2, 32, 32, 3), np.uint8)
     with pytest.raises(ValueError, match="readout"):
         estimate_trajectory(frames, readout=readout)
+
+
+def test_an_unknown_readout_direction_is_refused():
     with pytest.raises(ValueError, match="readout_direction must be None or one of .*'down'.*got 'sideways'"):
-        estimate_trajectory(frames, readout_direction="sideways")
+        estimate_trajectory(np.zeros((2, 32, 32, 3), np.uint8), readout_direction="sideways")

@@ -140,8 +140,8 @@ def test_estimate_camera_rolling_shutter_and_method_widgets():
     frames_count = 16
     i = np.arange(frames_count)
     c2w = np.tile(np.eye(4), (frames_count, 1, 1))
-    c2w[:, :3, :3] = axis_angle_to_matrix(np.radians(np.c_[2 * np.sin(2 * np.pi * i / 7), 4 * np.sin(2 * np.pi * i / 10),
-                                                           np.zeros(frames_count)]))
+    yaw_pitch = np.c_[2 * np.sin(2 * np.pi * i / 7), 4 * np.sin(2 * np.pi * i / 10), np.zeros(frames_count)]
+    c2w[:, :3, :3] = axis_angle_to_matrix(np.radians(yaw_pitch))
     c2w[:, :3, 3] = np.c_[0.05 * i, np.zeros(frames_count), 0.02 * i]
     shaky = CameraTrajectory(torch.from_numpy(c2w), make_preset("static", frames_count).intrinsics)
     clip = render_synthetic_clip(shaky, 144, 256, seed=2, readout=0.7)

@@ -1,6 +1,7 @@
 """Camera command line.
 
-``python -m dynascene_core.camera estimate VIDEO [--mask MASK_VIDEO] [--fov DEG | --intrinsics FILE] [--method fast|accurate] [--readout R] [--readout-direction down|up|right|left] --out poses.txt``
+``python -m dynascene_core.camera estimate VIDEO [--mask MASK_VIDEO] [--fov DEG | --intrinsics FILE]
+[--method fast|accurate] [--readout R] [--readout-direction down|up|right|left] --out poses.txt``
 (also writes ``poses.quality.json``, the quality report)
 ``python -m dynascene_core.camera preset NAME[+NAME...] --frames N [--speed S] [--easing E] --out poses.txt``
 ``python -m dynascene_core.camera plot POSES --out plot.png``

@@ -444,9 +444,10 @@ def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, int
                 return finish(**general, check_start=check_start)
             # bundle adjustment left half the frames or more without a reliable pose (unconstrained poses: tens
             # of degrees off on near-still, flickering backgrounds): keep the rotation-only solve if, by the
-            # same inlier bar, it holds more frames (not corrected for a rolling shutter: on a clip with parallax the
-            # rotation fit's error measures the parallax, which a readout would absorb)
-            rotation = rotation_solution(raw, given, pairs, min_points, height, width, 0.0, None)
+            # same inlier bar, it holds more frames (no readout searched: on a clip with parallax the rotation fit's
+            # error measures the parallax, which a readout would absorb; one given is used)
+            rotation = rotation_solution(raw, given, pairs, min_points, height, width, readout or 0.0,
+                                         readout_direction)
             if int((rotation["inliers"][1:] >= MIN_FRAME_INLIERS).sum()) <= count - 1 - len(unreliable):
                 return finish(**general, check_start=check_start)
             return finish(**rotation, fallback=f"bundle adjustment left {len(unreliable)} of {count - 1} frames "

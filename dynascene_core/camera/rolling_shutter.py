@@ -34,8 +34,8 @@ MAX_READOUT = 2.0
 """The largest readout a caller may give (frame intervals)."""
 MIN_GAIN = 0.01
 """A readout found is kept only when it lowers the error at readout 0 by this share: on the 66 real clips of
-BENCHMARKS.md smaller gains were noise (global-shutter KITTI found 0.0–0.5 %) and every correction they made worsened
-the rotation slightly, while gains from 1.7 % up corrected hand-held clips by up to 2°."""
+BENCHMARKS.md every correction gaining less (four clips of global-shutter KITTI at 0.0–0.5 %, five hand-held ones)
+worsened the rotation slightly, while gains from 1.7 % up corrected hand-held clips by up to 2°."""
 DIRECTIONS = {"down": (1, 1.0), "up": (1, -1.0), "right": (0, 1.0), "left": (0, -1.0)}
 """Where the sensor's readout goes in the picture → (image axis it advances along: 0 = x, 1 = y; sign):
 "down" = rows read top to bottom, "right" = columns read left to right."""
@@ -101,8 +101,8 @@ def find_readout(score, width: int, height: int, readout: float | None = None, d
                              ((direction,) if direction else candidate_directions(width, height)))
         return towards, error
 
-    if readout:  # given: only the direction is searched
-        return readout, direction or best_direction(readout)[0]
+    if readout is not None:  # given: only the direction is searched
+        return (readout, direction or best_direction(readout)[0]) if readout else (0.0, None)
     errors = [finite(0.0, "down")]
     if errors[0] == np.inf:  # nothing to compare with
         return 0.0, None
@@ -113,13 +113,14 @@ def find_readout(score, width: int, height: int, readout: float | None = None, d
         if errors[-1] > min(errors[:-1]):
             break
     best = int(np.argmin(errors))
-    if errors[best] > (1 - min_gain) * errors[0]:
+    if best == 0 or errors[best] > (1 - min_gain) * errors[0]:
         return 0.0, None
     shift = 0.0
     if best + 1 < len(errors):
         low, mid, high = errors[best - 1:best + 2]
         curvature = low - 2 * mid + high
-        shift = float(np.clip(0.5 * (low - high) / curvature, -0.5, 0.5)) if curvature > 0 else 0.0
+        if np.isfinite(curvature) and curvature > 0:  # a failed fit beside the best: no refinement
+            shift = float(np.clip(0.5 * (low - high) / curvature, -0.5, 0.5))
     return READOUT_STEP * (best + shift), direction
 
 
@@ -147,9 +148,7 @@ def unroll_tracks(tracks: Tracks, result: BundleResult, solved: np.ndarray, k: n
                   ) -> tuple[float, str | None, Tracks | None]:
     """``(readout, direction, tracks unrolled for them)`` from ``result``'s poses: those given, or (None) those
     :func:`fit_readout` finds; the tracks are None when the readout is 0."""
-    if readout is None or (readout and direction is None):
-        readout, direction = fit_readout(tracks.points, result, solved, k, width, height, max_points, readout,
-                                         direction)
+    readout, direction = fit_readout(tracks.points, result, solved, k, width, height, max_points, readout, direction)
     if not readout:
         return 0.0, None, None
     return readout, direction, Tracks(unroll(tracks.points, result.w2c, k, width, height, readout, direction))

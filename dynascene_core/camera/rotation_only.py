@@ -3,9 +3,9 @@
 An unknown focal is the one that makes the motion most rotation-like. A rolling shutter bends the frames of a
 hand-held pan as it does those of any turning camera (0.2° → 0.8–1.0° at the end of a shaky synthetic pan read in
 0.5–0.9 frame): the tracks are unrolled with the rotation rates of a first fit (:mod:`.rolling_shutter`), the
-readout and its direction found by the rotation fit's error (a higher bar than the bundle adjustment's,
-:data:`MIN_GAIN`), and the rotations fitted again. A fit already worse than the quality report's "uncertain" bar
-is not corrected: its error is more likely parallax the parallax test missed (a walking HoloLens clip 47° off went
+readout and its direction found by the rotation fit's error (:data:`MIN_GAIN`, a higher bar than the bundle
+adjustment's), and the rotations fitted again. A fit already worse than the quality report's "uncertain" bar is
+not searched: its error is more likely parallax the parallax test missed (a walking HoloLens clip 47° off went
 from 3.15 px, unreliable, to 2.49 px, uncertain, with a readout of 0.67 read upward).
 """
 
@@ -55,7 +55,9 @@ def rotation_solution(tracks: Tracks, given: np.ndarray | None, pairs: list, min
     k, min_common = intr * pixels, max(40, min_points)
     first = solve_rotation(tracks, k, min_common)
     found, direction = 0.0, None
-    if readout != 0 and _fit_error(first) <= UNCERTAIN_REPROJECTION_PX:  # else a readout would absorb a wrong model
+    solved = first
+    # a readout is searched only where the fit holds (else it would absorb a wrong model); one given is used
+    if readout or (readout is None and _fit_error(first) <= UNCERTAIN_REPROJECTION_PX):
         w2c = np.linalg.inv(first[0])
 
         def unrolled(value: float, towards: str) -> Tracks:
@@ -65,7 +67,7 @@ def rotation_solution(tracks: Tracks, given: np.ndarray | None, pairs: list, min
             return _fit_error(solve_rotation(unrolled(value, towards), k, min_common)) if value else _fit_error(first)
 
         found, direction = find_readout(error, width, height, readout, readout_direction, MIN_GAIN)
-    solved = solve_rotation(unrolled(found, direction), k, min_common) if found else first
+        solved = solve_rotation(unrolled(found, direction), k, min_common) if found else first
     c2w, inliers, compared, residual, zoom = solved
     return dict(c2w=c2w, intr=intr, motion="rotation", tracked=tracks.valid.sum(1), inliers=inliers,
                 residual=residual, unreliable=[i for i in range(1, len(inliers)) if inliers[i] < MIN_INLIERS],
