@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from dynascene_core.camera import CameraTrajectory, estimate_trajectory, make_preset, render_synthetic_clip
-from dynascene_core.camera.rolling_shutter import candidate_directions, rotation_rates, unroll
+from dynascene_core.camera.rolling_shutter import candidate_directions, find_readout, rotation_rates, unroll
 from dynascene_core.camera.trajectory import axis_angle_to_matrix, rotation_angle_deg
 
 RATE = np.array([0.004, -0.03, 0.01])  # radians per frame: a pan with some tilt and roll
@@ -59,6 +59,25 @@ def test_unroll_gives_the_global_shutter_view_of_a_turning_camera(direction):
     np.testing.assert_array_equal(unroll(still, _turning_poses(frames), k, width, height, 0.0, direction), still)
     other = {"down": "up", "up": "down", "right": "left", "left": "right"}[direction]
     assert np.nanmax(np.abs(unroll(rolled, _turning_poses(frames), k, width, height, readout, other) - still)) > 2.0
+
+
+def _scores(down: dict, other: float = 9.0):
+    """A score function: ``down[readout]`` for rows read downward (5.0 past the table), ``other`` elsewhere."""
+    return lambda value, towards: down.get(round(value, 2), 5.0) if towards == "down" or not value else other
+
+
+def test_the_readout_search_on_known_scores():
+    # a parabola through 0.25, 0.5, 0.75 with errors 0.9, 0.8, 0.85 has its minimum at 0.5 + 0.25 / 6
+    assert find_readout(_scores({0: 1.0, 0.25: 0.9, 0.5: 0.8, 0.75: 0.85}), 320, 180) == pytest.approx(
+        (0.5 + 0.25 / 6, "down"))
+    assert find_readout(_scores({0: 1.0, 0.25: 0.9, 0.5: 0.8, 0.75: float("inf")}), 320, 180) == (0.5, "down")
+    assert find_readout(_scores({0: 1.0, 0.25: 0.995}), 320, 180) == (0.0, None)  # under the 1 % bar
+    assert find_readout(_scores({0: 1.0, 0.25: 0.995}), 320, 180, min_gain=0.001)[1] == "down"
+    assert find_readout(_scores({0: 0.0, 0.25: 0.0}), 320, 180) == (0.0, None)
+    assert find_readout(_scores({0: float("nan")}), 320, 180) == (0.0, None)
+    assert find_readout(_scores({0: 1.0, 0.25: 0.5}), 320, 180, readout=0) == (0.0, None)
+    assert find_readout(_scores({0: 1.0, 0.6: 0.5}), 320, 180, readout=0.6) == (0.6, "down")
+    assert find_readout(_scores({0: 1.0}, other=0.1), 320, 180, readout=0.6) == (0.6, "up")  # best of down, up
 
 
 def test_columns_are_searched_only_in_frames_at_least_as_tall_as_wide():
