@@ -55,11 +55,12 @@ def parallax_residuals(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     return float(np.median(np.linalg.norm(proj - b, axis=1))), float(np.median(epipolar))
 
 
-def _fit_rotation_zoom(a: np.ndarray, b: np.ndarray, k: np.ndarray, k_key: np.ndarray):
+def _fit_rotation_zoom(a: np.ndarray, b: np.ndarray, k: np.ndarray, k_key: np.ndarray, fit_zoom: bool = True):
     """Rotation (and focal change, for zooms) mapping key-frame pixels ``a`` to pixels ``b``.
 
     Returns ``(R, zoom, median residual px)`` with bearings_b = R · bearings_a, where frame b's focal
-    is ``zoom ×`` the key frame's. The zoom is kept only when it clearly explains the motion better.
+    is ``zoom ×`` the key frame's. The zoom is kept only when it clearly explains the motion better; ``fit_zoom=False``
+    fits none (most of the cost is the zoom's search).
     """
     ba = _bearings(a, k_key)
 
@@ -71,6 +72,8 @@ def _fit_rotation_zoom(a: np.ndarray, b: np.ndarray, k: np.ndarray, k_key: np.nd
         return rot, float(np.median(np.linalg.norm(px - b, axis=1)))
 
     rot1, res1 = fit(1.0)
+    if not fit_zoom:
+        return rot1, 1.0, res1
     zoom = math.exp(golden_minimum(lambda log_zoom: fit(math.exp(log_zoom))[1], math.log(0.7), math.log(1.43), 20))
     rot_z, res_z = fit(zoom)
     if res_z < 0.7 * res1 and abs(math.log(zoom)) > 0.005:
@@ -78,8 +81,9 @@ def _fit_rotation_zoom(a: np.ndarray, b: np.ndarray, k: np.ndarray, k_key: np.nd
     return rot1, 1.0, res1
 
 
-def solve_rotation(tracks: Tracks, k: np.ndarray, min_common: int):
-    """Pure-rotation / zoom poses against a key frame (chained when tracks run out), translation 0.
+def solve_rotation(tracks: Tracks, k: np.ndarray, min_common: int, fit_zoom: bool = True):
+    """Pure-rotation / zoom poses against a key frame (chained when tracks run out), translation 0
+    (``fit_zoom=False``: rotation only).
 
     Returns ``(c2w (F, 4, 4), inliers (F,), compared (F,), residual px (F,), zoom (F,))``; ``compared`` counts
     the tracks shared with the key frame. A frame without 8 consistent tracks keeps the previous pose.
@@ -103,7 +107,7 @@ def solve_rotation(tracks: Tracks, k: np.ndarray, min_common: int):
             continue
         a, b = pts[key, common][inl], pts[i, common][inl]
         k_key = k * np.array([zoom[key], zoom[key], 1, 1])
-        r_rel, z_rel, residual[i] = _fit_rotation_zoom(a, b, k, k_key)
+        r_rel, z_rel, residual[i] = _fit_rotation_zoom(a, b, k, k_key, fit_zoom)
         rot[i] = rot[key] @ r_rel.T
         zoom[i] = zoom[key] * z_rel
         inliers[i] = int(inl.sum())

@@ -59,12 +59,15 @@ def rotation_solution(tracks: Tracks, given: np.ndarray | None, pairs: list, min
     # a readout is searched only where the fit holds (else it would absorb a wrong model); one given is used
     if readout or (readout is None and _fit_error(first) <= UNCERTAIN_REPROJECTION_PX):
         w2c = np.linalg.inv(first[0])
+        zooming = bool(np.any(first[4] != 1.0))  # no zoom searched where the first fit found none (5× faster)
 
         def unrolled(value: float, towards: str) -> Tracks:
             return Tracks(unroll(tracks.points, w2c, k, width, height, value, towards))
 
         def error(value: float, towards: str) -> float:
-            return _fit_error(solve_rotation(unrolled(value, towards), k, min_common)) if value else _fit_error(first)
+            if not value:
+                return _fit_error(first)
+            return _fit_error(solve_rotation(unrolled(value, towards), k, min_common, fit_zoom=zooming))
 
         found, direction = find_readout(error, width, height, readout, readout_direction, MIN_GAIN)
         solved = solve_rotation(unrolled(found, direction), k, min_common) if found else first
