@@ -3,9 +3,9 @@ direction found on rendered rolling-shutter clips, and clips with a global shutt
 
 import numpy as np
 import pytest
-import torch
+import rolling_shutter_clips as clips
 
-from dynascene_core.camera import CameraTrajectory, estimate_trajectory, make_preset, render_synthetic_clip
+from dynascene_core.camera import estimate_trajectory, render_synthetic_clip
 from dynascene_core.camera.rolling_shutter import candidate_directions, find_readout, rotation_rates, unroll
 from dynascene_core.camera.trajectory import axis_angle_to_matrix, rotation_angle_deg
 
@@ -93,44 +93,22 @@ def _last_rotation_error(trajectory, estimate) -> float:
 
 @pytest.fixture(scope="module")
 def shaky_trajectory():
-    """Sideways travel with a hand's shake: yaw and pitch swinging at different periods. A turn at a constant
-    rate bends every frame alike, which the points' positions absorb (BENCHMARKS.md), so the shutter shows only
-    where the rate changes."""
-    frames = 20
-    i = np.arange(frames)
-    c2w = np.tile(np.eye(4), (frames, 1, 1))
-    yaw_pitch = np.c_[2 * np.sin(2 * np.pi * i / 7), 4 * np.sin(2 * np.pi * i / 10), np.zeros(frames)]
-    c2w[:, :3, :3] = axis_angle_to_matrix(np.radians(yaw_pitch))
-    c2w[:, :3, 3] = np.c_[0.05 * i, np.zeros(frames), 0.02 * i]
-    return CameraTrajectory(torch.from_numpy(c2w), make_preset("static", frames).intrinsics)
-
-
-def _fov(trajectory) -> float:
-    return float(np.degrees(2 * np.arctan(0.5 / trajectory.intrinsics[0, 0].item())))
+    return clips.shaky_trajectory()
 
 
 @pytest.mark.parametrize("readout", [0.5, 0.9])
 def test_the_readout_of_a_rolling_shutter_clip_is_found_and_corrected(shaky_trajectory, readout):
     clip = render_synthetic_clip(shaky_trajectory, 180, 320, seed=2, readout=readout)
-    found, stats = estimate_trajectory(clip.frames, clip.masks, _fov(shaky_trajectory))
-    ignored, ignored_stats = estimate_trajectory(clip.frames, clip.masks, _fov(shaky_trajectory), readout=0)
+    found, stats = estimate_trajectory(clip.frames, clip.masks, clips.fov_of(shaky_trajectory))
+    ignored, ignored_stats = estimate_trajectory(clip.frames, clip.masks, clips.fov_of(shaky_trajectory), readout=0)
     assert abs(stats.quality.readout - readout) <= 0.15 and stats.quality.readout_direction == "down"
     assert ignored_stats.quality.readout == 0.0 and ignored_stats.quality.readout_direction is None
     corrected = _last_rotation_error(shaky_trajectory, found)
     uncorrected = _last_rotation_error(shaky_trajectory, ignored)
     assert corrected < 0.25 * uncorrected, (corrected, uncorrected)
-    given, given_stats = estimate_trajectory(clip.frames, clip.masks, _fov(shaky_trajectory), readout=readout)
+    given, given_stats = estimate_trajectory(clip.frames, clip.masks, clips.fov_of(shaky_trajectory), readout=readout)
     assert given_stats.quality.readout == readout
     assert _last_rotation_error(shaky_trajectory, given) < 0.25 * uncorrected
-
-
-def _turned(frames: np.ndarray, c2w: np.ndarray, quarter_turns: int) -> tuple[np.ndarray, np.ndarray]:
-    """``frames (F, H, W, ...)`` turned ``quarter_turns`` × 90° clockwise (negative: counter-clockwise, 2: upside
-    down), and the camera-to-world poses ``(F, 4, 4)`` of that turned camera: a clockwise quarter turn sends pixel
-    (x, y) to (H − y, x), so camera axes (X, Y, Z) to (−Y, X, Z)."""
-    quarter = np.array([[0.0, -1, 0, 0], [1, 0, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]])
-    turn = np.linalg.matrix_power(quarter, quarter_turns % 4)
-    return np.ascontiguousarray(np.rot90(frames, -quarter_turns, axes=(1, 2))), c2w @ turn.T
 
 
 @pytest.mark.parametrize("quarter_turns, direction", [(2, "up"), (1, "left"), (-1, "right")])
@@ -138,18 +116,15 @@ def test_the_direction_of_the_readout_is_found(shaky_trajectory, quarter_turns, 
     """A phone held upside down reads its rows bottom to top; one held in portrait reads the picture's columns,
     one way or the other by which way it was turned: the rows-down clip turned so."""
     readout = 0.7
-    clip = render_synthetic_clip(shaky_trajectory, 180, 320, seed=2, readout=readout)
-    frames, true_c2w = _turned(clip.frames, shaky_trajectory.c2w.numpy(), quarter_turns)
-    masks = _turned(clip.masks, true_c2w, quarter_turns)[0]
-    truth = CameraTrajectory(torch.from_numpy(true_c2w), shaky_trajectory.intrinsics)
-    found, stats = estimate_trajectory(frames, masks, _fov(shaky_trajectory))
+    frames, masks, truth = clips.turned_clip(shaky_trajectory, 180, 320, readout, quarter_turns)
+    found, stats = estimate_trajectory(frames, masks, clips.fov_of(shaky_trajectory))
     assert stats.quality.readout_direction == direction and abs(stats.quality.readout - readout) <= 0.15
     assert f"rolling shutter {stats.quality.readout:.2f} frame, read {direction}" in stats.quality.summary()
-    ignored, _ = estimate_trajectory(frames, masks, _fov(shaky_trajectory), readout=0)
+    ignored, _ = estimate_trajectory(frames, masks, clips.fov_of(shaky_trajectory), readout=0)
     assert _last_rotation_error(truth, found) < 0.25 * _last_rotation_error(truth, ignored)
     wrong = {"up": "down", "left": "right", "right": "left"}[direction]
-    _, given_stats = estimate_trajectory(frames, masks, _fov(shaky_trajectory), readout=readout)
-    _, wrong_stats = estimate_trajectory(frames, masks, _fov(shaky_trajectory), readout=readout,
+    _, given_stats = estimate_trajectory(frames, masks, clips.fov_of(shaky_trajectory), readout=readout)
+    _, wrong_stats = estimate_trajectory(frames, masks, clips.fov_of(shaky_trajectory), readout=readout,
                                          readout_direction=wrong)
     assert (given_stats.quality.readout, given_stats.quality.readout_direction) == (readout, direction)
     assert wrong_stats.quality.readout_direction == wrong
@@ -158,25 +133,16 @@ def test_the_direction_of_the_readout_is_found(shaky_trajectory, quarter_turns, 
 
 @pytest.fixture(scope="module")
 def shaky_pan():
-    """A hand-held pan: yaw sweeping 1° a frame with a shake, pitch swinging; no travel (no parallax)."""
-    frames = 20
-    i = np.arange(frames)
-    c2w = np.tile(np.eye(4), (frames, 1, 1))
-    c2w[:, :3, :3] = axis_angle_to_matrix(np.radians(np.c_[1.5 * np.sin(2 * np.pi * i / 9),
-                                                           i + 1.5 * np.sin(2 * np.pi * i / 6), np.zeros(frames)]))
-    return CameraTrajectory(torch.from_numpy(c2w), make_preset("static", frames).intrinsics)
+    return clips.shaky_pan()
 
 
 @pytest.mark.parametrize("quarter_turns, direction", [(0, "down"), (1, "left")])
 def test_a_rolling_shutter_pan_is_corrected(shaky_pan, quarter_turns, direction):
     """Without parallax the rotation fit's error finds the readout (landscape, and the picture turned to portrait)."""
     readout = 0.7
-    clip = render_synthetic_clip(shaky_pan, 180, 320, seed=2, readout=readout)
-    frames, true_c2w = _turned(clip.frames, shaky_pan.c2w.numpy(), quarter_turns)
-    masks = _turned(clip.masks, true_c2w, quarter_turns)[0]
-    truth = CameraTrajectory(torch.from_numpy(true_c2w), shaky_pan.intrinsics)
-    found, stats = estimate_trajectory(frames, masks, _fov(shaky_pan))
-    ignored, ignored_stats = estimate_trajectory(frames, masks, _fov(shaky_pan), readout=0)
+    frames, masks, truth = clips.turned_clip(shaky_pan, 180, 320, readout, quarter_turns)
+    found, stats = estimate_trajectory(frames, masks, clips.fov_of(shaky_pan))
+    ignored, ignored_stats = estimate_trajectory(frames, masks, clips.fov_of(shaky_pan), readout=0)
     assert stats.quality.motion == ignored_stats.quality.motion == "rotation"
     assert stats.quality.readout_direction == direction and abs(stats.quality.readout - readout) <= 0.15
     assert ignored_stats.quality.readout == 0.0
@@ -186,11 +152,11 @@ def test_a_rolling_shutter_pan_is_corrected(shaky_pan, quarter_turns, direction)
 
 def test_a_global_shutter_clip_is_not_corrected(shaky_trajectory, shaky_pan):
     clip = render_synthetic_clip(shaky_trajectory, 180, 320, seed=2)
-    found, stats = estimate_trajectory(clip.frames, clip.masks, _fov(shaky_trajectory))
+    found, stats = estimate_trajectory(clip.frames, clip.masks, clips.fov_of(shaky_trajectory))
     assert stats.quality.readout == 0.0
     assert _last_rotation_error(shaky_trajectory, found) < 0.2
     pan = render_synthetic_clip(shaky_pan, 180, 320, seed=2)
-    found, stats = estimate_trajectory(pan.frames, pan.masks, _fov(shaky_pan))
+    found, stats = estimate_trajectory(pan.frames, pan.masks, clips.fov_of(shaky_pan))
     assert stats.quality.motion == "rotation" and stats.quality.readout == 0.0
     assert _last_rotation_error(shaky_pan, found) < 0.3
 

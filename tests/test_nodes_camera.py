@@ -7,11 +7,11 @@ import re
 
 import numpy as np
 import pytest
+import rolling_shutter_clips as clips
 import torch
 from PIL import Image
 
-from dynascene_core.camera import CameraTrajectory, demo_clip, make_preset, render_synthetic_clip
-from dynascene_core.camera.trajectory import axis_angle_to_matrix
+from dynascene_core.camera import demo_clip, make_preset
 from nodes import camera as cam
 from nodes import host
 
@@ -137,17 +137,10 @@ def test_estimate_camera_from_video_with_mask():
 def test_estimate_camera_rolling_shutter_and_method_widgets():
     """A portrait rolling-shutter clip (rows read top to bottom, then the picture turned a quarter clockwise, as a
     phone held upright records): the readout is found along the columns, turned off, or taken as given."""
-    frames_count = 16
-    i = np.arange(frames_count)
-    c2w = np.tile(np.eye(4), (frames_count, 1, 1))
-    yaw_pitch = np.c_[2 * np.sin(2 * np.pi * i / 7), 4 * np.sin(2 * np.pi * i / 10), np.zeros(frames_count)]
-    c2w[:, :3, :3] = axis_angle_to_matrix(np.radians(yaw_pitch))
-    c2w[:, :3, 3] = np.c_[0.05 * i, np.zeros(frames_count), 0.02 * i]
-    shaky = CameraTrajectory(torch.from_numpy(c2w), make_preset("static", frames_count).intrinsics)
-    clip = render_synthetic_clip(shaky, 144, 256, seed=2, readout=0.7)
-    frames = torch.from_numpy(np.rot90(clip.frames, -1, axes=(1, 2)).copy()).float() / 255.0  # (F, 256, 144, 3)
-    mask = torch.from_numpy(np.rot90(clip.masks, -1, axes=(1, 2)).copy())
-    fov = float(np.degrees(2 * np.arctan(0.5 / shaky.intrinsics[0, 0].item())))
+    shaky = clips.shaky_trajectory(16)
+    frames, mask, _ = clips.turned_clip(shaky, 144, 256, 0.7, quarter_turns=1)
+    frames, mask = torch.from_numpy(frames).float() / 255.0, torch.from_numpy(mask)  # (F, 256, 144, 3), (F, 256, 144)
+    fov = clips.fov_of(shaky)
     node = cam.EstimateCameraFromVideo()
     found = re.search(r"rolling shutter ([0-9.]+) frame, read (\w+)", node.estimate(frames, fov, False,
                                                                                     human_mask=mask)["result"][1])
