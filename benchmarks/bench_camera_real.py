@@ -1,6 +1,7 @@
 """Camera estimation on real footage with ground-truth cameras: accuracy, focal, verdict and speed.
 
-    python benchmarks/bench_camera_real.py [--kitti DIR] [--seven-scenes DIR] [--hololens DIR] [--tum DIR] [--width 512]
+    python benchmarks/bench_camera_real.py [--kitti DIR] [--seven-scenes DIR] [--hololens DIR] [--tum DIR] [--nerf DIR]
+                                           [--width 512]
                                            [--aspect 16:9] [--turn 90] [--method fast|accurate|colmap]
                                            [--focal estimated|given] [--json results.json]
 
@@ -29,8 +30,14 @@ Footage (give one or more; none of it is copied into this repository, the benchm
   **motion-capture** poses of the colour camera at 100 Hz, interpolated to the frame times. The frames are
   undistorted with the setup's published calibration, which then counts as the given focal. Clips: every
   second frame of 50 consecutive frames (25 frames), not overlapping.
+- ``--nerf``: a NeRF-style capture made from a video (instant-ngp / nerfstudio ``transforms.json`` and its frames),
+  e.g. ``data/nerf/fox`` of ``github.com/NVlabs/instant-ngp`` (NVIDIA Source Code License, non-commercial; its initial
+  commit 60dbb8e holds all 67 frames, later ones 50): a hand-held phone video, portrait 1080×1920, of a fox head on
+  a wallpapered wall, with poses and calibration **fitted by COLMAP to these frames** at the source size, so they
+  agree with the images (the other footages' references are off by about the targets themselves). Frames
+  undistorted with the capture's calibration (then the given focal); 12-frame clips of consecutive numbered frames.
 
-Frames are resized to ``--width``. ``--aspect 16:9`` (any ``W:H``) then crops them about their centre to that
+Frames are resized so that their longer side is ``--width``. ``--aspect 16:9`` (any ``W:H``) then crops them about their centre to that
 shape, as phone and camera video is, and moves the normalised intrinsics with the crop (the poses do not change);
 footage wider than that shape ends narrower than ``--width`` (KITTI: 276×155). ``--turn 90`` (180, 270) then
 turns the frames that many degrees clockwise, and the cameras and intrinsics with them: portrait (or upside-down)
@@ -84,11 +91,12 @@ SEVEN_SCENES_FOCAL = 525.0  # Kinect colour camera at 640×480 (not published wi
 
 
 def _resized_rgb(image: np.ndarray, width: int) -> np.ndarray:
-    """BGR or grey ``image`` → RGB uint8 resized to ``width`` (area filter, aspect kept)."""
+    """BGR or grey ``image`` → RGB uint8 whose longer side is ``width`` (area filter, aspect kept)."""
     if image.ndim == 2:
         image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
-    height = int(round(image.shape[0] * width / image.shape[1]))
-    return cv2.cvtColor(cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB)
+    scale = width / max(image.shape[:2])
+    size = (int(round(image.shape[1] * scale)), int(round(image.shape[0] * scale)))
+    return cv2.cvtColor(cv2.resize(image, size, interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB)
 
 
 def _image(path: str) -> np.ndarray:
@@ -206,7 +214,51 @@ def tum_clips(root: str, width: int):
                c2w[index], intrinsics)
 
 
-FOOTAGE = {"kitti": kitti_clips, "seven_scenes": seven_scenes_clips, "hololens": hololens_clips, "tum": tum_clips}
+NERF_CLIP = 12
+NERF_MAX_GAP = 5  # frames numbered further apart than this are not consecutive video frames: clips end there
+GL_TO_CV = np.diag([1.0, -1.0, -1.0, 1.0])  # NeRF poses look down −z with y up; OpenCV cameras down +z with y down
+
+
+def _frame_number(path: str) -> int:
+    digits = "".join(filter(str.isdigit, os.path.basename(path)))
+    if not digits:
+        raise ValueError(f"{path}: the frame's file name carries no frame number")
+    return int(digits)
+
+
+def nerf_clips(root: str, width: int):
+    """12-frame runs of a NeRF-style capture made from a video: ``transforms.json`` (instant-ngp / nerfstudio: one
+    camera's ``fl_x fl_y cx cy w h`` and OpenCV ``k1 k2 p1 p2`` at the source size, ``frames`` with ``file_path`` and
+    an OpenGL-convention camera-to-world ``transform_matrix`` from COLMAP at that size). Frames in the order of the
+    numbers in their file names (the video's); frames listed but absent are left out, and clips do not cross a
+    jump of more than ``NERF_MAX_GAP`` numbers. Frames undistorted with the capture's calibration, which then counts
+    as the given focal."""
+    with open(os.path.join(root, "transforms.json"), encoding="utf-8") as handle:
+        meta = json.load(handle)
+    frames = sorted((frame for frame in meta["frames"] if os.path.exists(os.path.join(root, frame["file_path"]))),
+                    key=lambda frame: _frame_number(frame["file_path"]))
+    numbers = [_frame_number(frame["file_path"]) for frame in frames]
+    src_w, src_h = int(meta["w"]), int(meta["h"])
+    kmat = np.array([[meta["fl_x"], 0, meta["cx"]], [0, meta["fl_y"], meta["cy"]], [0, 0, 1]])
+    distortion = np.array([meta.get(key, 0.0) for key in ("k1", "k2", "p1", "p2")])
+    intrinsics = np.array([meta["fl_x"] / src_w, meta["fl_y"] / src_h, meta["cx"] / src_w, meta["cy"] / src_h])
+    c2w_all = np.array([frame["transform_matrix"] for frame in frames], np.float64) @ GL_TO_CV
+    label = os.path.basename(os.path.normpath(root))
+    cuts = [0] + [i for i in range(1, len(frames)) if numbers[i] - numbers[i - 1] > NERF_MAX_GAP] + [len(frames)]
+    starts = [start for first, end in zip(cuts[:-1], cuts[1:]) for start in range(first, end - NERF_CLIP + 1, NERF_CLIP)]
+    for start in starts:
+        index = np.arange(start, start + NERF_CLIP)
+        raw = [_image(os.path.join(root, frames[i]["file_path"])) for i in index]
+        if raw[0].shape[:2] != (src_h, src_w):
+            raise ValueError(f"{root}: transforms.json says {src_w}x{src_h}, the frames are "
+                             f"{raw[0].shape[1]}x{raw[0].shape[0]}")
+        images = [cv2.undistort(image, kmat, distortion) for image in raw]
+        yield (f"{label}_{numbers[start]}-{numbers[index[-1]]}", np.stack([_resized_rgb(f, width) for f in images]),
+               c2w_all[index], intrinsics)
+
+
+FOOTAGE = {"kitti": kitti_clips, "seven_scenes": seven_scenes_clips, "hololens": hololens_clips, "tum": tum_clips,
+           "nerf": nerf_clips}
 
 
 def centre_crop(frames: np.ndarray, intrinsics: np.ndarray, aspect: tuple[int, int]
@@ -333,7 +385,9 @@ def main() -> None:
     parser.add_argument("--seven-scenes", help="the data/ folder of a checkout of andyzeng/tsdf-fusion-python")
     parser.add_argument("--hololens", help="sample-data/hololens-dataset/000 of a checkout of ardaduz/deep-video-mvs")
     parser.add_argument("--tum", help="a TUM RGB-D sequence folder (rgb.txt, rgb/, groundtruth.txt)")
-    parser.add_argument("--width", type=int, default=512)
+    parser.add_argument("--nerf", help="a NeRF-style capture made from a video (transforms.json, images), e.g. "
+                        "data/nerf/fox of NVlabs/instant-ngp")
+    parser.add_argument("--width", type=int, default=512, help="the frames' longer side")
     parser.add_argument("--aspect", default=None, help="crop the frames about their centre to W:H, e.g. 16:9")
     parser.add_argument("--turn", type=int, choices=(0, 90, 180, 270), default=0,
                         help="then turn the frames (and cameras) that many degrees clockwise")
@@ -344,7 +398,7 @@ def main() -> None:
     args = parser.parse_args()
     footage = [(key, getattr(args, key)) for key in FOOTAGE if getattr(args, key)]
     if not footage:
-        parser.error("give at least one of --kitti, --seven-scenes, --hololens, --tum")
+        parser.error("give at least one of --kitti, --seven-scenes, --hololens, --tum, --nerf")
     aspect = None
     if args.aspect:
         parts = args.aspect.split(":")

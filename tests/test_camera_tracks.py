@@ -1,5 +1,6 @@
 """KLT tracking against a known image motion, and the real-footage benchmark's error metrics."""
 
+import json
 import math
 
 import cv2
@@ -204,6 +205,32 @@ def test_tum_reader_interpolates_the_motion_capture_to_the_frame_times(tmp_path)
     assert np.allclose(intrinsics, [535.4 / 640, 539.2 / 480, 320.1 / 640, 247.6 / 480])
     with pytest.raises(ValueError, match="names no TUM setup"):
         next(bench.tum_clips(str(tmp_path), 32))
+
+
+def test_nerf_capture_reader_turns_opengl_cameras_and_splits_at_jumps(tmp_path):
+    """An instant-ngp / nerfstudio capture: portrait frames (resized by their longer side), clips of 12 consecutive
+    numbers that end at a jump of more than 5, a listed frame that is absent, and the OpenGL cameras (looking down −z
+    with y up) turned to OpenCV's: a world point ahead of and above a GL camera has positive depth and negative y."""
+    bench = load_benchmark("bench_camera_real")
+    folder = tmp_path / "capture"
+    (folder / "images").mkdir(parents=True)
+    numbers = list(range(1, 15)) + list(range(30, 42))  # a jump of 16 after 14
+    gl_pose = [np.eye(4) for _ in numbers]
+    for n, pose in zip(numbers, gl_pose):
+        pose[:3, 3] = [0.1 * n, 0, 0]
+        cv2.imwrite(str(folder / "images" / f"{n:04d}.png"), np.full((64, 36, 3), n, np.uint8))
+    listed = [{"file_path": f"images/{n:04d}.png", "transform_matrix": p.tolist()} for n, p in zip(numbers, gl_pose)]
+    listed.append({"file_path": "images/0050.png", "transform_matrix": np.eye(4).tolist()})  # absent
+    meta = {"w": 36, "h": 64, "fl_x": 40.0, "fl_y": 41.0, "cx": 18.5, "cy": 31.0, "k1": 0.0, "k2": 0.0, "p1": 0.0,
+            "p2": 0.0, "frames": listed[::-1]}
+    (folder / "transforms.json").write_text(json.dumps(meta))
+    clips = list(bench.nerf_clips(str(folder), 32))
+    assert [c[0] for c in clips] == ["capture_1-12", "capture_30-41"]
+    (_, frames, c2w, intrinsics) = clips[1]
+    assert frames.shape == (12, 32, 18, 3) and np.array_equal(frames[:, 16, 9, 0], range(30, 42))
+    assert np.allclose(intrinsics, [40 / 36, 41 / 64, 18.5 / 36, 31 / 64])
+    ahead_and_up = np.linalg.inv(c2w[0]) @ [0.1 * 30, 1.0, -5.0, 1.0]  # GL: 5 ahead (−z), 1 up (+y)
+    assert np.allclose(ahead_and_up[:3], [0, -1, 5])
 
 
 @pytest.mark.parametrize("size,aspect,kept", [((384, 512), (16, 9), (288, 512)), ((155, 512), (16, 9), (155, 276))])
