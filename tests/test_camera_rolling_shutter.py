@@ -138,16 +138,17 @@ def shaky_pan():
 
 @pytest.mark.parametrize("quarter_turns, direction", [(0, "down"), (1, "left")])
 def test_a_rolling_shutter_pan_is_corrected(shaky_pan, quarter_turns, direction):
-    """Without parallax the rotation fit's error finds the readout (landscape, and the picture turned to portrait)."""
+    """Without parallax the rotation fit's error finds the readout (landscape, and the picture turned to portrait).
+    Uncorrected, the rotation fit ended 0.62° (landscape) and 0.52° (portrait) off; it leaves over 0.6 px, so with
+    ``readout=0`` the general solve now takes the clip (its points absorb some of the bending)."""
     readout = 0.7
     frames, masks, truth = clips.turned_clip(shaky_pan, 180, 320, readout, quarter_turns)
     found, stats = estimate_trajectory(frames, masks, clips.fov_of(shaky_pan))
-    ignored, ignored_stats = estimate_trajectory(frames, masks, clips.fov_of(shaky_pan), readout=0)
-    assert stats.quality.motion == ignored_stats.quality.motion == "rotation"
+    _, ignored_stats = estimate_trajectory(frames, masks, clips.fov_of(shaky_pan), readout=0)
+    assert stats.quality.motion == "rotation"
     assert stats.quality.readout_direction == direction and abs(stats.quality.readout - readout) <= 0.15
-    assert ignored_stats.quality.readout == 0.0
-    assert stats.quality.reprojection_px < 0.8 * ignored_stats.quality.reprojection_px
-    assert _last_rotation_error(truth, found) < 0.6 * _last_rotation_error(truth, ignored)
+    assert _last_rotation_error(truth, found) < 0.35
+    assert ignored_stats.quality.readout == 0.0 and ignored_stats.quality.motion == "general"
 
 
 def test_a_global_shutter_clip_is_not_corrected(shaky_trajectory, shaky_pan):

@@ -11,7 +11,9 @@ Pipeline:
    when the tracks of frame 0 end before mid-clip, between later frames). Without parallax the motion is
    a pure rotation (pan/tilt/roll) or zoom: rotations are fitted to bearing vectors of homography
    inliers (Kabsch), translation 0; an unknown focal is the one that makes the motion most rotation-like; a
-   rolling shutter is corrected as below (:mod:`.rotation_only`).
+   rolling shutter is corrected as below (:mod:`.rotation_only`). A homography also fits a plane under any
+   motion: when the rotations leave more than ``parallax_px`` (a wall passed or circled, or parallax the test
+   missed), general motion is solved too and kept if it fits clearly better (:data:`PLANE_GAIN`).
 4. **General motion**: essential matrix + PnP initialisation (:mod:`.geometry`; a frame whose tracks are
    all new is bridged by the essential matrix with the frame before), then **bundle
    adjustment of the whole clip** with COLMAP's adjuster (:mod:`.bundle`): all poses, all points and
@@ -67,6 +69,7 @@ MIN_FRAME_INLIERS = 12  # a frame whose pose rests on fewer inlier observations 
 STEP_DISAGREEMENT_DEG = 3.0  # a step whose rotation differs more from its two-view rotation disagrees ...
 STEP_DISAGREEMENT_RUN = 2  # ... and this many consecutive disagreeing steps make the clip uncertain
 STEP_MIN_INLIERS = 30  # two-view poses resting on fewer matches are not compared
+PLANE_GAIN = 0.5  # a general solution replaces a poor rotation-only fit only below this share of its error
 CLEAR_GAIN = 0.7  # another starting focal replaces the default's solution only below this share of its error
 
 
@@ -179,6 +182,13 @@ def _later_parallax(tracks: Tracks, min_common: int, parallax_px: float, ratio: 
                            parallax_px, ratio):
             return True
     return False
+
+
+def _plane_fits_better(general: dict, rotation: dict) -> bool:
+    """Whether the general solution of a clip without homography parallax (a plane seen while travelling) replaces
+    its rotation-only one: at most :data:`PLANE_GAIN` × its reprojection error, with no more unreliable frames."""
+    return bool(general["reprojection"] <= PLANE_GAIN * rotation["reprojection"]
+                and len(general["unreliable"]) <= len(rotation["unreliable"]))
 
 
 def _disagreeing_runs(angles: np.ndarray) -> list[int]:
@@ -337,6 +347,15 @@ def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, int
         has_parallax = late_parallax = _later_parallax(tracks, max(40, min_points), parallax_px, parallax_ratio)
         if has_parallax and residuals:  # initialise on the frame-0 pair with the most motion
             best = max(residuals, key=lambda r: r[1])[0]
+    rotation_fit = None  # the rotation-only solution, when the parallax test found none
+    if not has_parallax:
+        rotation_fit = rotation_solution(tracks, given, pairs, min_points, height, width, readout, readout_direction)
+        # a homography fits a plane (a wall, a floor) under any motion: when no rotation explains the tracks that
+        # homographies fit, the camera may be travelling past a plane, so general motion is solved too, started
+        # from the two frame-0 pairs with the most homography residual
+        if rotation_fit["reprojection"] > parallax_px and len(residuals) >= 2:
+            has_parallax = True
+            best, second_best = [i for _, i in sorted((-res, i) for i, res, _ in residuals)[:2]]
     if progress is not None:  # a cancel point before the pose solve (bundle adjustment is the slow part)
         progress(count, count)
 
@@ -367,7 +386,8 @@ def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, int
         # adjustment runs on a helper thread beside them: the screening's initialisations (used when the focal
         # comes out undetermined, as on most real clips), the second start's initialisation when the focal is
         # given, and the two-view check of the chosen solution's steps
-        second = _second_start(tracks, residuals, best, parallax_px, parallax_ratio)
+        second = (second_best if rotation_fit is not None
+                  else _second_start(tracks, residuals, best, parallax_px, parallax_ratio))
         helper = ThreadPoolExecutor(max_workers=1)
         try:
             screening = [(fov, helper.submit(initialise, fov, SCREENING))
@@ -421,6 +441,8 @@ def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, int
             for _, future in screening:  # not needed when the focal came out determined
                 future.cancel()
             helper.shutdown()
+        if candidates and rotation_fit is not None and not _plane_fits_better(general, rotation_fit):
+            return finish(**rotation_fit)
         if candidates:
             unreliable = general["unreliable"]
 
@@ -452,4 +474,5 @@ def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, int
                 return finish(**general, check_start=check_start)
             return finish(**rotation, fallback=f"bundle adjustment left {len(unreliable)} of {count - 1} frames "
                                                "unreliable: rotation-only poses kept (translation not estimated)")
-    return finish(**rotation_solution(tracks, given, pairs, min_points, height, width, readout, readout_direction))
+    return finish(**(rotation_fit or rotation_solution(tracks, given, pairs, min_points, height, width, readout,
+                                                       readout_direction)))
