@@ -37,11 +37,11 @@ Footage (give one or more; none of it is copied into this repository, the benchm
   agree with the images (the other footages' references are off by about the targets themselves). Frames
   undistorted with the capture's calibration (then the given focal); 12-frame clips of consecutive numbered frames.
 
-Frames are resized so that their longer side is ``--width``. ``--aspect 16:9`` (any ``W:H``) then crops them about their centre to that
-shape, as phone and camera video is, and moves the normalised intrinsics with the crop (the poses do not change);
-footage wider than that shape ends narrower than ``--width`` (KITTI: 276×155). ``--turn 90`` (180, 270) then
-turns the frames that many degrees clockwise, and the cameras and intrinsics with them: portrait (or upside-down)
-video as a phone records it, whose sensor reads the picture's columns (or its rows bottom to top).
+Frames are resized so that their longer side is ``--width``. ``--aspect 16:9`` (any ``W:H``) then crops them about
+their centre to that shape, as phone and camera video is, and moves the normalised intrinsics with the crop (the
+poses do not change); footage wider than that shape ends narrower than ``--width`` (KITTI: 276×155). ``--turn 90``
+(180, 270) then turns the frames that many degrees clockwise, and the cameras and intrinsics with them: portrait
+(or upside-down) video as a phone records it, whose sensor reads the picture's columns (or its rows bottom to top).
 
 Metrics (per clip), both trajectories expressed relative to their first frame, at the **last frame**:
 
@@ -245,8 +245,8 @@ def nerf_clips(root: str, width: int):
     c2w_all = np.array([frame["transform_matrix"] for frame in frames], np.float64) @ GL_TO_CV
     label = os.path.basename(os.path.normpath(root))
     cuts = [0] + [i for i in range(1, len(frames)) if numbers[i] - numbers[i - 1] > NERF_MAX_GAP] + [len(frames)]
-    starts = [start for first, end in zip(cuts[:-1], cuts[1:]) for start in range(first, end - NERF_CLIP + 1, NERF_CLIP)]
-    for start in starts:
+    runs = zip(cuts[:-1], cuts[1:])
+    for start in [start for first, end in runs for start in range(first, end - NERF_CLIP + 1, NERF_CLIP)]:
         index = np.arange(start, start + NERF_CLIP)
         raw = [_image(os.path.join(root, frames[i]["file_path"])) for i in index]
         if raw[0].shape[:2] != (src_h, src_w):
