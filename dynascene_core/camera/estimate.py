@@ -449,7 +449,9 @@ def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, int
             def start_gap() -> float | None:
                 """A start can settle in a wrong minimum that fits as well (a fast turn read as reversed sideways
                 travel): solved again from the ``second`` pair, at the focal found, and compared over the frames both
-                solutions hold reliably. None when that solve fails."""
+                solutions hold reliably. None when that solve fails, or fits clearly worse (:func:`_clearly_better`:
+                a worse minimum is no rival; a circled wall's second pair ends in the plane's other decomposition
+                with under half the inlier observations)."""
                 k = general["intr"] * pixels
                 start = (second_init.result() if second_init is not None
                          else solve_general(tracks, k, second, CHECK["refine_passes"], CHECK["pnp_iterations"]))
@@ -457,6 +459,8 @@ def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, int
                 if check is None:
                     return None
                 other, other_solved = check
+                if _clearly_better(result, other, 0.5):
+                    return None
                 held = (solved & (general["inliers"] >= MIN_FRAME_INLIERS) & other_solved
                         & (other.used.sum(1) >= MIN_FRAME_INLIERS))
                 return _rotation_gap(result.w2c, other.w2c, held)

@@ -50,7 +50,7 @@ class CameraQuality:
     motion: str = "general"  # "general", "rotation" or "static"
     frames: int = 0
     focal_source: str = "given"  # "given", "estimated", or "assumed" (default FOV: nothing to estimate it from)
-    start_disagreement_deg: float | None = None  # largest rotation gap to a second start (deg); None: not checked
+    start_disagreement_deg: float | None = None  # largest rotation gap to a second start (deg); None: not compared
     readout: float = 0.0  # rolling-shutter readout the poses were corrected for (frame intervals; 0: none)
     readout_direction: str | None = None  # where that readout goes in the picture: "down", "up", "right", "left"
 
@@ -107,10 +107,10 @@ def assess(*, frames: int, motion: str, reprojection_px: float, track_count: int
     angle between its step's rotation and the two-view one, for the runs of disagreeing steps. ``fallback``: why
     a simpler motion model replaced the one the clip's tracks asked for (→ at least uncertain).
     ``start_disagreement_deg``: largest rotation gap between the solution and a second start from another pair of
-    frames (None: not checked); above :data:`START_DISAGREEMENT_DEG` → uncertain. ``late_parallax``: the
-    general-motion solve rests on parallax that only later frames showed (→ uncertain). ``readout``: the
-    rolling-shutter readout (frame intervals) the tracks were corrected for, and its ``readout_direction``;
-    reported, not judged.
+    frames (None: not checked, or the second start fitted clearly worse); above :data:`START_DISAGREEMENT_DEG` →
+    uncertain. ``late_parallax``: the general-motion solve rests on parallax that only later frames showed
+    (→ uncertain). ``readout``: the rolling-shutter readout (frame intervals) the tracks were corrected for, and its
+    ``readout_direction``; reported, not judged.
     """
     bad, doubt = [], []
     if failure:
