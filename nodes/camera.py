@@ -203,8 +203,8 @@ class EstimateCameraFromVideo:
             "optional": {
                 "human_mask": ("MASK", {"tooltip": "1 on the human (matting output); those pixels are not "
                                                    "tracked."}),
-                "method": (list(METHODS), {"default": "fast", "tooltip": "accurate: more tracks and starting "
-                                                                         "focals, several times slower."}),
+                "method": (list(METHODS), {"default": "fast", "tooltip": "accurate: every track adjusted, three "
+                                                                         "starting focals; slower."}),
                 "rolling_shutter": (["find", "off", "fixed"], {
                     "default": "find", "tooltip": "Phone and most video cameras read the picture line by line, "
                                                   "which bends it while the camera turns. find: the readout time "
