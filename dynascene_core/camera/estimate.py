@@ -25,8 +25,8 @@ Pipeline:
 Methods: ``"fast"`` (default; one initialisation, and when an estimated focal comes out undetermined two
 other starting focals screened with a small adjustment, one solved in full only if it fits clearly better)
 and ``"accurate"`` (every track in the bundle adjustment, a refinement pass of the initialisation, several initial
-focal lengths, one more outlier round; slower). Both check a clip that would be reported reliable with a second start from
-another pair of frames: a gap makes the verdict uncertain.
+focal lengths, one more outlier round; slower). Both check a clip that would be reported reliable with a second
+start from another pair of frames: a gap makes the verdict uncertain.
 Intrinsics: ``fov_deg`` (field of view across the **longer side**), or ``intrinsics`` (a file or
 normalised ``(fx, fy, cx, cy)``), or neither: the focal is then estimated (square pixels, principal
 point at the centre). Poses are relative to the first frame (its camera is the world frame). Every
@@ -349,7 +349,7 @@ def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, int
         has_parallax = late_parallax = _later_parallax(tracks, max(40, min_points), parallax_px, parallax_ratio)
         if has_parallax and residuals:  # initialise on the frame-0 pair with the most motion
             best = max(residuals, key=lambda r: r[1])[0]
-    rotation_fit = None  # the rotation-only solution, when the parallax test found none
+    rotation_fit = plane_second = None  # the rotation-only solution when the parallax test found none; see below
     if not has_parallax:
         rotation_fit = rotation_solution(tracks, given, pairs, min_points, height, width, readout, readout_direction)
         # a homography fits a plane (a wall, a floor) under any motion: when no rotation explains the tracks that
@@ -357,7 +357,7 @@ def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, int
         # from the two frame-0 pairs with the most homography residual
         if rotation_fit["reprojection"] > parallax_px and len(residuals) >= 2:
             has_parallax = True
-            best, second_best = [i for _, i in sorted((-res, i) for i, res, _ in residuals)[:2]]
+            best, plane_second = [i for _, i in sorted((-res, i) for i, res, _ in residuals)[:2]]
     if progress is not None:  # a cancel point before the pose solve (bundle adjustment is the slow part)
         progress(count, count)
 
@@ -388,7 +388,7 @@ def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, int
         # adjustment runs on a helper thread beside them: the screening's initialisations (used when the focal
         # comes out undetermined, as on most real clips), the second start's initialisation when the focal is
         # given, and the two-view check of the chosen solution's steps
-        second = (second_best if rotation_fit is not None
+        second = (plane_second if plane_second is not None
                   else _second_start(tracks, residuals, best, parallax_px, parallax_ratio))
         helper = ThreadPoolExecutor(max_workers=1)
         try:
