@@ -149,7 +149,7 @@ def hololens_clips(root: str, width: int):
     if len(c2w_all) != len(names):
         raise ValueError(f"{root}: {len(names)} images but {len(c2w_all)} poses")
     k = np.loadtxt(os.path.join(root, "K.txt"))
-    numbers = [int(os.path.splitext(n)[0]) for n in names]
+    numbers = [_frame_number(n) for n in names]
     for start in range(0, len(names) - HOLOLENS_CLIP + 1, HOLOLENS_CLIP):
         index = np.arange(start, start + HOLOLENS_CLIP)
         if numbers[index[-1]] - numbers[index[0]] != HOLOLENS_CLIP - 1:
