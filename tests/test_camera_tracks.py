@@ -9,7 +9,8 @@ import pytest
 
 from conftest import load_benchmark
 from dynascene_core.camera.geometry import parallax_residuals
-from dynascene_core.camera.tracks import _track_step, track_points
+from dynascene_core.camera.quality import assess
+from dynascene_core.camera.tracks import Tracks, _track_step, track_points
 from dynascene_core.camera.trajectory import rotation_angle_deg
 from dynascene_core.evaluation.camera_error import trajectory_error
 
@@ -251,3 +252,36 @@ def test_centre_crop_keeps_every_point_where_the_pixel_grid_puts_it(size, aspect
         u_crop = new[0] * kept[1] * x / z + new[2] * kept[1]
         v_crop = new[1] * kept[0] * y / z + new[3] * kept[0]
         assert u_crop == pytest.approx(u_full - left) and v_crop == pytest.approx(v_full - top)
+
+
+def test_coverage_counts_the_background_cells_that_hold_tracks():
+    """Cells of a 2 × 2 grid over an 80 × 80 picture: tracks in three of four cells in frames 0-1 and two in frame
+    2 (median 3/4); a track seen once does not count; with the right half masked (a person), only the two left
+    cells are background, and the tracks hold both of them in frames 0-1 and one in frame 2 (median 1)."""
+    points = np.full((3, 5, 2), np.nan)
+    points[:, 0] = [10, 10]  # top left
+    points[:, 1] = [70, 10]  # top right
+    points[:2, 2] = [10, 70]  # bottom left, frames 0-1
+    points[2, 3] = [70, 70]  # bottom right, one frame only: no track
+    allowed = np.full((3, 80, 80), 255, np.uint8)
+    assert Tracks(points).coverage(allowed, grid=2) == 0.75
+    allowed[:, :, 40:] = 0
+    assert Tracks(points).coverage(allowed, grid=2) == 1.0
+    allowed[:, :, 30:] = 0  # the left cells are now 30/40 background: still counted
+    assert Tracks(points).coverage(allowed, grid=2) == 1.0
+
+
+def test_tracks_that_are_bunched_or_short_make_a_clip_uncertain():
+    report = dict(frames=12, motion="general", reprojection_px=0.3, track_count=300, inlier_ratio=0.95,
+                  focal_px=250.0, fov_deg=65.0, focal_estimated=False, unreliable_frames=[])
+    assert assess(**report, coverage=0.5, mean_track_frames=3.0).verdict == "reliable"
+    narrow = assess(**report, coverage=0.38, mean_track_frames=9.0)
+    assert narrow.verdict == "uncertain" and narrow.reasons == [
+        "the tracks cover only 38% of the background: bunched on a small part of the picture, they tell a turn from a "
+        "sideways travel poorly"]
+    short = assess(**report, coverage=0.9, mean_track_frames=2.6)
+    assert short.verdict == "uncertain" and short.reasons == [
+        "tracks last 2.6 frames on average: the picture changes too much between frames for a pose to rest on more "
+        "than two views"]
+    assert json.loads(json.dumps(short.to_dict()))["mean_track_frames"] == 2.6
+    assert assess(**dict(report, frames=5), coverage=0.9, mean_track_frames=2.6).verdict == "reliable"  # short clip

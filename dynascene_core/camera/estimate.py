@@ -286,7 +286,10 @@ def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, int
             notes.append(f"camera estimation: no reliable pose for frames {list(map(int, unreliable))}")
         for text in notes:
             warnings.warn(text, UserWarning, stacklevel=3)
-        valid_tracks = int((tracks.valid.sum(0) >= 2).sum()) if tracks is not None else 0
+        lengths = tracks.valid.sum(0) if tracks is not None else np.zeros(0, int)
+        valid_tracks = int((lengths >= 2).sum())
+        coverage = tracks.coverage(allowed) if valid_tracks else None
+        mean_track_frames = float(lengths[lengths >= 2].mean()) if valid_tracks else None
 
         def report(start_gap: float | None) -> CameraQuality:
             return assess(frames=count, motion=motion, reprojection_px=reprojection, track_count=valid_tracks,
@@ -295,6 +298,7 @@ def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, int
                           unreliable_frames=list(unreliable), failure=failure, focal_determined=focal_determined,
                           step_disagreement_deg=disagreement, fallback=fallback, start_disagreement_deg=start_gap,
                           late_parallax=late_parallax, readout=readout, readout_direction=readout_direction,
+                          coverage=coverage, mean_track_frames=mean_track_frames,
                           focal_source="estimated" if focal_estimated else "given" if given is not None else "assumed")
 
         quality = report(None)

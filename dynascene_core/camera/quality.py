@@ -9,7 +9,9 @@ shows. It is decided from measured quantities only (thresholds below, in pixels 
   with the estimated motion;
 - ``uncertain``: some frames unreliable, rotation-only poses kept for a clip that showed parallax (bundle
   adjustment left too many frames unreliable), reprojection above :data:`UNCERTAIN_REPROJECTION_PX`,
-  inlier ratio below :data:`UNCERTAIN_INLIER_RATIO`, few tracks, a focal length that the motion
+  inlier ratio below :data:`UNCERTAIN_INLIER_RATIO`, few tracks, tracks bunched on less than
+  :data:`NARROW_COVERAGE` of the picture, tracks lasting fewer than :data:`SHORT_TRACK_FRAMES` frames on average
+  (clips of at least :data:`SHORT_TRACK_MIN_FRAMES`), a focal length that the motion
   could not determine (estimated from too little rotation/parallax), consecutive frames whose steps
   disagree with their two-view rotations (the bundle adjustment drifted to a wrong solution), parallax seen
   only between later frames (frame 0's tracks ended first: the solve starts from frames that do not hold the
@@ -31,6 +33,9 @@ UNCERTAIN_INLIER_RATIO = 0.6
 START_DISAGREEMENT_DEG = 3.0  # degrees between the rotations of two starts
 UNRELIABLE_FRAME_SHARE = 0.25
 FEW_TRACKS = 60
+NARROW_COVERAGE = 0.5  # share of the background's 8×8 cells holding a track (median over frames)
+SHORT_TRACK_FRAMES = 3.0  # mean frames a track lasts
+SHORT_TRACK_MIN_FRAMES = 6  # shorter clips cannot hold long tracks: the rule above is not applied
 
 
 @dataclass
@@ -53,6 +58,8 @@ class CameraQuality:
     start_disagreement_deg: float | None = None  # largest rotation gap to a second start (deg); None: not compared
     readout: float = 0.0  # rolling-shutter readout the poses were corrected for (frame intervals; 0: none)
     readout_direction: str | None = None  # where that readout goes in the picture: "down", "up", "right", "left"
+    coverage: float | None = None  # share of the background's 8×8 cells holding a track (median over frames)
+    mean_track_frames: float | None = None  # frames a track lasts on average (tracks seen in at least two)
 
     def to_dict(self) -> dict:
         """JSON-safe dict (plain floats/ints/strings; NaN/inf written as None)."""
@@ -98,7 +105,8 @@ def assess(*, frames: int, motion: str, reprojection_px: float, track_count: int
            failure: str | None = None, focal_determined: bool = True, focal_source: str | None = None,
            step_disagreement_deg: dict[int, float] | None = None, fallback: str | None = None,
            start_disagreement_deg: float | None = None, late_parallax: bool = False, readout: float = 0.0,
-           readout_direction: str | None = None) -> CameraQuality:
+           readout_direction: str | None = None, coverage: float | None = None,
+           mean_track_frames: float | None = None) -> CameraQuality:
     """Build the :class:`CameraQuality` of a clip and decide its verdict from the measured numbers.
 
     ``failure``: why no camera could be estimated at all (→ unreliable). ``focal_determined``: False when
@@ -110,7 +118,9 @@ def assess(*, frames: int, motion: str, reprojection_px: float, track_count: int
     frames (None: not checked, or the second start fitted clearly worse); above :data:`START_DISAGREEMENT_DEG` →
     uncertain. ``late_parallax``: the general-motion solve rests on parallax that only later frames showed
     (→ uncertain). ``readout``: the rolling-shutter readout (frame intervals) the tracks were corrected for, and its
-    ``readout_direction``; reported, not judged.
+    ``readout_direction``; reported, not judged. ``coverage``: share of the background the tracks spread over
+    (below :data:`NARROW_COVERAGE` → uncertain); ``mean_track_frames``: how long they last (below
+    :data:`SHORT_TRACK_FRAMES` in a clip of at least :data:`SHORT_TRACK_MIN_FRAMES` → uncertain); None: no tracks.
     """
     bad, doubt = [], []
     if failure:
@@ -132,6 +142,13 @@ def assess(*, frames: int, motion: str, reprojection_px: float, track_count: int
             doubt.append(f"only {100 * inlier_ratio:.0f}% of the tracks agree with the camera motion")
         if track_count < FEW_TRACKS:
             doubt.append(f"few background tracks ({track_count})")
+        if coverage is not None and coverage < NARROW_COVERAGE:
+            doubt.append(f"the tracks cover only {100 * coverage:.0f}% of the background: bunched on a small part of "
+                         "the picture, they tell a turn from a sideways travel poorly")
+        if (mean_track_frames is not None and frames >= SHORT_TRACK_MIN_FRAMES
+                and mean_track_frames < SHORT_TRACK_FRAMES):
+            doubt.append(f"tracks last {mean_track_frames:.1f} frames on average: the picture changes too much between "
+                         "frames for a pose to rest on more than two views")
         if focal_estimated and not focal_determined:
             doubt.append("focal length poorly determined by this motion (give the FOV or intrinsics)")
         if start_disagreement_deg is not None and not start_disagreement_deg <= START_DISAGREEMENT_DEG:  # NaN too
@@ -149,4 +166,5 @@ def assess(*, frames: int, motion: str, reprojection_px: float, track_count: int
                          sorted(int(i) for i in unreliable_frames), sorted(int(i) for i in step_disagreement_deg or ()),
                          motion, int(frames), focal_source or ("estimated" if focal_estimated else "given"),
                          None if start_disagreement_deg is None else float(start_disagreement_deg), float(readout),
-                         readout_direction if readout else None)
+                         readout_direction if readout else None, None if coverage is None else float(coverage),
+                         None if mean_track_frames is None else float(mean_track_frames))

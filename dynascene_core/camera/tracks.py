@@ -22,6 +22,27 @@ class Tracks:
     def valid(self) -> np.ndarray:
         return ~np.isnan(self.points[..., 0])
 
+    def coverage(self, allowed: np.ndarray, grid: int = 8) -> float:
+        """Median over frames of the share of the picture's ``grid × grid`` cells that hold a track seen in at least
+        two frames, counting only cells at least half background (``allowed``: ``(F, H, W)``, > 0 = usable): how
+        widely the tracks spread over the background, for the quality report. Features bunched on one small object
+        leave a turn and a sideways travel hard to tell apart."""
+        frames, height, width = allowed.shape
+        row_starts = np.arange(grid) * height // grid  # cell i holds the pixels i·size // grid … (i+1)·size // grid
+        col_starts = np.arange(grid) * width // grid
+        usable = np.add.reduceat(np.add.reduceat((allowed > 0).astype(np.int32), row_starts, 1), col_starts, 2)
+        cell_area = np.diff(np.r_[row_starts, height])[:, None] * np.diff(np.r_[col_starts, width])[None, :]
+        background = usable >= 0.5 * cell_area  # (F, grid, grid)
+        long_enough = self.valid.sum(0) >= 2
+        shares = []
+        for index in np.flatnonzero(background.any((1, 2))):
+            points = self.points[index, long_enough & self.valid[index]]
+            held = np.zeros((grid, grid), bool)
+            held[np.searchsorted(row_starts, np.clip(points[:, 1], 0, height - 1), "right") - 1,
+                 np.searchsorted(col_starts, np.clip(points[:, 0], 0, width - 1), "right") - 1] = True
+            shares.append((held & background[index]).sum() / background[index].sum())
+        return float(np.median(shares)) if shares else 0.0
+
 
 # ----------------------------------------------------------------------------------------------
 # input handling
