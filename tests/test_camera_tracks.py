@@ -139,13 +139,13 @@ def _pose(i: int) -> np.ndarray:
 def test_real_footage_readers_pick_frames_poses_and_intrinsics(tmp_path):
     """The 7-Scenes and HoloLens layouts the benchmark reads: which frames form a clip, their poses, and the
     intrinsics normalised by the source size (frame i is filled with grey level i to identify it)."""
-    bench = load_benchmark("bench_camera_real")
+    footage = load_benchmark("camera_footage")
     scenes = tmp_path / "7scenes"
     scenes.mkdir()
     for i in range(60):
         cv2.imwrite(str(scenes / f"frame-{i:06d}.color.jpg"), np.full((48, 64, 3), 3 * i, np.uint8))
         np.savetxt(scenes / f"frame-{i:06d}.pose.txt", _pose(i))
-    (name, frames, c2w, intrinsics), = bench.seven_scenes_clips(str(scenes), 32)  # 60 frames: one clip
+    (name, frames, c2w, intrinsics), = footage.seven_scenes_clips(str(scenes), 32)  # 60 frames: one clip
     assert name == "7scenes_0-48x2" and frames.shape == (25, 24, 32, 3)
     assert np.allclose(c2w, [_pose(i) for i in range(0, 49, 2)])
     assert np.allclose(frames[:, 0, 0, 0], np.arange(0, 49, 2) * 3, atol=2)  # JPEG
@@ -158,7 +158,7 @@ def test_real_footage_readers_pick_frames_poses_and_intrinsics(tmp_path):
         cv2.imwrite(str(holo / "images" / f"{n:05d}.png"), np.full((36, 54, 3), n, np.uint8))
     np.savetxt(holo / "poses.txt", np.stack([_pose(n).ravel() for n in numbers]))
     np.savetxt(holo / "K.txt", [[49.5, 0, 27.0], [0, 49.0, 16.9], [0, 0, 1]])
-    clips = list(bench.hololens_clips(str(holo), 27))
+    clips = list(footage.hololens_clips(str(holo), 27))
     assert [c[0] for c in clips] == ["hololens_16-27"]
     (_, frames, c2w, intrinsics), = clips
     assert np.allclose(c2w, [_pose(n) for n in range(16, 28)])
@@ -171,7 +171,7 @@ def test_tum_reader_interpolates_the_motion_capture_to_the_frame_times(tmp_path)
     slerp and linear interpolation; quaternions written x y z w from the axis and angle), frames at 30 Hz
     beginning before the capture (those frames are skipped), a dropout in the capture (the clip across it is
     skipped), and the freiburg3 calibration (no distortion) normalised by the source size."""
-    bench = load_benchmark("bench_camera_real")
+    footage = load_benchmark("camera_footage")
     folder = tmp_path / "rgbd_dataset_freiburg3_test"
     (folder / "rgb").mkdir(parents=True)
     start = 1341847980.0
@@ -196,7 +196,7 @@ def test_tum_reader_interpolates_the_motion_capture_to_the_frame_times(tmp_path)
     capture = capture[(capture < start + 4.0) | (capture > start + 4.2)]  # a dropout during the third clip
     rows = [[t, *pose(t)[:3, 3], *quaternion(t)] for t in capture]
     np.savetxt(folder / "groundtruth.txt", rows, fmt="%.6f", header="timestamp tx ty tz qx qy qz qw")
-    clips = list(bench.tum_clips(str(folder), 32))
+    clips = list(footage.tum_clips(str(folder), 32))
     assert [c[0] for c in clips] == ["tum3_test_0-48x2", "tum3_test_50-98x2"]  # 100-148 spans the dropout
     (name, frames, c2w, intrinsics) = clips[0]
     assert frames.shape == (25, 24, 32, 3)  # 640×480 resized to 32 wide
@@ -205,14 +205,14 @@ def test_tum_reader_interpolates_the_motion_capture_to_the_frame_times(tmp_path)
     assert np.allclose(clips[1][2], [pose(t) for t in frame_times[52:101:2]], atol=1e-5)
     assert np.allclose(intrinsics, [535.4 / 640, 539.2 / 480, 320.1 / 640, 247.6 / 480])
     with pytest.raises(ValueError, match="names no TUM setup"):
-        next(bench.tum_clips(str(tmp_path), 32))
+        next(footage.tum_clips(str(tmp_path), 32))
 
 
 def test_nerf_capture_reader_turns_opengl_cameras_and_splits_at_jumps(tmp_path):
     """An instant-ngp / nerfstudio capture: portrait frames (resized by their longer side), clips of 12 consecutive
     numbers that end at a jump of more than 5, a listed frame that is absent, and the OpenGL cameras (looking down −z
     with y up) turned to OpenCV's: a world point ahead of and above a GL camera has positive depth and negative y."""
-    bench = load_benchmark("bench_camera_real")
+    footage = load_benchmark("camera_footage")
     folder = tmp_path / "capture"
     (folder / "images").mkdir(parents=True)
     numbers = list(range(1, 15)) + list(range(30, 42))  # a jump of 16 after 14
@@ -225,7 +225,7 @@ def test_nerf_capture_reader_turns_opengl_cameras_and_splits_at_jumps(tmp_path):
     meta = {"w": 36, "h": 64, "fl_x": 40.0, "fl_y": 41.0, "cx": 18.5, "cy": 31.0, "k1": 0.0, "k2": 0.0, "p1": 0.0,
             "p2": 0.0, "frames": listed[::-1]}
     (folder / "transforms.json").write_text(json.dumps(meta))
-    clips = list(bench.nerf_clips(str(folder), 32))
+    clips = list(footage.nerf_clips(str(folder), 32))
     assert [c[0] for c in clips] == ["capture_1-12", "capture_30-41"]
     (_, frames, c2w, intrinsics) = clips[1]
     assert frames.shape == (12, 32, 18, 3) and np.array_equal(frames[:, 16, 9, 0], range(30, 42))
@@ -234,15 +234,49 @@ def test_nerf_capture_reader_turns_opengl_cameras_and_splits_at_jumps(tmp_path):
     assert np.allclose(ahead_and_up[:3], [0, -1, 5])
 
 
+def test_nerf_capture_reader_merges_splits_and_scales_the_calibration_to_smaller_frames(tmp_path):
+    """A train/test split whose folders each hold a copy of every frame (``file_path`` without a suffix: ``.png``),
+    stored at half the calibrated size: every frame once, in order, and undistorted with the calibration scaled to
+    the stored size: the same picture as the full-size frame undistorted with the full-size calibration, then halved."""
+    footage = load_benchmark("camera_footage")
+    folder = tmp_path / "split"
+    full_w, full_h = 96, 128
+    yy, xx = np.mgrid[:full_h, :full_w]
+    rings = (127 + 100 * np.cos(np.hypot(xx - 50, yy - 60) / 6)).astype(np.uint8)
+    meta = {"w": full_w, "h": full_h, "fl_x": 80.0, "fl_y": 80.0, "cx": 50.0, "cy": 60.0, "k1": 0.2, "k2": 0.0,
+            "p1": 0.0, "p2": 0.0}
+    for split, numbers in (("train", range(1, 13)), ("test", range(1, 13, 4))):
+        (folder / split).mkdir(parents=True)
+        for n in range(1, 13):  # every split folder holds every frame
+            full = np.dstack([rings, rings, np.full_like(rings, 10 * n)])
+            cv2.imwrite(str(folder / split / f"{n:04d}.png"), cv2.resize(full, (full_w // 2, full_h // 2),
+                                                                          interpolation=cv2.INTER_AREA))
+        frames = [{"file_path": f"./{split}/{n:04d}", "transform_matrix": np.eye(4).tolist()} for n in numbers]
+        (folder / f"transforms_{split}.json").write_text(json.dumps(dict(meta, frames=frames)))
+    (name, frames, _, intrinsics), = footage.nerf_clips(str(folder), 64)
+    assert name == "split_1-12" and frames.shape == (12, 64, 48, 3)
+    assert np.array_equal(frames[:, 32, 24, 0], 10 * np.arange(1, 13))  # BGR on disk, RGB out
+    assert np.allclose(intrinsics, [80 / 96, 80 / 128, 50 / 96, 60 / 128])
+    kmat = np.array([[80.0, 0, 50], [0, 80, 60], [0, 0, 1]])
+    expected = cv2.resize(cv2.undistort(rings, kmat, np.array([0.2, 0, 0, 0])), (48, 64),
+                          interpolation=cv2.INTER_AREA).astype(float)
+    inner = (slice(8, -8), slice(8, -8))
+    assert np.abs(frames[0, ..., 1].astype(float) - expected)[inner].mean() < 4
+    with pytest.raises(ValueError, match="another shape"):
+        for split in ("train", "test"):
+            cv2.imwrite(str(folder / split / "0001.png"), np.zeros((40, 40, 3), np.uint8))
+        next(footage.nerf_clips(str(folder), 64))
+
+
 @pytest.mark.parametrize("size,aspect,kept", [((384, 512), (16, 9), (288, 512)), ((155, 512), (16, 9), (155, 276))])
 def test_centre_crop_keeps_every_point_where_the_pixel_grid_puts_it(size, aspect, kept):
     """A point projected with the cropped intrinsics lands on the same image content as with the full frame's:
     the full-frame pixel minus the crop's offset (pinhole projection written out)."""
-    bench = load_benchmark("bench_camera_real")
+    footage = load_benchmark("camera_footage")
     height, width = size
     frames = np.arange(height * width * 3, dtype=np.uint32).reshape(1, height, width, 3)
     intrinsics = np.array([0.8, 0.8 * width / height, 0.47, 0.52])  # normalised, principal point off-centre
-    cropped, new = bench.centre_crop(frames, intrinsics, aspect)
+    cropped, new = footage.centre_crop(frames, intrinsics, aspect)
     assert cropped.shape[1:3] == kept
     top, left = (height - kept[0]) // 2, (width - kept[1]) // 2
     assert (cropped[0] == frames[0, top:top + kept[0], left:left + kept[1]]).all()
@@ -285,3 +319,23 @@ def test_tracks_that_are_bunched_or_short_make_a_clip_uncertain():
         "than two views"]
     assert json.loads(json.dumps(short.to_dict()))["mean_track_frames"] == 2.6
     assert assess(**dict(report, frames=5), coverage=0.9, mean_track_frames=2.6).verdict == "reliable"  # short clip
+
+
+def test_pose_fit_prefers_the_true_cameras_of_a_rendered_clip():
+    """COLMAP's triangulation with the poses held fixed (the benchmark's ``--reference-fit``) on a rendered room: the
+    true cameras fit its images to under 0.2 px; the same cameras with the last four frames turned 2° more about
+    the vertical fit several times worse."""
+    from dynascene_core.camera.presets import make_preset
+    from dynascene_core.camera.synthetic import render_synthetic_clip
+
+    bench = load_benchmark("bench_camera_real")
+    clip = render_synthetic_clip(make_preset("dolly_in+pan_right", 8, speed=2.0), 144, 256, seed=3, actor=False)
+    c2w = clip.trajectory.c2w.numpy().astype(np.float64)
+    intrinsics = clip.trajectory.intrinsics[0].numpy().astype(np.float64)
+    turned = c2w.copy()
+    turn = np.eye(4)
+    turn[:3, :3] = cv2.Rodrigues(np.array([0.0, np.radians(2.0), 0.0]))[0]
+    turned[4:] = turned[4:] @ turn
+    fits = bench.pose_fit(clip.frames, intrinsics, {"true": c2w, "turned": turned})
+    assert fits["true"][0] < 0.2 and fits["true"][1] > 500  # 0.08 px
+    assert fits["turned"][0] > 5 * fits["true"][0]  # 1.5 px
