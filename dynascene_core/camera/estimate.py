@@ -5,7 +5,8 @@ Pipeline:
 1. **Tracking** on background pixels only (masks dilated): pyramidal KLT frame to frame with a
    forward–backward check (a step too large for the pyramid is tracked again from an ORB homography's
    prediction), points entering the human mask dropped, new corners detected wherever the track count
-   falls below ``max_features`` (:mod:`.tracks`).
+   falls below ``max_features`` (:mod:`.tracks`). The accurate method instead matches SIFT features between
+   every pair of frames up to 12 apart, verified by epipolar geometry, and chains the matches (:mod:`.matches`).
 2. **Static test**: the median background motion stays below ``static_px`` → identity poses.
 3. **Parallax test**: robust homography vs. epipolar residuals between frame 0 and later frames (and,
    when the tracks of frame 0 end before mid-clip, between later frames). Without parallax the motion is
@@ -24,9 +25,9 @@ Pipeline:
 
 Methods: ``"fast"`` (default; one initialisation, and when an estimated focal comes out undetermined two
 other starting focals screened with a small adjustment, one solved in full only if it fits clearly better)
-and ``"accurate"`` (every track in the bundle adjustment, a refinement pass of the initialisation, several initial
-focal lengths, one more outlier round; slower). Both check a clip that would be reported reliable with a second
-start from another pair of frames: a gap makes the verdict uncertain.
+and ``"accurate"`` (SIFT tracks, every track in the bundle adjustment, a refinement pass of the initialisation,
+several initial focal lengths, one more outlier round; slower). Both check a clip that would be reported reliable
+with a second start from another pair of frames: a gap makes the verdict uncertain.
 Intrinsics: ``fov_deg`` (field of view across the **longer side**), or ``intrinsics`` (a file or
 normalised ``(fx, fy, cx, cy)``), or neither: the focal is then estimated (square pixels, principal
 point at the centre). Poses are relative to the first frame (its camera is the world frame). Every
@@ -51,16 +52,21 @@ from .intrinsics import (DEFAULT_FOV_DEG, focal_bounds, focal_is_determined, fov
 from .quality import CameraQuality, assess
 from .rolling_shutter import DIRECTIONS, MAX_READOUT, unroll_tracks
 from .rotation_only import rotation_solution
+from .matches import match_tracks
 from .tracks import Tracks, as_masks, as_uint8_frames, track_points
 from .trajectory import CameraTrajectory, rotation_angle_deg
 
+SIFT_FEATURES = 1000
+
 METHODS = {
-    "fast": dict(max_features=600, refine_passes=0, rounds=2, max_points=500, max_iterations=50, pnp_iterations=200,
-                 start_fovs=(DEFAULT_FOV_DEG,), retry_fovs=(45.0, 85.0), readout_points=150),
-    # accurate keeps the fast method's 600 features: with 1,200 (and every short track adjusted) it ended 13.7° off on
-    # a phone clip of a repeating wallpaper, and its p90 on the real clips was 3.96° against 2.98° (BENCHMARKS.md)
-    "accurate": dict(max_features=600, refine_passes=1, rounds=3, max_points=3000, max_iterations=50,
-                     pnp_iterations=200, start_fovs=(DEFAULT_FOV_DEG, 45.0, 85.0), retry_fovs=(), readout_points=500),
+    "fast": dict(tracker="klt", plane_check=1.0, max_features=600, refine_passes=0, rounds=2, max_points=500,
+                 max_iterations=50, pnp_iterations=200, start_fovs=(DEFAULT_FOV_DEG,), retry_fovs=(45.0, 85.0),
+                 readout_points=150),
+    # accurate tracks matched SIFT features: on phone clips with COLMAP poses the KLT tracks hold the adjustment 1–4°
+    # from poses that SIFT matches put within 0.6° (BENCHMARKS.md)
+    "accurate": dict(tracker="sift", plane_check=0.5, max_features=SIFT_FEATURES, refine_passes=1, rounds=3,
+                     max_points=3000, max_iterations=50, pnp_iterations=200,
+                     start_fovs=(DEFAULT_FOV_DEG, 45.0, 85.0), retry_fovs=(), readout_points=500),
 }
 # the fast method's quick look at other starting focals: a small, short adjustment of a cheaper initialisation
 # (on the 66 real and 46 synthetic clips of BENCHMARKS.md it chose the same starts as 200 PnP samples and 50
@@ -321,7 +327,9 @@ def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, int
     zeros = np.zeros(count, int)
     if count == 1:
         return finish(identity, fallback, "static", zeros, zeros, np.zeros(count), [], False)
-    tracks = track_points(gray, allowed, max_features or settings["max_features"], fb_px, progress)
+    features = max_features or settings["max_features"]
+    tracks = (match_tracks(gray, allowed, features, progress) if settings["tracker"] == "sift"
+              else track_points(gray, allowed, features, fb_px, progress))
     valid = tracks.valid
     tracked = valid.sum(1)
     if tracked.min() < min_points:
@@ -358,8 +366,9 @@ def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, int
         rotation_fit = rotation_solution(tracks, given, pairs, min_points, height, width, readout, readout_direction)
         # a homography fits a plane (a wall, a floor) under any motion: when no rotation explains the tracks that
         # homographies fit, the camera may be travelling past a plane, so general motion is solved too, started
-        # from the two frame-0 pairs with the most homography residual
-        if rotation_fit["reprojection"] > parallax_px and len(residuals) >= 2:
+        # from the two frame-0 pairs with the most homography residual (the accurate method's SIFT positions are
+        # precise enough to doubt a rotation at half that residual: a slow random move taken for a turn left 0.48 px)
+        if rotation_fit["reprojection"] > settings["plane_check"] * parallax_px and len(residuals) >= 2:
             has_parallax = True
             best, plane_second = [i for _, i in sorted((-res, i) for i, res, _ in residuals)[:2]]
     if progress is not None:  # a cancel point before the pose solve (bundle adjustment is the slow part)
