@@ -49,10 +49,10 @@ from .bundle import bundle_adjust, refit_error
 from .geometry import parallax_residuals, solve_general, step_disagreement
 from .intrinsics import (DEFAULT_FOV_DEG, focal_bounds, focal_is_determined, fov_of, intrinsics_for_fov,
                          resolve_intrinsics)
+from .matches import match_tracks
 from .quality import CameraQuality, assess
 from .rolling_shutter import DIRECTIONS, MAX_READOUT, unroll_tracks
 from .rotation_only import rotation_solution
-from .matches import match_tracks
 from .tracks import Tracks, as_masks, as_uint8_frames, track_points
 from .trajectory import CameraTrajectory, rotation_angle_deg
 

@@ -66,18 +66,18 @@ def match_tracks(gray: np.ndarray, allowed: np.ndarray, max_features: int, progr
         if progress is not None:
             progress(index + 1, frames)
     offsets = np.r_[0, np.cumsum([len(p) for p in points])]
+    total = int(offsets[-1])
+    if total == 0:
+        return Tracks(np.full((frames, 0, 2), np.nan))
     edges = np.concatenate(edges) if edges else np.zeros((0, 4), int)
     a, b = offsets[edges[:, 0]] + edges[:, 1], offsets[edges[:, 2]] + edges[:, 3]
-    total = offsets[-1]
     _, label = connected_components(coo_matrix((np.ones(len(a)), (a, b)), shape=(total, total)), directed=False)
     frame_of = np.repeat(np.arange(frames), np.diff(offsets))
-    size = np.bincount(label, minlength=label.max() + 1 if total else 0)
-    per_frame = np.zeros((len(size), frames), int)
+    per_frame = np.zeros((label.max() + 1, frames), int)  # features of each component in each frame
     np.add.at(per_frame, (label, frame_of), 1)
-    keep = (size >= 2) & (per_frame.max(1, initial=0) <= 1)
-    column = np.full(len(size), -1)
-    column[keep] = np.arange(keep.sum())
+    keep = (per_frame.sum(1) >= 2) & (per_frame.max(1) <= 1)
+    column = np.cumsum(keep) - 1
+    feature = np.flatnonzero(keep[label])
     table = np.full((frames, int(keep.sum()), 2), np.nan)
-    feature = np.flatnonzero(keep[label]) if total else np.zeros(0, int)
-    table[frame_of[feature], column[label[feature]]] = np.concatenate(points)[feature] if total else 0
+    table[frame_of[feature], column[label[feature]]] = np.concatenate(points)[feature]
     return Tracks(table)
