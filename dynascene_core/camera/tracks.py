@@ -28,19 +28,23 @@ class Tracks:
         widely the tracks spread over the background, for the quality report. Features bunched on one small object
         leave a turn and a sideways travel hard to tell apart."""
         frames, height, width = allowed.shape
-        row_starts = np.arange(grid) * height // grid  # cell i holds the pixels i·size // grid … (i+1)·size // grid
-        col_starts = np.arange(grid) * width // grid
-        usable = np.add.reduceat(np.add.reduceat((allowed > 0).astype(np.int32), row_starts, 1), col_starts, 2)
-        cell_area = np.diff(np.r_[row_starts, height])[:, None] * np.diff(np.r_[col_starts, width])[None, :]
-        background = usable >= 0.5 * cell_area  # (F, grid, grid)
-        long_enough = self.valid.sum(0) >= 2
+        rows = np.r_[np.arange(grid) * height // grid, height]  # cell i spans rows[i] … rows[i + 1] - 1
+        cols = np.r_[np.arange(grid) * width // grid, width]
+        cell_area = np.diff(rows)[:, None] * np.diff(cols)[None, :]
+        valid = self.valid
+        counted = valid & (valid.sum(0) >= 2)
         shares = []
-        for index in np.flatnonzero(background.any((1, 2))):
-            points = self.points[index, long_enough & self.valid[index]]
+        for index in range(frames):
+            summed = cv2.integral((allowed[index] > 0).astype(np.uint8))[rows][:, cols]  # (grid + 1, grid + 1)
+            usable = summed[1:, 1:] - summed[:-1, 1:] - summed[1:, :-1] + summed[:-1, :-1]
+            background = usable >= 0.5 * cell_area
+            if not background.any():
+                continue
+            points = self.points[index, counted[index]]
             held = np.zeros((grid, grid), bool)
-            held[np.searchsorted(row_starts, np.clip(points[:, 1], 0, height - 1), "right") - 1,
-                 np.searchsorted(col_starts, np.clip(points[:, 0], 0, width - 1), "right") - 1] = True
-            shares.append((held & background[index]).sum() / background[index].sum())
+            held[np.searchsorted(rows, np.clip(points[:, 1], 0, height - 1), "right") - 1,
+                 np.searchsorted(cols, np.clip(points[:, 0], 0, width - 1), "right") - 1] = True
+            shares.append((held & background).sum() / background.sum())
         return float(np.median(shares)) if shares else 0.0
 
 
