@@ -92,6 +92,28 @@ def _poses(c2w: np.ndarray) -> CameraTrajectory:
     return CameraTrajectory(c2w, np.tile([1.0, 1.0, 0.5, 0.5], (len(c2w), 1)))
 
 
+def _colmap_matches(frames: np.ndarray, intrinsics: np.ndarray | None, work: str) -> tuple[str, str]:
+    """Write ``frames`` (F, H, W, 3) as ``work/images/0000.png`` …, extract COLMAP's SIFT features (one camera;
+    ``intrinsics`` normalised, held as a PINHOLE camera, or None: COLMAP's own) and match every pair with two-view
+    verification. Returns (image folder, database path)."""
+    import pycolmap
+
+    height, width = frames.shape[1:3]
+    images = os.path.join(work, "images")
+    os.makedirs(images)
+    for index, frame in enumerate(frames):
+        cv2.imwrite(os.path.join(images, f"{index:04d}.png"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    reader = pycolmap.ImageReaderOptions()
+    if intrinsics is not None:
+        reader.camera_model = "PINHOLE"
+        reader.camera_params = ",".join(str(v) for v in intrinsics * [width, height, width, height])
+    database = os.path.join(work, "database.db")
+    pycolmap.extract_features(database, images, camera_mode=pycolmap.CameraMode.SINGLE, reader_options=reader,
+                              device=pycolmap.Device.cpu)
+    pycolmap.match_exhaustive(database, device=pycolmap.Device.cpu)
+    return images, database
+
+
 def colmap_reference(frames: np.ndarray, intrinsics: np.ndarray | None) -> np.ndarray | None:
     """COLMAP's full pipeline on ``frames`` (F, H, W, 3) → c2w ``(F, 4, 4)``, or None unless every frame is
     registered. ``intrinsics`` (normalised) are held fixed; None lets COLMAP refine its own focal."""
@@ -99,20 +121,9 @@ def colmap_reference(frames: np.ndarray, intrinsics: np.ndarray | None) -> np.nd
 
     import pycolmap
 
-    count, height, width = frames.shape[:3]
+    count = len(frames)
     with tempfile.TemporaryDirectory() as work:
-        images = os.path.join(work, "images")
-        os.makedirs(images)
-        for index, frame in enumerate(frames):
-            cv2.imwrite(os.path.join(images, f"{index:04d}.png"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-        reader = pycolmap.ImageReaderOptions()
-        if intrinsics is not None:
-            reader.camera_model = "PINHOLE"
-            reader.camera_params = ",".join(str(v) for v in intrinsics * [width, height, width, height])
-        database = os.path.join(work, "database.db")
-        pycolmap.extract_features(database, images, camera_mode=pycolmap.CameraMode.SINGLE, reader_options=reader,
-                                  device=pycolmap.Device.cpu)
-        pycolmap.match_exhaustive(database, device=pycolmap.Device.cpu)
+        images, database = _colmap_matches(frames, intrinsics, work)
         options = pycolmap.IncrementalPipelineOptions()
         options.ba_refine_focal_length = intrinsics is None
         options.ba_refine_principal_point = False
@@ -141,21 +152,11 @@ def pose_fit(frames: np.ndarray, intrinsics: np.ndarray, poses: dict[str, np.nda
 
     import pycolmap
 
-    count, height, width = frames.shape[:3]
+    height, width = frames.shape[1:3]
     pixels = intrinsics * [width, height, width, height]
     fits = {}
     with tempfile.TemporaryDirectory() as work:
-        images = os.path.join(work, "images")
-        os.makedirs(images)
-        for index, frame in enumerate(frames):
-            cv2.imwrite(os.path.join(images, f"{index:04d}.png"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-        reader = pycolmap.ImageReaderOptions()
-        reader.camera_model = "PINHOLE"
-        reader.camera_params = ",".join(str(v) for v in pixels)
-        database = os.path.join(work, "database.db")
-        pycolmap.extract_features(database, images, camera_mode=pycolmap.CameraMode.SINGLE, reader_options=reader,
-                                  device=pycolmap.Device.cpu)
-        pycolmap.match_exhaustive(database, device=pycolmap.Device.cpu)
+        images, database = _colmap_matches(frames, intrinsics, work)
         db = pycolmap.Database.open(database)
         image_ids = {image.name: image.image_id for image in db.read_all_images()}
         camera_id = db.read_all_cameras()[0].camera_id
