@@ -35,6 +35,45 @@ def reprojection_errors(points2d: np.ndarray, w2c: np.ndarray, points3d: np.ndar
     return np.where(z > 1e-9, err, np.where(np.isnan(points2d[..., 0]), np.nan, np.inf))
 
 
+def agreeing_share(points2d: np.ndarray, result: BundleResult, solved: np.ndarray, k: np.ndarray,
+                   outlier_px: float = 2.0, depth_angle_deg: float = 1.0) -> float:
+    """Share of the observations that ``result``'s poses explain, over every track seen in at least two ``solved``
+    frames: the adjustment's inliers, and for a track it held no point for, the observations within ``outlier_px``
+    of the point triangulated (linear, from all of them) in front of the cameras. A point whose first and last rays
+    meet at under ``depth_angle_deg`` may sit on either side (noise flips a far point's depth) and is not judged
+    by side. The adjustment's own ratio leaves such tracks out: a circled wall solved in the plane's other
+    decomposition puts half its tracks behind the cameras, and its inliers are still all it kept.
+    ``points2d``: ``(F, N, 2)``; ``k``: pixel ``(fx, fy, cx, cy)``."""
+    observed = ~np.isnan(points2d[..., 0]) & solved[:, None]
+    tracked = observed.sum(0) >= 2
+    pointless = tracked & ~np.isfinite(result.errors).any(0)
+    seen = observed[:, pointless]  # (F, M)
+    rays = np.stack([(points2d[:, pointless, 0] - k[2]) / k[0], (points2d[:, pointless, 1] - k[3]) / k[1],
+                     np.ones(seen.shape)], -1)  # (F, M, 3) normalised image coordinates
+    rays = np.where(seen[..., None], rays, 0.0)  # absent: no ray, no equations
+    projection = result.w2c[:, :3]  # (F, 3, 4)
+    # x (P₃ X) − P₁ X = 0 and y (P₃ X) − P₂ X = 0 for each observation; absent ones are zero rows
+    rows = np.concatenate([rays[..., :1] * projection[:, None, 2] - projection[:, None, 0],
+                           rays[..., 1:2] * projection[:, None, 2] - projection[:, None, 1]])  # (2F, M, 4)
+    rows = np.where(np.concatenate([seen, seen])[..., None], rows, 0.0).transpose(1, 0, 2)
+    rows /= np.linalg.norm(rows, axis=2, keepdims=True) + 1e-12
+    homogeneous = np.linalg.svd(rows)[2][:, -1]  # (M, 4)
+    homogeneous *= np.where(homogeneous[:, 3] < 0, -1.0, 1.0)[:, None]
+    cam = np.einsum("fij,mj->fmi", projection, homogeneous)  # (F, M, 3); depth sign = sign of cam z (w >= 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        error = np.hypot(cam[..., 0] / cam[..., 2] * k[0] + k[2] - points2d[:, pointless, 0],
+                         cam[..., 1] / cam[..., 2] * k[1] + k[3] - points2d[:, pointless, 1])
+    world = np.einsum("fji,fmj->fmi", result.w2c[:, :3, :3], rays)  # rays in world axes
+    first, last = np.argmax(seen, 0), len(seen) - 1 - np.argmax(seen[::-1], 0)
+    columns = np.arange(seen.shape[1])
+    a, b = world[first, columns], world[last, columns]
+    cosine = np.sum(a * b, 1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1) + 1e-12)
+    sided = cosine < np.cos(np.radians(depth_angle_deg))
+    agree = seen & (error < outlier_px) & ((cam[..., 2] > 0) | ~sided[None])
+    kept = (result.used & observed & tracked[None]).sum()
+    return float((kept + agree.sum()) / max(1, (observed & tracked[None]).sum()))
+
+
 def refit_error(points2d: np.ndarray, result: BundleResult, solved: np.ndarray, k: np.ndarray, width: int,
                 height: int, max_points: int, max_iterations: int) -> float:
     """Median reprojection px of ``result``'s inlier observations, taken from ``points2d (F, N, 2)``, after a short

@@ -26,7 +26,8 @@ Pipeline:
 Methods: ``"fast"`` (default; one initialisation, and when an estimated focal comes out undetermined two
 other starting focals screened with a small adjustment, one solved in full only if it fits clearly better)
 and ``"accurate"`` (SIFT tracks, every track in the bundle adjustment, a refinement pass of the initialisation,
-several initial focal lengths, one more outlier round; slower). Both check a clip that would be reported reliable
+several initial focal lengths, starts from the poses the initial pair's dominant plane allows, one more outlier
+round; slower). Both check a clip that would be reported reliable
 with a second start from another pair of frames: a gap makes the verdict uncertain.
 Intrinsics: ``fov_deg`` (field of view across the **longer side**), or ``intrinsics`` (a file or
 normalised ``(fx, fy, cx, cy)``), or neither: the focal is then estimated (square pixels, principal
@@ -45,8 +46,8 @@ import numpy as np
 import torch
 
 from ..matting.masks import dilate
-from .bundle import bundle_adjust, refit_error
-from .geometry import parallax_residuals, solve_general, step_disagreement
+from .bundle import agreeing_share, bundle_adjust, refit_error
+from .geometry import parallax_residuals, plane_poses, solve_general, step_disagreement
 from .intrinsics import (DEFAULT_FOV_DEG, focal_bounds, focal_is_determined, fov_of, intrinsics_for_fov,
                          resolve_intrinsics)
 from .matches import match_tracks
@@ -59,13 +60,14 @@ from .trajectory import CameraTrajectory, rotation_angle_deg
 SIFT_FEATURES = 1000
 
 METHODS = {
-    "fast": dict(tracker="klt", plane_check=1.0, max_features=600, refine_passes=0, rounds=2, max_points=500,
-                 max_iterations=50, pnp_iterations=200, start_fovs=(DEFAULT_FOV_DEG,), retry_fovs=(45.0, 85.0),
-                 readout_points=150),
+    "fast": dict(tracker="klt", plane_check=1.0, plane_starts=False, max_features=600, refine_passes=0, rounds=2,
+                 max_points=500, max_iterations=50, pnp_iterations=200, start_fovs=(DEFAULT_FOV_DEG,),
+                 retry_fovs=(45.0, 85.0), readout_points=150),
     # accurate tracks matched SIFT features: on phone clips with COLMAP poses the KLT tracks hold the adjustment 1–4°
-    # from poses that SIFT matches put within 0.6° (BENCHMARKS.md)
-    "accurate": dict(tracker="sift", plane_check=0.5, max_features=SIFT_FEATURES, refine_passes=1, rounds=3,
-                     max_points=3000, max_iterations=50, pnp_iterations=200,
+    # from poses that SIFT matches put within 0.6° (BENCHMARKS.md); plane_starts: the initial pair is also started
+    # from the poses its dominant plane allows (_plane_start)
+    "accurate": dict(tracker="sift", plane_check=0.5, plane_starts=True, max_features=SIFT_FEATURES, refine_passes=1,
+                     rounds=3, max_points=3000, max_iterations=50, pnp_iterations=200,
                      start_fovs=(DEFAULT_FOV_DEG, 45.0, 85.0), retry_fovs=(), readout_points=500),
 }
 # the fast method's quick look at other starting focals: a small, short adjustment of a cheaper initialisation
@@ -79,6 +81,7 @@ STEP_DISAGREEMENT_RUN = 2  # ... and this many consecutive disagreeing steps mak
 STEP_MIN_INLIERS = 30  # two-view poses resting on fewer matches are not compared
 PLANE_GAIN = 0.5  # a general solution replaces a poor rotation-only fit only below this share of its error
 CLEAR_GAIN = 0.7  # another starting focal replaces the default's solution only below this share of its error
+SHARE_GAIN = 0.1  # a plane's other pose replaces a solution when it explains this much more of the observations
 
 
 @dataclass
@@ -134,6 +137,25 @@ def _best_adjustment(candidates: list) -> tuple:
     first = candidates[0]
     better = [c for c in candidates[1:] if _clearly_better(c[0], first[0], 0.5)]
     return min(better, key=lambda c: _median_error(c[0])) if better else first
+
+
+def _plane_start(tracks: Tracks, chosen: tuple, init: int, k_of, width: int, height: int, refine_focal: bool,
+                 settings: dict) -> tuple:
+    """``chosen`` (an adjustment's ``(result, solved)``), or the adjustment started from a pose that the dominant
+    plane of the tracks of frames (0, ``init``) allows (:func:`plane_poses`) if that explains :data:`SHARE_GAIN`
+    more of the observations (:func:`agreeing_share`). Two views of a plane fit two poses; the essential matrix can
+    start in the wrong one, which the clip's other frames fit about as well, with many points behind the cameras
+    (a circled wall: 20° off at 0.17 px; a drone over a field: 17° off). ``k_of(result)``: its pixel intrinsics."""
+    common = tracks.valid[0] & tracks.valid[init]
+    k = k_of(chosen[0])
+    best, best_share = chosen, agreeing_share(tracks.points, *chosen, k)
+    for pose in plane_poses(tracks.points[0, common], tracks.points[init, common], k):
+        start = solve_general(tracks, k, init, settings["refine_passes"], settings["pnp_iterations"], pose)
+        solution = _adjust_start(tracks, start, k, width, height, refine_focal, settings)
+        share = agreeing_share(tracks.points, *solution, k_of(solution[0])) if solution else 0.0
+        if share >= best_share + SHARE_GAIN:
+            best, best_share = solution, share
+    return best
 
 
 def _fixed_focal_cost(tracks: Tracks, result, solved: np.ndarray, width: int, height: int, max_points: int):
@@ -212,11 +234,12 @@ def _disagreeing_runs(angles: np.ndarray) -> list[int]:
     return flagged + (run if len(run) >= STEP_DISAGREEMENT_RUN else [])
 
 
-def _general_solution(tracks: Tracks, result, solved: np.ndarray, intr: np.ndarray, focal_determined: bool,
-                      disagreement: np.ndarray, scene_depth: float, focal_estimated: bool, late_parallax: bool,
-                      readout: float, readout_direction: str | None) -> dict:
+def _general_solution(tracks: Tracks, result, solved: np.ndarray, intr: np.ndarray, pixels: np.ndarray,
+                      focal_determined: bool, disagreement: np.ndarray, scene_depth: float, focal_estimated: bool,
+                      late_parallax: bool, readout: float, readout_direction: str | None) -> dict:
     """A bundle adjustment's poses (relative to frame 0, unit: median depth of frame 0's points = ``scene_depth``)
-    and diagnostics: the keyword arguments of ``estimate_trajectory``'s ``finish``."""
+    and diagnostics: the keyword arguments of ``estimate_trajectory``'s ``finish``. ``intr``: normalised intrinsics;
+    ``pixels``: ``(W, H, W, H)``, their scale to pixels."""
     count = len(result.w2c)
     inliers = result.used.sum(1)
     residual = np.array([np.median(e[u]) if u.any() else np.nan for e, u in zip(result.errors, result.used)])
@@ -226,12 +249,11 @@ def _general_solution(tracks: Tracks, result, solved: np.ndarray, intr: np.ndarr
     depth = (result.points3d[seen] @ result.w2c[0, :3, :3].T + result.w2c[0, :3, 3])[:, 2]
     depth = depth[depth > 0]
     c2w[:, :3, 3] *= scene_depth / float(np.median(depth)) if len(depth) else 1.0
-    observed = np.isfinite(result.errors)
     return dict(c2w=c2w, intr=intr, motion="general", tracked=tracks.valid.sum(1), inliers=inliers,
                 residual=np.nan_to_num(residual),
                 unreliable=[i for i in range(1, count) if not solved[i] or inliers[i] < MIN_FRAME_INLIERS],
                 focal_estimated=focal_estimated, focal_determined=focal_determined,
-                ratio=float(result.used.sum() / max(1, observed.sum())),
+                ratio=agreeing_share(tracks.points, result, solved, intr * pixels),
                 reprojection=float(np.median(result.errors[result.used])) if result.used.any() else np.nan,
                 disagreement={i: float(disagreement[i]) for i in _disagreeing_runs(disagreement)},
                 late_parallax=late_parallax, readout=readout, readout_direction=readout_direction)
@@ -414,6 +436,10 @@ def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, int
             candidates = [solution for _, solution in adjust((fov, initialise(fov)) for fov in starts)]
             if candidates:
                 result, solved = _best_adjustment(candidates)
+                if settings["plane_starts"]:
+                    result, solved = _plane_start(tracks, (result, solved), best,
+                                                  lambda found: result_intrinsics(found) * pixels, width, height,
+                                                  estimate_focal, settings)
 
                 def check_steps() -> Future:
                     """:func:`step_disagreement` of the current solution, on the helper thread."""
@@ -449,9 +475,9 @@ def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, int
                 if redone:
                     tracks, (result, solved) = unrolled, redone
                     steps_checked = check_steps()
-                general = _general_solution(tracks, result, solved, result_intrinsics(result), focal_determined,
-                                            steps_checked.result(), scene_depth, estimate_focal, late_parallax,
-                                            *((found_readout, found_direction) if redone else (0.0, None)))
+                general = _general_solution(tracks, result, solved, result_intrinsics(result), pixels,
+                                            focal_determined, steps_checked.result(), scene_depth, estimate_focal,
+                                            late_parallax, *((found_readout, found_direction) if redone else (0.0, None)))
         finally:
             for _, future in screening:  # not needed when the focal came out determined
                 future.cancel()

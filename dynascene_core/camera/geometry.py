@@ -182,6 +182,23 @@ def _essential_pose(a: np.ndarray, b: np.ndarray, kmat: np.ndarray):
     return r, t.ravel(), mask.ravel() > 0
 
 
+def plane_poses(a: np.ndarray, b: np.ndarray, k: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Relative poses of view b to view a that a plane through pixel matches ``(N, 2)`` allows: the decompositions
+    of their robust homography (1 px) that keep its inliers in front of both cameras, each ``(R, t, inlier flags
+    (N,))`` as :func:`_essential_pose` gives them (t scaled by the plane's distance). Two views of a plane fit two
+    such poses equally well; the essential matrix picks one of them at random."""
+    hom, inl = robust_fit(cv2.findHomography, a.astype(np.float32), b.astype(np.float32), cv2.USAC_MAGSAC, 1.0)
+    if hom is None or inl.sum() < 8:
+        return []
+    kmat = _camera_matrix(k)
+    _, rotations, translations, normals = cv2.decomposeHomographyMat(hom, kmat)
+    inlier = inl.ravel().astype(bool)
+    before, after = (cv2.undistortPoints(p[inlier].reshape(-1, 1, 2).astype(np.float64), kmat, None).astype(np.float32)
+                     for p in (a, b))
+    visible = cv2.filterHomographyDecompByVisibleRefpoints(rotations, normals, before, after)
+    return [(rotations[i], translations[i].ravel(), inlier) for i in np.ravel(visible if visible is not None else [])]
+
+
 def _consecutive_pose(pts: np.ndarray, valid: np.ndarray, i: int, kmat: np.ndarray, min_inliers: int):
     """:func:`_essential_pose` of frame i − 1 → i from their common tracks, or None when fewer than
     ``min_inliers`` matches are shared or end in front of both cameras."""
@@ -224,8 +241,10 @@ def step_disagreement(tracks: Tracks, w2c: np.ndarray, solved: np.ndarray, k: np
     return angles
 
 
-def solve_general(tracks: Tracks, k: np.ndarray, init: int, refine_passes: int, pnp_iterations: int):
-    """Essential-matrix initialisation on (0, init), then PnP (RANSAC of at most ``pnp_iterations`` samples) +
+def solve_general(tracks: Tracks, k: np.ndarray, init: int, refine_passes: int, pnp_iterations: int,
+                  relative: tuple | None = None):
+    """Initialisation on (0, init) from its essential matrix (or from ``relative``, a pose of
+    :func:`plane_poses`), then PnP (RANSAC of at most ``pnp_iterations`` samples) +
     triangulation of every frame (a frame that shares too few triangulated points for PnP is placed by the
     essential matrix with the frame before, unless that frame was placed so too).
 
@@ -235,7 +254,7 @@ def solve_general(tracks: Tracks, k: np.ndarray, init: int, refine_passes: int, 
     frames, count = valid.shape
     common = valid[0] & valid[init]
     kmat = _camera_matrix(k)
-    relative = _essential_pose(pts[0, common], pts[init, common], kmat)
+    relative = relative or _essential_pose(pts[0, common], pts[init, common], kmat)
     if relative is None:
         return None
     r, t, inlier = relative

@@ -5,7 +5,7 @@ shows. It is decided from measured quantities only (thresholds below, in pixels 
 
 - ``unreliable``: no camera could be estimated (too few background features), or more than a quarter
   of the frames have no trustworthy pose, or the median reprojection error exceeds
-  :data:`UNRELIABLE_REPROJECTION_PX`, or fewer than :data:`UNRELIABLE_INLIER_RATIO` of the tracks agree
+  :data:`UNRELIABLE_REPROJECTION_PX`, or fewer than :data:`UNRELIABLE_INLIER_RATIO` of the track observations agree
   with the estimated motion;
 - ``uncertain``: some frames unreliable, rotation-only poses kept for a clip that showed parallax (bundle
   adjustment left too many frames unreliable), reprojection above :data:`UNCERTAIN_REPROJECTION_PX`,
@@ -46,7 +46,7 @@ class CameraQuality:
     reasons: list[str]  # human-readable, one per finding; empty when reliable
     reprojection_px: float  # median reprojection error of the inlier observations (pixels)
     track_count: int  # background tracks used (seen in at least two frames)
-    inlier_ratio: float  # share of track observations consistent with the estimate
+    inlier_ratio: float  # share of the track observations the cameras explain (general motion: bundle.agreeing_share)
     focal_px: float  # focal length in pixels at the clip's resolution (first frame)
     fov_deg: float  # field of view across the longer image side (first frame)
     focal_estimated: bool  # True when the focal was estimated from the clip, False when given
@@ -137,9 +137,9 @@ def assess(*, frames: int, motion: str, reprojection_px: float, track_count: int
         elif reprojection_px > UNCERTAIN_REPROJECTION_PX:
             doubt.append(f"reprojection error {reprojection_px:.2f} px > {UNCERTAIN_REPROJECTION_PX:g} px")
         if inlier_ratio < UNRELIABLE_INLIER_RATIO:
-            bad.append(f"only {100 * inlier_ratio:.0f}% of the tracks agree with the camera motion")
+            bad.append(f"only {100 * inlier_ratio:.0f}% of the track observations agree with the camera motion")
         elif inlier_ratio < UNCERTAIN_INLIER_RATIO:
-            doubt.append(f"only {100 * inlier_ratio:.0f}% of the tracks agree with the camera motion")
+            doubt.append(f"only {100 * inlier_ratio:.0f}% of the track observations agree with the camera motion")
         if track_count < FEW_TRACKS:
             doubt.append(f"few background tracks ({track_count})")
         if coverage is not None and coverage < NARROW_COVERAGE:
