@@ -82,6 +82,7 @@ STEP_MIN_INLIERS = 30  # two-view poses resting on fewer matches are not compare
 PLANE_GAIN = 0.5  # a general solution replaces a poor rotation-only fit only below this share of its error
 CLEAR_GAIN = 0.7  # another starting focal replaces the default's solution only below this share of its error
 SHARE_GAIN = 0.1  # a plane's other pose replaces a solution when it explains this much more of the observations
+PLANE_RETRY_SHARE = 0.9  # ... which is tried only for a solution explaining less than this share
 
 
 @dataclass
@@ -141,14 +142,17 @@ def _best_adjustment(candidates: list) -> tuple:
 
 def _plane_start(tracks: Tracks, chosen: tuple, init: int, k_of, width: int, height: int, refine_focal: bool,
                  settings: dict) -> tuple:
-    """``chosen`` (an adjustment's ``(result, solved)``), or the adjustment started from a pose that the dominant
-    plane of the tracks of frames (0, ``init``) allows (:func:`plane_poses`) if that explains :data:`SHARE_GAIN`
-    more of the observations (:func:`agreeing_share`). Two views of a plane fit two poses; the essential matrix can
-    start in the wrong one, which the clip's other frames fit about as well, with many points behind the cameras
-    (a circled wall: 20° off at 0.17 px; a drone over a field: 17° off). ``k_of(result)``: its pixel intrinsics."""
+    """``chosen`` (an adjustment's ``(result, solved)``), or, when it explains under :data:`PLANE_RETRY_SHARE` of the
+    observations (:func:`agreeing_share`), the adjustment started from a pose that the dominant plane of the tracks
+    of frames (0, ``init``) allows (:func:`plane_poses`) if that explains :data:`SHARE_GAIN` more. Two views of a
+    plane fit two poses; the essential matrix can start in the wrong one, which the clip's other frames fit about as
+    well, with many points behind the cameras (a circled wall: 20° off at 0.17 px, 76 % explained; a drone over a
+    field: 17° off, 26 %). ``k_of(result)``: its pixel intrinsics."""
     common = tracks.valid[0] & tracks.valid[init]
     k = k_of(chosen[0])
     best, best_share = chosen, agreeing_share(tracks.points, *chosen, k)
+    if best_share >= PLANE_RETRY_SHARE:
+        return chosen
     for pose in plane_poses(tracks.points[0, common], tracks.points[init, common], k):
         start = solve_general(tracks, k, init, settings["refine_passes"], settings["pnp_iterations"], pose)
         solution = _adjust_start(tracks, start, k, width, height, refine_focal, settings)
