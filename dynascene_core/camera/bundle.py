@@ -42,7 +42,7 @@ def agreeing_share(points2d: np.ndarray, result: BundleResult, solved: np.ndarra
     of the point triangulated (linear, from all of them) in front of the cameras. A point whose first and last rays
     meet at under ``depth_angle_deg`` may sit on either side (noise flips a far point's depth) and is not judged
     by side. The adjustment's own ratio leaves such tracks out: a circled wall solved in the plane's other
-    decomposition puts half its tracks behind the cameras, and its inliers are still all it kept.
+    decomposition puts the points of about half its observations behind the cameras, yet kept all its inliers.
     ``points2d``: ``(F, N, 2)``; ``k``: pixel ``(fx, fy, cx, cy)``."""
     observed = ~np.isnan(points2d[..., 0]) & solved[:, None]
     tracked = observed.sum(0) >= 2

@@ -479,9 +479,10 @@ def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, int
                 if redone:
                     tracks, (result, solved) = unrolled, redone
                     steps_checked = check_steps()
+                shutter = (found_readout, found_direction) if redone else (0.0, None)
                 general = _general_solution(tracks, result, solved, result_intrinsics(result), pixels,
                                             focal_determined, steps_checked.result(), scene_depth, estimate_focal,
-                                            late_parallax, *((found_readout, found_direction) if redone else (0.0, None)))
+                                            late_parallax, *shutter)
         finally:
             for _, future in screening:  # not needed when the focal came out determined
                 future.cancel()
