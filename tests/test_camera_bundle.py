@@ -418,15 +418,18 @@ def test_a_second_start_that_ends_elsewhere_makes_the_clip_uncertain():
 
 
 def test_agreeing_share_counts_every_track_and_the_side_of_the_points_it_triangulates():
-    """Six cameras 0.1 apart along x, looking along z. Tracks 0-39 hold adjusted points (one observation of track
-    0 dropped as an outlier); the others are triangulated from their observations: 29 points in front (and track
-    69, seen once, which does not count), 20 behind the cameras whose rays meet at 3-6° (their pixels fit, their
-    side does not), 10 far behind whose rays meet at under 0.02° (a side noise would flip: not judged). Frame 5 is
-    unsolved and does not count. Counted by hand: 5 frames × 99 tracks observed, of which 5 × 79 − 1 agree."""
+    """Six cameras 0.1 apart along x, each turned 2° more about y. Tracks 0-39 hold adjusted points (one
+    observation of track 0 dropped as an outlier); the others are triangulated from their observations: 29 points in
+    front (and track 69, seen once, which does not count), 20 behind the cameras whose rays meet at 3-6° (their
+    pixels fit, their side does not), 10 far behind whose rays meet at under 0.02° (a side noise would flip: not
+    judged). Frame 5 is unsolved and does not count. Counted by hand: 5 frames × 99 tracks observed, of which 5 × 79 − 1 agree."""
     rng = np.random.default_rng(3)
     k = np.array([200.0, 200.0, 160.0, 120.0])
+    turns = axis_angle_to_matrix(np.c_[np.zeros(6), np.radians(2.0) * np.arange(6), np.zeros(6)])
     w2c = np.tile(np.eye(4), (6, 1, 1))
-    w2c[:, 0, 3] = -0.1 * np.arange(6)
+    w2c[:, :3, :3] = turns
+    centres = np.c_[0.1 * np.arange(6), np.zeros(6), np.zeros(6)]
+    w2c[:, :3, 3] = -(turns @ centres[..., None])[..., 0]
     points = np.r_[np.c_[rng.uniform(-1, 1, (70, 2)), rng.uniform(4, 8, 70)],
                    np.c_[rng.uniform(-1, 1, (20, 2)), rng.uniform(-8, -4, 20)],
                    np.c_[rng.uniform(-100, 100, (10, 2)), np.full(10, -2000.0)]]

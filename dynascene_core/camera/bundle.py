@@ -57,7 +57,7 @@ def agreeing_share(points2d: np.ndarray, result: BundleResult, solved: np.ndarra
                            rays[..., 1:2] * projection[:, None, 2] - projection[:, None, 1]])  # (2F, M, 4)
     rows = np.where(np.concatenate([seen, seen])[..., None], rows, 0.0).transpose(1, 0, 2)
     rows /= np.linalg.norm(rows, axis=2, keepdims=True) + 1e-12
-    homogeneous = np.linalg.svd(rows)[2][:, -1]  # (M, 4)
+    homogeneous = np.linalg.svd(rows, full_matrices=False)[2][:, -1]  # (M, 4)
     homogeneous *= np.where(homogeneous[:, 3] < 0, -1.0, 1.0)[:, None]
     cam = np.einsum("fij,mj->fmi", projection, homogeneous)  # (F, M, 3); depth sign = sign of cam z (w >= 0)
     with np.errstate(divide="ignore", invalid="ignore"):

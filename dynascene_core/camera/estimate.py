@@ -150,14 +150,15 @@ def _plane_start(tracks: Tracks, chosen: tuple, init: int, k_of, width: int, hei
     field: 17° off, 26 %). ``k_of(result)``: its pixel intrinsics."""
     common = tracks.valid[0] & tracks.valid[init]
     k = k_of(chosen[0])
-    best, best_share = chosen, agreeing_share(tracks.points, *chosen, k)
-    if best_share >= PLANE_RETRY_SHARE:
+    chosen_share = agreeing_share(tracks.points, *chosen, k)
+    if chosen_share >= PLANE_RETRY_SHARE:
         return chosen
+    best, best_share = chosen, chosen_share + SHARE_GAIN
     for pose in plane_poses(tracks.points[0, common], tracks.points[init, common], k):
         start = solve_general(tracks, k, init, settings["refine_passes"], settings["pnp_iterations"], pose)
         solution = _adjust_start(tracks, start, k, width, height, refine_focal, settings)
         share = agreeing_share(tracks.points, *solution, k_of(solution[0])) if solution else 0.0
-        if share >= best_share + SHARE_GAIN:
+        if share >= best_share:
             best, best_share = solution, share
     return best
 
@@ -440,7 +441,8 @@ def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, int
             candidates = [solution for _, solution in adjust((fov, initialise(fov)) for fov in starts)]
             if candidates:
                 result, solved = _best_adjustment(candidates)
-                if settings["plane_starts"]:
+                if settings["plane_starts"]:  # before the focal retry below, which chooses among `candidates` again:
+                    # the accurate method, which starts from the plane's poses, has no retry_fovs
                     result, solved = _plane_start(tracks, (result, solved), best,
                                                   lambda found: result_intrinsics(found) * pixels, width, height,
                                                   estimate_focal, settings)
