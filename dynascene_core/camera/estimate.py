@@ -148,11 +148,11 @@ def _plane_start(tracks: Tracks, chosen: tuple, init: int, k_of, width: int, hei
     plane fit two poses; the essential matrix can start in the wrong one, which the clip's other frames fit about as
     well, with many points behind the cameras (a circled wall: 20° off at 0.17 px, 76 % explained; a drone over a
     field: 17° off, 26 %). ``k_of(result)``: its pixel intrinsics."""
-    common = tracks.valid[0] & tracks.valid[init]
     k = k_of(chosen[0])
     chosen_share = agreeing_share(tracks.points, *chosen, k)
     if chosen_share >= PLANE_RETRY_SHARE:
         return chosen
+    common = tracks.valid[0] & tracks.valid[init]
     best, best_share = chosen, chosen_share + SHARE_GAIN
     for pose in plane_poses(tracks.points[0, common], tracks.points[init, common], k):
         start = solve_general(tracks, k, init, settings["refine_passes"], settings["pnp_iterations"], pose)

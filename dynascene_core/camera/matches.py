@@ -13,6 +13,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from .robust import robust_fit
 from .tracks import Tracks
 
 MATCH_WINDOW = 12  # frames: each frame is matched with this many after it
@@ -33,12 +34,9 @@ def _verified_pairs(points_a: np.ndarray, points_b: np.ndarray, descriptors_a, d
         return np.zeros((0, 2), int)
     index = np.array([(m.queryIdx, m.trainIdx) for m in candidates])
     a, b = points_a[index[:, 0]], points_b[index[:, 1]]
-    try:
-        _, inliers = cv2.findFundamentalMat(a, b, cv2.USAC_MAGSAC, EPIPOLAR_PX, 0.999)
-    except cv2.error:  # no fundamental matrix (a pure turn or a static camera): a homography decides
-        inliers = None
-    if inliers is None:
-        _, inliers = cv2.findHomography(a, b, cv2.RANSAC, 2 * EPIPOLAR_PX)
+    _, inliers = robust_fit(cv2.findFundamentalMat, a, b, cv2.USAC_MAGSAC, EPIPOLAR_PX, 0.999)
+    if inliers is None:  # no fundamental matrix (a pure turn or a static camera): a homography decides
+        _, inliers = robust_fit(cv2.findHomography, a, b, cv2.RANSAC, 2 * EPIPOLAR_PX)
     if inliers is None or inliers.sum() < MIN_PAIR_MATCHES:
         return np.zeros((0, 2), int)
     return index[inliers.ravel() > 0]
