@@ -11,12 +11,12 @@ import torch
 from dynascene_core.camera import (PRESET_NAMES, CameraQuality, estimate_trajectory, load_intrinsics, make_preset,
                                    render_synthetic_clip)
 from dynascene_core.camera.bundle import BundleResult, agreeing_share, bundle_adjust
-from dynascene_core.camera.estimate import (METHODS, _adjust_start, _best_adjustment, _disagreeing_runs,
-                                            _fixed_focal_cost, _later_parallax, _median_error, _rotation_gap,
-                                            _second_start)
+from dynascene_core.camera.estimate import METHODS, _later_parallax, _second_start
 from dynascene_core.camera.geometry import plane_poses, solve_general, step_disagreement
 from dynascene_core.camera.intrinsics import FOCAL_STEP, focal_is_determined
 from dynascene_core.camera.quality import assess
+from dynascene_core.camera.solutions import (adjust_start, best_adjustment, disagreeing_runs, fixed_focal_cost,
+                                             median_error, rotation_gap)
 from dynascene_core.camera.tracks import Tracks
 from dynascene_core.camera.trajectory import axis_angle_to_matrix, rotation_angle_deg
 
@@ -108,14 +108,14 @@ def test_focal_determinacy_tells_a_turning_walk_from_pure_travel():
     # view fits the same images)
     tracks, result, solved, focal = _adjusted_walk(np.array([0.08, -0.12, 0.0]))
     assert abs(result.focal_px / focal - 1) < 0.01
-    cost = _fixed_focal_cost(tracks, result, solved, 320, 240, 500)
-    base = _median_error(result)
+    cost = fixed_focal_cost(tracks, result, solved, 320, 240, 500)
+    base = median_error(result)
     assert cost(result.focal_px * FOCAL_STEP) > 1.3 * base and cost(result.focal_px / FOCAL_STEP) > 1.3 * base
     assert focal_is_determined(base, cost, result.focal_px)
 
     tracks, result, solved, focal = _adjusted_walk(np.zeros(3))
-    cost = _fixed_focal_cost(tracks, result, solved, 320, 240, 500)
-    base = _median_error(result)
+    cost = fixed_focal_cost(tracks, result, solved, 320, 240, 500)
+    base = median_error(result)
     assert cost(result.focal_px * FOCAL_STEP) < 1.05 * base
     assert not focal_is_determined(base, cost, result.focal_px)
 
@@ -164,15 +164,15 @@ def _adjustment(median_px: float, kept: int) -> tuple:
 def test_another_start_wins_only_when_it_fits_clearly_better():
     first = _adjustment(0.30, 1000)
     near_tie = _adjustment(0.28, 1000)  # 7% lower: noise between starts, the default start stays
-    assert _best_adjustment([first, near_tie]) is first
+    assert best_adjustment([first, near_tie]) is first
     clearly = _adjustment(0.15, 600)  # half the error (at most 0.7x), over half the observations
-    assert _best_adjustment([first, near_tie, clearly]) is clearly
+    assert best_adjustment([first, near_tie, clearly]) is clearly
     few = _adjustment(0.15, 400)  # half the error on under half the observations: a small, easy subset
-    assert _best_adjustment([first, few]) is first
+    assert best_adjustment([first, few]) is first
     covered = _adjustment(0.29, 2100)  # no higher error on over twice the observations
-    assert _best_adjustment([first, covered]) is covered
-    assert _best_adjustment([first, covered, clearly]) is clearly  # the lowest error among the clearly better
-    assert _best_adjustment([first, _adjustment(0.31, 2100)]) is first  # more observations, higher error
+    assert best_adjustment([first, covered]) is covered
+    assert best_adjustment([first, covered, clearly]) is clearly  # the lowest error among the clearly better
+    assert best_adjustment([first, _adjustment(0.31, 2100)]) is first  # more observations, higher error
 
 
 def test_pure_rotation_given_fov_is_reliable_and_has_no_translation():
@@ -343,8 +343,8 @@ def test_steps_that_disagree_with_their_two_view_rotations_make_the_clip_uncerta
     angles = step_disagreement(tracks, drifted([6, 7]), solved, k, 30)
     assert np.isnan(angles[0]) and abs(angles[6] - 5) < 0.3 and abs(angles[7] - 5) < 0.3
     assert np.nanmax(np.delete(angles, [6, 7])) < 0.3
-    assert _disagreeing_runs(angles) == [6, 7]
-    assert _disagreeing_runs(step_disagreement(tracks, drifted([6]), solved, k, 30)) == []
+    assert disagreeing_runs(angles) == [6, 7]
+    assert disagreeing_runs(step_disagreement(tracks, drifted([6]), solved, k, 30)) == []
     unsolved = solved.copy()
     unsolved[7] = False
     assert np.isnan(step_disagreement(tracks, drifted([6, 7]), unsolved, k, 30)[[7, 8]]).all()
@@ -366,17 +366,17 @@ def test_a_second_start_that_ends_elsewhere_makes_the_clip_uncertain():
     k = np.array([250.0, 250.0, 160.0, 120.0])
     w2c = _walk(12, 2.5, 0.08)
     tracks = _short_tracks(w2c, k, [(0, 11)], per_start=300)
-    (first, solved_a), (second, solved_b) = (_adjust_start(tracks, solve_general(tracks, k, start, 0, 200), k, 320,
+    (first, solved_a), (second, solved_b) = (adjust_start(tracks, solve_general(tracks, k, start, 0, 200), k, 320,
                                                            240, False, METHODS["fast"]) for start in (6, 11))
-    assert _rotation_gap(first.w2c, second.w2c, solved_a & solved_b) < 0.3
+    assert rotation_gap(first.w2c, second.w2c, solved_a & solved_b) < 0.3
     turned = w2c.copy()
     turned[8:, :3, :3] = axis_angle_to_matrix(np.array([0.0, 0.0, math.radians(4.0)])) @ turned[8:, :3, :3]
     # each solution in its own world frame (a solver's gauge): only rotations relative to frame 0 are compared
     world_a, world_b = np.eye(4), np.eye(4)
     world_a[:3, :3] = axis_angle_to_matrix(np.array([0.3, -0.5, 0.2]))
     world_b[:3, :3], world_b[:3, 3] = axis_angle_to_matrix(np.array([-0.4, 0.1, 0.6])), [1.0, 2.0, 3.0]
-    assert abs(_rotation_gap(w2c @ world_a, turned @ world_b, np.ones(12, bool)) - 4.0) < 1e-9
-    assert _rotation_gap(w2c @ world_a, turned @ world_b, np.arange(12) < 8) < 1e-9
+    assert abs(rotation_gap(w2c @ world_a, turned @ world_b, np.ones(12, bool)) - 4.0) < 1e-9
+    assert rotation_gap(w2c @ world_a, turned @ world_b, np.arange(12) < 8) < 1e-9
     # the second start: the other pair showing parallax (homography px ≥ 0.6 and ≥ 3 × epipolar px) that shares
     # the most tracks with frame 0: 320 with frame 3 (no parallax), 240 with 6, 80 with 9 and 11 (the first start)
     lives = _short_tracks(w2c, k, [(0, 11), (0, 6), (0, 6), (0, 3)])
@@ -412,7 +412,7 @@ def test_a_second_start_that_ends_elsewhere_makes_the_clip_uncertain():
                                      estimate.c2w[-1, :3, :3].numpy()))
     assert error > 3.0 and stats.quality.verdict == "uncertain", (error, stats.quality.summary())
     assert stats.quality.inlier_ratio < 0.6 and stats.quality.start_disagreement_deg is None
-    with patch("dynascene_core.camera.estimate.agreeing_share", lambda *args: 1.0):  # as if all were in front
+    with patch("dynascene_core.camera.solutions.agreeing_share", lambda *args: 1.0):  # as if all were in front
         _, unjudged = estimate_trajectory(clip.frames, clip.masks, fov_deg=_true_fov(clip.trajectory))
     assert abs(unjudged.quality.start_disagreement_deg - error) < 1.0
 

@@ -46,16 +46,16 @@ import numpy as np
 import torch
 
 from ..matting.masks import dilate
-from .bundle import agreeing_share, bundle_adjust, refit_error
-from .geometry import parallax_residuals, plane_poses, solve_general, step_disagreement
-from .intrinsics import (DEFAULT_FOV_DEG, focal_bounds, focal_is_determined, fov_of, intrinsics_for_fov,
-                         resolve_intrinsics)
+from .geometry import parallax_residuals, solve_general, step_disagreement
+from .intrinsics import DEFAULT_FOV_DEG, focal_is_determined, fov_of, intrinsics_for_fov, resolve_intrinsics
 from .matches import match_tracks
 from .quality import CameraQuality, assess
 from .rolling_shutter import DIRECTIONS, MAX_READOUT, unroll_tracks
 from .rotation_only import rotation_solution
+from .solutions import (MIN_FRAME_INLIERS, adjust_start, best_adjustment, clearly_better, fixed_focal_cost,
+                        general_solution, median_error, plane_start, rotation_gap)
 from .tracks import Tracks, as_masks, as_uint8_frames, track_points
-from .trajectory import CameraTrajectory, rotation_angle_deg
+from .trajectory import CameraTrajectory
 
 SIFT_FEATURES = 1000
 
@@ -65,7 +65,7 @@ METHODS = {
                  retry_fovs=(45.0, 85.0), readout_points=150),
     # accurate tracks matched SIFT features: on phone clips with COLMAP poses the KLT tracks hold the adjustment 1–4°
     # from poses that SIFT matches put within 0.6° (BENCHMARKS.md); plane_starts: the initial pair is also started
-    # from the poses its dominant plane allows (_plane_start)
+    # from the poses its dominant plane allows (plane_start)
     "accurate": dict(tracker="sift", plane_check=0.5, plane_starts=True, max_features=SIFT_FEATURES, refine_passes=1,
                      rounds=3, max_points=3000, max_iterations=50, pnp_iterations=200,
                      start_fovs=(DEFAULT_FOV_DEG, 45.0, 85.0), retry_fovs=(), readout_points=500),
@@ -75,14 +75,8 @@ METHODS = {
 # iterations; 20 iterations still see the two wrong minima of the unit tests)
 SCREENING = dict(METHODS["fast"], rounds=1, max_points=150, max_iterations=20, pnp_iterations=50)
 CHECK = dict(METHODS["fast"], rounds=1)  # the second start's settings: one round finds where that start ends
-MIN_FRAME_INLIERS = 12  # a frame whose pose rests on fewer inlier observations is reported unreliable
-STEP_DISAGREEMENT_DEG = 3.0  # a step whose rotation differs more from its two-view rotation disagrees ...
-STEP_DISAGREEMENT_RUN = 2  # ... and this many consecutive disagreeing steps make the clip uncertain
 STEP_MIN_INLIERS = 30  # two-view poses resting on fewer matches are not compared
 PLANE_GAIN = 0.5  # a general solution replaces a poor rotation-only fit only below this share of its error
-CLEAR_GAIN = 0.7  # another starting focal replaces the default's solution only below this share of its error
-SHARE_GAIN = 0.1  # a plane's other pose replaces a solution when it explains this much more of the observations
-PLANE_RETRY_SHARE = 0.9  # ... which is tried only for a solution explaining less than this share
 
 
 @dataclass
@@ -97,78 +91,6 @@ class EstimationStats:
     fov_deg: float = DEFAULT_FOV_DEG
     warnings: list[str] = field(default_factory=list)
     quality: CameraQuality | None = None  # the per-clip report (always set by estimate_trajectory)
-
-
-def _adjust_start(tracks: Tracks, start, k: np.ndarray, width: int, height: int, refine_focal: bool, settings: dict):
-    """Bundle adjustment of an initialisation (:func:`solve_general`'s result, or None) → (BundleResult, solved) or
-    None."""
-    if start is None:
-        return None
-    w2c, points, has_point, solved = start
-    result = bundle_adjust(tracks.points, w2c, points, has_point, solved, k, width, height,
-                           refine_focal=refine_focal, rounds=settings["rounds"], max_points=settings["max_points"],
-                           max_iterations=settings["max_iterations"])
-    low, high = focal_bounds(height, width)
-    if refine_focal and not low <= result.focal_px <= high:
-        return None
-    return result, solved
-
-
-def _median_error(result) -> float:
-    """Median reprojection error (px) of a bundle adjustment's inlier observations (inf without any)."""
-    return float(np.nanmedian(result.errors[result.used])) if result.used.any() else float("inf")
-
-
-def _clearly_better(result, first, min_share: float) -> bool:
-    """Whether bundle adjustment ``result`` fits clearly better than ``first``: a median reprojection error at most
-    :data:`CLEAR_GAIN` × first's while keeping at least ``min_share`` × its inlier observations, or no higher error
-    with at least twice its inlier observations."""
-    error, first_error = _median_error(result), _median_error(first)
-    kept, first_kept = result.used.sum(), first.used.sum()
-    return bool((error <= CLEAR_GAIN * first_error and kept >= min_share * first_kept)
-                or (error <= first_error and kept >= 2 * first_kept))
-
-
-def _best_adjustment(candidates: list) -> tuple:
-    """The first ``(result, solved)`` (the default start), unless another start fits clearly better
-    (:func:`_clearly_better`, keeping at least half the first's inlier observations: an initialisation that
-    triangulated few points would otherwise win with a small, easy subset); then the lowest-error such.
-    Starts that end a few % apart are ranked by noise: on 66 real clips the lowest error among such near-ties
-    was the worse camera on 32 and the better one on 15."""
-    first = candidates[0]
-    better = [c for c in candidates[1:] if _clearly_better(c[0], first[0], 0.5)]
-    return min(better, key=lambda c: _median_error(c[0])) if better else first
-
-
-def _plane_start(tracks: Tracks, chosen: tuple, init: int, k_of, width: int, height: int, refine_focal: bool,
-                 settings: dict) -> tuple:
-    """``chosen`` (an adjustment's ``(result, solved)``), or, when it explains under :data:`PLANE_RETRY_SHARE` of the
-    observations (:func:`agreeing_share`), the adjustment started from a pose that the dominant plane of the tracks
-    of frames (0, ``init``) allows (:func:`plane_poses`) if that explains :data:`SHARE_GAIN` more. Two views of a
-    plane fit two poses; the essential matrix can start in the wrong one, which the clip's other frames fit about as
-    well, with many points behind the cameras (a circled wall: 20° off at 0.17 px, 76 % explained; a drone over a
-    field: 17° off, 26 %). ``k_of(result)``: its pixel intrinsics."""
-    k = k_of(chosen[0])
-    chosen_share = agreeing_share(tracks.points, *chosen, k)
-    if chosen_share >= PLANE_RETRY_SHARE:
-        return chosen
-    common = tracks.valid[0] & tracks.valid[init]
-    best, best_share = chosen, chosen_share + SHARE_GAIN
-    for pose in plane_poses(tracks.points[0, common], tracks.points[init, common], k):
-        start = solve_general(tracks, k, init, settings["refine_passes"], settings["pnp_iterations"], pose)
-        solution = _adjust_start(tracks, start, k, width, height, refine_focal, settings)
-        share = agreeing_share(tracks.points, *solution, k_of(solution[0])) if solution else 0.0
-        if share >= best_share:
-            best, best_share = solution, share
-    return best
-
-
-def _fixed_focal_cost(tracks: Tracks, result, solved: np.ndarray, width: int, height: int, max_points: int):
-    """``cost(focal)``: median reprojection px of ``result``'s inlier observations after a short adjustment of its
-    poses and points to them at that (fixed) focal. Compared with ``result``'s own error (already adjusted to the
-    same observations, with the focal free), not with a fourth adjustment at its focal: one adjustment fewer."""
-    return lambda focal: refit_error(tracks.points, result, solved, np.array([focal, focal, width / 2, height / 2]),
-                                     width, height, max_points, max_iterations=10)
 
 
 def _parallax_pair(residuals: list[tuple[int, float, float]], parallax_px: float, ratio: float) -> tuple[int, bool]:
@@ -194,14 +116,6 @@ def _second_start(tracks: Tracks, residuals: list[tuple[int, float, float]], bes
     return max(shown, key=lambda i: int((tracks.valid[0] & tracks.valid[i]).sum())) if shown else None
 
 
-def _rotation_gap(w2c_a: np.ndarray, w2c_b: np.ndarray, frames: np.ndarray) -> float:
-    """Largest angle (degrees) between two solutions' rotations relative to frame 0 over ``frames`` (bool ``(F,)``);
-    ``w2c_a``, ``w2c_b``: ``(F, 4, 4)``."""
-    rel_a = w2c_a[frames, :3, :3] @ w2c_a[0, :3, :3].T
-    rel_b = w2c_b[frames, :3, :3] @ w2c_b[0, :3, :3].T
-    return float(np.max(rotation_angle_deg(rel_a, rel_b), initial=0.0))
-
-
 def _later_parallax(tracks: Tracks, min_common: int, parallax_px: float, ratio: float) -> bool:
     """Whether a pair of later frames (each with the farthest frame it still shares ``min_common`` tracks
     with) shows parallax by the rule of :func:`_shows_parallax`."""
@@ -224,44 +138,6 @@ def _plane_fits_better(general: dict, rotation: dict) -> bool:
     its rotation-only one: at most :data:`PLANE_GAIN` × its reprojection error, with no more unreliable frames."""
     return bool(general["reprojection"] <= PLANE_GAIN * rotation["reprojection"]
                 and len(general["unreliable"]) <= len(rotation["unreliable"]))
-
-
-def _disagreeing_runs(angles: np.ndarray) -> list[int]:
-    """Frames ending the steps of runs of at least STEP_DISAGREEMENT_RUN consecutive steps whose rotation
-    differs from the two-view one by more than STEP_DISAGREEMENT_DEG (``angles``: ``(F,)``, NaN = not compared)."""
-    flagged, run = [], []
-    for i, angle in enumerate(np.nan_to_num(angles, nan=0.0)):
-        if angle > STEP_DISAGREEMENT_DEG:
-            run.append(i)
-            continue
-        flagged += run if len(run) >= STEP_DISAGREEMENT_RUN else []
-        run = []
-    return flagged + (run if len(run) >= STEP_DISAGREEMENT_RUN else [])
-
-
-def _general_solution(tracks: Tracks, result, solved: np.ndarray, intr: np.ndarray, pixels: np.ndarray,
-                      focal_determined: bool, disagreement: np.ndarray, scene_depth: float, focal_estimated: bool,
-                      late_parallax: bool, readout: float, readout_direction: str | None) -> dict:
-    """A bundle adjustment's poses (relative to frame 0, unit: median depth of frame 0's points = ``scene_depth``)
-    and diagnostics: the keyword arguments of ``estimate_trajectory``'s ``finish``. ``intr``: normalised intrinsics;
-    ``pixels``: ``(W, H, W, H)``, their scale to pixels."""
-    count = len(result.w2c)
-    inliers = result.used.sum(1)
-    residual = np.array([np.median(e[u]) if u.any() else np.nan for e, u in zip(result.errors, result.used)])
-    c2w = np.linalg.inv(result.w2c)
-    c2w = np.linalg.inv(c2w[0]) @ c2w
-    seen = tracks.valid[0] & result.used.any(0)
-    depth = (result.points3d[seen] @ result.w2c[0, :3, :3].T + result.w2c[0, :3, 3])[:, 2]
-    depth = depth[depth > 0]
-    c2w[:, :3, 3] *= scene_depth / float(np.median(depth)) if len(depth) else 1.0
-    return dict(c2w=c2w, intr=intr, motion="general", tracked=tracks.valid.sum(1), inliers=inliers,
-                residual=np.nan_to_num(residual),
-                unreliable=[i for i in range(1, count) if not solved[i] or inliers[i] < MIN_FRAME_INLIERS],
-                focal_estimated=focal_estimated, focal_determined=focal_determined,
-                ratio=agreeing_share(tracks.points, result, solved, intr * pixels),
-                reprojection=float(np.median(result.errors[result.used])) if result.used.any() else np.nan,
-                disagreement={i: float(disagreement[i]) for i in _disagreeing_runs(disagreement)},
-                late_parallax=late_parallax, readout=readout, readout_direction=readout_direction)
 
 
 def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, intrinsics=None,
@@ -414,7 +290,7 @@ def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, int
             """Bundle adjustment of each ``(start_fov, initialisation)`` → [(start_fov, (result, solved))]."""
             found = []
             for start_fov, start in starts:
-                solution = _adjust_start(tracks, start, start_k(start_fov), width, height, estimate_focal, how)
+                solution = adjust_start(tracks, start, start_k(start_fov), width, height, estimate_focal, how)
                 if solution is not None:
                     found.append((start_fov, solution))
             return found
@@ -440,10 +316,10 @@ def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, int
             starts = settings["start_fovs"] if estimate_focal else (None,)
             candidates = [solution for _, solution in adjust((fov, initialise(fov)) for fov in starts)]
             if candidates:
-                result, solved = _best_adjustment(candidates)
+                result, solved = best_adjustment(candidates)
                 if settings["plane_starts"]:  # before the focal retry below, which chooses among `candidates` again:
                     # the accurate method, which starts from the plane's poses, has no retry_fovs
-                    result, solved = _plane_start(tracks, (result, solved), best,
+                    result, solved = plane_start(tracks, (result, solved), best,
                                                   lambda found: result_intrinsics(found) * pixels, width, height,
                                                   estimate_focal, settings)
 
@@ -455,34 +331,34 @@ def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, int
                 steps_checked = check_steps()
                 focal_determined = True
                 if estimate_focal:
-                    cost = _fixed_focal_cost(tracks, result, solved, width, height, settings["max_points"])
-                    focal_determined = focal_is_determined(_median_error(result), cost, result.focal_px)
+                    cost = fixed_focal_cost(tracks, result, solved, width, height, settings["max_points"])
+                    focal_determined = focal_is_determined(median_error(result), cost, result.focal_px)
                     if not focal_determined and settings["retry_fovs"]:
                         # a flat cost around the refined focal may be a local minimum: other starting focals are
                         # screened with a small adjustment, and one that fits clearly better is solved in full
                         screened = adjust([(fov, future.result()) for fov, future in screening], SCREENING)
                         promising = [fov for fov, (trial, _) in screened
-                                     if _clearly_better(trial, result, 0.0)]  # the screening has fewer points
-                        retried = _best_adjustment(candidates + [solution for _, solution in
+                                     if clearly_better(trial, result, 0.0)]  # the screening has fewer points
+                        retried = best_adjustment(candidates + [solution for _, solution in
                                                                  adjust((fov, initialise(fov)) for fov in promising)])
                         if retried[0] is not result:
                             result, solved = retried
                             steps_checked = check_steps()
-                            cost = _fixed_focal_cost(tracks, result, solved, width, height, settings["max_points"])
-                            focal_determined = focal_is_determined(_median_error(result), cost, result.focal_px)
+                            cost = fixed_focal_cost(tracks, result, solved, width, height, settings["max_points"])
+                            focal_determined = focal_is_determined(median_error(result), cost, result.focal_px)
                 # a rolling shutter bends the frames of a turning camera: the tracks are unrolled and adjusted again
                 raw, k_found = tracks, result_intrinsics(result) * pixels  # raw: for a rotation-only fallback
                 found_readout, found_direction, unrolled = unroll_tracks(tracks, result, solved, k_found, width, height,
                                                                          readout, readout_direction,
                                                                          settings["readout_points"])
                 start = (result.w2c, result.points3d, ~np.isnan(result.errors).all(0), solved)
-                redone = unrolled and _adjust_start(unrolled, start, k_found, width, height, estimate_focal,
+                redone = unrolled and adjust_start(unrolled, start, k_found, width, height, estimate_focal,
                                                     dict(settings, rounds=1, max_iterations=10))  # outliers known
                 if redone:
                     tracks, (result, solved) = unrolled, redone
                     steps_checked = check_steps()
                 shutter = (found_readout, found_direction) if redone else (0.0, None)
-                general = _general_solution(tracks, result, solved, result_intrinsics(result), pixels,
+                general = general_solution(tracks, result, solved, result_intrinsics(result), pixels,
                                             focal_determined, steps_checked.result(), scene_depth, estimate_focal,
                                             late_parallax, *shutter)
         finally:
@@ -497,21 +373,21 @@ def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, int
             def start_gap() -> float | None:
                 """A start can settle in a wrong minimum that fits as well (a fast turn read as reversed sideways
                 travel): solved again from the ``second`` pair, at the focal found, and compared over the frames both
-                solutions hold reliably. None when that solve fails, or fits clearly worse (:func:`_clearly_better`:
+                solutions hold reliably. None when that solve fails, or fits clearly worse (:func:`clearly_better`:
                 a worse minimum is no rival; a circled wall's second pair ends in the plane's other decomposition
                 with under half the inlier observations)."""
                 k = general["intr"] * pixels
                 start = (second_init.result() if second_init is not None
                          else solve_general(tracks, k, second, CHECK["refine_passes"], CHECK["pnp_iterations"]))
-                check = _adjust_start(tracks, start, k, width, height, False, CHECK)
+                check = adjust_start(tracks, start, k, width, height, False, CHECK)
                 if check is None:
                     return None
                 other, other_solved = check
-                if _clearly_better(result, other, 0.5):
+                if clearly_better(result, other, 0.5):
                     return None
                 held = (solved & (general["inliers"] >= MIN_FRAME_INLIERS) & other_solved
                         & (other.used.sum(1) >= MIN_FRAME_INLIERS))
-                return _rotation_gap(result.w2c, other.w2c, held)
+                return rotation_gap(result.w2c, other.w2c, held)
 
             check_start = start_gap if second is not None else None
             if 2 * len(unreliable) < count - 1:
