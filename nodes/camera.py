@@ -203,7 +203,9 @@ class EstimateCameraFromVideo:
             "optional": {
                 "human_mask": ("MASK", {"tooltip": "1 on the human (matting output); those pixels are not "
                                                    "tracked."}),
-                "method": (list(METHODS), {"default": "fast", "tooltip": "accurate: SIFT features matched "
+                "method": (list(METHODS), {"default": "fast", "tooltip": "fast: KLT tracks, and a clip they "
+                                                                         "leave in doubt tried again on SIFT matches. "
+                                                                         "accurate: SIFT features matched "
                                                                          "across frames (no drift from frame to frame), "
                                                                          "every track adjusted, three starting focals; "
                                                                          "about a third of the speed."}),

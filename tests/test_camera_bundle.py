@@ -11,10 +11,11 @@ import torch
 from dynascene_core.camera import (PRESET_NAMES, CameraQuality, estimate_trajectory, load_intrinsics, make_preset,
                                    render_synthetic_clip)
 from dynascene_core.camera.bundle import BundleResult, agreeing_share, bundle_adjust
-from dynascene_core.camera.estimate import METHODS, _later_parallax, _second_start
+from dynascene_core.camera.estimate import (METHODS, _estimate, _in_doubt, _later_parallax, _ranked,
+                                            _second_start)
 from dynascene_core.camera.geometry import plane_poses, solve_general, step_disagreement
 from dynascene_core.camera.intrinsics import FOCAL_STEP, focal_is_determined
-from dynascene_core.camera.quality import assess
+from dynascene_core.camera.quality import FOCAL_UNDETERMINED, assess
 from dynascene_core.camera.solutions import (adjust_start, best_adjustment, disagreeing_runs, fixed_focal_cost,
                                              median_error, rotation_gap)
 from dynascene_core.camera.tracks import Tracks
@@ -399,22 +400,45 @@ def test_a_second_start_that_ends_elsewhere_makes_the_clip_uncertain():
         assert stats.mode == "general" and stats.quality.verdict == "reliable", method
         assert 0.0 <= stats.quality.start_disagreement_deg < 1.0, method
     # the focal left free, this short clip does not determine it: uncertain already, so not checked (the tracks, and
-    # so the second pair, are the same as above)
-    _, estimated = estimate_trajectory(clip.frames, clip.masks)
+    # so the second pair, are the same as above); a doubt about the focal alone is not tried again on SIFT matches
+    with patch("dynascene_core.camera.estimate.match_tracks", side_effect=AssertionError("tried again")):
+        _, estimated = estimate_trajectory(clip.frames, clip.masks)
     assert estimated.quality.verdict == "uncertain" and estimated.quality.start_disagreement_deg is None
+    assert estimated.quality.reasons == [FOCAL_UNDETERMINED] and estimated.quality.tracker == "klt"
 
-    # orbit_right as the synthetic benchmark renders it: the fast method's start ends 8.4° off, and the second start
-    # finds the true cameras, so the gap it reports is the error; the check runs only on a clip that would be
-    # reliable: only 59% of this one's observations agree with its cameras, which says so first
+    # orbit_right as the synthetic benchmark renders it: the fast method's KLT start ends 8.4° off, and the second
+    # start finds the true cameras, so the gap it reports is the error; the check runs only on a clip that would be
+    # reliable: only 59% of this one's observations agree with its cameras, which says so first (one estimate on the
+    # KLT tracks, as estimate_trajectory makes it before trying a doubtful clip again)
     clip = render_synthetic_clip(make_preset("orbit_right", 24), 288, 512, seed=PRESET_NAMES.index("orbit_right"))
-    estimate, stats = estimate_trajectory(clip.frames, clip.masks, fov_deg=_true_fov(clip.trajectory))
-    error = float(rotation_angle_deg(clip.trajectory.relative_to(0).c2w[-1, :3, :3].numpy(),
-                                     estimate.c2w[-1, :3, :3].numpy()))
+    fov = _true_fov(clip.trajectory)
+    truth = clip.trajectory.relative_to(0).c2w[-1, :3, :3].numpy()
+    estimate, stats = _estimate(clip.frames, clip.masks, fov, None, METHODS["fast"], None, None, None)
+    error = float(rotation_angle_deg(truth, estimate.c2w[-1, :3, :3].numpy()))
     assert error > 3.0 and stats.quality.verdict == "uncertain", (error, stats.quality.summary())
     assert stats.quality.inlier_ratio < 0.6 and stats.quality.start_disagreement_deg is None
     with patch("dynascene_core.camera.solutions.agreeing_share", lambda *args: 1.0):  # as if all were in front
-        _, unjudged = estimate_trajectory(clip.frames, clip.masks, fov_deg=_true_fov(clip.trajectory))
+        _, unjudged = _estimate(clip.frames, clip.masks, fov, None, METHODS["fast"], None, None, None)
     assert abs(unjudged.quality.start_disagreement_deg - error) < 1.0
+    # estimate_trajectory tries that clip again on SIFT matches, which find the true cameras, and keeps them
+    retried, stats = estimate_trajectory(clip.frames, clip.masks, fov_deg=fov)
+    error = float(rotation_angle_deg(truth, retried.c2w[-1, :3, :3].numpy()))
+    assert error < 0.5 and stats.quality.verdict == "reliable" and stats.quality.tracker == "sift", error
+
+
+def test_a_retried_estimate_replaces_the_first_only_when_it_is_better():
+    """The fast method's second try (SIFT matches) is kept for a better verdict, or the same verdict with a larger
+    share of agreeing observations; a tie keeps the first. Only a doubt beyond the focal asks for it."""
+    report = dict(frames=12, motion="general", reprojection_px=0.3, track_count=300, focal_px=250.0, fov_deg=65.0,
+                  focal_estimated=True, unreliable_frames=[])
+    reliable, narrow = assess(**report, inlier_ratio=0.7), assess(**report, inlier_ratio=0.95, coverage=0.3)
+    assert _ranked(reliable) < _ranked(narrow)  # reliable beats uncertain whatever the shares
+    assert _ranked(assess(**report, inlier_ratio=0.97, coverage=0.3)) < _ranked(narrow)
+    assert not _ranked(assess(**report, inlier_ratio=0.95, coverage=0.4)) < _ranked(narrow)
+    assert _in_doubt(narrow) and not _in_doubt(reliable)
+    focal_only = assess(**report, inlier_ratio=0.95, focal_determined=False)
+    assert focal_only.verdict == "uncertain" and not _in_doubt(focal_only)
+    assert _in_doubt(assess(**report, inlier_ratio=0.95, focal_determined=False, coverage=0.3))
 
 
 def test_agreeing_share_counts_every_track_and_the_side_of_the_points_it_triangulates():

@@ -49,7 +49,7 @@ from ..matting.masks import dilate
 from .geometry import parallax_residuals, solve_general, step_disagreement
 from .intrinsics import DEFAULT_FOV_DEG, focal_is_determined, fov_of, intrinsics_for_fov, resolve_intrinsics
 from .matches import match_tracks
-from .quality import CameraQuality, assess
+from .quality import FOCAL_UNDETERMINED, VERDICTS, CameraQuality, assess
 from .rolling_shutter import DIRECTIONS, MAX_READOUT, unroll_tracks
 from .rotation_only import rotation_solution
 from .solutions import (MIN_FRAME_INLIERS, adjust_start, best_adjustment, clearly_better, fixed_focal_cost,
@@ -62,14 +62,19 @@ SIFT_FEATURES = 1000
 METHODS = {
     "fast": dict(tracker="klt", plane_check=1.0, plane_starts=False, max_features=600, refine_passes=0, rounds=2,
                  max_points=500, max_iterations=50, pnp_iterations=200, start_fovs=(DEFAULT_FOV_DEG,),
-                 retry_fovs=(45.0, 85.0), readout_points=150),
+                 retry_fovs=(45.0, 85.0), readout_points=150, doubt_retry=True),
     # accurate tracks matched SIFT features: on phone clips with COLMAP poses the KLT tracks hold the adjustment 1–4°
     # from poses that SIFT matches put within 0.6° (BENCHMARKS.md); plane_starts: the initial pair is also started
     # from the poses its dominant plane allows (plane_start)
     "accurate": dict(tracker="sift", plane_check=0.5, plane_starts=True, max_features=SIFT_FEATURES, refine_passes=1,
                      rounds=3, max_points=3000, max_iterations=50, pnp_iterations=200,
-                     start_fovs=(DEFAULT_FOV_DEG, 45.0, 85.0), retry_fovs=(), readout_points=500),
+                     start_fovs=(DEFAULT_FOV_DEG, 45.0, 85.0), retry_fovs=(), readout_points=500, match_window=12,
+                     doubt_retry=False),
 }
+# the fast method's second try on a clip its KLT tracks leave in doubt (estimate_trajectory): SIFT matches between
+# frames up to 4 apart, the fast method's other settings (on the COLMAP-posed captures its 14 doubtful clips of 75
+# ended 3.5-16.8 deg closer on coke, stitch, gum and field, and the p90 went 6.54 -> 1.76 deg; BENCHMARKS.md)
+SIFT_RETRY = dict(tracker="sift", max_features=SIFT_FEATURES, match_window=4)
 # the fast method's quick look at other starting focals: a small, short adjustment of a cheaper initialisation
 # (on the 66 real and 46 synthetic clips of BENCHMARKS.md it chose the same starts as 200 PnP samples and 50
 # iterations; 20 iterations still see the two wrong minima of the unit tests)
@@ -142,10 +147,8 @@ def _plane_fits_better(general: dict, rotation: dict) -> bool:
 
 def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, intrinsics=None,
                         method: str = "fast", readout: float | None = None, readout_direction: str | None = None,
-                        max_features: int | None = None,
-                        mask_dilation: float = 0.02, fb_px: float = 0.5, static_px: float = 0.3,
-                        parallax_px: float = 0.6, parallax_ratio: float = 3.0, min_points: int = 20,
-                        scene_depth: float = 1.0, progress=None) -> tuple[CameraTrajectory, EstimationStats]:
+                        max_features: int | None = None, progress=None, **options
+                        ) -> tuple[CameraTrajectory, EstimationStats]:
     """Estimate the camera of a clip from its background; poses relative to the first frame.
 
     ``frames``: ``(F, H, W, 3)`` uint8 (or a ``(F, 3, H, W)`` float tensor in [0, 1], any device).
@@ -158,8 +161,15 @@ def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, int
     bottom, ``"up"``, ``"right"``: columns left to right, ``"left"``; None: found).
     Returns the trajectory and :class:`EstimationStats` (``stats.quality`` is the per-clip report).
     Too few background features → a static trajectory, a ``UserWarning`` and an "unreliable" verdict.
-    ``progress(frames_done, frames)`` is called after each tracked frame and before the pose solve;
-    it may raise to cancel.
+    ``progress(frames_done, frames)`` is called after each tracked frame and before the pose solve (again from 1
+    when the fast method tries a clip a second time); it may raise to cancel. ``options``: the thresholds of
+    :func:`_estimate` (``mask_dilation``, ``fb_px``, ``static_px``, ``parallax_px``, ``parallax_ratio``,
+    ``min_points``, ``scene_depth``).
+
+    The fast method tries a clip its KLT tracks leave in doubt (a verdict other than reliable for a reason
+    besides an undetermined focal) a second time on SIFT matches (:data:`SIFT_RETRY`), and keeps that result
+    when its verdict is better, or as good with a larger share of its observations explained: KLT carries each
+    step's error into the next, and on such clips the matches held the poses 3-16 deg closer (BENCHMARKS.md).
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {sorted(METHODS)}, got {method!r}")
@@ -167,8 +177,47 @@ def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, int
         raise ValueError(f"readout must be None or 0-{MAX_READOUT:g} frame intervals, got {readout!r}")
     if readout_direction is not None and readout_direction not in DIRECTIONS:
         raise ValueError(f"readout_direction must be None or one of {list(DIRECTIONS)}, got {readout_direction!r}")
-    settings = METHODS[method]
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {sorted(METHODS)}, got {method!r}")
+    if readout is not None and not 0 <= readout <= MAX_READOUT:
+        raise ValueError(f"readout must be None or 0-{MAX_READOUT:g} frame intervals, got {readout!r}")
+    if readout_direction is not None and readout_direction not in DIRECTIONS:
+        raise ValueError(f"readout_direction must be None or one of {list(DIRECTIONS)}, got {readout_direction!r}")
     frames = as_uint8_frames(frames)
+    settings = METHODS[method]
+
+    def run(how: dict) -> tuple[CameraTrajectory, EstimationStats]:
+        how = dict(how, max_features=max_features or how["max_features"])
+        return _estimate(frames, masks, fov_deg, intrinsics, how, readout, readout_direction, progress, **options)
+
+    trajectory, stats = run(settings)
+    if settings["doubt_retry"] and _in_doubt(stats.quality):
+        retried = run(dict(settings, **SIFT_RETRY))
+        if _ranked(retried[1].quality) < _ranked(stats.quality):
+            trajectory, stats = retried
+    for text in stats.warnings:
+        warnings.warn(text, UserWarning, stacklevel=2)
+    return trajectory, stats
+
+
+def _in_doubt(quality: CameraQuality) -> bool:
+    """Whether a clip's verdict is other than reliable for a reason besides an undetermined focal (which other
+    tracks cannot mend: most real clips with the focal estimated)."""
+    return quality.verdict != "reliable" and any(reason != FOCAL_UNDETERMINED for reason in quality.reasons)
+
+
+def _ranked(quality: CameraQuality) -> tuple[int, float]:
+    """Sort key of two estimates of one clip: the better verdict first, then the larger share of agreeing
+    observations."""
+    return VERDICTS.index(quality.verdict), -quality.inlier_ratio
+
+
+def _estimate(frames: np.ndarray, masks, fov_deg: float | None, intrinsics, settings: dict, readout: float | None,
+              readout_direction: str | None, progress, mask_dilation: float = 0.02, fb_px: float = 0.5,
+              static_px: float = 0.3, parallax_px: float = 0.6, parallax_ratio: float = 3.0, min_points: int = 20,
+              scene_depth: float = 1.0) -> tuple[CameraTrajectory, EstimationStats]:
+    """One estimate of :func:`estimate_trajectory` with a :data:`METHODS` entry's ``settings`` (``frames``
+    ``(F, H, W, 3)`` uint8); warnings are left in ``stats.warnings``."""
     human = as_masks(masks, frames)
     count, height, width = frames.shape[:3]
     if count < 1:
@@ -193,8 +242,6 @@ def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, int
         notes += [f"camera estimation: {fallback}"] if fallback else []
         if len(unreliable):
             notes.append(f"camera estimation: no reliable pose for frames {list(map(int, unreliable))}")
-        for text in notes:
-            warnings.warn(text, UserWarning, stacklevel=3)
         lengths = tracks.valid.sum(0) if tracks is not None else np.zeros(0, int)
         valid_tracks = int((lengths >= 2).sum())
         coverage = tracks.coverage(allowed) if valid_tracks else None
@@ -207,7 +254,7 @@ def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, int
                           unreliable_frames=list(unreliable), failure=failure, focal_determined=focal_determined,
                           step_disagreement_deg=disagreement, fallback=fallback, start_disagreement_deg=start_gap,
                           late_parallax=late_parallax, readout=readout, readout_direction=readout_direction,
-                          coverage=coverage, mean_track_frames=mean_track_frames,
+                          coverage=coverage, mean_track_frames=mean_track_frames, tracker=settings["tracker"],
                           focal_source="estimated" if focal_estimated else "given" if given is not None else "assumed")
 
         quality = report(None)
@@ -230,9 +277,9 @@ def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, int
     zeros = np.zeros(count, int)
     if count == 1:
         return finish(identity, fallback, "static", zeros, zeros, np.zeros(count), [], False)
-    features = max_features or settings["max_features"]
-    tracks = (match_tracks(gray, allowed, features, progress) if settings["tracker"] == "sift"
-              else track_points(gray, allowed, features, fb_px, progress))
+    features = settings["max_features"]
+    tracks = (match_tracks(gray, allowed, features, progress, window=settings["match_window"])
+              if settings["tracker"] == "sift" else track_points(gray, allowed, features, fb_px, progress))
     valid = tracks.valid
     tracked = valid.sum(1)
     if tracked.min() < min_points:

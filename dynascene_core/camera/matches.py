@@ -16,7 +16,7 @@ import numpy as np
 from .robust import robust_fit
 from .tracks import Tracks
 
-MATCH_WINDOW = 12  # frames: each frame is matched with this many after it
+MATCH_WINDOW = 12  # frames: each frame is matched with this many after it (the accurate method's)
 RATIO = 0.8  # Lowe's ratio test
 EPIPOLAR_PX = 1.0  # a match farther than this from its epipolar line is dropped
 MIN_PAIR_MATCHES = 15  # pairs with fewer verified matches add none
@@ -42,9 +42,11 @@ def _verified_pairs(points_a: np.ndarray, points_b: np.ndarray, descriptors_a, d
     return index[inliers.ravel() > 0]
 
 
-def match_tracks(gray: np.ndarray, allowed: np.ndarray, max_features: int, progress=None) -> Tracks:
+def match_tracks(gray: np.ndarray, allowed: np.ndarray, max_features: int, progress=None, *,
+                 window: int = MATCH_WINDOW) -> Tracks:
     """Tracks over allowed (background) pixels from SIFT matches: ``gray`` ``(F, H, W)`` uint8, ``allowed``
-    ``(F, H, W)`` uint8 (255 = usable), at most ``max_features`` features per frame. Matches are chained into
+    ``(F, H, W)`` uint8 (255 = usable), at most ``max_features`` features per frame, each frame matched with the
+    ``window`` frames after it. Matches are chained into
     tracks (connected components); a track that would hold two features of one frame is dropped (a repeated
     pattern matched twice). ``progress(frames_done, frames)`` is called after each frame's matching."""
     from scipy.sparse import coo_matrix
@@ -58,7 +60,7 @@ def match_tracks(gray: np.ndarray, allowed: np.ndarray, max_features: int, progr
         keypoints, found = sift.detectAndCompute(gray[index], allowed[index])
         points.append(np.array([k.pt for k in keypoints], np.float64).reshape(-1, 2))
         descriptors.append(found)
-        for earlier in range(max(0, index - MATCH_WINDOW), index):
+        for earlier in range(max(0, index - window), index):
             pairs = _verified_pairs(points[earlier], points[index], descriptors[earlier], descriptors[index], matcher)
             edges.append(np.c_[np.full(len(pairs), earlier), pairs[:, 0], np.full(len(pairs), index), pairs[:, 1]])
         if progress is not None:

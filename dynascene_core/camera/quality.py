@@ -36,6 +36,7 @@ FEW_TRACKS = 60
 NARROW_COVERAGE = 0.5  # share of the background's 8×8 cells holding a track (median over frames)
 SHORT_TRACK_FRAMES = 3.0  # mean frames a track lasts
 SHORT_TRACK_MIN_FRAMES = 6  # shorter clips cannot hold long tracks: the rule above is not applied
+FOCAL_UNDETERMINED = "focal length poorly determined by this motion (give the FOV or intrinsics)"
 
 
 @dataclass
@@ -60,6 +61,7 @@ class CameraQuality:
     readout_direction: str | None = None  # where that readout goes in the picture: "down", "up", "right", "left"
     coverage: float | None = None  # share of the background's 8×8 cells holding a track (median over frames)
     mean_track_frames: float | None = None  # frames a track lasts on average (tracks seen in at least two)
+    tracker: str = "klt"  # what the tracks are: "klt" (followed frame to frame) or "sift" (matched features)
 
     def to_dict(self) -> dict:
         """JSON-safe dict (plain floats/ints/strings; NaN/inf written as None)."""
@@ -78,7 +80,7 @@ class CameraQuality:
         focal = self.focal_source
         text = (f"{self.verdict}: {self.motion} motion, {self.frames} frames, fov {self.fov_deg:.1f} deg "
                 f"({focal}, {self.focal_px:.0f} px), reprojection {self.reprojection_px:.2f} px, "
-                f"{self.track_count} tracks, inliers {100 * self.inlier_ratio:.0f}%")
+                f"{self.track_count} {self.tracker.upper()} tracks, inliers {100 * self.inlier_ratio:.0f}%")
         if self.readout:
             text += f", rolling shutter {self.readout:.2f} frame, read {self.readout_direction}"
         if self.unreliable_frames:
@@ -106,7 +108,7 @@ def assess(*, frames: int, motion: str, reprojection_px: float, track_count: int
            step_disagreement_deg: dict[int, float] | None = None, fallback: str | None = None,
            start_disagreement_deg: float | None = None, late_parallax: bool = False, readout: float = 0.0,
            readout_direction: str | None = None, coverage: float | None = None,
-           mean_track_frames: float | None = None) -> CameraQuality:
+           mean_track_frames: float | None = None, tracker: str = "klt") -> CameraQuality:
     """Build the :class:`CameraQuality` of a clip and decide its verdict from the measured numbers.
 
     ``failure``: why no camera could be estimated at all (→ unreliable). ``focal_determined``: False when
@@ -121,6 +123,7 @@ def assess(*, frames: int, motion: str, reprojection_px: float, track_count: int
     ``readout_direction``; reported, not judged. ``coverage``: share of the background the tracks spread over
     (below :data:`NARROW_COVERAGE` → uncertain); ``mean_track_frames``: how long they last (below
     :data:`SHORT_TRACK_FRAMES` in a clip of at least :data:`SHORT_TRACK_MIN_FRAMES` → uncertain); None: no tracks.
+    ``tracker``: "klt" or "sift", reported.
     """
     bad, doubt = [], []
     if failure:
@@ -150,7 +153,7 @@ def assess(*, frames: int, motion: str, reprojection_px: float, track_count: int
             doubt.append(f"tracks last {mean_track_frames:.1f} frames on average: the picture changes too much between "
                          "frames for a pose to rest on more than two views")
         if focal_estimated and not focal_determined:
-            doubt.append("focal length poorly determined by this motion (give the FOV or intrinsics)")
+            doubt.append(FOCAL_UNDETERMINED)
         if start_disagreement_deg is not None and not start_disagreement_deg <= START_DISAGREEMENT_DEG:  # NaN too
             doubt.append(f"a second initial pair ends up to {start_disagreement_deg:.1f} deg away: the motion is "
                          "ambiguous (a turn and sideways travel fit the tracks about equally)")
@@ -167,4 +170,4 @@ def assess(*, frames: int, motion: str, reprojection_px: float, track_count: int
                          motion, int(frames), focal_source or ("estimated" if focal_estimated else "given"),
                          None if start_disagreement_deg is None else float(start_disagreement_deg), float(readout),
                          readout_direction if readout else None, None if coverage is None else float(coverage),
-                         None if mean_track_frames is None else float(mean_track_frames))
+                         None if mean_track_frames is None else float(mean_track_frames), tracker)
