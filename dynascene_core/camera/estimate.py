@@ -24,7 +24,8 @@ Pipeline:
    The unit is set so that the median depth of the background points seen in frame 0 is ``scene_depth``.
 
 Methods: ``"fast"`` (default; one initialisation, and when an estimated focal comes out undetermined two
-other starting focals screened with a small adjustment, one solved in full only if it fits clearly better)
+other starting focals screened with a small adjustment, one solved in full only if it fits clearly better; a clip
+its KLT tracks leave in doubt is estimated again on SIFT matches, see :func:`estimate_trajectory`)
 and ``"accurate"`` (SIFT tracks, every track in the bundle adjustment, a refinement pass of the initialisation,
 several initial focal lengths, starts from the poses the initial pair's dominant plane allows, one more outlier
 round; slower). Both check a clip that would be reported reliable
@@ -72,8 +73,8 @@ METHODS = {
                      doubt_retry=False),
 }
 # the fast method's second try on a clip its KLT tracks leave in doubt (estimate_trajectory): SIFT matches between
-# frames up to 4 apart, the fast method's other settings (on the COLMAP-posed captures its 14 doubtful clips of 75
-# ended 3.5-16.8 deg closer on coke, stitch, gum and field, and the p90 went 6.54 -> 1.76 deg; BENCHMARKS.md)
+# frames up to 4 apart, the fast method's other settings (on 75 COLMAP-posed clips 13 of the 14 doubtful ones were
+# kept, 12 of them 2.8-16.8 deg closer, none farther, and the p90 went 6.54 -> 2.04 deg; BENCHMARKS.md)
 SIFT_RETRY = dict(tracker="sift", max_features=SIFT_FEATURES, match_window=4)
 # the fast method's quick look at other starting focals: a small, short adjustment of a cheaper initialisation
 # (on the 66 real and 46 synthetic clips of BENCHMARKS.md it chose the same starts as 200 PnP samples and 50
@@ -169,14 +170,8 @@ def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, int
     The fast method tries a clip its KLT tracks leave in doubt (a verdict other than reliable for a reason
     besides an undetermined focal) a second time on SIFT matches (:data:`SIFT_RETRY`), and keeps that result
     when its verdict is better, or as good with a larger share of its observations explained: KLT carries each
-    step's error into the next, and on such clips the matches held the poses 3-16 deg closer (BENCHMARKS.md).
+    step's error into the next, and on such clips the matches held the poses 2.8-16.8 deg closer (BENCHMARKS.md).
     """
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {sorted(METHODS)}, got {method!r}")
-    if readout is not None and not 0 <= readout <= MAX_READOUT:
-        raise ValueError(f"readout must be None or 0-{MAX_READOUT:g} frame intervals, got {readout!r}")
-    if readout_direction is not None and readout_direction not in DIRECTIONS:
-        raise ValueError(f"readout_direction must be None or one of {list(DIRECTIONS)}, got {readout_direction!r}")
     if method not in METHODS:
         raise ValueError(f"method must be one of {sorted(METHODS)}, got {method!r}")
     if readout is not None and not 0 <= readout <= MAX_READOUT:
