@@ -427,14 +427,18 @@ def test_a_second_start_that_ends_elsewhere_makes_the_clip_uncertain():
 
 
 def test_a_retried_estimate_replaces_the_first_only_when_it_is_better():
-    """The fast method's second try (SIFT matches) is kept for a better verdict, or the same verdict with a larger
-    share of agreeing observations; a tie keeps the first. Only a doubt beyond the focal asks for it."""
+    """The fast method's second try (SIFT matches) is kept for a better verdict, or the same verdict with fewer
+    reasons for doubt, or as many with a larger share of agreeing observations; a tie keeps the first. Only a doubt
+    beyond the focal asks for it."""
     report = dict(frames=12, motion="general", reprojection_px=0.3, track_count=300, focal_px=250.0, fov_deg=65.0,
                   focal_estimated=True, unreliable_frames=[])
     reliable, narrow = assess(**report, inlier_ratio=0.7), assess(**report, inlier_ratio=0.95, coverage=0.3)
     assert _ranked(reliable) < _ranked(narrow)  # reliable beats uncertain whatever the shares
     assert _ranked(assess(**report, inlier_ratio=0.97, coverage=0.3)) < _ranked(narrow)
     assert not _ranked(assess(**report, inlier_ratio=0.95, coverage=0.4)) < _ranked(narrow)
+    narrow_and_short = assess(**report, inlier_ratio=0.99, coverage=0.3, mean_track_frames=2.5)
+    assert narrow_and_short.verdict == "uncertain" and len(narrow_and_short.reasons) == 2
+    assert _ranked(narrow) < _ranked(narrow_and_short)  # one doubt beats two, whatever the shares
     assert _in_doubt(narrow) and not _in_doubt(reliable)
     focal_only = assess(**report, inlier_ratio=0.95, focal_determined=False)
     assert focal_only.verdict == "uncertain" and not _in_doubt(focal_only)

@@ -169,7 +169,8 @@ def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, int
 
     The fast method tries a clip its KLT tracks leave in doubt (a verdict other than reliable for a reason
     besides an undetermined focal) a second time on SIFT matches (:data:`SIFT_RETRY`), and keeps that result
-    when its verdict is better, or as good with a larger share of its observations explained: KLT carries each
+    when its verdict is better, or as good with fewer reasons for doubt, or as many with a larger share of its
+    observations explained (:func:`_ranked`): KLT carries each
     step's error into the next, and on such clips the matches held the poses 2.8-16.8 deg closer (BENCHMARKS.md).
     """
     if method not in METHODS:
@@ -201,10 +202,10 @@ def _in_doubt(quality: CameraQuality) -> bool:
     return quality.verdict != "reliable" and any(reason != FOCAL_UNDETERMINED for reason in quality.reasons)
 
 
-def _ranked(quality: CameraQuality) -> tuple[int, float]:
-    """Sort key of two estimates of one clip: the better verdict first, then the larger share of agreeing
-    observations."""
-    return VERDICTS.index(quality.verdict), -quality.inlier_ratio
+def _ranked(quality: CameraQuality) -> tuple[int, int, float]:
+    """Sort key of two estimates of one clip: the better verdict first, then the fewer reasons for doubt, then the
+    larger share of agreeing observations."""
+    return VERDICTS.index(quality.verdict), len(quality.reasons), -quality.inlier_ratio
 
 
 def _estimate(frames: np.ndarray, masks, fov_deg: float | None, intrinsics, settings: dict, readout: float | None,
