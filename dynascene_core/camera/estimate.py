@@ -168,9 +168,9 @@ def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, int
     ``min_points``, ``scene_depth``).
 
     The fast method tries a clip its KLT tracks leave in doubt (a verdict other than reliable for a reason
-    besides an undetermined focal) a second time on SIFT matches (:data:`SIFT_RETRY`), and keeps that result
-    when its verdict is better, or as good with fewer reasons for doubt, or as many with a larger share of its
-    observations explained (:func:`_ranked`): KLT carries each
+    besides an undetermined focal) a second time on SIFT matches (:data:`SIFT_RETRY`), and keeps that result,
+    unless it is unreliable, when its verdict is better, or as good with fewer reasons for doubt, or as many with a
+    larger share of its observations explained (:func:`_ranked`): KLT carries each
     step's error into the next, and on such clips the matches held the poses 2.8-16.8 deg closer (BENCHMARKS.md).
     """
     if method not in METHODS:
@@ -189,7 +189,7 @@ def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, int
     trajectory, stats = run(settings)
     if settings["doubt_retry"] and _in_doubt(stats.quality):
         retried = run(dict(settings, **SIFT_RETRY))
-        if _ranked(retried[1].quality) < _ranked(stats.quality):
+        if retried[1].quality.verdict != "unreliable" and _ranked(retried[1].quality) < _ranked(stats.quality):
             trajectory, stats = retried
     for text in stats.warnings:
         warnings.warn(text, UserWarning, stacklevel=2)
