@@ -206,7 +206,7 @@ def _nerf_frames(root: str) -> tuple[dict, list[dict]]:
     """The camera of a NeRF-style capture and its frames that exist on disk, in the order of their numbers:
     ``transforms.json``, or the ``transforms_*.json`` of a train/val/test split merged (a frame number listed in
     several, as when each split holds a copy of every frame, counts once). A ``file_path`` without a suffix names a
-    ``.png`` (the NeRF synthetic format's habit)."""
+    ``.png`` (the NeRF synthetic format's habit); a path written on Windows (``images\\0001.jpg``) is read too."""
     names = ["transforms.json"] if os.path.exists(os.path.join(root, "transforms.json")) else sorted(
         name for name in os.listdir(root) if name.startswith("transforms_") and name.endswith(".json"))
     if not names:
@@ -216,7 +216,7 @@ def _nerf_frames(root: str) -> tuple[dict, list[dict]]:
         with open(os.path.join(root, name), encoding="utf-8") as handle:
             meta = json.load(handle)
         for frame in meta["frames"]:
-            path = os.path.normpath(os.path.join(root, frame["file_path"]))
+            path = os.path.normpath(os.path.join(root, frame["file_path"].replace("\\", "/")))
             path += "" if os.path.splitext(path)[1] else ".png"
             if os.path.exists(path):
                 frames.setdefault(_frame_number(path), dict(frame, file_path=path))

@@ -210,8 +210,9 @@ def test_tum_reader_interpolates_the_motion_capture_to_the_frame_times(tmp_path)
 
 def test_nerf_capture_reader_turns_opengl_cameras_and_splits_at_jumps(tmp_path):
     """An instant-ngp / nerfstudio capture: portrait frames (resized by their longer side), clips of 12 consecutive
-    numbers that end at a jump of more than 5, a listed frame that is absent, and the OpenGL cameras (looking down −z
-    with y up) turned to OpenCV's: a world point ahead of and above a GL camera has positive depth and negative y."""
+    numbers that end at a jump of more than 5, a listed frame that is absent, paths written on Windows, and the OpenGL
+    cameras (looking down −z with y up) turned to OpenCV's: a world point ahead of and above a GL camera has positive
+    depth and negative y."""
     footage = load_benchmark("camera_footage")
     folder = tmp_path / "capture"
     (folder / "images").mkdir(parents=True)
@@ -220,7 +221,8 @@ def test_nerf_capture_reader_turns_opengl_cameras_and_splits_at_jumps(tmp_path):
     for n, pose in zip(numbers, gl_pose):
         pose[:3, 3] = [0.1 * n, 0, 0]
         cv2.imwrite(str(folder / "images" / f"{n:04d}.png"), np.full((64, 36, 3), n, np.uint8))
-    listed = [{"file_path": f"images/{n:04d}.png", "transform_matrix": p.tolist()} for n, p in zip(numbers, gl_pose)]
+    listed = [{"file_path": f"images{'/' if n < 30 else chr(92)}{n:04d}.png", "transform_matrix": p.tolist()}
+              for n, p in zip(numbers, gl_pose)]  # the later frames named with Windows separators (instant-ngp's fox)
     listed.append({"file_path": "images/0050.png", "transform_matrix": np.eye(4).tolist()})  # absent
     meta = {"w": 36, "h": 64, "fl_x": 40.0, "fl_y": 41.0, "cx": 18.5, "cy": 31.0, "k1": 0.0, "k2": 0.0, "p1": 0.0,
             "p2": 0.0, "frames": listed[::-1]}
