@@ -409,7 +409,12 @@ def _estimate(frames: np.ndarray, masks, fov_deg: float | None, intrinsics, sett
                 future.cancel()
             helper.shutdown()
         if candidates and rotation_fit is not None and not _plane_fits_better(general, rotation_fit):
-            return finish(**rotation_fit)
+            # the turn's error asked for travel too, and solving for it did not halve that error: the tracks hold
+            # parallax neither explains (a walk up stairs read as a turn ended 1-7 deg off, reported reliable)
+            return finish(**rotation_fit, fallback=f"a turn leaves {rotation_fit['reprojection']:.2f} px, over "
+                                                   f"{settings['plane_check'] * parallax_px:.2f} px, and solving for "
+                                                   "travel too did not halve it: rotation-only poses kept (the camera "
+                                                   "may also have travelled; translation not estimated)")
         if candidates:
             unreliable = general["unreliable"]
 
@@ -445,5 +450,9 @@ def _estimate(frames: np.ndarray, masks, fov_deg: float | None, intrinsics, sett
                 return finish(**general, check_start=check_start)
             return finish(**rotation, fallback=f"bundle adjustment left {len(unreliable)} of {count - 1} frames "
                                                "unreliable: rotation-only poses kept (translation not estimated)")
-    return finish(**(rotation_fit or rotation_solution(tracks, given, pairs, min_points, height, width, readout,
-                                                       readout_direction)))
+    rotation = rotation_fit or rotation_solution(tracks, given, pairs, min_points, height, width, readout,
+                                                 readout_direction)
+    if has_parallax:  # the tracks asked for general motion, whose solve found nothing
+        return finish(**rotation, fallback="general motion could not be solved although the tracks show parallax: "
+                                           "rotation-only poses kept (translation not estimated)")
+    return finish(**rotation)

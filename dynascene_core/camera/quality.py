@@ -8,7 +8,8 @@ shows. It is decided from measured quantities only (thresholds below, in pixels 
   :data:`UNRELIABLE_REPROJECTION_PX`, or fewer than :data:`UNRELIABLE_INLIER_RATIO` of the track observations agree
   with the estimated motion;
 - ``uncertain``: some frames unreliable, rotation-only poses kept for a clip that showed parallax (bundle
-  adjustment left too many frames unreliable), reprojection above :data:`UNCERTAIN_REPROJECTION_PX`,
+  adjustment left too many frames unreliable or found no solution, or a turn's error asked for general motion and
+  solving for it did not halve that error), reprojection above :data:`UNCERTAIN_REPROJECTION_PX`,
   inlier ratio below :data:`UNCERTAIN_INLIER_RATIO`, few tracks, tracks bunched on less than
   :data:`NARROW_COVERAGE` of the picture, tracks lasting fewer than :data:`SHORT_TRACK_FRAMES` frames on average
   (clips of at least :data:`SHORT_TRACK_MIN_FRAMES`), a focal length that the motion
