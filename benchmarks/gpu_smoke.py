@@ -18,7 +18,8 @@ Parts (random weights, nothing to download):
   training        a few Stage I and Stage II optimizer steps on ``sd15`` in bf16 (768x432; 24 frames in stage II),
                   gradient checkpointing on; Stage I again with the spatial position code on
   matting_camera  RVM matting of 24 frames at 768x432 on the GPU, and camera estimation from CUDA tensors on a
-                  pan (rotation only) and an orbit (bundle adjustment, focal estimated; needs pycolmap)
+                  pan (rotation only) and an orbit (bundle adjustment, focal estimated; needs pycolmap), both by
+                  the fast method, and the orbit by the accurate method (SIFT matches)
 
 Prints one line per part (time, peak GPU memory) and exits non-zero if any part fails.
 """
@@ -197,16 +198,18 @@ def part_matting_camera(args, device) -> str:
     if matte.alpha.shape != (args.frames, 1, args.height, args.width):
         raise AssertionError(f"matting: alpha shape {tuple(matte.alpha.shape)}")
     rates = []
-    for preset in ("pan_right", "orbit_left"):  # the rotation path, then bundle adjustment with the focal estimated
+    # the rotation path, bundle adjustment with the focal estimated, and the accurate method's SIFT matches
+    for preset, method in (("pan_right", "fast"), ("orbit_left", "fast"), ("orbit_left", "accurate")):
         clip = demo_clip(num_frames=args.frames, height=288, width=512, preset=preset)
         frames = torch.from_numpy(clip.frames).permute(0, 3, 1, 2).float().div(255).to(device)
         masks = torch.from_numpy(clip.masks).float()[:, None].to(device)
         start = time.perf_counter()
-        trajectory, stats = estimate_trajectory(frames, masks)
+        trajectory, stats = estimate_trajectory(frames, masks, method=method)
         t_camera = time.perf_counter() - start
         if len(trajectory) != args.frames:
             raise AssertionError(f"camera estimation returned {len(trajectory)} poses for {args.frames} frames")
-        rates.append(f"{args.frames / t_camera:.0f} fps ({stats.mode}, {stats.quality.verdict})")
+        rates.append(f"{args.frames / t_camera:.0f} fps ({method}: {stats.mode}, {stats.quality.verdict}, "
+                     f"{stats.quality.tracker})")
     return f"matting {args.frames / t_matting:.0f} fps; camera estimation {'; '.join(rates)}"
 
 
