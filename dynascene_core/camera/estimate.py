@@ -83,6 +83,7 @@ SCREENING = dict(METHODS["fast"], rounds=1, max_points=150, max_iterations=20, p
 CHECK = dict(METHODS["fast"], rounds=1)  # the second start's settings: one round finds where that start ends
 STEP_MIN_INLIERS = 30  # two-view poses resting on fewer matches are not compared
 PLANE_GAIN = 0.5  # a general solution replaces a poor rotation-only fit only below this share of its error
+ROTATION_KEPT = "rotation-only poses kept (translation not estimated)"  # ends each reason a turn was kept over travel
 
 
 @dataclass
@@ -413,8 +414,8 @@ def _estimate(frames: np.ndarray, masks, fov_deg: float | None, intrinsics, sett
             # parallax neither explains (a walk up stairs read as a turn ended 1-7 deg off, reported reliable)
             return finish(**rotation_fit, fallback=f"a turn leaves {rotation_fit['reprojection']:.2f} px, over "
                                                    f"{settings['plane_check'] * parallax_px:.2f} px, and solving for "
-                                                   "travel too did not halve it: rotation-only poses kept (the camera "
-                                                   "may also have travelled; translation not estimated)")
+                                                   "travel too did not halve it: the camera may also have travelled; "
+                                                   f"{ROTATION_KEPT}")
         if candidates:
             unreliable = general["unreliable"]
 
@@ -449,10 +450,10 @@ def _estimate(frames: np.ndarray, masks, fov_deg: float | None, intrinsics, sett
             if int((rotation["inliers"][1:] >= MIN_FRAME_INLIERS).sum()) <= count - 1 - len(unreliable):
                 return finish(**general, check_start=check_start)
             return finish(**rotation, fallback=f"bundle adjustment left {len(unreliable)} of {count - 1} frames "
-                                               "unreliable: rotation-only poses kept (translation not estimated)")
+                                               f"unreliable: {ROTATION_KEPT}")
     rotation = rotation_fit or rotation_solution(tracks, given, pairs, min_points, height, width, readout,
                                                  readout_direction)
     if has_parallax:  # the tracks asked for general motion, whose solve found nothing
         return finish(**rotation, fallback="general motion could not be solved although the tracks show parallax: "
-                                           "rotation-only poses kept (translation not estimated)")
+                                           f"{ROTATION_KEPT}")
     return finish(**rotation)
