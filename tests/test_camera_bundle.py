@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+import dynascene_core.camera.tracks as tracks_module
 from dynascene_core.camera import (PRESET_NAMES, CameraQuality, estimate_trajectory, load_intrinsics, make_preset,
                                    render_synthetic_clip)
 from dynascene_core.camera.bundle import BundleResult, agreeing_share, bundle_adjust
@@ -18,7 +19,7 @@ from dynascene_core.camera.intrinsics import FOCAL_STEP, focal_is_determined
 from dynascene_core.camera.quality import FOCAL_UNDETERMINED, assess
 from dynascene_core.camera.solutions import (adjust_start, best_adjustment, disagreeing_runs, fixed_focal_cost,
                                              median_error, rotation_gap)
-from dynascene_core.camera.tracks import Tracks
+from dynascene_core.camera.tracks import WIDE_LK, Tracks
 from dynascene_core.camera.trajectory import axis_angle_to_matrix, rotation_angle_deg
 
 
@@ -139,18 +140,31 @@ def test_focal_determinacy_stops_at_the_first_flat_side():
     assert not focal_is_determined(3.0, recorded({115: 3.2, 87: 4.0}), 100.0)  # +0.2 px but under 10%
 
 
-@pytest.mark.parametrize("preset", ["truck_right+tilt_up", "dolly_in+pan_right"])
-def test_focal_from_one_start_escapes_a_wrong_minimum(preset):
+@pytest.mark.parametrize("preset, lk", [("truck_right+tilt_up", None), ("dolly_in+pan_right", WIDE_LK)])
+def test_focal_from_one_start_escapes_a_wrong_minimum(preset, lk, monkeypatch):
     # seed 4: adjusted from the default 65 deg start alone, both clips ended near 72-73 deg (true 93 deg)
     # with a flat cost around it; the fast method then screens other starting focals and solves in full the
-    # one that fits clearly better
+    # one that fits clearly better. dolly_in+pan_right does so on the tracks of the 21-px KLT window; the fine
+    # window's tracks end its 65 deg start at 84 deg, where no other start fits clearly better (reported below)
     trajectory = make_preset(preset, 12, speed=2.0)
     clip = render_synthetic_clip(trajectory, 144, 256, seed=4)
+    if lk is not None:
+        monkeypatch.setattr(tracks_module, "FINE_LK", lk)
     est, stats = estimate_trajectory(clip.frames, clip.masks)
     assert stats.quality.motion == "general"
     assert abs(stats.quality.fov_deg / _true_fov(trajectory) - 1) < 0.03
     gt = trajectory.relative_to(0).c2w.numpy()
     assert rotation_angle_deg(gt[-1, :3, :3], est.c2w[-1, :3, :3].numpy()) < 1.0
+
+
+def test_a_focal_no_start_pins_down_is_reported_undetermined():
+    """dolly_in+pan_right of the test above on the fine window's tracks: every start ends on a flat cost, 84 deg
+    against the true 93 deg; the verdict says the motion does not fix the focal."""
+    trajectory = make_preset("dolly_in+pan_right", 12, speed=2.0)
+    clip = render_synthetic_clip(trajectory, 144, 256, seed=4)
+    _, stats = estimate_trajectory(clip.frames, clip.masks)
+    assert abs(stats.quality.fov_deg / _true_fov(trajectory) - 1) > 0.05
+    assert stats.quality.verdict == "uncertain" and stats.quality.reasons == [FOCAL_UNDETERMINED]
 
 
 def _adjustment(median_px: float, kept: int) -> tuple:
@@ -362,7 +376,7 @@ def test_steps_that_disagree_with_their_two_view_rotations_make_the_clip_uncerta
     assert json.loads(json.dumps(flagged.to_dict()))["inconsistent_frames"] == [6, 7]
 
 
-def test_a_second_start_that_ends_elsewhere_makes_the_clip_uncertain():
+def test_a_second_start_that_ends_elsewhere_makes_the_clip_uncertain(monkeypatch):
     """Two initial pairs of a known walk settle on the same cameras (gap under 0.3°); the gap measures a known
     extra turn of the later frames exactly; above 3° the report is uncertain and says why. Both methods check a
     clip that would be reported reliable (a right one: small gap, reliable; a wrong one: flagged, by its error),
@@ -409,13 +423,20 @@ def test_a_second_start_that_ends_elsewhere_makes_the_clip_uncertain():
     assert estimated.quality.verdict == "uncertain" and estimated.quality.start_disagreement_deg is None
     assert estimated.quality.reasons == [FOCAL_UNDETERMINED] and estimated.quality.tracker == "klt"
 
-    # orbit_right as the synthetic benchmark renders it: the fast method's KLT start ends 8.4° off, and the second
-    # start finds the true cameras, so the gap it reports is the error; the check runs only on a clip that would be
-    # reliable: only 59% of this one's observations agree with its cameras, which says so first (one estimate on the
-    # KLT tracks, as estimate_trajectory makes it before trying a doubtful clip again)
+    # orbit_right as the synthetic benchmark renders it: the fast method's KLT tracks find the true cameras, and the
+    # second start agrees
     clip = render_synthetic_clip(make_preset("orbit_right", 24), 288, 512, seed=PRESET_NAMES.index("orbit_right"))
     fov = _true_fov(clip.trajectory)
     truth = clip.trajectory.relative_to(0).c2w[-1, :3, :3].numpy()
+    estimate, stats = estimate_trajectory(clip.frames, clip.masks, fov_deg=fov)
+    error = float(rotation_angle_deg(truth, estimate.c2w[-1, :3, :3].numpy()))
+    assert error < 0.5 and stats.quality.verdict == "reliable" and stats.quality.tracker == "klt", error
+    assert stats.quality.start_disagreement_deg < 0.5
+    # tracked with the 21-px KLT window alone (before the fine window), its tracks hold the start 8.4° off, and the
+    # second start finds the true cameras, so the gap it reports is the error; the check runs only on a clip that
+    # would be reliable: only 59% of this one's observations agree with its cameras, which says so first (one
+    # estimate on the KLT tracks, as estimate_trajectory makes it before trying a doubtful clip again)
+    monkeypatch.setattr(tracks_module, "FINE_LK", WIDE_LK)
     estimate, stats = _estimate(clip.frames, clip.masks, fov, None, METHODS["fast"], None, None, None)
     error = float(rotation_angle_deg(truth, estimate.c2w[-1, :3, :3].numpy()))
     assert error > 3.0 and stats.quality.verdict == "uncertain", (error, stats.quality.summary())

@@ -85,7 +85,16 @@ def as_masks(masks, frames: np.ndarray) -> np.ndarray | None:
 # ----------------------------------------------------------------------------------------------
 # tracking
 
-_LK = dict(winSize=(21, 21), maxLevel=3, criteria=(cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 30, 0.01))
+_CRITERIA = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 30, 0.01)
+FINE_LK = dict(winSize=(9, 9), maxLevel=4, criteria=_CRITERIA)
+WIDE_LK = dict(winSize=(21, 21), maxLevel=3, criteria=_CRITERIA)
+"""KLT settings: a step is tracked with the FINE_LK window, and again with the WIDE_LK one when the fine window's
+tracks moved LARGE_MOTION_PX or more (median), or when it kept fewer than LOST_SHARE of them and the wide window keeps
+more. A 21-px window straddles depth edges and mixes near and far texture: on phone clips with COLMAP poses its tracks
+held the bundle adjustment 1-4 deg off; a 9-px window (one pyramid level more for the reach) cut the p90 of those
+clips from 6.5 to 2.1 deg. Steps of
+20 px or more between key frames of a walk change the picture too much for 9 px: the wide window keeps more of their
+tracks (BENCHMARKS.md, "A finer KLT window")."""
 
 
 LOST_SHARE = 0.5
@@ -103,19 +112,19 @@ def _moved(points: np.ndarray, homography: np.ndarray) -> np.ndarray:
                                     ).reshape(-1, 2).astype(np.float32)
 
 
-def _track_step(previous: np.ndarray, current: np.ndarray, positions: np.ndarray, fb_px: float,
+def _track_step(previous: np.ndarray, current: np.ndarray, positions: np.ndarray, fb_px: float, lk: dict,
                 homography: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Forward–backward KLT of ``positions (N, 2)`` from ``previous`` to ``current`` → (symmetric positions
-    ``(N, 2)``, kept flags ``(N,)``). With a ``homography`` (previous → current) each search starts where it
-    predicts the point (forward) and where its inverse predicts the point back (backward)."""
+    """Forward–backward KLT (settings ``lk``) of ``positions (N, 2)`` from ``previous`` to ``current`` → (symmetric
+    positions ``(N, 2)``, kept flags ``(N,)``). With a ``homography`` (previous → current) each search starts where
+    it predicts the point (forward) and where its inverse predicts the point back (backward)."""
     if homography is None:
-        nxt, st1, _ = cv2.calcOpticalFlowPyrLK(previous, current, positions, None, **_LK)
-        back, st2, _ = cv2.calcOpticalFlowPyrLK(current, previous, nxt, None, **_LK)
+        nxt, st1, _ = cv2.calcOpticalFlowPyrLK(previous, current, positions, None, **lk)
+        back, st2, _ = cv2.calcOpticalFlowPyrLK(current, previous, nxt, None, **lk)
     else:
         nxt, st1, _ = cv2.calcOpticalFlowPyrLK(previous, current, positions, _moved(positions, homography),
-                                               flags=cv2.OPTFLOW_USE_INITIAL_FLOW, **_LK)
+                                               flags=cv2.OPTFLOW_USE_INITIAL_FLOW, **lk)
         back, st2, _ = cv2.calcOpticalFlowPyrLK(current, previous, nxt, _moved(nxt, np.linalg.inv(homography)),
-                                                flags=cv2.OPTFLOW_USE_INITIAL_FLOW, **_LK)
+                                                flags=cv2.OPTFLOW_USE_INITIAL_FLOW, **lk)
     good = (st1.ravel() == 1) & (st2.ravel() == 1) & (np.linalg.norm(back - positions, axis=1) < fb_px)
     # symmetric estimate: the mean of the forward position and the one the backward track implies
     # (forward position minus the round-trip residual)
@@ -148,8 +157,9 @@ def _descriptor_homography(previous: tuple[np.ndarray, np.ndarray | None],
 def track_points(gray: np.ndarray, allowed: np.ndarray, max_features: int, fb_px: float, progress=None) -> Tracks:
     """KLT tracks over allowed (background) pixels; ``allowed`` is ``(F, H, W)`` uint8 (255 = usable).
     Each step is tracked forward and back: tracks whose round trip misses by ``fb_px`` or more are dropped,
-    the others are moved by half the round-trip residual (symmetric forward–backward estimate). A step too
-    large for the KLT pyramid is tracked again from an ORB homography's prediction (:data:`LARGE_MOTION_PX`).
+    the others are moved by half the round-trip residual (symmetric forward–backward estimate). The search window
+    is :data:`FINE_LK`'s, :data:`WIDE_LK`'s for large or lossy steps; a step too large for the KLT pyramid is
+    tracked again from an ORB homography's prediction (:data:`LARGE_MOTION_PX`).
     ``progress(frames_done, frames)`` is called after each frame (it may raise to cancel)."""
     frames, height, width = gray.shape
     min_distance = max(6, width // 80)
@@ -171,12 +181,19 @@ def track_points(gray: np.ndarray, allowed: np.ndarray, max_features: int, fb_px
     table = np.full((frames, 0, 2), np.nan)
     for index in range(frames):
         if index > 0 and len(positions):
-            nxt, good = _track_step(gray[index - 1], gray[index], positions, fb_px)
+            nxt, good = _track_step(gray[index - 1], gray[index], positions, fb_px, FINE_LK)
+            if good.any() and np.median(np.linalg.norm(nxt[good] - positions[good], axis=1)) >= LARGE_MOTION_PX:
+                nxt, good = _track_step(gray[index - 1], gray[index], positions, fb_px, WIDE_LK)
+            elif good.sum() < LOST_SHARE * len(positions):
+                wide, wide_good = _track_step(gray[index - 1], gray[index], positions, fb_px, WIDE_LK)
+                if wide_good.sum() > good.sum():
+                    nxt, good = wide, wide_good
             if good.sum() < LOST_SHARE * len(positions):
                 hom = _descriptor_homography(orb_features(index - 1), orb_features(index))
                 if hom is not None and np.median(np.linalg.norm(
                         _moved(positions, hom) - positions, axis=1)) >= LARGE_MOTION_PX:
-                    retried, retried_good = _track_step(gray[index - 1], gray[index], positions, fb_px, hom)
+                    retried, retried_good = _track_step(gray[index - 1], gray[index], positions, fb_px, WIDE_LK,
+                                                        hom)
                     if retried_good.sum() > good.sum():
                         nxt, good = retried, retried_good
             xi, yi = np.round(nxt[:, 0]).astype(int), np.round(nxt[:, 1]).astype(int)
