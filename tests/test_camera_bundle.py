@@ -18,7 +18,7 @@ from dynascene_core.camera.geometry import plane_poses, solve_general, step_disa
 from dynascene_core.camera.intrinsics import FOCAL_STEP, focal_is_determined
 from dynascene_core.camera.quality import FOCAL_UNDETERMINED, assess
 from dynascene_core.camera.solutions import (adjust_start, best_adjustment, disagreeing_runs, fixed_focal_cost,
-                                             median_error, rotation_gap)
+                                             median_error, rotation_gap, weak_links)
 from dynascene_core.camera.tracks import WIDE_LK, Tracks
 from dynascene_core.camera.trajectory import axis_angle_to_matrix, rotation_angle_deg
 
@@ -375,6 +375,37 @@ def test_steps_that_disagree_with_their_two_view_rotations_make_the_clip_uncerta
     assert flagged.reasons == ["the rotations of frames 6-7 disagree with two-view geometry by up to 5.0 deg"]
     assert json.loads(json.dumps(flagged.to_dict()))["inconsistent_frames"] == [6, 7]
 
+
+
+def _spans(frames: int, spans: list[tuple[int, int, int]]) -> np.ndarray:
+    """``(F, N)`` inlier observations: for each ``(first, last, count)``, ``count`` points seen from ``first`` to
+    ``last``."""
+    columns = [np.arange(frames)[:, None].repeat(count, 1) for _, _, count in spans]
+    return np.concatenate([(c >= first) & (c <= last) for c, (first, last, _) in zip(columns, spans)], 1)
+
+
+def test_a_step_that_few_points_tie_across_makes_the_clip_uncertain():
+    """Two runs of 200 tracks, frames 0-5 and 6-11, and 12 tracks across frames 3-8: only those 12 tie frame 6 to
+    the frames before it. A point seen on both sides without the frames between (a SIFT match 3 frames apart)
+    ties them too; an unsolved frame is reported as such, not as a weak link."""
+    used = _spans(12, [(0, 5, 200), (6, 11, 200), (3, 8, 12)])
+    solved = np.ones(12, bool)
+    assert weak_links(used, solved) == {6: 12}
+    skipping = np.zeros((12, 20), bool)
+    skipping[[4, 7]] = True  # seen in frames 4 and 7 only
+    assert weak_links(np.concatenate([used, skipping], 1), solved) == {}
+    unsolved = solved.copy()
+    unsolved[6] = False
+    assert weak_links(used, unsolved) == {}
+
+    report = dict(frames=12, motion="general", reprojection_px=0.3, track_count=412, inlier_ratio=0.95,
+                  focal_px=250.0, fov_deg=65.0, focal_estimated=False, unreliable_frames=[])
+    assert assess(**report, weak_links={}).verdict == "reliable"
+    flagged = assess(**report, weak_links={6: 12})
+    assert flagged.verdict == "uncertain" and flagged.weakly_linked_frames == [6]
+    assert flagged.reasons == ["only 12 points tie the step into frame 6 to the frames before: the turn across it "
+                               "rests on few tracks"]
+    assert json.loads(json.dumps(flagged.to_dict()))["weakly_linked_frames"] == [6]
 
 def test_a_second_start_that_ends_elsewhere_makes_the_clip_uncertain(monkeypatch):
     """Two initial pairs of a known walk settle on the same cameras (gap under 0.3°); the gap measures a known

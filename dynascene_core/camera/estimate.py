@@ -53,8 +53,8 @@ from .matches import match_tracks
 from .quality import FOCAL_UNDETERMINED, VERDICTS, CameraQuality, assess
 from .rolling_shutter import DIRECTIONS, MAX_READOUT, unroll_tracks
 from .rotation_only import rotation_solution
-from .solutions import (MIN_FRAME_INLIERS, adjust_start, best_adjustment, clearly_better, fixed_focal_cost,
-                        general_solution, median_error, plane_start, rotation_gap)
+from .solutions import (MIN_FRAME_INLIERS, STEP_MIN_INLIERS, adjust_start, best_adjustment, clearly_better,
+                        fixed_focal_cost, general_solution, median_error, plane_start, rotation_gap)
 from .tracks import Tracks, as_masks, as_uint8_frames, track_points
 from .trajectory import CameraTrajectory
 
@@ -81,7 +81,6 @@ SIFT_RETRY = dict(tracker="sift", max_features=SIFT_FEATURES, match_window=4)
 # iterations; 20 iterations still see the two wrong minima of the unit tests)
 SCREENING = dict(METHODS["fast"], rounds=1, max_points=150, max_iterations=20, pnp_iterations=50)
 CHECK = dict(METHODS["fast"], rounds=1)  # the second start's settings: one round finds where that start ends
-STEP_MIN_INLIERS = 30  # two-view poses resting on fewer matches are not compared
 PLANE_GAIN = 0.5  # a general solution replaces a poor rotation-only fit only below this share of its error
 ROTATION_KEPT = "rotation-only poses kept (translation not estimated)"  # ends each reason a turn was kept over travel
 
@@ -234,7 +233,7 @@ def _estimate(frames: np.ndarray, masks, fov_deg: float | None, intrinsics, sett
 
     def finish(c2w, intr, motion, tracked, inliers, residual, unreliable, focal_estimated, focal_determined=True,
                failure=None, ratio=1.0, reprojection=0.0, zoom=None, disagreement=None, fallback=None,
-               check_start=None, late_parallax=False, readout=0.0, readout_direction=None):
+               check_start=None, late_parallax=False, readout=0.0, readout_direction=None, weak_links=None):
         notes = [failure] if failure else []
         notes += [f"camera estimation: {fallback}"] if fallback else []
         if len(unreliable):
@@ -249,7 +248,8 @@ def _estimate(frames: np.ndarray, masks, fov_deg: float | None, intrinsics, sett
                           inlier_ratio=ratio, focal_px=float(0.5 * (intr[0] * width + intr[1] * height)),
                           fov_deg=fov_of(intr, height, width), focal_estimated=focal_estimated,
                           unreliable_frames=list(unreliable), failure=failure, focal_determined=focal_determined,
-                          step_disagreement_deg=disagreement, fallback=fallback, start_disagreement_deg=start_gap,
+                          step_disagreement_deg=disagreement, weak_links=weak_links, fallback=fallback,
+                          start_disagreement_deg=start_gap,
                           late_parallax=late_parallax, readout=readout, readout_direction=readout_direction,
                           coverage=coverage, mean_track_frames=mean_track_frames, tracker=settings["tracker"],
                           focal_source="estimated" if focal_estimated else "given" if given is not None else "assumed")

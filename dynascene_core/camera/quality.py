@@ -14,7 +14,8 @@ shows. It is decided from measured quantities only (thresholds below, in pixels 
   :data:`NARROW_COVERAGE` of the picture, tracks lasting fewer than :data:`SHORT_TRACK_FRAMES` frames on average
   (clips of at least :data:`SHORT_TRACK_MIN_FRAMES`), a focal length that the motion
   could not determine (estimated from too little rotation/parallax), consecutive frames whose steps
-  disagree with their two-view rotations (the bundle adjustment drifted to a wrong solution), parallax seen
+  disagree with their two-view rotations (the bundle adjustment drifted to a wrong solution), a step between frames
+  that fewer than 30 inlier points tie together (its turn rests on those few), parallax seen
   only between later frames (frame 0's tracks ended first: the solve starts from frames that do not hold the
   reference frame, and the first frames' turn and travel are weakly separated), or a second
   start from another pair of frames that ends more than :data:`START_DISAGREEMENT_DEG` away (accurate method);
@@ -63,6 +64,7 @@ class CameraQuality:
     coverage: float | None = None  # share of the background's 8×8 cells holding a track (median over frames)
     mean_track_frames: float | None = None  # frames a track lasts on average (tracks seen in at least two)
     tracker: str = "klt"  # what the tracks are: "klt" (followed frame to frame) or "sift" (matched features)
+    weakly_linked_frames: list[int] = field(default_factory=list)  # frames tied to those before by few points
 
     def to_dict(self) -> dict:
         """JSON-safe dict (plain floats/ints/strings; NaN/inf written as None)."""
@@ -74,6 +76,7 @@ class CameraQuality:
                 data[key] = round(value, 4)
         data["unreliable_frames"] = [int(i) for i in self.unreliable_frames]
         data["inconsistent_frames"] = [int(i) for i in self.inconsistent_frames]
+        data["weakly_linked_frames"] = [int(i) for i in self.weakly_linked_frames]
         return data
 
     def summary(self) -> str:
@@ -106,7 +109,8 @@ def _frame_ranges(frames: list[int]) -> str:
 def assess(*, frames: int, motion: str, reprojection_px: float, track_count: int, inlier_ratio: float,
            focal_px: float, fov_deg: float, focal_estimated: bool, unreliable_frames: list[int],
            failure: str | None = None, focal_determined: bool = True, focal_source: str | None = None,
-           step_disagreement_deg: dict[int, float] | None = None, fallback: str | None = None,
+           step_disagreement_deg: dict[int, float] | None = None, weak_links: dict[int, int] | None = None,
+           fallback: str | None = None,
            start_disagreement_deg: float | None = None, late_parallax: bool = False, readout: float = 0.0,
            readout_direction: str | None = None, coverage: float | None = None,
            mean_track_frames: float | None = None, tracker: str = "klt") -> CameraQuality:
@@ -115,7 +119,8 @@ def assess(*, frames: int, motion: str, reprojection_px: float, track_count: int
     ``failure``: why no camera could be estimated at all (→ unreliable). ``focal_determined``: False when
     the focal was estimated but the motion carried too little information to fix it. ``focal_source``:
     "given", "estimated" or "assumed" (default: from ``focal_estimated``). ``step_disagreement_deg``: frame →
-    angle between its step's rotation and the two-view one, for the runs of disagreeing steps. ``fallback``: why
+    angle between its step's rotation and the two-view one, for the runs of disagreeing steps. ``weak_links``: frame →
+    how many inlier points tie it to the frames before, for the steps that too few tie (→ uncertain). ``fallback``: why
     a simpler motion model replaced the one the clip's tracks asked for (→ at least uncertain).
     ``start_disagreement_deg``: largest rotation gap between the solution and a second start from another pair of
     frames (None: not checked, or the second start fitted clearly worse); above :data:`START_DISAGREEMENT_DEG` →
@@ -164,6 +169,10 @@ def assess(*, frames: int, motion: str, reprojection_px: float, track_count: int
         if step_disagreement_deg:
             doubt.append(f"the rotations of frames {_frame_ranges(sorted(step_disagreement_deg))} disagree with "
                          f"two-view geometry by up to {max(step_disagreement_deg.values()):.1f} deg")
+        if weak_links:
+            steps = "the step into frame" if len(weak_links) == 1 else "the steps into frames"
+            doubt.append(f"only {min(weak_links.values())} points tie {steps} {_frame_ranges(sorted(weak_links))} to "
+                         "the frames before: the turn across it rests on few tracks")
     verdict = "unreliable" if bad else "uncertain" if doubt else "reliable"
     return CameraQuality(verdict, bad + doubt, float(reprojection_px), int(track_count), float(inlier_ratio),
                          float(focal_px), float(fov_deg), bool(focal_estimated),
@@ -171,4 +180,5 @@ def assess(*, frames: int, motion: str, reprojection_px: float, track_count: int
                          motion, int(frames), focal_source or ("estimated" if focal_estimated else "given"),
                          None if start_disagreement_deg is None else float(start_disagreement_deg), float(readout),
                          readout_direction if readout else None, None if coverage is None else float(coverage),
-                         None if mean_track_frames is None else float(mean_track_frames), tracker)
+                         None if mean_track_frames is None else float(mean_track_frames), tracker,
+                         sorted(int(i) for i in weak_links or ()))
