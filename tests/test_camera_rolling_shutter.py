@@ -140,8 +140,9 @@ def shaky_pan():
 @pytest.mark.parametrize("quarter_turns, direction", [(0, "down"), (1, "left")])
 def test_a_rolling_shutter_pan_is_corrected(shaky_pan, quarter_turns, direction):
     """Without parallax the rotation fit's error finds the readout (landscape, and the picture turned to portrait).
-    Uncorrected, the rotation fit leaves over 0.6 px, so with ``readout=0`` the general solve is tried: it takes the landscape clip (its points absorb some of the bending) and
-    finds no solution for the portrait one, which keeps its turn but is not reported reliable."""
+    Uncorrected, the rotation fit leaves over 0.6 px, so with ``readout=0`` the general solve is tried: it takes the
+    landscape clip (its points absorb some of the bending) and finds no solution for the portrait one, which keeps
+    its turn but is not reported reliable."""
     readout = 0.7
     frames, masks, truth = clips.turned_clip(shaky_pan, 180, 320, readout, quarter_turns)
     found, stats = estimate_trajectory(frames, masks, clips.fov_of(shaky_pan))

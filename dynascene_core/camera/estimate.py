@@ -4,9 +4,10 @@ Pipeline:
 
 1. **Tracking** on background pixels only (masks dilated): pyramidal KLT frame to frame with a
    forward–backward check (a 9-px window, 21 px for steps of 20 px or more; a step too large for the pyramid is
-   tracked again from an ORB homography's prediction), points entering the human mask dropped, new corners detected wherever the track count
-   falls below ``max_features`` (:mod:`.tracks`). The accurate method instead matches SIFT features between
-   every pair of frames up to 12 apart, verified by epipolar geometry, and chains the matches (:mod:`.matches`).
+   tracked again from an ORB homography's prediction), points entering the human mask dropped, new corners
+   detected wherever the track count falls below ``max_features`` (:mod:`.tracks`). The accurate method instead
+   matches SIFT features between every pair of frames up to 12 apart, verified by epipolar geometry, and chains the
+   matches (:mod:`.matches`).
 2. **Static test**: the median background motion stays below ``static_px`` → identity poses.
 3. **Parallax test**: robust homography vs. epipolar residuals between frame 0 and later frames (and,
    when the tracks of frame 0 end before mid-clip, between later frames). Without parallax the motion is

@@ -119,9 +119,9 @@ def assess(*, frames: int, motion: str, reprojection_px: float, track_count: int
     ``failure``: why no camera could be estimated at all (→ unreliable). ``focal_determined``: False when
     the focal was estimated but the motion carried too little information to fix it. ``focal_source``:
     "given", "estimated" or "assumed" (default: from ``focal_estimated``). ``step_disagreement_deg``: frame →
-    angle between its step's rotation and the two-view one, for the runs of disagreeing steps. ``weak_links``: frame →
-    how many inlier points tie it to the frames before, for the steps that too few tie (→ uncertain). ``fallback``: why
-    a simpler motion model replaced the one the clip's tracks asked for (→ at least uncertain).
+    angle between its step's rotation and the two-view one, for the runs of disagreeing steps. ``weak_links``:
+    frame → how many inlier points tie it to the frames before, for the steps that too few tie (→ uncertain).
+    ``fallback``: why a simpler motion model replaced the one the clip's tracks asked for (→ at least uncertain).
     ``start_disagreement_deg``: largest rotation gap between the solution and a second start from another pair of
     frames (None: not checked, or the second start fitted clearly worse); above :data:`START_DISAGREEMENT_DEG` →
     uncertain. ``late_parallax``: the general-motion solve rests on parallax that only later frames showed
