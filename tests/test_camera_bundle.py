@@ -465,13 +465,17 @@ def test_a_second_start_that_ends_elsewhere_makes_the_clip_uncertain(monkeypatch
     assert stats.quality.start_disagreement_deg < 0.5
     # tracked with the 21-px KLT window alone (before the fine window), its tracks hold the start 8.4° off, and the
     # second start finds the true cameras, so the gap it reports is the error; the check runs only on a clip that
-    # would be reliable: only 59% of this one's observations agree with its cameras, which says so first (one
-    # estimate on the KLT tracks, as estimate_trajectory makes it before trying a doubtful clip again)
+    # would be reliable: where under 60% of the observations agree with its cameras (59% with OpenCV 5.1, 62% with
+    # 5.0), that says so first (one estimate on the KLT tracks, as estimate_trajectory makes it before trying a
+    # doubtful clip again)
     monkeypatch.setattr(tracks_module, "FINE_LK", WIDE_LK)
     estimate, stats = _estimate(clip.frames, clip.masks, fov, None, METHODS["fast"], None, None, None)
     error = float(rotation_angle_deg(truth, estimate.c2w[-1, :3, :3].numpy()))
     assert error > 3.0 and stats.quality.verdict == "uncertain", (error, stats.quality.summary())
-    assert stats.quality.inlier_ratio < 0.6 and stats.quality.start_disagreement_deg is None
+    if stats.quality.inlier_ratio < 0.6:
+        assert stats.quality.start_disagreement_deg is None
+    else:
+        assert abs(stats.quality.start_disagreement_deg - error) < 1.0
     with patch("dynascene_core.camera.solutions.agreeing_share", lambda *args: 1.0):  # as if all were in front
         _, unjudged = _estimate(clip.frames, clip.masks, fov, None, METHODS["fast"], None, None, None)
     assert abs(unjudged.quality.start_disagreement_deg - error) < 1.0
