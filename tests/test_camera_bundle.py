@@ -376,7 +376,6 @@ def test_steps_that_disagree_with_their_two_view_rotations_make_the_clip_uncerta
     assert json.loads(json.dumps(flagged.to_dict()))["inconsistent_frames"] == [6, 7]
 
 
-
 def _spans(frames: int, spans: list[tuple[int, int, int]]) -> np.ndarray:
     """``(F, N)`` inlier observations: for each ``(first, last, count)``, ``count`` points seen from ``first`` to
     ``last``."""
@@ -406,6 +405,7 @@ def test_a_step_that_few_points_tie_across_makes_the_clip_uncertain():
     assert flagged.reasons == ["only 12 points tie the step into frame 6 to the frames before: the turn across it "
                                "rests on few tracks"]
     assert json.loads(json.dumps(flagged.to_dict()))["weakly_linked_frames"] == [6]
+
 
 def test_a_second_start_that_ends_elsewhere_makes_the_clip_uncertain(monkeypatch):
     """Two initial pairs of a known walk settle on the same cameras (gap under 0.3°); the gap measures a known
