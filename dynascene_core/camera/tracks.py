@@ -92,9 +92,8 @@ WIDE_LK = dict(winSize=(21, 21), maxLevel=3, criteria=_CRITERIA)
 tracks moved LARGE_MOTION_PX or more (median), or when it kept fewer than LOST_SHARE of them and the wide window keeps
 more. A 21-px window straddles depth edges and mixes near and far texture: on phone clips with COLMAP poses its tracks
 held the bundle adjustment 1-4 deg off; a 9-px window (one pyramid level more for the reach) cut the p90 of those
-clips from 6.5 to 2.1 deg. Steps of
-20 px or more between key frames of a walk change the picture too much for 9 px: the wide window keeps more of their
-tracks (BENCHMARKS.md, "A finer KLT window")."""
+clips from 6.5 to 2.1 deg. Steps of 20 px or more between key frames of a walk change the picture too much for 9 px:
+the wide window keeps more of their tracks (BENCHMARKS.md, "A finer KLT window")."""
 
 
 LOST_SHARE = 0.5
@@ -129,6 +128,32 @@ def _track_step(previous: np.ndarray, current: np.ndarray, positions: np.ndarray
     # symmetric estimate: the mean of the forward position and the one the backward track implies
     # (forward position minus the round-trip residual)
     return nxt - 0.5 * (back - positions), good
+
+
+def _median_shift(start: np.ndarray, end: np.ndarray) -> float:
+    """Median distance (px) between matching rows of ``start`` and ``end`` ``(N, 2)``."""
+    return float(np.median(np.linalg.norm(end - start, axis=1)))
+
+
+def _tracked_step(previous: np.ndarray, current: np.ndarray, positions: np.ndarray, fb_px: float,
+                  homography) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_track_step` with the window chosen as :data:`FINE_LK` says, and a step that still loses more than
+    :data:`LOST_SHARE` of its tracks tried again from ``homography()``'s prediction (previous → current, or None;
+    asked for only then) when that moves them :data:`LARGE_MOTION_PX` or more. Returns (positions, kept flags)."""
+    nxt, good = _track_step(previous, current, positions, fb_px, FINE_LK)
+    if good.any() and _median_shift(positions[good], nxt[good]) >= LARGE_MOTION_PX:
+        nxt, good = _track_step(previous, current, positions, fb_px, WIDE_LK)
+    elif good.sum() < LOST_SHARE * len(positions):
+        wide, wide_good = _track_step(previous, current, positions, fb_px, WIDE_LK)
+        if wide_good.sum() > good.sum():
+            nxt, good = wide, wide_good
+    if good.sum() < LOST_SHARE * len(positions):
+        hom = homography()
+        if hom is not None and _median_shift(positions, _moved(positions, hom)) >= LARGE_MOTION_PX:
+            retried, retried_good = _track_step(previous, current, positions, fb_px, WIDE_LK, hom)
+            if retried_good.sum() > good.sum():
+                nxt, good = retried, retried_good
+    return nxt, good
 
 
 def _orb_features(image: np.ndarray, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
@@ -181,21 +206,8 @@ def track_points(gray: np.ndarray, allowed: np.ndarray, max_features: int, fb_px
     table = np.full((frames, 0, 2), np.nan)
     for index in range(frames):
         if index > 0 and len(positions):
-            nxt, good = _track_step(gray[index - 1], gray[index], positions, fb_px, FINE_LK)
-            if good.any() and np.median(np.linalg.norm(nxt[good] - positions[good], axis=1)) >= LARGE_MOTION_PX:
-                nxt, good = _track_step(gray[index - 1], gray[index], positions, fb_px, WIDE_LK)
-            elif good.sum() < LOST_SHARE * len(positions):
-                wide, wide_good = _track_step(gray[index - 1], gray[index], positions, fb_px, WIDE_LK)
-                if wide_good.sum() > good.sum():
-                    nxt, good = wide, wide_good
-            if good.sum() < LOST_SHARE * len(positions):
-                hom = _descriptor_homography(orb_features(index - 1), orb_features(index))
-                if hom is not None and np.median(np.linalg.norm(
-                        _moved(positions, hom) - positions, axis=1)) >= LARGE_MOTION_PX:
-                    retried, retried_good = _track_step(gray[index - 1], gray[index], positions, fb_px, WIDE_LK,
-                                                        hom)
-                    if retried_good.sum() > good.sum():
-                        nxt, good = retried, retried_good
+            nxt, good = _tracked_step(gray[index - 1], gray[index], positions, fb_px,
+                                      lambda: _descriptor_homography(orb_features(index - 1), orb_features(index)))
             xi, yi = np.round(nxt[:, 0]).astype(int), np.round(nxt[:, 1]).astype(int)
             inside = (xi >= 0) & (yi >= 0) & (xi < width) & (yi < height)
             good &= inside
