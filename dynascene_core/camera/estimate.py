@@ -252,8 +252,8 @@ def _estimate(frames: np.ndarray, masks, fov_deg: float | None, intrinsics, sett
                           fov_deg=fov_of(intr, height, width), focal_estimated=focal_estimated,
                           unreliable_frames=list(unreliable), failure=failure, focal_determined=focal_determined,
                           step_disagreement_deg=disagreement, weak_links=weak_links, fallback=fallback,
-                          start_disagreement_deg=start_gap,
-                          late_parallax=late_parallax, readout=readout, readout_direction=readout_direction,
+                          start_disagreement_deg=start_gap, late_parallax=late_parallax, readout=readout,
+                          readout_direction=readout_direction,
                           coverage=coverage, mean_track_frames=mean_track_frames, tracker=settings["tracker"],
                           focal_source="estimated" if focal_estimated else "given" if given is not None else "assumed")
 

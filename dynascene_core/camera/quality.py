@@ -15,7 +15,7 @@ shows. It is decided from measured quantities only (thresholds below, in pixels 
   (clips of at least :data:`SHORT_TRACK_MIN_FRAMES`), a focal length that the motion
   could not determine (estimated from too little rotation/parallax), consecutive frames whose steps
   disagree with their two-view rotations (the bundle adjustment drifted to a wrong solution), a step between frames
-  that fewer than 30 inlier points tie together (its turn rests on those few), parallax seen
+  that fewer than ``solutions.STEP_MIN_INLIERS`` inlier points tie together (its turn rests on those few), parallax seen
   only between later frames (frame 0's tracks ended first: the solve starts from frames that do not hold the
   reference frame, and the first frames' turn and travel are weakly separated), or a second
   start from another pair of frames that ends more than :data:`START_DISAGREEMENT_DEG` away (accurate method);
@@ -110,9 +110,8 @@ def assess(*, frames: int, motion: str, reprojection_px: float, track_count: int
            focal_px: float, fov_deg: float, focal_estimated: bool, unreliable_frames: list[int],
            failure: str | None = None, focal_determined: bool = True, focal_source: str | None = None,
            step_disagreement_deg: dict[int, float] | None = None, weak_links: dict[int, int] | None = None,
-           fallback: str | None = None,
-           start_disagreement_deg: float | None = None, late_parallax: bool = False, readout: float = 0.0,
-           readout_direction: str | None = None, coverage: float | None = None,
+           fallback: str | None = None, start_disagreement_deg: float | None = None, late_parallax: bool = False,
+           readout: float = 0.0, readout_direction: str | None = None, coverage: float | None = None,
            mean_track_frames: float | None = None, tracker: str = "klt") -> CameraQuality:
     """Build the :class:`CameraQuality` of a clip and decide its verdict from the measured numbers.
 
