@@ -2,6 +2,7 @@
 
 import cv2
 import numpy as np
+import pytest
 
 from dynascene_core.camera.matches import match_tracks
 from dynascene_core.camera.presets import make_preset
@@ -60,3 +61,27 @@ def test_the_accurate_method_doubts_a_turn_that_leaves_half_a_pixel():
     truth = trajectory.c2w.numpy()
     assert stats.mode == "general"
     assert rotation_angle_deg(truth[-1, :3, :3], est.c2w.numpy()[-1, :3, :3]) < 0.2
+
+
+def test_match_tracks_reports_each_frame_and_a_raising_progress_cancels():
+    """The features are detected on a helper thread ahead of the matching: progress still comes once per frame, in
+    order, and an exception from it ends the matching (the ComfyUI node cancels so)."""
+    clip = render_synthetic_clip(make_preset("dolly_in+pan_right", 6, speed=2.0), 144, 256, seed=3, actor=False)
+    gray = np.stack([cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY) for frame in clip.frames])
+    allowed = np.full(gray.shape, 255, np.uint8)
+    seen = []
+    match_tracks(gray, allowed, 500, lambda done, total: seen.append((done, total)))
+    assert seen == [(i, 6) for i in range(1, 7)]
+
+    class Cancelled(Exception):
+        pass
+
+    def cancel_at_three(done: int, total: int) -> None:
+        seen.append(done)
+        if done == 3:
+            raise Cancelled
+
+    seen.clear()
+    with pytest.raises(Cancelled):
+        match_tracks(gray, allowed, 500, cancel_at_three)
+    assert seen == [1, 2, 3]
