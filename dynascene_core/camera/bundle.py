@@ -3,11 +3,14 @@
 All poses, all triangulated background points and (optionally) the shared focal length are refined
 jointly with a robust (Cauchy) loss, so that frames far from the initialisation pair do not inherit its
 errors. Observations whose reprojection error stays above ``outlier_px`` are dropped and the problem is
-solved again, so tracks that slid onto a moving object or a depth edge cannot pull the cameras.
+solved again, so tracks that slid onto a moving object or a depth edge cannot pull the cameras. COLMAP builds each
+problem and chooses the solver's settings; ``pyceres`` solves it without the GIL where it can (:func:`_solve`).
 """
 
 from __future__ import annotations
 
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -85,6 +88,68 @@ def refit_error(points2d: np.ndarray, result: BundleResult, solved: np.ndarray, 
     return float(np.nanmedian(trial.errors[result.used]))
 
 
+def _released_solver():
+    """pyceres, when installed and built on pycolmap's Ceres release, else None. Its ``solve`` runs COLMAP's problem
+    without the GIL (pycolmap's ``BundleAdjuster.solve`` holds it), so adjustments on two threads run side by side
+    (:mod:`.estimate`). The two wheels compile Ceres apart, so a result can differ in its last digits, which a free
+    focal's flat cost can carry further (BENCHMARKS.md, "Adjustments without the GIL")."""
+    global _SOLVER
+    if _SOLVER is None:
+        import pycolmap
+        try:
+            import pyceres
+        except ImportError:
+            pyceres = None
+        ceres = getattr(pycolmap, "__ceres_version__", None)
+        _SOLVER = pyceres if pyceres is not None and ceres and pyceres.__ceres_version__ == ceres else False
+    return _SOLVER or None
+
+
+_SOLVER = None  # _released_solver's answer once found (False: none)
+_QUIET = threading.Lock()
+_quiet_users = 0  # adjustments running under _errors_only
+_saved_levels: list[int] = []
+
+
+@contextmanager
+def _errors_only(logs: list):
+    """Only errors logged by the glog modules ``logs`` while any adjustment runs (levels restored after the last one,
+    whichever thread ends last). Ceres warns each time Levenberg-Marquardt retries a step on a singular system
+    (degenerate tracks): routine here, and the quality report says what matters."""
+    global _quiet_users, _saved_levels
+    with _QUIET:
+        if _quiet_users == 0:
+            _saved_levels = [log.minloglevel for log in logs]
+            for log in logs:
+                log.minloglevel = max(log.minloglevel, int(log.Level.ERROR))
+        _quiet_users += 1
+    try:
+        yield
+    finally:
+        with _QUIET:
+            _quiet_users -= 1
+            if _quiet_users == 0:
+                for log, level in zip(logs, _saved_levels):
+                    log.minloglevel = level
+
+
+def _solve(options, config, reconstruction) -> None:
+    """Adjust ``reconstruction`` in place with COLMAP's Ceres problem and solver settings (``options``: pycolmap
+    ``BundleAdjustmentOptions``; ``config``: its ``BundleAdjustmentConfig``), without the GIL where
+    :func:`_released_solver` allows."""
+    import pycolmap
+
+    pyceres = _released_solver()
+    with _errors_only([pycolmap.logging] + ([pyceres.logging] if pyceres else [])):
+        if not pyceres:
+            pycolmap.create_default_bundle_adjuster(options, config, reconstruction).solve()
+            return
+        adjuster = pycolmap.create_default_ceres_bundle_adjuster(options, config, reconstruction)
+        problem = adjuster.problem  # the adjuster owns it and the loss: both stay alive while solving
+        if problem.num_residuals():
+            pyceres.solve(options.ceres.create_solver_options(config, problem), problem, pyceres.SolverSummary())
+
+
 def bundle_adjust(points2d: np.ndarray, w2c: np.ndarray, points3d: np.ndarray, has_point: np.ndarray,
                   solved: np.ndarray, k: np.ndarray, width: int, height: int, *, refine_focal: bool,
                   outlier_px: float = 2.0, rounds: int = 2, max_iterations: int = 50, max_points: int = 1000
@@ -157,14 +222,7 @@ def bundle_adjust(points2d: np.ndarray, w2c: np.ndarray, points3d: np.ndarray, h
         for i in np.flatnonzero(frame_ok):
             config.add_image(int(i) + 1)
         config.fix_gauge(pycolmap.BundleAdjustmentGauge.TWO_CAMS_FROM_WORLD)  # else the solver drifts in 7 dof
-        # Ceres warns each time Levenberg-Marquardt retries a step on a singular system (degenerate tracks):
-        # routine here, and the quality report says what matters; errors still show
-        level = pycolmap.logging.minloglevel
-        pycolmap.logging.minloglevel = max(level, int(pycolmap.logging.Level.ERROR))
-        try:
-            pycolmap.create_default_bundle_adjuster(options, config, rec).solve()
-        finally:
-            pycolmap.logging.minloglevel = level
+        _solve(options, config, rec)
         for i in np.flatnonzero(frame_ok):
             pose = rec.image(int(i) + 1).cam_from_world()
             w2c[i, :3, :3] = pose.rotation.matrix()

@@ -1,0 +1,144 @@
+"""How the bundle adjuster solves: pyceres's solve (the GIL released) against COLMAP's own, beside other threads."""
+
+import sys
+import threading
+import time
+from unittest.mock import patch
+
+import numpy as np
+import pycolmap
+import pytest
+
+import dynascene_core.camera.bundle as bundle
+from dynascene_core.camera.bundle import bundle_adjust
+from dynascene_core.camera.trajectory import axis_angle_to_matrix, rotation_angle_deg
+
+
+def _problem(seed: int = 0) -> tuple:
+    """``bundle_adjust``'s arguments for a 12-frame walk that turns, through 400 points seen with 0.3 px noise by a
+    160 px camera (320×240), started with every pose 1° and the focal 5% off; and the true world-to-camera poses."""
+    rng = np.random.default_rng(seed)
+    width, height, focal, frames = 320, 240, 160.0, 12
+    points = np.c_[rng.uniform(-3, 3, 400), rng.uniform(-2, 2, 400), rng.uniform(4, 8, 400)]
+    w2c = np.tile(np.eye(4), (frames, 1, 1))
+    for i in range(frames):
+        c2w = np.eye(4)
+        c2w[:3, :3] = axis_angle_to_matrix(np.array([0.01, -0.04, 0.005]) * i)
+        c2w[:3, 3] = [0.12 * i, 0.02 * i, 0.04 * i]
+        w2c[i] = np.linalg.inv(c2w)
+    cam = points[None] @ np.transpose(w2c[:, :3, :3], (0, 2, 1)) + w2c[:, None, :3, 3]
+    observed = cam[..., :2] / cam[..., 2:] * focal + np.array([width / 2, height / 2])
+    observed += rng.normal(0, 0.3, observed.shape)
+    start = w2c.copy()
+    for i in range(1, frames):
+        start[i, :3, :3] = axis_angle_to_matrix(rng.normal(0, 0.01, 3)) @ w2c[i, :3, :3]
+    k = np.array([focal, focal, width / 2, height / 2]) * np.array([1.05, 1.05, 1, 1])
+    return (observed, start, points + rng.normal(0, 0.05, points.shape), np.ones(400, bool), np.ones(frames, bool),
+            k, width, height), w2c
+
+
+def _adjust(arguments: tuple):
+    return bundle_adjust(*arguments, refine_focal=True, max_points=400)
+
+
+def test_pyceres_is_installed_with_the_ceres_of_pycolmap():
+    # requirements.txt installs both; a pair built on different Ceres releases falls back to COLMAP's solve, which
+    # holds the GIL and so leaves the camera estimate's helper thread waiting: CI should say so, not slow down
+    assert bundle._released_solver() is not None, (pycolmap.__ceres_version__, pycolmap.__version__)
+
+
+def test_the_released_solve_ends_where_colmaps_own_ends():
+    arguments, truth = _problem()
+    released = _adjust(arguments)
+    with patch.object(bundle, "_SOLVER", False):  # COLMAP's own adjuster, the reference
+        own = _adjust(arguments)
+    np.testing.assert_allclose(released.w2c, own.w2c, atol=1e-8)
+    assert released.focal_px == pytest.approx(own.focal_px, rel=1e-9)
+    np.testing.assert_array_equal(released.used, own.used)
+    assert abs(released.focal_px / 160.0 - 1) < 0.01  # from 5% off
+    relative = released.w2c[-1] @ np.linalg.inv(released.w2c[0])
+    assert rotation_angle_deg(relative[:3, :3], (truth[-1] @ np.linalg.inv(truth[0]))[:3, :3]) < 0.3
+
+
+class _Bystander:
+    """A thread that notes whether it ran while ``solving`` was set. A Python thread runs only with the GIL; it
+    sleeps between looks, so it never keeps the GIL from the solving thread."""
+
+    def __init__(self):
+        self.solving = self.ran = self.stop = False
+        self.thread = threading.Thread(target=self._look, daemon=True)
+
+    def _look(self):
+        while not self.stop:
+            if self.solving:
+                self.ran = True
+            time.sleep(0.0002)
+
+    def watch(self, solve, *arguments):
+        self.solving = True
+        try:
+            return solve(*arguments)
+        finally:
+            self.solving = False
+
+
+def _watched_adjustment(patch_target, attribute: str, wrap) -> bool:
+    """Whether a bystander thread ran during the solves of one adjustment, ``patch_target.attribute`` wrapped. The
+    interpreter's switch interval is made long, so that a thread holding the GIL keeps it until it blocks: the
+    bystander then runs during a solve only if the solve releases the GIL."""
+    bystander = _Bystander()
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(30.0)
+    bystander.thread.start()
+    try:
+        with patch.object(patch_target, attribute, wrap(getattr(patch_target, attribute), bystander)):
+            _adjust(_problem()[0])
+    finally:
+        bystander.stop = True
+        bystander.thread.join()
+        sys.setswitchinterval(interval)
+    return bystander.ran
+
+
+def test_a_released_solve_lets_another_thread_run():
+    pyceres = bundle._released_solver()
+    assert _watched_adjustment(pyceres, "solve",
+                               lambda solve, bystander: lambda *a: bystander.watch(solve, *a))
+
+
+def test_colmaps_own_solve_holds_the_gil():
+    # the control of the test above: the same watch around COLMAP's own solve sees no other thread run
+    class Watched:
+        def __init__(self, adjuster, bystander):
+            self.adjuster, self.bystander = adjuster, bystander
+
+        def solve(self):
+            return self.bystander.watch(self.adjuster.solve)
+
+    with patch.object(bundle, "_SOLVER", False):
+        assert not _watched_adjustment(pycolmap, "create_default_bundle_adjuster",
+                                       lambda create, bystander: lambda *a: Watched(create(*a), bystander))
+
+
+def test_adjustments_on_two_threads_log_only_errors_and_restore_the_level():
+    # Ceres's routine warnings are silenced while any adjustment runs; the level the caller set is back once the last
+    # one ends, whichever thread that is
+    pyceres = bundle._released_solver()
+    levels = [pycolmap.logging.minloglevel, pyceres.logging.minloglevel]
+    pycolmap.logging.minloglevel = pyceres.logging.minloglevel = 0
+    during = []
+    try:
+        def solve(*arguments, original=pyceres.solve):
+            during.append((pycolmap.logging.minloglevel, pyceres.logging.minloglevel))
+            original(*arguments)
+
+        with patch.object(pyceres, "solve", solve):
+            threads = [threading.Thread(target=_adjust, args=(_problem(seed)[0],)) for seed in (1, 2)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+        assert len(during) == 4 and set(during) == {(int(pycolmap.logging.Level.ERROR),) * 2}  # two rounds each
+        assert (pycolmap.logging.minloglevel, pyceres.logging.minloglevel) == (0, 0)
+    finally:
+        pycolmap.logging.minloglevel, pyceres.logging.minloglevel = levels
