@@ -347,15 +347,15 @@ def _estimate(frames: np.ndarray, masks, fov_deg: float | None, intrinsics, sett
             return (np.array([result.focal_px, result.focal_px, width / 2, height / 2]) / pixels
                     if estimate_focal else given)
 
-        # OpenCV releases the GIL and pycolmap's adjustments hold it, so OpenCV work that need not wait for an
-        # adjustment runs on a helper thread beside them: the screening's initialisations (used when the focal
-        # comes out undetermined, as on most real clips), the second start's initialisation when the focal is
-        # given, and the two-view check of the chosen solution's steps
+        # OpenCV and the adjustments (bundle._solve) release the GIL, so work that need not wait for the solution at
+        # hand runs on a helper thread beside it: the other starting focals' screening (used when the focal comes out
+        # undetermined, as on most real clips), the restart's initialisation, the second start's when the focal is
+        # given, the two-view check of the chosen solution's steps and whether its focal is determined
         second = (plane_second if plane_second is not None
                   else _second_start(tracks, residuals, best, parallax_px, parallax_ratio))
         helper = ThreadPoolExecutor(max_workers=1)
         try:
-            screening = [(fov, helper.submit(initialise, fov, SCREENING))
+            screening = [helper.submit(lambda fov: adjust([(fov, initialise(fov, SCREENING))], SCREENING), fov)
                          for fov in (settings["retry_fovs"] if estimate_focal else ())]
             second_init = (helper.submit(solve_general, tracks, start_k(None), second, CHECK["refine_passes"],
                                          CHECK["pnp_iterations"])
@@ -375,18 +375,22 @@ def _estimate(frames: np.ndarray, masks, fov_deg: float | None, intrinsics, sett
                     return helper.submit(step_disagreement, tracks, result.w2c, solved,
                                          result_intrinsics(result) * pixels, STEP_MIN_INLIERS)
 
-                def focal_pinned() -> bool:
-                    """Whether the current solution's estimated focal is determined (:func:`focal_is_determined`)."""
-                    cost = fixed_focal_cost(tracks, result, solved, width, height, settings["max_points"])
-                    return focal_is_determined(median_error(result), cost, result.focal_px)
+                def focal_pinned(found, found_solved, found_tracks: Tracks) -> bool:
+                    """Whether a solution's estimated focal is determined (:func:`focal_is_determined`)."""
+                    cost = fixed_focal_cost(found_tracks, found, found_solved, width, height, settings["max_points"])
+                    return focal_is_determined(median_error(found), cost, found.focal_px)
 
                 focal_determined = True
                 if estimate_focal:
-                    judged, focal_determined = result, focal_pinned()
+                    judged = result
+                    # the restart's initialisation (below) at this focal, used unless the retry changes the result
+                    restart_init = (helper.submit(initialise, fov_of(result_intrinsics(result), height, width))
+                                    if settings["focal_restart"] else None)
+                    focal_determined = focal_pinned(result, solved, tracks)
                     if not focal_determined and settings["retry_fovs"]:
-                        # a flat cost around the refined focal may be a local minimum: other starting focals are
+                        # a flat cost around the refined focal may be a local minimum: other starting focals were
                         # screened with a small adjustment, and one that fits clearly better is solved in full
-                        screened = adjust([(fov, future.result()) for fov, future in screening], SCREENING)
+                        screened = [found for future in screening for found in future.result()]
                         promising = [fov for fov, (trial, _) in screened
                                      if clearly_better(trial, result, 0.0)]  # the screening has fewer points
                         result, solved = best_adjustment(candidates + [solution for _, solution in
@@ -398,12 +402,15 @@ def _estimate(frames: np.ndarray, masks, fov_deg: float | None, intrinsics, sett
                         # from there, and that solution kept (the p90 rotation error fell from 1.82 to 1.44 deg on 75
                         # phone and drone clips and from 5.2 to 3.6 deg on 66 others, the worst 43 to 11; BENCHMARKS.md)
                         found_fov = fov_of(result_intrinsics(result), height, width)
-                        restarted = adjust([(found_fov, initialise(found_fov))])
+                        restarted = adjust([(found_fov, restart_init.result() if result is judged
+                                             else initialise(found_fov))])
                         if restarted:
                             result, solved = restarted[0][1]
-                    if result is not judged:
-                        focal_determined = focal_pinned()
+                for future in screening:  # unstarted ones are not needed any more
+                    future.cancel()
                 steps_checked = check_steps()
+                pinned = (helper.submit(focal_pinned, result, solved, tracks) if estimate_focal and result is not judged
+                          else None)
                 # a rolling shutter bends the frames of a turning camera: the tracks are unrolled and adjusted again
                 raw, k_found = tracks, result_intrinsics(result) * pixels  # raw: for a rotation-only fallback
                 found_readout, found_direction, unrolled = unroll_tracks(tracks, result, solved, k_found, width, height,
@@ -416,13 +423,12 @@ def _estimate(frames: np.ndarray, masks, fov_deg: float | None, intrinsics, sett
                     tracks, (result, solved) = unrolled, redone
                     steps_checked = check_steps()
                 shutter = (found_readout, found_direction) if redone else (0.0, None)
+                focal_determined = pinned.result() if pinned is not None else focal_determined
                 general = general_solution(tracks, result, solved, result_intrinsics(result), pixels,
                                             focal_determined, steps_checked.result(), scene_depth, estimate_focal,
                                             late_parallax, *shutter)
-        finally:
-            for _, future in screening:  # not needed when the focal came out determined
-                future.cancel()
-            helper.shutdown()
+        finally:  # what is still queued is not needed
+            helper.shutdown(cancel_futures=True)
         if candidates and rotation_fit is not None and not _plane_fits_better(general, rotation_fit):
             # the turn's error asked for travel too, and solving for it did not halve that error: the tracks hold
             # parallax neither explains (a walk up stairs read as a turn ended 1-7 deg off, reported reliable)
