@@ -342,6 +342,10 @@ def _estimate(frames: np.ndarray, masks, fov_deg: float | None, intrinsics, sett
                     found.append((start_fov, solution))
             return found
 
+        def start_from(start_fov: float | None, how: dict = settings) -> list:
+            """:func:`adjust` of the initialisation from one starting FOV."""
+            return adjust([(start_fov, initialise(start_fov, how))], how)
+
         def result_intrinsics(result) -> np.ndarray:
             """Normalised intrinsics of an adjustment's result."""
             return (np.array([result.focal_px, result.focal_px, width / 2, height / 2]) / pixels
@@ -350,18 +354,21 @@ def _estimate(frames: np.ndarray, masks, fov_deg: float | None, intrinsics, sett
         # OpenCV and the adjustments (bundle._solve) release the GIL, so work that need not wait for the solution at
         # hand runs on a helper thread beside it: the other starting focals' screening (used when the focal comes out
         # undetermined, as on most real clips), the restart's initialisation, the second start's when the focal is
-        # given, the two-view check of the chosen solution's steps and whether its focal is determined
+        # given, the two-view check of the chosen solution's steps and whether its focal is determined, and the
+        # accurate method's other starting focals beside the first
         second = (plane_second if plane_second is not None
                   else _second_start(tracks, residuals, best, parallax_px, parallax_ratio))
         helper = ThreadPoolExecutor(max_workers=1)
         try:
-            screening = [helper.submit(lambda fov: adjust([(fov, initialise(fov, SCREENING))], SCREENING), fov)
+            screening = [helper.submit(start_from, fov, SCREENING)
                          for fov in (settings["retry_fovs"] if estimate_focal else ())]
             second_init = (helper.submit(solve_general, tracks, start_k(None), second, CHECK["refine_passes"],
                                          CHECK["pnp_iterations"])
                            if second is not None and not estimate_focal else None)
             starts = settings["start_fovs"] if estimate_focal else (None,)
-            candidates = [solution for _, solution in adjust((fov, initialise(fov)) for fov in starts)]
+            beside = [helper.submit(start_from, fov) for fov in starts[1:]]
+            candidates = [solution for _, solution in start_from(starts[0])
+                          + [found for future in beside for found in future.result()]]
             if candidates:
                 result, solved = best_adjustment(candidates)
                 if settings["plane_starts"]:  # before the focal retry below, which chooses among `candidates` again:
@@ -393,17 +400,16 @@ def _estimate(frames: np.ndarray, masks, fov_deg: float | None, intrinsics, sett
                         screened = [found for future in screening for found in future.result()]
                         promising = [fov for fov, (trial, _) in screened
                                      if clearly_better(trial, result, 0.0)]  # the screening has fewer points
-                        result, solved = best_adjustment(candidates + [solution for _, solution in
-                                                                        adjust((fov, initialise(fov))
-                                                                               for fov in promising)])
+                        result, solved = best_adjustment(candidates + [solution for fov in promising
+                                                                        for _, solution in start_from(fov)])
                     if settings["focal_restart"]:
                         # poses initialised at a starting focal far from the clip's can settle, as the focal moves,
                         # in a wrong minimum that one started at the focal found avoids: the clip is solved again
                         # from there, and that solution kept (the p90 rotation error fell from 1.82 to 1.44 deg on 75
                         # phone and drone clips and from 5.2 to 3.6 deg on 66 others, the worst 43 to 11; BENCHMARKS.md)
                         found_fov = fov_of(result_intrinsics(result), height, width)
-                        restarted = adjust([(found_fov, restart_init.result() if result is judged
-                                             else initialise(found_fov))])
+                        restarted = (adjust([(found_fov, restart_init.result())]) if result is judged
+                                     else start_from(found_fov))
                         if restarted:
                             result, solved = restarted[0][1]
                 for future in screening:  # unstarted ones are not needed any more
