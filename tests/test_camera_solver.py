@@ -142,3 +142,19 @@ def test_adjustments_on_two_threads_log_only_errors_and_restore_the_level():
         assert (pycolmap.logging.minloglevel, pyceres.logging.minloglevel) == (0, 0)
     finally:
         pycolmap.logging.minloglevel, pyceres.logging.minloglevel = levels
+
+
+def test_two_clips_estimated_on_two_threads_end_as_they_do_one_after_the_other():
+    # the adjustments of both estimates (and their helper threads) now run side by side: nothing they share may leak
+    # between them (the log level, OpenCV's random state, the adjuster's problem)
+    from concurrent.futures import ThreadPoolExecutor
+
+    from dynascene_core.camera import estimate_trajectory, make_preset, render_synthetic_clip
+
+    clips = [render_synthetic_clip(make_preset(preset, 12, speed=2.0), 144, 256, seed=3).frames
+             for preset in ("truck_right+tilt_up", "dolly_in+pan_right")]
+    alone = [estimate_trajectory(frames)[0].c2w.numpy() for frames in clips]
+    with ThreadPoolExecutor(2) as pool:
+        together = [trajectory.c2w.numpy() for trajectory, _ in pool.map(estimate_trajectory, clips)]
+    for one, other in zip(alone, together):
+        np.testing.assert_array_equal(one, other)
