@@ -333,18 +333,15 @@ def _estimate(frames: np.ndarray, masks, fov_deg: float | None, intrinsics, sett
             """:func:`solve_general` from a starting FOV (``how``: a METHODS entry); OpenCV, no adjustment."""
             return solve_general(tracks, start_k(start_fov), best, how["refine_passes"], how["pnp_iterations"])
 
-        def adjust(starts, how: dict = settings) -> list:
-            """Bundle adjustment of each ``(start_fov, initialisation)`` → [(start_fov, (result, solved))]."""
-            found = []
-            for start_fov, start in starts:
-                solution = adjust_start(tracks, start, start_k(start_fov), width, height, estimate_focal, how)
-                if solution is not None:
-                    found.append((start_fov, solution))
-            return found
+        def adjust(start_fov: float | None, start, how: dict = settings) -> list:
+            """Bundle adjustment of an initialisation from ``start_fov`` → [(start_fov, (result, solved))], or []
+            when it fails."""
+            solution = adjust_start(tracks, start, start_k(start_fov), width, height, estimate_focal, how)
+            return [] if solution is None else [(start_fov, solution)]
 
         def start_from(start_fov: float | None, how: dict = settings) -> list:
             """:func:`adjust` of the initialisation from one starting FOV."""
-            return adjust([(start_fov, initialise(start_fov, how))], how)
+            return adjust(start_fov, initialise(start_fov, how), how)
 
         def result_intrinsics(result) -> np.ndarray:
             """Normalised intrinsics of an adjustment's result."""
@@ -408,7 +405,7 @@ def _estimate(frames: np.ndarray, masks, fov_deg: float | None, intrinsics, sett
                         # from there, and that solution kept (the p90 rotation error fell from 1.82 to 1.44 deg on 75
                         # phone and drone clips and from 5.2 to 3.6 deg on 66 others, the worst 43 to 11; BENCHMARKS.md)
                         found_fov = fov_of(result_intrinsics(result), height, width)
-                        restarted = (adjust([(found_fov, restart_init.result())]) if result is judged
+                        restarted = (adjust(found_fov, restart_init.result()) if result is judged
                                      else start_from(found_fov))
                         if restarted:
                             result, solved = restarted[0][1]
