@@ -1,5 +1,6 @@
 """How the bundle adjuster solves: pyceres's solve (the GIL released) against COLMAP's own, beside other threads."""
 
+import math
 import sys
 import threading
 import time
@@ -158,3 +159,29 @@ def test_two_clips_estimated_on_two_threads_end_as_they_do_one_after_the_other()
         together = [trajectory.c2w.numpy() for trajectory, _ in pool.map(estimate_trajectory, clips)]
     for one, other in zip(alone, together):
         np.testing.assert_array_equal(one, other)
+
+
+def test_a_given_focals_second_start_is_adjusted_beside_the_first():
+    # the check of a clip that would be reported reliable needs nothing from its solution when the focal is given: the
+    # second start is adjusted on the helper thread while the first is adjusted on the calling one. Each adjustment
+    # waits (at most 20 s) until the other has begun, so done one after the other the first never sees the second
+    import dynascene_core.camera.estimate as estimate
+    from dynascene_core.camera import make_preset, render_synthetic_clip
+
+    began = {"first": threading.Event(), "second": threading.Event()}
+    seen = {}
+
+    def adjust_start(tracks, start, k, width, height, refine_focal, settings, original=estimate.adjust_start):
+        role = "second" if settings is estimate.CHECK else "first"
+        if role not in seen:  # the clip's first adjustment of each kind
+            began[role].set()
+            other = began["second" if role == "first" else "first"]
+            seen[role] = (threading.current_thread() is threading.main_thread(), other.wait(20.0))
+        return original(tracks, start, k, width, height, refine_focal, settings)
+
+    clip = render_synthetic_clip(make_preset("dolly_in+pan_right", 12, speed=2.0), 144, 256, seed=3)
+    with patch.object(estimate, "adjust_start", adjust_start):
+        fov = math.degrees(2 * math.atan(0.5 / clip.trajectory.intrinsics[0, 0].item()))  # the width is the longer side
+        _, stats = estimate.estimate_trajectory(clip.frames, clip.masks, fov_deg=fov, readout=0)
+    assert stats.quality.start_disagreement_deg is not None, stats.quality.summary()
+    assert seen == {"first": (True, True), "second": (False, True)}

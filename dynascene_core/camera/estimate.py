@@ -329,19 +329,13 @@ def _estimate(frames: np.ndarray, masks, fov_deg: float | None, intrinsics, sett
             """Pixel intrinsics of a starting FOV (the given ones when the focal is known)."""
             return (intrinsics_for_fov(start_fov, height, width) if estimate_focal else given) * pixels
 
-        def initialise(start_fov: float | None, how: dict = settings):
-            """:func:`solve_general` from a starting FOV (``how``: a METHODS entry); OpenCV, no adjustment."""
-            return solve_general(tracks, start_k(start_fov), best, how["refine_passes"], how["pnp_iterations"])
-
-        def adjust(start_fov: float | None, start, how: dict = settings) -> list:
-            """Bundle adjustment of an initialisation from ``start_fov`` → [(start_fov, (result, solved))], or []
-            when it fails."""
-            solution = adjust_start(tracks, start, start_k(start_fov), width, height, estimate_focal, how)
-            return [] if solution is None else [(start_fov, solution)]
-
         def start_from(start_fov: float | None, how: dict = settings) -> list:
-            """:func:`adjust` of the initialisation from one starting FOV."""
-            return adjust(start_fov, initialise(start_fov, how), how)
+            """:func:`solve_general` from a starting FOV, then its bundle adjustment (``how``: a METHODS entry) →
+            [(start_fov, (result, solved))], or [] when either fails."""
+            k = start_k(start_fov)
+            start = solve_general(tracks, k, best, how["refine_passes"], how["pnp_iterations"])
+            solution = adjust_start(tracks, start, k, width, height, estimate_focal, how)
+            return [] if solution is None else [(start_fov, solution)]
 
         def result_intrinsics(result) -> np.ndarray:
             """Normalised intrinsics of an adjustment's result."""
@@ -350,18 +344,26 @@ def _estimate(frames: np.ndarray, masks, fov_deg: float | None, intrinsics, sett
 
         # OpenCV and the adjustments (bundle._solve) release the GIL, so work that need not wait for the solution at
         # hand runs on a helper thread beside it: the other starting focals' screening (used when the focal comes out
-        # undetermined, as on most real clips), the restart's initialisation, the second start's when the focal is
-        # given, the two-view check of the chosen solution's steps and whether its focal is determined, and the
-        # accurate method's other starting focals beside the first
+        # undetermined, as on most real clips), the restart from the focal found, the second start (initialised and
+        # adjusted) when the focal is given, the two-view check of the chosen solution's steps and whether its focal
+        # is determined, and the accurate method's other starting focals beside the first
         second = (plane_second if plane_second is not None
                   else _second_start(tracks, residuals, best, parallax_px, parallax_ratio))
+        raw = tracks  # the tracks before a rolling-shutter correction (below)
+
+        def second_start(k: np.ndarray):
+            """The start from the ``second`` pair adjusted at pixel intrinsics ``k`` on the ``raw`` tracks: where
+            that start ends (:data:`CHECK`) → (result, solved), or None."""
+            start = solve_general(raw, k, second, CHECK["refine_passes"], CHECK["pnp_iterations"])
+            return adjust_start(raw, start, k, width, height, False, CHECK)
+
         helper = ThreadPoolExecutor(max_workers=1)
         try:
             screening = [helper.submit(start_from, fov, SCREENING)
                          for fov in (settings["retry_fovs"] if estimate_focal else ())]
-            second_init = (helper.submit(solve_general, tracks, start_k(None), second, CHECK["refine_passes"],
-                                         CHECK["pnp_iterations"])
-                           if second is not None and not estimate_focal else None)
+            # a given focal needs nothing from the solution to check it: the second start runs beside the first
+            checking = (helper.submit(second_start, start_k(None))
+                        if second is not None and not estimate_focal else None)
             starts = settings["start_fovs"] if estimate_focal else (None,)
             beside = [helper.submit(start_from, fov) for fov in starts[1:]]
             candidates = [solution for _, solution in start_from(starts[0])
@@ -387,9 +389,9 @@ def _estimate(frames: np.ndarray, masks, fov_deg: float | None, intrinsics, sett
                 focal_determined = True
                 if estimate_focal:
                     judged = result
-                    # the restart's initialisation (below) at this focal, used unless the retry changes the result
-                    restart_init = (helper.submit(initialise, fov_of(result_intrinsics(result), height, width))
-                                    if settings["focal_restart"] else None)
+                    # the restart (below) from this focal, used unless the retry changes the result
+                    restart = (helper.submit(start_from, fov_of(result_intrinsics(result), height, width))
+                               if settings["focal_restart"] else None)
                     focal_determined = focal_pinned(result, solved, tracks)
                     if not focal_determined and settings["retry_fovs"]:
                         # a flat cost around the refined focal may be a local minimum: other starting focals were
@@ -405,8 +407,11 @@ def _estimate(frames: np.ndarray, masks, fov_deg: float | None, intrinsics, sett
                         # from there, and that solution kept (the p90 rotation error fell from 1.82 to 1.44 deg on 75
                         # phone and drone clips and from 5.2 to 3.6 deg on 66 others, the worst 43 to 11; BENCHMARKS.md)
                         found_fov = fov_of(result_intrinsics(result), height, width)
-                        restarted = (adjust(found_fov, restart_init.result()) if result is judged
-                                     else start_from(found_fov))
+                        if result is judged:
+                            restarted = restart.result()
+                        else:
+                            restart.cancel()  # it starts from the focal the retry replaced
+                            restarted = start_from(found_fov)
                         if restarted:
                             result, solved = restarted[0][1]
                 for future in screening:  # unstarted ones are not needed any more
@@ -415,7 +420,7 @@ def _estimate(frames: np.ndarray, masks, fov_deg: float | None, intrinsics, sett
                 pinned = (helper.submit(focal_pinned, result, solved, tracks) if estimate_focal and result is not judged
                           else None)
                 # a rolling shutter bends the frames of a turning camera: the tracks are unrolled and adjusted again
-                raw, k_found = tracks, result_intrinsics(result) * pixels  # raw: for a rotation-only fallback
+                k_found, first = result_intrinsics(result) * pixels, (result, solved)  # first: on the raw tracks
                 found_readout, found_direction, unrolled = unroll_tracks(tracks, result, solved, k_found, width, height,
                                                                          readout, readout_direction,
                                                                          settings["readout_points"])
@@ -444,22 +449,21 @@ def _estimate(frames: np.ndarray, masks, fov_deg: float | None, intrinsics, sett
 
             def start_gap() -> float | None:
                 """A start can settle in a wrong minimum that fits as well (a fast turn read as reversed sideways
-                travel): solved again from the ``second`` pair, at the focal found, and compared over the frames both
-                solutions hold reliably. None when that solve fails, or fits clearly worse (:func:`clearly_better`:
-                a worse minimum is no rival; a circled wall's second pair ends in the plane's other decomposition
-                with under half the inlier observations)."""
-                k = general["intr"] * pixels
-                start = (second_init.result() if second_init is not None
-                         else solve_general(tracks, k, second, CHECK["refine_passes"], CHECK["pnp_iterations"]))
-                check = adjust_start(tracks, start, k, width, height, False, CHECK)
+                travel): the ``second`` pair's start, at the focal found, compared with the solution before its
+                rolling-shutter correction (both on the raw tracks) over the frames both hold reliably. None when that
+                solve fails, or fits clearly worse (:func:`clearly_better`: a worse minimum is no rival; a circled
+                wall's second pair ends in the plane's other decomposition with under half the inlier
+                observations)."""
+                check = (checking.result() if checking is not None and not checking.cancelled()
+                         else second_start(k_found))
                 if check is None:
                     return None
-                other, other_solved = check
-                if clearly_better(result, other, 0.5):
+                (found, found_solved), (other, other_solved) = first, check
+                if clearly_better(found, other, 0.5):
                     return None
-                held = (solved & (general["inliers"] >= MIN_FRAME_INLIERS) & other_solved
+                held = (found_solved & (found.used.sum(1) >= MIN_FRAME_INLIERS) & other_solved
                         & (other.used.sum(1) >= MIN_FRAME_INLIERS))
-                return rotation_gap(result.w2c, other.w2c, held)
+                return rotation_gap(found.w2c, other.w2c, held)
 
             check_start = start_gap if second is not None else None
             if 2 * len(unreliable) < count - 1:
