@@ -420,13 +420,20 @@ def _estimate(frames: np.ndarray, masks, fov_deg: float | None, intrinsics, sett
                 pinned = (helper.submit(focal_pinned, result, solved, tracks) if estimate_focal and result is not judged
                           else None)
                 # a rolling shutter bends the frames of a turning camera: the tracks are unrolled and adjusted again
-                k_found, first = result_intrinsics(result) * pixels, (result, solved)  # first: on the raw tracks
+                k_found = result_intrinsics(result) * pixels
                 found_readout, found_direction, unrolled = unroll_tracks(tracks, result, solved, k_found, width, height,
                                                                          readout, readout_direction,
                                                                          settings["readout_points"])
-                start = (result.w2c, result.points3d, ~np.isnan(result.errors).all(0), solved)
-                redone = unrolled and adjust_start(unrolled, start, k_found, width, height, estimate_focal,
-                                                    dict(settings, rounds=1, max_iterations=10))  # outliers known
+
+                def corrected(solution, k: np.ndarray, refine_focal: bool, how: dict):
+                    """A solution ``(result, solved)`` on the raw tracks adjusted to the ``unrolled`` ones: one round
+                    of at most 10 iterations, its outliers known → (result, solved) or None."""
+                    found, found_solved = solution
+                    start = (found.w2c, found.points3d, ~np.isnan(found.errors).all(0), found_solved)
+                    return adjust_start(unrolled, start, k, width, height, refine_focal,
+                                        dict(how, rounds=1, max_iterations=10))
+
+                redone = unrolled and corrected((result, solved), k_found, estimate_focal, settings)
                 if redone:
                     tracks, (result, solved) = unrolled, redone
                     steps_checked = check_steps()
@@ -449,21 +456,22 @@ def _estimate(frames: np.ndarray, masks, fov_deg: float | None, intrinsics, sett
 
             def start_gap() -> float | None:
                 """A start can settle in a wrong minimum that fits as well (a fast turn read as reversed sideways
-                travel): the ``second`` pair's start, at the focal found, compared with the solution before its
-                rolling-shutter correction (both on the raw tracks) over the frames both hold reliably. None when that
-                solve fails, or fits clearly worse (:func:`clearly_better`: a worse minimum is no rival; a circled
-                wall's second pair ends in the plane's other decomposition with under half the inlier
-                observations)."""
+                travel): the ``second`` pair's start, at the focal found (and corrected for a rolling shutter as the
+                solution was), compared with the solution over the frames both hold reliably. None when that solve
+                fails, or fits clearly worse (:func:`clearly_better`: a worse minimum is no rival; a circled wall's
+                second pair ends in the plane's other decomposition with under half the inlier observations)."""
                 check = (checking.result() if checking is not None and not checking.cancelled()
                          else second_start(k_found))
+                if check is not None and tracks is not raw:
+                    check = corrected(check, general["intr"] * pixels, False, CHECK)
                 if check is None:
                     return None
-                (found, found_solved), (other, other_solved) = first, check
-                if clearly_better(found, other, 0.5):
+                other, other_solved = check
+                if clearly_better(result, other, 0.5):
                     return None
-                held = (found_solved & (found.used.sum(1) >= MIN_FRAME_INLIERS) & other_solved
+                held = (solved & (general["inliers"] >= MIN_FRAME_INLIERS) & other_solved
                         & (other.used.sum(1) >= MIN_FRAME_INLIERS))
-                return rotation_gap(found.w2c, other.w2c, held)
+                return rotation_gap(result.w2c, other.w2c, held)
 
             check_start = start_gap if second is not None else None
             if 2 * len(unreliable) < count - 1:
