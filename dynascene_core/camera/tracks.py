@@ -203,7 +203,7 @@ def track_points(gray: np.ndarray, allowed: np.ndarray, max_features: int, fb_px
     # ORB features of the last two frames asked for: consecutive retried steps share a frame
     orb_features = functools.lru_cache(maxsize=2)(lambda index: _orb_features(gray[index], allowed[index]))
 
-    table = np.full((frames, 0, 2), np.nan)
+    seen = []  # per frame: (track ids, positions (N, 2)); the (F, tracks, 2) table is filled once at the end
     for index in range(frames):
         if index > 0 and len(positions):
             nxt, good = _tracked_step(gray[index - 1], gray[index], positions, fb_px,
@@ -219,9 +219,10 @@ def track_points(gray: np.ndarray, allowed: np.ndarray, max_features: int, fb_px
             next_id += len(new)
             positions = np.concatenate([positions, new]).astype(np.float32)
             ids = np.concatenate([ids, new_ids])
-        if table.shape[1] < next_id:
-            table = np.concatenate([table, np.full((frames, next_id - table.shape[1], 2), np.nan)], 1)
-        table[index, ids] = positions
+        seen.append((ids, positions))
         if progress is not None:
             progress(index + 1, frames)
+    table = np.full((frames, next_id, 2), np.nan)
+    for index, (frame_ids, frame_positions) in enumerate(seen):
+        table[index, frame_ids] = frame_positions
     return Tracks(table)
