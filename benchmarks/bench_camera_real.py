@@ -1,13 +1,15 @@
 """Camera estimation on real footage with ground-truth cameras: accuracy, focal, verdict and speed.
 
     python benchmarks/bench_camera_real.py [--kitti DIR] [--seven-scenes DIR] [--hololens DIR] [--tum DIR] [--nerf DIR]
-                                           [--width 512]
+                                           [--width 512] [--clip-frames 12]
                                            [--aspect 16:9] [--turn 90] [--method fast|accurate|colmap]
                                            [--focal estimated|given] [--reference-fit] [--json results.json]
 
 Footage: give one or more of the flags; the readers, the sources and their licences are in
 ``camera_footage.py`` (none of it is copied into this repository, the benchmark reads the checkouts). Frames
 are resized so that their longer side is ``--width``; ``--aspect`` crops and ``--turn`` turns them (same module).
+``--clip-frames`` sets the length of the ``--nerf`` captures' clips (12 by default; a longer video is estimated as
+one clip, which costs more per frame and drifts further).
 
 Metrics (per clip), both trajectories expressed relative to their first frame, at the **last frame**:
 
@@ -50,7 +52,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.camera_footage import FOOTAGE, centre_crop, turn_clockwise  # noqa: E402
+from benchmarks.camera_footage import FOOTAGE, NERF_CLIP, centre_crop, turn_clockwise  # noqa: E402
 from dynascene_core.camera import estimate_trajectory  # noqa: E402
 from dynascene_core.camera.trajectory import CameraTrajectory, rotation_angle_deg  # noqa: E402
 from dynascene_core.evaluation.camera_error import trajectory_error  # noqa: E402
@@ -208,6 +210,7 @@ def main() -> None:
     parser.add_argument("--nerf", help="a NeRF-style capture made from a video (transforms.json, images), e.g. "
                         "data/nerf/fox of NVlabs/instant-ngp")
     parser.add_argument("--width", type=int, default=512, help="the frames' longer side")
+    parser.add_argument("--clip-frames", type=int, default=NERF_CLIP, help="frames per clip of the --nerf captures")
     parser.add_argument("--aspect", default=None, help="crop the frames about their centre to W:H, e.g. 16:9")
     parser.add_argument("--turn", type=int, choices=(0, 90, 180, 270), default=0,
                         help="then turn the frames (and cameras) that many degrees clockwise")
@@ -219,6 +222,8 @@ def main() -> None:
                              "triangulation with the poses held fixed; needs --focal given)")
     parser.add_argument("--json", default=None, help="write per-clip results here")
     args = parser.parse_args()
+    if args.clip_frames < 2:
+        parser.error(f"--clip-frames must be at least 2, got {args.clip_frames}")
     if args.reference_fit and args.focal != "given":
         parser.error("--reference-fit judges poses with the given calibration: add --focal given")
     footage = [(key, getattr(args, key)) for key in FOOTAGE if getattr(args, key)]
@@ -231,11 +236,13 @@ def main() -> None:
             parser.error(f"--aspect must be W:H with positive integers, got {args.aspect!r}")
         aspect = (int(parts[0]), int(parts[1]))
 
+    clip_length = {"nerf": {"clip_frames": args.clip_frames}}  # the other footages' clips are fixed (camera_footage)
     rows = []
     print(f"{'clip':22s} {'rot_rel':>7s} {'rot_al':>7s} {'tdir_rel':>8s} {'tdir_al':>7s} {'focal_err%':>10s} "
           f"{'verdict':>10s} {'reproj_px':>9s} {'fps':>6s} {'cpu_fps':>7s}")
     for source, name, frames, gt_c2w, intrinsics in ((key, *clip) for key, root in footage
-                                                     for clip in FOOTAGE[key](root, args.width)):
+                                                     for clip in FOOTAGE[key](root, args.width,
+                                                                              **clip_length.get(key, {}))):
         if aspect:
             frames, intrinsics = centre_crop(frames, intrinsics, aspect)
         frames, gt_c2w, intrinsics = turn_clockwise(frames, gt_c2w, intrinsics, args.turn)
@@ -281,7 +288,8 @@ def main() -> None:
         print(f"-- {label}: {len(group)} clips")
         summarise(group)
     print(f"({args.method}, focal {args.focal}, width {args.width}{f', cropped to {args.aspect}' if aspect else ''}"
-          f"{f', turned {args.turn} deg' if args.turn else ''}, "
+          f"{f', turned {args.turn} deg' if args.turn else ''}"
+          f"{f', {args.clip_frames}-frame clips of --nerf' if args.clip_frames != NERF_CLIP else ''}, "
           f"{os.cpu_count()} CPUs visible)")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as handle:

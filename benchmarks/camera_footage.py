@@ -223,8 +223,8 @@ def _nerf_frames(root: str) -> tuple[dict, list[dict]]:
     return meta, [frames[number] for number in sorted(frames)]
 
 
-def nerf_clips(root: str, width: int):
-    """12-frame runs of a NeRF-style capture made from a video: instant-ngp / nerfstudio ``transforms.json`` (see
+def nerf_clips(root: str, width: int, clip_frames: int = NERF_CLIP):
+    """Runs of ``clip_frames`` frames (12 by default) of a NeRF-style capture made from a video: instant-ngp / nerfstudio ``transforms.json`` (see
     :func:`_nerf_frames`; one camera's ``fl_x fl_y cx cy w h`` and OpenCV ``k1 k2 p1 p2``, ``frames`` with
     ``file_path`` and an OpenGL-convention camera-to-world ``transform_matrix`` fitted by COLMAP). Frames in the
     order of the numbers in their file names (the video's); frames listed but absent are left out, and clips do not
@@ -240,8 +240,8 @@ def nerf_clips(root: str, width: int):
     label = os.path.basename(os.path.normpath(root))
     cuts = [0] + [i for i in range(1, len(frames)) if numbers[i] - numbers[i - 1] > NERF_MAX_GAP] + [len(frames)]
     runs = zip(cuts[:-1], cuts[1:])
-    for start in [start for first, end in runs for start in range(first, end - NERF_CLIP + 1, NERF_CLIP)]:
-        index = np.arange(start, start + NERF_CLIP)
+    for start in [start for first, end in runs for start in range(first, end - clip_frames + 1, clip_frames)]:
+        index = np.arange(start, start + clip_frames)
         raw = [_image(frames[i]["file_path"]) for i in index]
         height, width_px = raw[0].shape[:2]
         if abs(width_px / src_w * src_h - height) > 1:

@@ -275,6 +275,9 @@ def test_nerf_capture_reader_turns_opengl_cameras_and_splits_at_jumps(tmp_path):
     (folder / "transforms.json").write_text(json.dumps(meta))
     clips = list(footage.nerf_clips(str(folder), 32))
     assert [c[0] for c in clips] == ["capture_1-12", "capture_30-41"]
+    # shorter clips: 1-14 holds two of 6 (13-14 left over), 30-41 two
+    assert [c[0] for c in footage.nerf_clips(str(folder), 32, clip_frames=6)] == [
+        "capture_1-6", "capture_7-12", "capture_30-35", "capture_36-41"]
     (_, frames, c2w, intrinsics) = clips[1]
     assert frames.shape == (12, 32, 18, 3) and np.array_equal(frames[:, 16, 9, 0], range(30, 42))
     assert np.allclose(intrinsics, [40 / 36, 41 / 64, 18.5 / 36, 31 / 64])
