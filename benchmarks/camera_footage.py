@@ -224,13 +224,13 @@ def _nerf_frames(root: str) -> tuple[dict, list[dict]]:
 
 
 def nerf_clips(root: str, width: int, clip_frames: int = NERF_CLIP):
-    """Runs of ``clip_frames`` frames (12 by default) of a NeRF-style capture made from a video: instant-ngp / nerfstudio ``transforms.json`` (see
-    :func:`_nerf_frames`; one camera's ``fl_x fl_y cx cy w h`` and OpenCV ``k1 k2 p1 p2``, ``frames`` with
-    ``file_path`` and an OpenGL-convention camera-to-world ``transform_matrix`` fitted by COLMAP). Frames in the
-    order of the numbers in their file names (the video's); frames listed but absent are left out, and clips do not
-    cross a jump of more than ``NERF_MAX_GAP`` numbers. Frames stored smaller than ``w × h`` (a downscaled copy, same
-    shape) scale the calibration with them. Frames undistorted with the capture's calibration, which then counts as
-    the given focal."""
+    """Runs of ``clip_frames`` frames (12 by default) of a NeRF-style capture made from a video: instant-ngp /
+    nerfstudio ``transforms.json`` (see :func:`_nerf_frames`; one camera's ``fl_x fl_y cx cy w h`` and OpenCV
+    ``k1 k2 p1 p2``, ``frames`` with ``file_path`` and an OpenGL-convention camera-to-world ``transform_matrix``
+    fitted by COLMAP). Frames in the order of the numbers in their file names (the video's); frames listed but
+    absent are left out, and clips do not cross a jump of more than ``NERF_MAX_GAP`` numbers. Frames stored smaller
+    than ``w × h`` (a downscaled copy, same shape) scale the calibration with them. Frames undistorted with the
+    capture's calibration, which then counts as the given focal."""
     meta, frames = _nerf_frames(root)
     numbers = [_frame_number(frame["file_path"]) for frame in frames]
     src_w, src_h = float(meta["w"]), float(meta["h"])
