@@ -136,7 +136,7 @@ def _later_parallax(tracks: Tracks, min_common: int, parallax_px: float, ratio: 
             continue
         i = j + 1 + int(np.flatnonzero(shared)[-1])
         common = valid[j] & valid[i]
-        if _shows_parallax(*parallax_residuals(tracks.points[j, common], tracks.points[i, common]),
+        if _shows_parallax(*parallax_residuals(tracks.points[j, common], tracks.points[i, common], parallax_px, ratio),
                            parallax_px, ratio):
             return True
     return False
@@ -302,7 +302,8 @@ def _estimate(frames: np.ndarray, masks, fov_deg: float | None, intrinsics, sett
         if common.sum() < max(40, min_points):
             break
         pairs.append((0, i))
-        residuals.append((i, *parallax_residuals(tracks.points[0, common], tracks.points[i, common])))
+        residuals.append((i, *parallax_residuals(tracks.points[0, common], tracks.points[i, common], parallax_px,
+                                                 parallax_ratio)))
     best, has_parallax = _parallax_pair(residuals, parallax_px, parallax_ratio)
     reach = pairs[-1][1] if pairs else 0  # the last frame still sharing enough tracks with frame 0
     late_parallax = False
