@@ -209,8 +209,9 @@ class EstimateCameraFromVideo:
                                                                          "across frames (no drift from frame to frame), "
                                                                          "every track adjusted, three starting focals; "
                                                                          "about a third of the speed. Use it for "
-                                                                         "clips longer than about 24 frames, where "
-                                                                         "fast's KLT tracks drift a degree or more."}),
+                                                                         "clips of more than 32 frames, where fast's "
+                                                                         "KLT tracks drift a degree or more (fast "
+                                                                         "then reports uncertain)."}),
                 "rolling_shutter": (["find", "off", "fixed"], {
                     "default": "find", "tooltip": "Phone and most video cameras read the picture line by line, "
                                                   "which bends it while the camera turns. find: the readout time "

@@ -507,6 +507,10 @@ def test_a_retried_estimate_replaces_the_first_only_when_it_is_better():
     focal_only = assess(**report, inlier_ratio=0.95, focal_determined=False)
     assert focal_only.verdict == "uncertain" and not _in_doubt(focal_only)
     assert _in_doubt(assess(**report, inlier_ratio=0.95, focal_determined=False, coverage=0.3))
+    long_klt = assess(**dict(report, frames=48), inlier_ratio=0.95, focal_determined=False)
+    assert long_klt.verdict == "uncertain" and len(long_klt.reasons) == 2
+    assert not _in_doubt(long_klt)  # a long KLT clip asks for the accurate method, not for a SIFT retry
+    assert _in_doubt(assess(**dict(report, frames=48), inlier_ratio=0.95, coverage=0.3))
 
 
 def test_agreeing_share_counts_every_track_and_the_side_of_the_points_it_triangulates():

@@ -321,6 +321,21 @@ def test_tracks_bunched_on_a_small_part_of_the_picture_make_a_clip_uncertain():
     assert len(stats.quality.reasons) == 1 and "cover only" in stats.quality.reasons[0]
 
 
+def test_a_long_clip_on_klt_tracks_points_to_the_accurate_method_without_a_retry():
+    """A 40-frame orbit solved by the fast method (KLT tracks) is uncertain for its length alone, and that doubt
+    does not start the SIFT retry (the accurate method is the mend, not the fast one run twice); the 24-frame start
+    of the same orbit stays reliable."""
+    clip = demo_clip(40, 144, 256, preset="orbit_left")
+    fov = float(np.degrees(2 * np.arctan(0.5 / np.asarray(clip.trajectory.intrinsics)[0, 0])))
+    with patch.object(estimate_module, "match_tracks", side_effect=AssertionError("SIFT retry")):
+        _, stats = estimate_trajectory(clip.frames, clip.masks, fov)
+        _, short = estimate_trajectory(clip.frames[:24], clip.masks[:24], fov)
+    assert stats.mode == "general" and stats.quality.tracker == "klt"
+    assert stats.quality.verdict == "uncertain" and len(stats.quality.reasons) == 1
+    assert "more than 32 frames" in stats.quality.reasons[0] and "accurate method" in stats.quality.reasons[0]
+    assert short.quality.verdict == "reliable"
+
+
 def test_the_accurate_method_tries_both_poses_a_circled_wall_allows():
     """Two views of a plane fit two relative poses. On the circled wall's SIFT tracks the essential matrix of frames
     (0, 11) starts in the wrong one: its adjustment ends 20° off at 0.17 px (reported reliable before the accurate

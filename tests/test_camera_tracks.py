@@ -372,6 +372,20 @@ def test_tracks_that_are_bunched_or_short_make_a_clip_uncertain():
     assert assess(**dict(report, frames=5), coverage=0.9, mean_track_frames=2.6).verdict == "reliable"  # short clip
 
 
+def test_general_motion_on_klt_tracks_over_more_than_32_frames_is_uncertain():
+    """KLT tracks hold a long clip's poses off by more as it grows (BENCHMARKS.md, "Long clips"): general motion on
+    them over more than 32 frames is uncertain and points to the accurate method; SIFT matches and turns are not."""
+    report = dict(motion="general", reprojection_px=0.3, track_count=300, inlier_ratio=0.95, focal_px=250.0,
+                  fov_deg=65.0, focal_estimated=False, unreliable_frames=[], coverage=0.9, mean_track_frames=9.0)
+    assert assess(frames=32, **report).verdict == "reliable"
+    long = assess(frames=33, **report)
+    assert long.verdict == "uncertain" and long.reasons == [
+        "KLT tracks over more than 32 frames drift (about 1 deg at 48 frames on phone video with known poses): "
+        "estimate long clips with the accurate method"]
+    assert assess(frames=96, tracker="sift", **report).verdict == "reliable"
+    assert assess(frames=96, **dict(report, motion="rotation")).verdict == "reliable"
+
+
 def test_pose_fit_prefers_the_true_cameras_of_a_rendered_clip():
     """COLMAP's triangulation with the poses held fixed (the benchmark's ``--reference-fit``) on a rendered room: the
     true cameras fit its images to under 0.2 px; the same cameras with the last four frames turned 2° more about

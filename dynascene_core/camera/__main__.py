@@ -137,7 +137,7 @@ def build_parser() -> CommandParser:
                    help="intrinsics file: JSON {fx, fy, cx, cy, width, height} in pixels, or COLMAP cameras.txt")
     p.add_argument("--method", choices=("fast", "accurate"), default="fast",
                    help="accurate: SIFT matches across frames, every track adjusted, three focal starts; slower; "
-                        "use it for clips longer than about 24 frames, where fast drifts")
+                        "use it for clips of more than 32 frames, where fast drifts")
     p.add_argument("--readout", type=_readout, default=None,
                    help="rolling-shutter readout in frame intervals of the (strided) clip; 0 for a global shutter "
                         "(default: found from the video)")

@@ -52,7 +52,7 @@ from ..matting.masks import dilate
 from .geometry import parallax_residuals, solve_general, step_disagreement
 from .intrinsics import DEFAULT_FOV_DEG, focal_is_determined, fov_of, intrinsics_for_fov, resolve_intrinsics
 from .matches import match_tracks
-from .quality import FOCAL_UNDETERMINED, VERDICTS, CameraQuality, assess
+from .quality import FOCAL_UNDETERMINED, LONG_KLT_CLIP, VERDICTS, CameraQuality, assess
 from .rolling_shutter import DIRECTIONS, MAX_READOUT, unroll_tracks
 from .rotation_only import rotation_solution
 from .solutions import (MIN_FRAME_INLIERS, STEP_MIN_INLIERS, adjust_start, best_adjustment, clearly_better,
@@ -201,8 +201,10 @@ def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, int
 
 def _in_doubt(quality: CameraQuality) -> bool:
     """Whether a clip's verdict is other than reliable for a reason besides an undetermined focal (which other
-    tracks cannot mend: most real clips with the focal estimated)."""
-    return quality.verdict != "reliable" and any(reason != FOCAL_UNDETERMINED for reason in quality.reasons)
+    tracks cannot mend: most real clips with the focal estimated) or a long clip on KLT tracks (which asks for the
+    accurate method, not for the fast one run twice)."""
+    return quality.verdict != "reliable" and any(reason not in (FOCAL_UNDETERMINED, LONG_KLT_CLIP)
+                                                 for reason in quality.reasons)
 
 
 def _ranked(quality: CameraQuality) -> tuple[int, int, float]:
@@ -258,8 +260,9 @@ def _estimate(frames: np.ndarray, masks, fov_deg: float | None, intrinsics, sett
                           focal_source="estimated" if focal_estimated else "given" if given is not None else "assumed")
 
         quality = report(None)
-        # the second start can only turn "reliable" into "uncertain": a clip already in doubt is not checked
-        if check_start is not None and quality.verdict == "reliable":
+        # the second start can only add a doubt: a clip already in doubt is not checked, unless only for its length
+        # (a long clip on KLT tracks), where what the check finds decides the SIFT retry
+        if check_start is not None and all(reason == LONG_KLT_CLIP for reason in quality.reasons):
             start_gap = check_start()
             quality = quality if start_gap is None else report(start_gap)
         per_frame = np.tile(intr, (count, 1))

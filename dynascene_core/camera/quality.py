@@ -13,7 +13,9 @@ shows. It is decided from measured quantities only (thresholds below, in pixels 
   inlier ratio below :data:`UNCERTAIN_INLIER_RATIO`, few tracks, tracks bunched on less than
   :data:`NARROW_COVERAGE` of the picture, tracks lasting fewer than :data:`SHORT_TRACK_FRAMES` frames on average
   (clips of at least :data:`SHORT_TRACK_MIN_FRAMES`), a focal length that the motion
-  could not determine (estimated from too little rotation/parallax), consecutive frames whose steps
+  could not determine (estimated from too little rotation/parallax), general motion solved on KLT tracks over more
+  than :data:`LONG_KLT_FRAMES` frames (their error grows with the clip: 48-frame phone clips end 1.02° / 3.25°
+  median / p90 on them, 0.27° / 0.61° on SIFT matches; BENCHMARKS.md, "Long clips"), consecutive frames whose steps
   disagree with their two-view rotations (the bundle adjustment drifted to a wrong solution), a step between frames
   that fewer than ``solutions.STEP_MIN_INLIERS`` inlier points tie together (its turn rests on those few), parallax seen
   only between later frames (frame 0's tracks ended first: the solve starts from frames that do not hold the
@@ -39,6 +41,9 @@ NARROW_COVERAGE = 0.5  # share of the background's 8×8 cells holding a track (m
 SHORT_TRACK_FRAMES = 3.0  # mean frames a track lasts
 SHORT_TRACK_MIN_FRAMES = 6  # shorter clips cannot hold long tracks: the rule above is not applied
 FOCAL_UNDETERMINED = "focal length poorly determined by this motion (give the FOV or intrinsics)"
+LONG_KLT_FRAMES = 32  # KLT tracks over longer clips hold a general motion's poses off by more as the clip grows
+LONG_KLT_CLIP = (f"KLT tracks over more than {LONG_KLT_FRAMES} frames drift (about 1 deg at 48 frames on phone video "
+                 "with known poses): estimate long clips with the accurate method")
 
 
 @dataclass
@@ -128,7 +133,8 @@ def assess(*, frames: int, motion: str, reprojection_px: float, track_count: int
     ``readout_direction``; reported, not judged. ``coverage``: share of the background the tracks spread over
     (below :data:`NARROW_COVERAGE` → uncertain); ``mean_track_frames``: how long they last (below
     :data:`SHORT_TRACK_FRAMES` in a clip of at least :data:`SHORT_TRACK_MIN_FRAMES` → uncertain); None: no tracks.
-    ``tracker``: "klt" or "sift", reported.
+    ``tracker``: "klt" or "sift"; general motion on KLT tracks over more than :data:`LONG_KLT_FRAMES` frames →
+    uncertain.
     """
     bad, doubt = [], []
     if failure:
@@ -159,6 +165,8 @@ def assess(*, frames: int, motion: str, reprojection_px: float, track_count: int
                          "frames for a pose to rest on more than two views")
         if focal_estimated and not focal_determined:
             doubt.append(FOCAL_UNDETERMINED)
+        if motion == "general" and tracker == "klt" and frames > LONG_KLT_FRAMES:
+            doubt.append(LONG_KLT_CLIP)
         if start_disagreement_deg is not None and not start_disagreement_deg <= START_DISAGREEMENT_DEG:  # NaN too
             doubt.append(f"a second initial pair ends up to {start_disagreement_deg:.1f} deg away: the motion is "
                          "ambiguous (a turn and sideways travel fit the tracks about equally)")
