@@ -324,7 +324,8 @@ def test_tracks_bunched_on_a_small_part_of_the_picture_make_a_clip_uncertain():
 def test_a_long_clip_on_klt_tracks_points_to_the_accurate_method_without_a_retry():
     """A 40-frame orbit solved by the fast method (KLT tracks) is uncertain for its length alone, and that doubt
     does not start the SIFT retry (the accurate method is the mend, not the fast one run twice); the 24-frame start
-    of the same orbit stays reliable."""
+    of the same orbit stays reliable. The second start is still compared on the long clip: a gap found there (made
+    10° here) is a doubt of its own, and it starts the retry."""
     clip = demo_clip(40, 144, 256, preset="orbit_left")
     fov = float(np.degrees(2 * np.arctan(0.5 / np.asarray(clip.trajectory.intrinsics)[0, 0])))
     with patch.object(estimate_module, "match_tracks", side_effect=AssertionError("SIFT retry")):
@@ -334,6 +335,20 @@ def test_a_long_clip_on_klt_tracks_points_to_the_accurate_method_without_a_retry
     assert stats.quality.verdict == "uncertain" and len(stats.quality.reasons) == 1
     assert "more than 32 frames" in stats.quality.reasons[0] and "accurate method" in stats.quality.reasons[0]
     assert short.quality.verdict == "reliable"
+
+    sift_runs = []
+
+    def counted(*args, **kwargs):
+        sift_runs.append(len(args[0]))
+        return match_tracks(*args, **kwargs)
+
+    with patch.object(estimate_module, "rotation_gap", return_value=10.0), \
+            patch.object(estimate_module, "match_tracks", side_effect=counted):
+        _, gapped = estimate_trajectory(clip.frames, clip.masks, fov)
+    assert sift_runs == [40]  # the retry ran, on the whole clip
+    assert gapped.quality.tracker == "sift"  # one doubt (the gap) ranks ahead of two (the gap and the length)
+    assert [reason.startswith("a second initial pair ends up to 10.0 deg away") for reason in gapped.quality.reasons
+            ] == [True]
 
 
 def test_the_accurate_method_tries_both_poses_a_circled_wall_allows():
