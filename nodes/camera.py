@@ -14,6 +14,7 @@ from PIL import Image
 from dynascene_core.camera import (DEFAULT_FOV_DEG, EASINGS, PRESET_NAMES, CameraTrajectory, camera_condition,
                                    estimate_trajectory, make_preset, plot_trajectory, plucker_to_rgb)
 from dynascene_core.camera.estimate import METHODS
+from dynascene_core.camera.quality import LONG_KLT_FRAMES
 from dynascene_core.camera.rolling_shutter import DIRECTIONS, MAX_READOUT
 
 from . import host
@@ -209,9 +210,9 @@ class EstimateCameraFromVideo:
                                                                          "across frames (no drift from frame to frame), "
                                                                          "every track adjusted, three starting focals; "
                                                                          "about a third of the speed. Use it for "
-                                                                         "clips of more than 32 frames, where fast's "
-                                                                         "KLT tracks drift a degree or more (fast "
-                                                                         "then reports uncertain)."}),
+                                                                         f"clips of more than {LONG_KLT_FRAMES} frames, "
+                                                                         "where fast's KLT tracks drift a degree or "
+                                                                         "more (fast then reports uncertain)."}),
                 "rolling_shutter": (["find", "off", "fixed"], {
                     "default": "find", "tooltip": "Phone and most video cameras read the picture line by line, "
                                                   "which bends it while the camera turns. find: the readout time "

@@ -124,6 +124,7 @@ def _main(argv: list[str]) -> int:
 def build_parser() -> CommandParser:
     from .estimate import DEFAULT_FOV_DEG
     from .presets import EASINGS, PRESET_NAMES, canonical_easing
+    from .quality import LONG_KLT_FRAMES
 
     parser = CommandParser(prog="python -m dynascene_core.camera", description="DynaScene camera tools")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -137,7 +138,7 @@ def build_parser() -> CommandParser:
                    help="intrinsics file: JSON {fx, fy, cx, cy, width, height} in pixels, or COLMAP cameras.txt")
     p.add_argument("--method", choices=("fast", "accurate"), default="fast",
                    help="accurate: SIFT matches across frames, every track adjusted, three focal starts; slower; "
-                        "use it for clips of more than 32 frames, where fast drifts")
+                        f"use it for clips of more than {LONG_KLT_FRAMES} frames, where fast drifts")
     p.add_argument("--readout", type=_readout, default=None,
                    help="rolling-shutter readout in frame intervals of the (strided) clip; 0 for a global shutter "
                         "(default: found from the video)")
