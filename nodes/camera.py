@@ -204,15 +204,14 @@ class EstimateCameraFromVideo:
             "optional": {
                 "human_mask": ("MASK", {"tooltip": "1 on the human (matting output); those pixels are not "
                                                    "tracked."}),
-                "method": (list(METHODS), {"default": "fast", "tooltip": "fast: KLT tracks, and a clip they "
-                                                                         "leave in doubt tried again on SIFT matches. "
-                                                                         "accurate: SIFT features matched "
-                                                                         "across frames (no drift from frame to frame), "
-                                                                         "every track adjusted, three starting focals; "
-                                                                         "about a third of the speed. Use it for "
-                                                                         f"clips of more than {LONG_KLT_FRAMES} frames, "
-                                                                         "where fast's KLT tracks drift a degree or "
-                                                                         "more (fast then reports uncertain)."}),
+                "method": (list(METHODS), {"default": "fast", "tooltip": "fast: KLT tracks (on clips of more than "
+                                                                         f"{LONG_KLT_FRAMES} frames, where they drift, "
+                                                                         "SIFT matches 4 frames apart), and a clip "
+                                                                         "they leave in doubt tried again on the "
+                                                                         "other. accurate: SIFT features matched "
+                                                                         "up to 12 frames apart, every track "
+                                                                         "adjusted, three starting focals; about a "
+                                                                         "third of the speed, half on long clips."}),
                 "rolling_shutter": (["find", "off", "fixed"], {
                     "default": "find", "tooltip": "Phone and most video cameras read the picture line by line, "
                                                   "which bends it while the camera turns. find: the readout time "

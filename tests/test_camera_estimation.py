@@ -12,14 +12,15 @@ import pytest
 import torch
 
 import dynascene_core.camera.estimate as estimate_module
+import dynascene_core.camera.solutions as solutions_module
 import dynascene_core.camera.tracks as tracks_module
 from dynascene_core.camera import (CameraTrajectory, demo_clip, estimate_trajectory, make_preset,
                                    random_smooth_trajectory, render_synthetic_clip)
 from dynascene_core.camera.bundle import agreeing_share, bundle_adjust
-from dynascene_core.camera.estimate import SIFT_FEATURES, _parallax_pair
-from dynascene_core.camera.geometry import parallax_residuals, plane_poses, solve_general
+from dynascene_core.camera.estimate import SIFT_FEATURES
+from dynascene_core.camera.geometry import parallax_pair, parallax_residuals, plane_poses, solve_general
 from dynascene_core.camera.matches import match_tracks
-from dynascene_core.camera.tracks import WIDE_LK, track_points
+from dynascene_core.camera.tracks import WIDE_LK, Tracks, track_points
 from dynascene_core.camera.trajectory import axis_angle_to_matrix, rotation_angle_deg
 from dynascene_core.video import write_video
 
@@ -183,10 +184,10 @@ def test_parallax_is_decided_by_any_pair_that_shows_it():
     the clip was taken for a pure rotation and came out 10.9° wrong; with the frame-2 pair deciding, 0.8°."""
     walking = [(1, 1.10, 0.28), (2, 1.15, 0.29), (3, 1.02, 0.52), (4, 0.93, 0.37), (5, 1.05, 0.60),
                (6, 0.97, 0.45), (7, 1.06, 0.63), (8, 1.40, 0.60), (9, 1.41, 0.51)]
-    assert _parallax_pair(walking, 0.6, 3.0) == (2, True)
-    assert _parallax_pair(walking[2:], 0.6, 3.0) == (0, False)  # without the first two pairs: none shows it
-    assert _parallax_pair([(1, 0.5, 0.1), (2, 0.55, 0.1)], 0.6, 3.0) == (0, False)  # under 0.6 px: a rotation
-    assert _parallax_pair([(1, 0.7, 0.1), (3, 2.0, 0.5), (5, 2.5, 0.9)], 0.6, 3.0) == (3, True)
+    assert parallax_pair(walking, 0.6, 3.0) == (2, True)
+    assert parallax_pair(walking[2:], 0.6, 3.0) == (0, False)  # without the first two pairs: none shows it
+    assert parallax_pair([(1, 0.5, 0.1), (2, 0.55, 0.1)], 0.6, 3.0) == (0, False)  # under 0.6 px: a rotation
+    assert parallax_pair([(1, 0.7, 0.1), (3, 2.0, 0.5), (5, 2.5, 0.9)], 0.6, 3.0) == (3, True)
 
 
 def test_a_slow_travel_under_a_turn_is_not_taken_for_a_rotation():
@@ -321,34 +322,40 @@ def test_tracks_bunched_on_a_small_part_of_the_picture_make_a_clip_uncertain():
     assert len(stats.quality.reasons) == 1 and "cover only" in stats.quality.reasons[0]
 
 
-def test_a_long_clip_on_klt_tracks_points_to_the_accurate_method_without_a_retry():
-    """A 40-frame orbit solved by the fast method (KLT tracks) is uncertain for its length alone, and that doubt
-    does not start the SIFT retry (the accurate method is the mend, not the fast one run twice); the 24-frame start
-    of the same orbit stays reliable. The second start is still compared on the long clip: a gap found there (made
-    10° here) is a doubt of its own, and it starts the retry."""
+def test_a_long_clip_is_tracked_on_matched_features_and_on_klt_only_when_they_leave_it_in_doubt():
+    """KLT tracks drift more as a clip grows, so the fast method tracks a 40-frame orbit on SIFT matches, with 32 points
+    per frame in the adjustment, and the 24-frame start of the same orbit on KLT tracks, both reliable. When the
+    matches leave the long clip in doubt (none found here), its KLT tracks are tried: uncertain for their length,
+    and checked by a second start all the same (a gap made 10° here is a doubt of its own)."""
     clip = demo_clip(40, 144, 256, preset="orbit_left")
     fov = float(np.degrees(2 * np.arctan(0.5 / np.asarray(clip.trajectory.intrinsics)[0, 0])))
-    with patch.object(estimate_module, "match_tracks", side_effect=AssertionError("SIFT retry")):
-        _, stats = estimate_trajectory(clip.frames, clip.masks, fov)
+    points_asked = []
+
+    def recorded(*args, **kwargs):
+        points_asked.append(kwargs["max_points"])
+        return bundle_adjust(*args, **kwargs)
+
+    with patch.object(estimate_module, "track_points", side_effect=AssertionError("KLT")), \
+            patch.object(solutions_module, "bundle_adjust", side_effect=recorded):
+        trajectory, stats = estimate_trajectory(clip.frames, clip.masks, fov)
+    assert stats.mode == "general" and stats.quality.tracker == "sift" and stats.quality.verdict == "reliable"
+    assert 32 * 40 in points_asked
+    truth = clip.trajectory.relative_to(0).c2w.numpy()
+    assert rotation_angle_deg(truth[-1, :3, :3], trajectory.c2w.numpy()[-1, :3, :3]) < 0.5
+    with patch.object(estimate_module, "match_tracks", side_effect=AssertionError("SIFT")):
         _, short = estimate_trajectory(clip.frames[:24], clip.masks[:24], fov)
-    assert stats.mode == "general" and stats.quality.tracker == "klt"
-    assert stats.quality.verdict == "uncertain" and len(stats.quality.reasons) == 1
-    assert "more than 32 frames" in stats.quality.reasons[0] and "accurate method" in stats.quality.reasons[0]
-    assert short.quality.verdict == "reliable"
+    assert short.quality.tracker == "klt" and short.quality.verdict == "reliable"
 
-    sift_runs = []
+    def no_matches(gray, *args, **kwargs):
+        return Tracks(np.full((len(gray), 0, 2), np.nan))
 
-    def counted(*args, **kwargs):
-        sift_runs.append(len(args[0]))
-        return match_tracks(*args, **kwargs)
-
-    with patch.object(estimate_module, "rotation_gap", return_value=10.0), \
-            patch.object(estimate_module, "match_tracks", side_effect=counted):
-        _, gapped = estimate_trajectory(clip.frames, clip.masks, fov)
-    assert sift_runs == [40]  # the retry ran, on the whole clip
-    assert gapped.quality.tracker == "sift"  # one doubt (the gap) ranks ahead of two (the gap and the length)
-    assert [reason.startswith("a second initial pair ends up to 10.0 deg away") for reason in gapped.quality.reasons
-            ] == [True]
+    with patch.object(estimate_module, "match_tracks", side_effect=no_matches), \
+            patch.object(estimate_module, "rotation_gap", return_value=10.0):
+        _, fallen_back = estimate_trajectory(clip.frames, clip.masks, fov)
+    assert fallen_back.quality.tracker == "klt" and fallen_back.quality.verdict == "uncertain"
+    first, second = fallen_back.quality.reasons
+    assert first.startswith("KLT tracks over more than 32 frames drift")
+    assert second.startswith("a second initial pair ends up to 10.0 deg away")
 
 
 def test_the_accurate_method_tries_both_poses_a_circled_wall_allows():

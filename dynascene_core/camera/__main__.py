@@ -137,8 +137,9 @@ def build_parser() -> CommandParser:
     p.add_argument("--intrinsics", default=None,
                    help="intrinsics file: JSON {fx, fy, cx, cy, width, height} in pixels, or COLMAP cameras.txt")
     p.add_argument("--method", choices=("fast", "accurate"), default="fast",
-                   help="accurate: SIFT matches across frames, every track adjusted, three focal starts; slower; "
-                        f"use it for clips of more than {LONG_KLT_FRAMES} frames, where fast drifts")
+                   help="fast: KLT tracks, or SIFT matches 4 frames apart on clips of more than "
+                        f"{LONG_KLT_FRAMES} frames (KLT drifts there); accurate: SIFT matches up to 12 frames apart, "
+                        "every track adjusted, three focal starts; slower")
     p.add_argument("--readout", type=_readout, default=None,
                    help="rolling-shutter readout in frame intervals of the (strided) clip; 0 for a global shutter "
                         "(default: found from the video)")

@@ -27,7 +27,8 @@ Pipeline:
 Methods: ``"fast"`` (default; one initialisation, and when an estimated focal comes out undetermined two
 other starting focals screened with a small adjustment, one solved in full only if it fits clearly better; with the
 focal estimated, the clip then solved again from the focal found; a clip its KLT tracks leave in doubt is estimated
-again on SIFT matches, see :func:`estimate_trajectory`)
+again on SIFT matches, and a clip of more than ``quality.LONG_KLT_FRAMES`` frames on SIFT matches first, see
+:func:`estimate_trajectory`)
 and ``"accurate"`` (SIFT tracks, every track in the bundle adjustment, a refinement pass of the initialisation,
 several initial focal lengths, starts from the poses the initial pair's dominant plane allows, one more outlier
 round; slower). Both check a clip that would be reported reliable
@@ -49,10 +50,11 @@ import numpy as np
 import torch
 
 from ..matting.masks import dilate
-from .geometry import parallax_residuals, solve_general, step_disagreement
+from .geometry import (later_parallax, parallax_pair, parallax_residuals, second_start_frame, solve_general,
+                       step_disagreement)
 from .intrinsics import DEFAULT_FOV_DEG, focal_is_determined, fov_of, intrinsics_for_fov, resolve_intrinsics
 from .matches import match_tracks
-from .quality import FOCAL_UNDETERMINED, LONG_KLT_CLIP, VERDICTS, CameraQuality, assess
+from .quality import FOCAL_UNDETERMINED, LONG_KLT_CLIP, LONG_KLT_FRAMES, VERDICTS, CameraQuality, assess
 from .rolling_shutter import DIRECTIONS, MAX_READOUT, unroll_tracks
 from .rotation_only import rotation_solution
 from .solutions import (MIN_FRAME_INLIERS, STEP_MIN_INLIERS, adjust_start, best_adjustment, clearly_better,
@@ -79,6 +81,11 @@ METHODS = {
 # frames up to 4 apart, the fast method's other settings (on 75 COLMAP-posed clips 13 of the 14 doubtful ones were
 # kept, 12 of them 2.8-16.8 deg closer, none farther, and the p90 went 6.54 -> 2.04 deg; BENCHMARKS.md)
 SIFT_RETRY = dict(tracker="sift", max_features=SIFT_FEATURES, match_window=4)
+# on a clip of more than quality.LONG_KLT_FRAMES frames, where KLT tracks drift, the fast method tracks SIFT_RETRY's
+# matches first (and KLT only when they leave the clip in doubt), with this many points per frame in the adjustment:
+# a long clip's 500 longest tracks leave each frame few, and too many observations unexplained (48- and 96-frame
+# phone clips, focal given: 0.79 / 2.89 deg median / p90 on KLT, 0.35 / 0.77 and 0.46 / 0.90 on these; BENCHMARKS.md)
+LONG_POINTS_PER_FRAME = 32
 # the fast method's quick look at other starting focals: a small, short adjustment of a cheaper initialisation
 # (on the 66 real and 46 synthetic clips of BENCHMARKS.md it chose the same starts as 200 PnP samples and 50
 # iterations; 20 iterations still see the two wrong minima of the unit tests)
@@ -100,46 +107,6 @@ class EstimationStats:
     fov_deg: float = DEFAULT_FOV_DEG
     warnings: list[str] = field(default_factory=list)
     quality: CameraQuality | None = None  # the per-clip report (always set by estimate_trajectory)
-
-
-def _parallax_pair(residuals: list[tuple[int, float, float]], parallax_px: float, ratio: float) -> tuple[int, bool]:
-    """``(frame, has_parallax)`` from the ``(frame, homography px, epipolar px)`` of frame pairs.
-
-    A pair shows parallax when the homography residual is at least ``parallax_px`` and ``ratio`` × the
-    epipolar one. Any such pair decides (a later pair with a larger homography residual can have a noisier
-    epipolar fit too); the initialisation pair is the one with the largest residual among them.
-    """
-    shown = [(res, i) for i, res, epi in residuals if _shows_parallax(res, epi, parallax_px, ratio)]
-    return (max(shown)[1], True) if shown else (0, False)
-
-
-def _shows_parallax(homography_px: float, epipolar_px: float, parallax_px: float, ratio: float) -> bool:
-    return homography_px >= parallax_px and homography_px >= ratio * epipolar_px
-
-
-def _second_start(tracks: Tracks, residuals: list[tuple[int, float, float]], best: int, parallax_px: float,
-                  ratio: float) -> int | None:
-    """The frame whose pair with frame 0 checks the start (0, ``best``): the other pair showing parallax that shares
-    the most tracks with frame 0, or None."""
-    shown = [i for i, res, epi in residuals if i != best and _shows_parallax(res, epi, parallax_px, ratio)]
-    return max(shown, key=lambda i: int((tracks.valid[0] & tracks.valid[i]).sum())) if shown else None
-
-
-def _later_parallax(tracks: Tracks, min_common: int, parallax_px: float, ratio: float) -> bool:
-    """Whether a pair of later frames (each with the farthest frame it still shares ``min_common`` tracks
-    with) shows parallax by the rule of :func:`_shows_parallax`."""
-    valid = tracks.valid
-    count = len(valid)
-    for j in range(1, count - 1, max(1, count // 8)):
-        shared = (valid[j] & valid[j + 1:]).sum(1) >= min_common
-        if not shared.any():
-            continue
-        i = j + 1 + int(np.flatnonzero(shared)[-1])
-        common = valid[j] & valid[i]
-        if _shows_parallax(*parallax_residuals(tracks.points[j, common], tracks.points[i, common], parallax_px, ratio),
-                           parallax_px, ratio):
-            return True
-    return False
 
 
 def _plane_fits_better(general: dict, rotation: dict) -> bool:
@@ -175,6 +142,8 @@ def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, int
     unless it is unreliable, when its verdict is better, or as good with fewer reasons for doubt, or as many with a
     larger share of its observations explained (:func:`_ranked`): KLT carries each
     step's error into the next, and on such clips the matches held the poses 2.8-16.8 deg closer (BENCHMARKS.md).
+    A clip of more than ``quality.LONG_KLT_FRAMES`` frames, over which that error grows, is tracked the other way
+    round: SIFT matches first (:data:`LONG_POINTS_PER_FRAME`), KLT tracks when they leave it in doubt.
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {sorted(METHODS)}, got {method!r}")
@@ -189,9 +158,12 @@ def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, int
         how = dict(how, max_features=max_features or how["max_features"])
         return _estimate(frames, masks, fov_deg, intrinsics, how, readout, readout_direction, progress, **options)
 
-    trajectory, stats = run(settings)
+    first, second = settings, dict(settings, **SIFT_RETRY)
+    if settings["tracker"] == "klt" and len(frames) > LONG_KLT_FRAMES:  # KLT tracks drift over long clips
+        first, second = dict(second, max_points=max(second["max_points"], LONG_POINTS_PER_FRAME * len(frames))), first
+    trajectory, stats = run(first)
     if settings["doubt_retry"] and _in_doubt(stats.quality):
-        retried = run(dict(settings, **SIFT_RETRY))
+        retried = run(second)
         if retried[1].quality.verdict != "unreliable" and _ranked(retried[1].quality) < _ranked(stats.quality):
             trajectory, stats = retried
     for text in stats.warnings:
@@ -201,10 +173,8 @@ def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, int
 
 def _in_doubt(quality: CameraQuality) -> bool:
     """Whether a clip's verdict is other than reliable for a reason besides an undetermined focal (which other
-    tracks cannot mend: most real clips with the focal estimated) or a long clip on KLT tracks (which asks for the
-    accurate method, not for the fast one run twice)."""
-    return quality.verdict != "reliable" and any(reason not in (FOCAL_UNDETERMINED, LONG_KLT_CLIP)
-                                                 for reason in quality.reasons)
+    tracks cannot mend: most real clips with the focal estimated)."""
+    return quality.verdict != "reliable" and any(reason != FOCAL_UNDETERMINED for reason in quality.reasons)
 
 
 def _ranked(quality: CameraQuality) -> tuple[int, int, float]:
@@ -261,7 +231,7 @@ def _estimate(frames: np.ndarray, masks, fov_deg: float | None, intrinsics, sett
 
         quality = report(None)
         # the second start can only add a doubt: a clip already in doubt is not checked, unless only for its length
-        # (a long clip on KLT tracks), where what the check finds decides the SIFT retry
+        # (a long clip on KLT tracks: the fast method's second try), where what the check finds ranks the estimate
         if check_start is not None and all(reason == LONG_KLT_CLIP for reason in quality.reasons):
             start_gap = check_start()
             quality = quality if start_gap is None else report(start_gap)
@@ -307,12 +277,12 @@ def _estimate(frames: np.ndarray, masks, fov_deg: float | None, intrinsics, sett
         pairs.append((0, i))
         residuals.append((i, *parallax_residuals(tracks.points[0, common], tracks.points[i, common], parallax_px,
                                                  parallax_ratio)))
-    best, has_parallax = _parallax_pair(residuals, parallax_px, parallax_ratio)
+    best, has_parallax = parallax_pair(residuals, parallax_px, parallax_ratio)
     reach = pairs[-1][1] if pairs else 0  # the last frame still sharing enough tracks with frame 0
     late_parallax = False
     if not has_parallax and reach < count // 2:
         # fast motion ended the tracks of frame 0 before mid-clip, maybe before their parallax showed
-        has_parallax = late_parallax = _later_parallax(tracks, max(40, min_points), parallax_px, parallax_ratio)
+        has_parallax = late_parallax = later_parallax(tracks, max(40, min_points), parallax_px, parallax_ratio)
         if has_parallax and residuals:  # initialise on the frame-0 pair with the most motion
             best = max(residuals, key=lambda r: r[1])[0]
     rotation_fit = plane_second = None  # the rotation-only solution when the parallax test found none; see below
@@ -352,7 +322,7 @@ def _estimate(frames: np.ndarray, masks, fov_deg: float | None, intrinsics, sett
         # adjusted) when the focal is given, the two-view check of the chosen solution's steps and whether its focal
         # is determined, and the accurate method's other starting focals beside the first
         second = (plane_second if plane_second is not None
-                  else _second_start(tracks, residuals, best, parallax_px, parallax_ratio))
+                  else second_start_frame(tracks, residuals, best, parallax_px, parallax_ratio))
         raw = tracks  # the tracks before a rolling-shutter correction (below)
 
         def second_start(k: np.ndarray):

@@ -1,4 +1,4 @@
-"""Two-view and multi-view geometry for camera estimation (OpenCV): parallax test, rotation/zoom fits,
+"""Two-view and multi-view geometry for camera estimation (OpenCV): parallax tests, rotation/zoom fits,
 triangulation, PnP, and the incremental initialisation that bundle adjustment refines."""
 
 from __future__ import annotations
@@ -58,6 +58,46 @@ def parallax_residuals(a: np.ndarray, b: np.ndarray, parallax_px: float = 0.0,
     if parallax_px <= homography < ratio * epipolar:
         epipolar = min(epipolar, _held_out_epipolar_px(a, b))
     return homography, epipolar
+
+
+def parallax_pair(residuals: list[tuple[int, float, float]], parallax_px: float, ratio: float) -> tuple[int, bool]:
+    """``(frame, has_parallax)`` from the ``(frame, homography px, epipolar px)`` of frame pairs.
+
+    A pair shows parallax when the homography residual is at least ``parallax_px`` and ``ratio`` × the
+    epipolar one. Any such pair decides (a later pair with a larger homography residual can have a noisier
+    epipolar fit too); the initialisation pair is the one with the largest residual among them.
+    """
+    shown = [(res, i) for i, res, epi in residuals if _shows_parallax(res, epi, parallax_px, ratio)]
+    return (max(shown)[1], True) if shown else (0, False)
+
+
+def _shows_parallax(homography_px: float, epipolar_px: float, parallax_px: float, ratio: float) -> bool:
+    return homography_px >= parallax_px and homography_px >= ratio * epipolar_px
+
+
+def second_start_frame(tracks: Tracks, residuals: list[tuple[int, float, float]], best: int, parallax_px: float,
+                       ratio: float) -> int | None:
+    """The frame whose pair with frame 0 checks the start (0, ``best``): the other pair showing parallax that shares
+    the most tracks with frame 0, or None."""
+    shown = [i for i, res, epi in residuals if i != best and _shows_parallax(res, epi, parallax_px, ratio)]
+    return max(shown, key=lambda i: int((tracks.valid[0] & tracks.valid[i]).sum())) if shown else None
+
+
+def later_parallax(tracks: Tracks, min_common: int, parallax_px: float, ratio: float) -> bool:
+    """Whether a pair of later frames (each with the farthest frame it still shares ``min_common`` tracks
+    with) shows parallax by the rule of :func:`_shows_parallax`."""
+    valid = tracks.valid
+    count = len(valid)
+    for j in range(1, count - 1, max(1, count // 8)):
+        shared = (valid[j] & valid[j + 1:]).sum(1) >= min_common
+        if not shared.any():
+            continue
+        i = j + 1 + int(np.flatnonzero(shared)[-1])
+        common = valid[j] & valid[i]
+        if _shows_parallax(*parallax_residuals(tracks.points[j, common], tracks.points[i, common], parallax_px, ratio),
+                           parallax_px, ratio):
+            return True
+    return False
 
 
 def _held_out_epipolar_px(a: np.ndarray, b: np.ndarray) -> float:

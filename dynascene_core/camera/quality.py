@@ -43,7 +43,7 @@ SHORT_TRACK_MIN_FRAMES = 6  # shorter clips cannot hold long tracks: the rule ab
 FOCAL_UNDETERMINED = "focal length poorly determined by this motion (give the FOV or intrinsics)"
 LONG_KLT_FRAMES = 32  # KLT tracks over longer clips hold a general motion's poses off by more as the clip grows
 LONG_KLT_CLIP = (f"KLT tracks over more than {LONG_KLT_FRAMES} frames drift (about 1 deg at 48 frames on phone video "
-                 "with known poses): estimate long clips with the accurate method")
+                 "with known poses), and the fast method's feature matches did worse here: try the accurate method")
 
 
 @dataclass
