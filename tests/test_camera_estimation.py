@@ -18,7 +18,8 @@ from dynascene_core.camera import (CameraTrajectory, demo_clip, estimate_traject
                                    random_smooth_trajectory, render_synthetic_clip)
 from dynascene_core.camera.bundle import agreeing_share, bundle_adjust
 from dynascene_core.camera.estimate import SIFT_FEATURES
-from dynascene_core.camera.geometry import parallax_pair, parallax_residuals, plane_poses, solve_general
+from dynascene_core.camera.geometry import (parallax_pair, parallax_residuals, plane_poses, solve_general,
+                                            solve_rotation)
 from dynascene_core.camera.matches import match_tracks
 from dynascene_core.camera.tracks import WIDE_LK, Tracks, track_points
 from dynascene_core.camera.trajectory import axis_angle_to_matrix, rotation_angle_deg
@@ -62,6 +63,24 @@ def test_estimation_recovers_dolly_and_pan(dolly_pan_clip):
     assert rotation_angle_deg(gt[-1, :3, :3], got[-1, :3, :3]) < 1.0
     assert _direction_error_deg(gt[-1, :3, 3], got[-1, :3, 3]) < 10.0
     assert stats.inliers[1:].min() >= 30 and stats.confidence.shape == (12,)
+
+
+def test_a_zoom_past_the_search_range_from_the_key_frame_is_followed():
+    """Points seen by every frame of a turning camera whose focal grows 1% per frame, to 1.6× at frame 47: the key
+    frame stays frame 0, and its zoom leaves the 0.7–1.43× searched for one step. Each step's search is centred on the
+    frame before's zoom, so the focal and the turn are recovered to the end (before, the zoom stopped at 1.43×, 10%
+    short, and a rendered 48-frame zoom of the same size ended 1.9° off, reported reliable)."""
+    rng = np.random.default_rng(0)
+    width, height, focal, frames = 512, 288, 240.0, 48
+    bearings = np.c_[rng.uniform(-0.5, 0.5, 300), rng.uniform(-0.3, 0.3, 300), np.ones(300)]
+    zooms = 1.01 ** np.arange(frames)
+    turns = np.stack([axis_angle_to_matrix(np.array([0.0, 0.002 * i, 0.0])) for i in range(frames)])
+    cam = np.einsum("fij,nj->fni", np.transpose(turns, (0, 2, 1)), bearings)  # c2w rotations: world → camera is R^T
+    pixels = cam[..., :2] / cam[..., 2:] * (focal * zooms)[:, None, None] + np.array([width / 2, height / 2])
+    c2w, inliers, _, _, zoom = solve_rotation(Tracks(pixels), np.array([focal, focal, width / 2, height / 2]), 40)
+    assert inliers.min() == 300
+    assert np.abs(zoom / zooms - 1).max() < 0.002
+    assert rotation_angle_deg(turns[-1], c2w[-1, :3, :3]) < 0.01
 
 
 def test_estimation_pan_is_rotation_only_with_tensor_input():

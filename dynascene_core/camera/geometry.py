@@ -122,12 +122,14 @@ def _epipolar_px(fmat: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return 0.5 * (num / np.hypot(lb[:, 0], lb[:, 1]) + num / np.hypot(la[:, 0], la[:, 1]))
 
 
-def _fit_rotation_zoom(a: np.ndarray, b: np.ndarray, k: np.ndarray, k_key: np.ndarray, fit_zoom: bool = True):
+def _fit_rotation_zoom(a: np.ndarray, b: np.ndarray, k: np.ndarray, k_key: np.ndarray, fit_zoom: bool = True,
+                       around: float = 1.0):
     """Rotation (and focal change, for zooms) mapping key-frame pixels ``a`` to pixels ``b``.
 
     Returns ``(R, zoom, median residual px)`` with bearings_b = R · bearings_a, where frame b's focal
-    is ``zoom ×`` the key frame's. The zoom is kept only when it clearly explains the motion better; ``fit_zoom=False``
-    fits none (most of the cost is the zoom's search).
+    is ``zoom ×`` the key frame's. The zoom is searched within 0.7–1.43 × ``around`` (the frame before's, so that a
+    zoom growing past that range from the key frame is followed) and kept only when it clearly explains the motion
+    better than none; ``fit_zoom=False`` fits none (most of the cost is the zoom's search).
     """
     ba = _bearings(a, k_key)
 
@@ -141,7 +143,8 @@ def _fit_rotation_zoom(a: np.ndarray, b: np.ndarray, k: np.ndarray, k_key: np.nd
     rot1, res1 = fit(1.0)
     if not fit_zoom:
         return rot1, 1.0, res1
-    zoom = math.exp(golden_minimum(lambda log_zoom: fit(math.exp(log_zoom))[1], math.log(0.7), math.log(1.43), 20))
+    zoom = math.exp(golden_minimum(lambda log_zoom: fit(math.exp(log_zoom))[1], math.log(0.7 * around),
+                                   math.log(1.43 * around), 20))
     rot_z, res_z = fit(zoom)
     if res_z < 0.7 * res1 and abs(math.log(zoom)) > 0.005:
         return rot_z, zoom, res_z
@@ -174,7 +177,7 @@ def solve_rotation(tracks: Tracks, k: np.ndarray, min_common: int, fit_zoom: boo
             continue
         a, b = pts[key, common][inl], pts[i, common][inl]
         k_key = k * np.array([zoom[key], zoom[key], 1, 1])
-        r_rel, z_rel, residual[i] = _fit_rotation_zoom(a, b, k, k_key, fit_zoom)
+        r_rel, z_rel, residual[i] = _fit_rotation_zoom(a, b, k, k_key, fit_zoom, zoom[i - 1] / zoom[key])
         rot[i] = rot[key] @ r_rel.T
         zoom[i] = zoom[key] * z_rel
         inliers[i] = int(inl.sum())
