@@ -344,8 +344,8 @@ def test_tracks_bunched_on_a_small_part_of_the_picture_make_a_clip_uncertain():
 def test_a_long_clip_is_tracked_on_matched_features_and_on_klt_only_when_they_leave_it_in_doubt():
     """KLT tracks drift more as a clip grows, so the fast method tracks a 40-frame orbit on SIFT matches, with 32 points
     per frame in the adjustment, and the 24-frame start of the same orbit on KLT tracks, both reliable. When the
-    matches leave the long clip in doubt (none found here), its KLT tracks are tried: uncertain for their length,
-    and checked by a second start all the same (a gap made 10° here is a doubt of its own)."""
+    matches leave the long clip in doubt (none found here), its KLT tracks are tried, with as many points: uncertain
+    for their length, and checked by a second start all the same (a gap made 10° here is a doubt of its own)."""
     clip = demo_clip(40, 144, 256, preset="orbit_left")
     fov = float(np.degrees(2 * np.arctan(0.5 / np.asarray(clip.trajectory.intrinsics)[0, 0])))
     points_asked = []
@@ -368,10 +368,13 @@ def test_a_long_clip_is_tracked_on_matched_features_and_on_klt_only_when_they_le
     def no_matches(gray, *args, **kwargs):
         return Tracks(np.full((len(gray), 0, 2), np.nan))
 
+    points_asked.clear()
     with patch.object(estimate_module, "match_tracks", side_effect=no_matches), \
-            patch.object(estimate_module, "rotation_gap", return_value=10.0):
+            patch.object(estimate_module, "rotation_gap", return_value=10.0), \
+            patch.object(solutions_module, "bundle_adjust", side_effect=recorded):
         _, fallen_back = estimate_trajectory(clip.frames, clip.masks, fov)
     assert fallen_back.quality.tracker == "klt" and fallen_back.quality.verdict == "uncertain"
+    assert 32 * 40 in points_asked  # the KLT tracks of a long clip are adjusted with as many points per frame
     first, second = fallen_back.quality.reasons
     assert first.startswith("KLT tracks over more than 32 frames drift")
     assert second.startswith("a second initial pair ends up to 10.0 deg away")

@@ -82,9 +82,10 @@ METHODS = {
 # kept, 12 of them 2.8-16.8 deg closer, none farther, and the p90 went 6.54 -> 2.04 deg; BENCHMARKS.md)
 SIFT_RETRY = dict(tracker="sift", max_features=SIFT_FEATURES, match_window=4)
 # on a clip of more than quality.LONG_KLT_FRAMES frames, where KLT tracks drift, the fast method tracks SIFT_RETRY's
-# matches first (and KLT only when they leave the clip in doubt), with this many points per frame in the adjustment:
-# a long clip's 500 longest tracks leave each frame few, and too many observations unexplained (48- and 96-frame
-# phone clips, focal given: 0.79 / 2.89 deg median / p90 on KLT, 0.35 / 0.77 and 0.46 / 0.90 on these; BENCHMARKS.md)
+# matches first (and KLT only when they leave the clip in doubt; 48- and 96-frame phone clips, focal given: 0.79 / 2.89
+# deg median / p90 on KLT, 0.35 / 0.77 and 0.46 / 0.90 on these; BENCHMARKS.md), and either method adjusts at least
+# this many points per frame: a long clip's 500 (accurate: 3000) longest tracks leave each frame few, and too many
+# observations unexplained for a reliable verdict
 LONG_POINTS_PER_FRAME = 32
 # the fast method's quick look at other starting focals: a small, short adjustment of a cheaper initialisation
 # (on the 66 real and 46 synthetic clips of BENCHMARKS.md it chose the same starts as 200 PnP samples and 50
@@ -143,7 +144,8 @@ def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, int
     larger share of its observations explained (:func:`_ranked`): KLT carries each
     step's error into the next, and on such clips the matches held the poses 2.8-16.8 deg closer (BENCHMARKS.md).
     A clip of more than ``quality.LONG_KLT_FRAMES`` frames, over which that error grows, is tracked the other way
-    round: SIFT matches first (:data:`LONG_POINTS_PER_FRAME`), KLT tracks when they leave it in doubt.
+    round: SIFT matches first, KLT tracks when they leave it in doubt; either method then adjusts at least
+    :data:`LONG_POINTS_PER_FRAME` points per frame.
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {sorted(METHODS)}, got {method!r}")
@@ -154,13 +156,17 @@ def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, int
     frames = as_uint8_frames(frames)
     settings = METHODS[method]
 
+    long_clip = len(frames) > LONG_KLT_FRAMES
+    fewest_points = LONG_POINTS_PER_FRAME * len(frames) if long_clip else 0  # adjusted on a long clip
+
     def run(how: dict) -> tuple[CameraTrajectory, EstimationStats]:
-        how = dict(how, max_features=max_features or how["max_features"])
+        how = dict(how, max_features=max_features or how["max_features"],
+                   max_points=max(how["max_points"], fewest_points))
         return _estimate(frames, masks, fov_deg, intrinsics, how, readout, readout_direction, progress, **options)
 
     first, second = settings, dict(settings, **SIFT_RETRY)
-    if settings["tracker"] == "klt" and len(frames) > LONG_KLT_FRAMES:  # KLT tracks drift over long clips
-        first, second = dict(second, max_points=max(second["max_points"], LONG_POINTS_PER_FRAME * len(frames))), first
+    if settings["tracker"] == "klt" and long_clip:  # KLT tracks drift over long clips
+        first, second = second, first
     trajectory, stats = run(first)
     if settings["doubt_retry"] and _in_doubt(stats.quality):
         retried = run(second)
