@@ -122,8 +122,8 @@ def _epipolar_px(fmat: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return 0.5 * (num / np.hypot(lb[:, 0], lb[:, 1]) + num / np.hypot(la[:, 0], la[:, 1]))
 
 
-def _fit_rotation_zoom(a: np.ndarray, b: np.ndarray, k: np.ndarray, k_key: np.ndarray, fit_zoom: bool = True,
-                       around: float = 1.0):
+def _fit_rotation_zoom(a: np.ndarray, b: np.ndarray, k: np.ndarray, k_key: np.ndarray, fit_zoom: bool,
+                       around: float):
     """Rotation (and focal change, for zooms) mapping key-frame pixels ``a`` to pixels ``b``.
 
     Returns ``(R, zoom, median residual px)`` with bearings_b = R · bearings_a, where frame b's focal
