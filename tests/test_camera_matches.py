@@ -1,10 +1,11 @@
-"""SIFT match tracks (the accurate method's): checked against the true cameras of a rendered room."""
+"""SIFT match tracks: checked against the true cameras of a rendered room, their matching against OpenCV's."""
 
 import cv2
 import numpy as np
 import pytest
+import torch
 
-from dynascene_core.camera.matches import match_tracks
+from dynascene_core.camera.matches import RATIO, _ratio_matches, match_tracks
 from dynascene_core.camera.presets import make_preset
 from dynascene_core.camera.synthetic import render_synthetic_clip
 
@@ -85,3 +86,21 @@ def test_match_tracks_reports_each_frame_and_a_raising_progress_cancels():
     with pytest.raises(Cancelled):
         match_tracks(gray, allowed, 500, cancel_at_three)
     assert seen == [1, 2, 3]
+
+
+def test_ratio_matches_are_those_of_opencvs_brute_force_matcher():
+    """The matrix-product nearest neighbours pass the ratio test exactly where OpenCV's brute-force L2 ``knnMatch``
+    (k=2) says they do, with the same partner: on SIFT features of two frames of a rendered room and on random
+    descriptors, half of them noisy copies of the other frame's (noise up to about the ratio's margin)."""
+    clip = render_synthetic_clip(make_preset("pan_right", 4, speed=2.0), 144, 256, seed=5, actor=False)
+    sift = cv2.SIFT_create(nfeatures=500)
+    features = [sift.detectAndCompute(cv2.cvtColor(clip.frames[i], cv2.COLOR_RGB2GRAY), None)[1] for i in (0, 3)]
+    rng = np.random.default_rng(0)
+    random = rng.uniform(0, 100, (300, 128))
+    noisy = random[:150] + rng.normal(0, rng.uniform(5, 40, (150, 1)), (150, 128))
+    copies = np.r_[noisy, rng.uniform(0, 100, (150, 128))]
+    for a, b in [features, features[::-1], (random.astype(np.float32), copies.astype(np.float32))]:
+        expected = {(m.queryIdx, m.trainIdx) for m, second in cv2.BFMatcher(cv2.NORM_L2).knnMatch(a, b, k=2)
+                    if m.distance < RATIO * second.distance}
+        found = _ratio_matches(torch.from_numpy(a), torch.from_numpy(b))
+        assert len(expected) > 20 and {tuple(pair) for pair in found.tolist()} == expected
