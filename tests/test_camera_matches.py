@@ -91,7 +91,7 @@ def test_match_tracks_reports_each_frame_and_a_raising_progress_cancels():
 def test_ratio_matches_are_those_of_opencvs_brute_force_matcher():
     """The matrix-product nearest neighbours pass the ratio test exactly where OpenCV's brute-force L2 ``knnMatch``
     (k=2) says they do, with the same partner: on SIFT features of two frames of a rendered room and on random
-    descriptors, half of them noisy copies of the other frame's (noise up to about the ratio's margin)."""
+    descriptors, half of them noisy copies of the other set's (several ratios within 0.01 of the threshold)."""
     clip = render_synthetic_clip(make_preset("pan_right", 4, speed=2.0), 144, 256, seed=5, actor=False)
     sift = cv2.SIFT_create(nfeatures=500)
     features = [sift.detectAndCompute(cv2.cvtColor(clip.frames[i], cv2.COLOR_RGB2GRAY), None)[1] for i in (0, 3)]
