@@ -77,11 +77,11 @@ METHODS = {
                      start_fovs=(DEFAULT_FOV_DEG, 45.0, 85.0), retry_fovs=(), focal_restart=False, readout_points=500,
                      match_window=12, doubt_retry=False),
 }
-# the fast method's second try on a clip its KLT tracks leave in doubt (estimate_trajectory): SIFT matches between
-# frames up to 4 apart, the fast method's other settings (on 75 COLMAP-posed clips 13 of the 14 doubtful ones were
-# kept, 12 of them 2.8-16.8 deg closer, none farther, and the p90 went 6.54 -> 2.04 deg; BENCHMARKS.md)
-SIFT_RETRY = dict(tracker="sift", max_features=SIFT_FEATURES, match_window=4)
-# on a clip of more than quality.LONG_KLT_FRAMES frames, where KLT tracks drift, the fast method tracks SIFT_RETRY's
+# the fast method's other tracks (estimate_trajectory): SIFT matches between frames up to 4 apart, with its other
+# settings; its second try on a clip its KLT tracks leave in doubt (on 75 COLMAP-posed clips 13 of the 14 doubtful
+# ones were kept, 12 of them 2.8-16.8 deg closer, none farther, and the p90 went 6.54 -> 2.04 deg; BENCHMARKS.md)
+FAST_SIFT = dict(tracker="sift", max_features=SIFT_FEATURES, match_window=4)
+# on a clip of more than quality.LONG_KLT_FRAMES frames, where KLT tracks drift, the fast method tracks FAST_SIFT's
 # matches first (and KLT only when they leave the clip in doubt; 48- and 96-frame phone clips, focal given: 0.79 / 2.89
 # deg median / p90 on KLT, 0.35 / 0.77 and 0.46 / 0.90 on these; BENCHMARKS.md), and either method adjusts at least
 # this many points per frame: a long clip's 500 (accurate: 3000) longest tracks leave each frame few, and too many
@@ -139,7 +139,7 @@ def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, int
     ``min_points``, ``scene_depth``).
 
     The fast method tries a clip its KLT tracks leave in doubt (a verdict other than reliable for a reason
-    besides an undetermined focal) a second time on SIFT matches (:data:`SIFT_RETRY`), and keeps that result,
+    besides an undetermined focal) a second time on SIFT matches (:data:`FAST_SIFT`), and keeps that result,
     unless it is unreliable, when its verdict is better, or as good with fewer reasons for doubt, or as many with a
     larger share of its observations explained (:func:`_ranked`): KLT carries each
     step's error into the next, and on such clips the matches held the poses 2.8-16.8 deg closer (BENCHMARKS.md).
@@ -164,7 +164,7 @@ def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, int
                    max_points=max(how["max_points"], fewest_points))
         return _estimate(frames, masks, fov_deg, intrinsics, how, readout, readout_direction, progress, **options)
 
-    first, second = settings, dict(settings, **SIFT_RETRY)
+    first, second = settings, dict(settings, **FAST_SIFT)
     if settings["tracker"] == "klt" and long_clip:  # KLT tracks drift over long clips
         first, second = second, first
     trajectory, stats = run(first)
