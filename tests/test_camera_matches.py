@@ -1,5 +1,8 @@
 """SIFT match tracks: checked against the true cameras of a rendered room, their matching against OpenCV's."""
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import cv2
 import numpy as np
 import pytest
@@ -86,6 +89,50 @@ def test_match_tracks_reports_each_frame_and_a_raising_progress_cancels():
     with pytest.raises(Cancelled):
         match_tracks(gray, allowed, 500, cancel_at_three)
     assert seen == [1, 2, 3]
+
+
+def test_match_tracks_sets_torch_to_one_thread_and_gives_each_callers_setting_back():
+    """The matching runs torch on one thread beside the detection. Two callers on their own threads, overlapping, the
+    later one ending last, each get their own thread count back, and so does a cancelled call."""
+    clip = render_synthetic_clip(make_preset("dolly_in+pan_right", 5, speed=2.0), 144, 256, seed=3, actor=False)
+    gray = np.stack([cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY) for frame in clip.frames])
+    allowed = np.full(gray.shape, 255, np.uint8)
+    first_started, first_done, second_started = threading.Event(), threading.Event(), threading.Event()
+    seen = []
+
+    def first(done: int, total: int) -> None:
+        seen.append(torch.get_num_threads())
+        first_started.set()
+        if done == 2:
+            assert second_started.wait(60)
+
+    def second(done: int, total: int) -> None:
+        seen.append(torch.get_num_threads())
+        second_started.set()
+        if done == total:
+            assert first_done.wait(60)
+
+    def caller(threads: int, progress) -> int:
+        torch.set_num_threads(threads)
+        match_tracks(gray, allowed, 500, progress)
+        return torch.get_num_threads()
+
+    with ThreadPoolExecutor(2) as pool:
+        one = pool.submit(caller, 3, first)
+        assert first_started.wait(60)
+        two = pool.submit(caller, 2, second)
+        assert one.result() == 3
+        first_done.set()
+        assert two.result() == 2
+    assert seen == [1] * 10
+
+    def cancel(done: int, total: int) -> None:
+        raise InterruptedError
+
+    callers = torch.get_num_threads()
+    with pytest.raises(InterruptedError):
+        match_tracks(gray, allowed, 500, cancel)
+    assert torch.get_num_threads() == callers
 
 
 def test_ratio_matches_are_those_of_opencvs_brute_force_matcher():

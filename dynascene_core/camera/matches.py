@@ -13,6 +13,7 @@ on phone clips with COLMAP poses the bundle adjustment on these tracks ends at 0
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 import cv2
 import numpy as np
@@ -26,6 +27,20 @@ RATIO = 0.8  # Lowe's ratio test
 EPIPOLAR_PX = 1.0  # a match farther than this from its epipolar line is dropped
 MIN_PAIR_MATCHES = 15  # pairs with fewer verified matches add none
 CONTRAST = 0.01  # SIFT's contrast threshold (OpenCV's default 0.04 leaves plain sheets and desks without features)
+
+
+@contextmanager
+def _torch_on_one_thread():
+    """The calling thread's torch operations on one CPU thread while the block runs. The matching overlaps the SIFT
+    detection, which keeps both cores of a small machine busy, and torch's OpenMP workers waiting beside OpenCV's
+    made the matching a third slower (BENCHMARKS.md). With OpenMP the setting is the calling thread's own, and the one
+    that threads started later begin with; both are given back."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _ratio_matches(descriptors_a: torch.Tensor, descriptors_b: torch.Tensor) -> np.ndarray:
@@ -75,20 +90,22 @@ def match_tracks(gray: np.ndarray, allowed: np.ndarray, max_features: int, progr
         return points, None if found is None else torch.from_numpy(found)
 
     points, descriptors, edges = [], [], []
-    # the features are detected on a helper thread ahead of the matching (OpenCV releases the GIL in both), so the two
+    # the features are detected on a helper thread ahead of the matching (OpenCV and torch release the GIL), so the two
     # overlap: the same tracks in four fifths of the time on 8 real clips (BENCHMARKS.md)
     detector = ThreadPoolExecutor(max_workers=1)
     try:
-        detected = [detector.submit(detect, index) for index in range(frames)]
-        for index in range(frames):
-            found_points, found = detected[index].result()
-            points.append(found_points)
-            descriptors.append(found)
-            for earlier in range(max(0, index - window), index):
-                pairs = _verified_pairs(points[earlier], points[index], descriptors[earlier], descriptors[index])
-                edges.append(np.c_[np.full(len(pairs), earlier), pairs[:, 0], np.full(len(pairs), index), pairs[:, 1]])
-            if progress is not None:
-                progress(index + 1, frames)
+        with _torch_on_one_thread():
+            detected = [detector.submit(detect, index) for index in range(frames)]
+            for index in range(frames):
+                found_points, found = detected[index].result()
+                points.append(found_points)
+                descriptors.append(found)
+                for earlier in range(max(0, index - window), index):
+                    pairs = _verified_pairs(points[earlier], points[index], descriptors[earlier], descriptors[index])
+                    edges.append(np.c_[np.full(len(pairs), earlier), pairs[:, 0],
+                                       np.full(len(pairs), index), pairs[:, 1]])
+                if progress is not None:
+                    progress(index + 1, frames)
     finally:
         detector.shutdown(cancel_futures=True)  # a cancelling progress stops the detection too
     offsets = np.r_[0, np.cumsum([len(p) for p in points])]
