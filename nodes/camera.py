@@ -210,9 +210,8 @@ class EstimateCameraFromVideo:
                                                                          "they leave in doubt tried again on the "
                                                                          "other. accurate: SIFT features matched "
                                                                          "up to 12 frames apart, every track "
-                                                                         "adjusted, three starting focals; about "
-                                                                         "half the speed, two thirds on long "
-                                                                         "clips."}),
+                                                                         "adjusted, three starting focals; a "
+                                                                         "little over half the speed."}),
                 "rolling_shutter": (["find", "off", "fixed"], {
                     "default": "find", "tooltip": "Phone and most video cameras read the picture line by line, "
                                                   "which bends it while the camera turns. find: the readout time "
