@@ -91,23 +91,23 @@ def test_match_tracks_reports_each_frame_and_a_raising_progress_cancels():
     assert seen == [1, 2, 3]
 
 
-def test_match_tracks_sets_torch_to_one_thread_and_gives_each_callers_setting_back():
-    """The matching runs torch on one thread beside the detection. Two callers on their own threads, overlapping, the
-    later one ending last, each get their own thread count back, and so does a cancelled call."""
+def test_match_tracks_runs_torch_on_half_the_threads_and_gives_each_callers_setting_back():
+    """The matching runs torch on half the caller's threads beside the detection. Two callers on their own threads,
+    overlapping, the later one ending last, each get their own thread count back, and so does a cancelled call."""
     clip = render_synthetic_clip(make_preset("dolly_in+pan_right", 5, speed=2.0), 144, 256, seed=3, actor=False)
     gray = np.stack([cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY) for frame in clip.frames])
     allowed = np.full(gray.shape, 255, np.uint8)
     first_started, first_done, second_started = threading.Event(), threading.Event(), threading.Event()
-    seen = []
+    seen = {"first": [], "second": []}
 
     def first(done: int, total: int) -> None:
-        seen.append(torch.get_num_threads())
+        seen["first"].append(torch.get_num_threads())
         first_started.set()
         if done == 2:
             assert second_started.wait(60)
 
     def second(done: int, total: int) -> None:
-        seen.append(torch.get_num_threads())
+        seen["second"].append(torch.get_num_threads())
         second_started.set()
         if done == total:
             assert first_done.wait(60)
@@ -118,13 +118,13 @@ def test_match_tracks_sets_torch_to_one_thread_and_gives_each_callers_setting_ba
         return torch.get_num_threads()
 
     with ThreadPoolExecutor(2) as pool:
-        one = pool.submit(caller, 3, first)
+        one = pool.submit(caller, 4, first)
         assert first_started.wait(60)
-        two = pool.submit(caller, 2, second)
-        assert one.result() == 3
+        two = pool.submit(caller, 3, second)
+        assert one.result() == 4
         first_done.set()
-        assert two.result() == 2
-    assert seen == [1] * 10
+        assert two.result() == 3
+    assert seen == {"first": [2] * 5, "second": [1] * 5}
 
     def cancel(done: int, total: int) -> None:
         raise InterruptedError

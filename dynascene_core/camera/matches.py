@@ -30,13 +30,14 @@ CONTRAST = 0.01  # SIFT's contrast threshold (OpenCV's default 0.04 leaves plain
 
 
 @contextmanager
-def _torch_on_one_thread():
-    """The calling thread's torch operations on one CPU thread while the block runs. The matching overlaps the SIFT
-    detection, which keeps both cores of a small machine busy, and torch's OpenMP workers waiting beside OpenCV's
-    made the matching a third slower (BENCHMARKS.md). With OpenMP the setting is the calling thread's own, and the one
-    that threads started later begin with; both are given back."""
+def _torch_on_half_the_threads():
+    """The calling thread's torch operations on half its CPU threads (one on a 2-core machine) while the block runs.
+    The matching overlaps the SIFT detection, which OpenCV spreads over every core, and on two cores torch's OpenMP
+    workers waiting beside OpenCV's made the matching a third slower (BENCHMARKS.md); half leaves a large machine most
+    of torch's speed. With OpenMP the setting is the calling thread's own, and the one threads started later begin
+    with; both are given back."""
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+    torch.set_num_threads(max(1, threads // 2))
     try:
         yield
     finally:
@@ -94,7 +95,7 @@ def match_tracks(gray: np.ndarray, allowed: np.ndarray, max_features: int, progr
     # overlap: the same tracks in four fifths of the time on 8 real clips (BENCHMARKS.md)
     detector = ThreadPoolExecutor(max_workers=1)
     try:
-        with _torch_on_one_thread():
+        with _torch_on_half_the_threads():
             detected = [detector.submit(detect, index) for index in range(frames)]
             for index in range(frames):
                 found_points, found = detected[index].result()
