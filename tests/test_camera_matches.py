@@ -117,22 +117,26 @@ def test_match_tracks_runs_torch_on_half_the_threads_and_gives_each_callers_sett
         match_tracks(gray, allowed, 500, progress)
         return torch.get_num_threads()
 
-    with ThreadPoolExecutor(2) as pool:
-        one = pool.submit(caller, 4, first)
-        assert first_started.wait(60)
-        two = pool.submit(caller, 3, second)
-        assert one.result() == 4
-        first_done.set()
-        assert two.result() == 3
-    assert seen == {"first": [2] * 5, "second": [1] * 5}
-
-    def cancel(done: int, total: int) -> None:
-        raise InterruptedError
-
     callers = torch.get_num_threads()
-    with pytest.raises(InterruptedError):
-        match_tracks(gray, allowed, 500, cancel)
-    assert torch.get_num_threads() == callers
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            one = pool.submit(caller, 4, first)
+            assert first_started.wait(60)
+            two = pool.submit(caller, 3, second)
+            assert one.result() == 4
+            first_done.set()
+            assert two.result() == 3
+        assert seen == {"first": [2] * 5, "second": [1] * 5}
+        assert torch.get_num_threads() == callers
+
+        def cancel(done: int, total: int) -> None:
+            raise InterruptedError
+
+        with pytest.raises(InterruptedError):
+            match_tracks(gray, allowed, 500, cancel)
+        assert torch.get_num_threads() == callers
+    finally:
+        torch.set_num_threads(callers)  # also what threads started later begin with, which the callers above set
 
 
 def test_ratio_matches_are_those_of_opencvs_brute_force_matcher():
