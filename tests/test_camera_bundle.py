@@ -338,7 +338,7 @@ def test_parallax_of_later_frames_is_found_only_with_translation():
     assert not later_parallax(turning, 40, 0.6, 3.0)
 
     report = dict(frames=12, motion="general", reprojection_px=0.3, track_count=300, inlier_ratio=0.95,
-                  focal_px=250.0, fov_deg=65.0, focal_estimated=False, unreliable_frames=[])
+                  focal_px=250.0, fov_deg=65.0, focal_estimated=False, unreliable_frames=[], width=512, height=288)
     assert assess(**report).verdict == "reliable"
     flagged = assess(**report, late_parallax=True)
     assert flagged.verdict == "uncertain"
@@ -373,7 +373,7 @@ def test_steps_that_disagree_with_their_two_view_rotations_make_the_clip_uncerta
     assert np.isnan(step_disagreement(tracks, drifted([6, 7]), unsolved, k, 30)[[7, 8]]).all()
 
     report = dict(frames=12, motion="general", reprojection_px=0.3, track_count=300, inlier_ratio=0.95,
-                  focal_px=250.0, fov_deg=65.0, focal_estimated=False, unreliable_frames=[])
+                  focal_px=250.0, fov_deg=65.0, focal_estimated=False, unreliable_frames=[], width=512, height=288)
     assert assess(**report).verdict == "reliable"
     flagged = assess(**report, step_disagreement_deg={6: 5.04, 7: 4.96})
     assert flagged.verdict == "uncertain" and flagged.inconsistent_frames == [6, 7]
@@ -403,7 +403,7 @@ def test_a_step_that_few_points_tie_across_makes_the_clip_uncertain():
     assert weak_links(used, unsolved) == {}
 
     report = dict(frames=12, motion="general", reprojection_px=0.3, track_count=412, inlier_ratio=0.95,
-                  focal_px=250.0, fov_deg=65.0, focal_estimated=False, unreliable_frames=[])
+                  focal_px=250.0, fov_deg=65.0, focal_estimated=False, unreliable_frames=[], width=512, height=288)
     assert assess(**report, weak_links={}).verdict == "reliable"
     flagged = assess(**report, weak_links={6: 12})
     assert flagged.verdict == "uncertain" and flagged.weakly_linked_frames == [6]
@@ -439,7 +439,7 @@ def test_a_second_start_that_ends_elsewhere_makes_the_clip_uncertain(monkeypatch
     assert second_start_frame(lives, [(6, 2.0, 1.0), (11, 4.0, 0.3)], 11, 0.6, 3.0) is None  # 2.0 px < 3 × 1.0 px
 
     report = dict(frames=12, motion="general", reprojection_px=0.3, track_count=300, inlier_ratio=0.95,
-                  focal_px=250.0, fov_deg=65.0, focal_estimated=False, unreliable_frames=[])
+                  focal_px=250.0, fov_deg=65.0, focal_estimated=False, unreliable_frames=[], width=512, height=288)
     assert assess(**report, start_disagreement_deg=2.9).verdict == "reliable"
     flagged = assess(**report, start_disagreement_deg=4.0)
     assert flagged.verdict == "uncertain" and json.loads(json.dumps(flagged.to_dict()))["start_disagreement_deg"] == 4.0
@@ -495,7 +495,7 @@ def test_a_retried_estimate_replaces_the_first_only_when_it_is_better():
     reasons for doubt, or as many with a larger share of agreeing observations; a tie keeps the first. Only a doubt
     beyond the focal asks for it."""
     report = dict(frames=12, motion="general", reprojection_px=0.3, track_count=300, focal_px=250.0, fov_deg=65.0,
-                  focal_estimated=True, unreliable_frames=[])
+                  focal_estimated=True, unreliable_frames=[], width=512, height=288)
     reliable, narrow = assess(**report, inlier_ratio=0.7), assess(**report, inlier_ratio=0.95, coverage=0.3)
     assert _ranked(reliable) < _ranked(narrow)  # reliable beats uncertain whatever the shares
     assert _ranked(assess(**report, inlier_ratio=0.97, coverage=0.3)) < _ranked(narrow)

@@ -358,7 +358,7 @@ def test_coverage_counts_the_background_cells_that_hold_tracks():
 
 def test_tracks_that_are_bunched_or_short_make_a_clip_uncertain():
     report = dict(frames=12, motion="general", reprojection_px=0.3, track_count=300, inlier_ratio=0.95,
-                  focal_px=250.0, fov_deg=65.0, focal_estimated=False, unreliable_frames=[])
+                  focal_px=250.0, fov_deg=65.0, focal_estimated=False, unreliable_frames=[], width=512, height=288)
     assert assess(**report, coverage=0.5, mean_track_frames=3.0).verdict == "reliable"
     narrow = assess(**report, coverage=0.38, mean_track_frames=9.0)
     assert narrow.verdict == "uncertain" and narrow.reasons == [
@@ -376,7 +376,8 @@ def test_general_motion_on_klt_tracks_over_more_than_32_frames_is_uncertain():
     """KLT tracks hold a long clip's poses off by more as it grows (BENCHMARKS.md, "Long clips"): general motion on
     them over more than 32 frames is uncertain and points to the accurate method; SIFT matches and turns are not."""
     report = dict(motion="general", reprojection_px=0.3, track_count=300, inlier_ratio=0.95, focal_px=250.0,
-                  fov_deg=65.0, focal_estimated=False, unreliable_frames=[], coverage=0.9, mean_track_frames=9.0)
+                  fov_deg=65.0, focal_estimated=False, unreliable_frames=[], coverage=0.9, mean_track_frames=9.0,
+                  width=512, height=288)
     assert assess(frames=32, **report).verdict == "reliable"
     long = assess(frames=33, **report)
     assert long.verdict == "uncertain" and long.reasons == [

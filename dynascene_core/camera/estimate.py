@@ -59,10 +59,11 @@ from .rolling_shutter import DIRECTIONS, MAX_READOUT, unroll_tracks
 from .rotation_only import rotation_solution
 from .solutions import (MIN_FRAME_INLIERS, STEP_MIN_INLIERS, adjust_start, best_adjustment, clearly_better,
                         fixed_focal_cost, general_solution, median_error, plane_start, rotation_gap)
-from .tracks import Tracks, as_masks, as_uint8_frames, track_points
+from .tracks import Tracks, as_masks, as_uint8_frames, reduced_to, track_points
 from .trajectory import CameraTrajectory
 
 SIFT_FEATURES = 1000
+ESTIMATION_SIDE = 512  # px: the longer side the pixel thresholds were set and the speed measured at (BENCHMARKS.md)
 
 METHODS = {
     "fast": dict(tracker="klt", plane_check=1.0, plane_starts=False, max_features=600, refine_passes=0, rounds=2,
@@ -119,7 +120,7 @@ def _plane_fits_better(general: dict, rotation: dict) -> bool:
 
 def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, intrinsics=None,
                         method: str = "fast", readout: float | None = None, readout_direction: str | None = None,
-                        max_features: int | None = None, progress=None, **options
+                        max_features: int | None = None, longer_side: int | None = None, progress=None, **options
                         ) -> tuple[CameraTrajectory, EstimationStats]:
     """Estimate the camera of a clip from its background; poses relative to the first frame.
 
@@ -130,7 +131,10 @@ def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, int
     with neither, the focal is estimated. ``method``: ``"fast"`` or ``"accurate"``. ``readout``: the
     rolling-shutter readout in frame intervals of the clip (0: global shutter, no correction; None: found from the
     clip); ``readout_direction``: where it goes in the picture (``"down"``: rows top to
-    bottom, ``"up"``, ``"right"``: columns left to right, ``"left"``; None: found).
+    bottom, ``"up"``, ``"right"``: columns left to right, ``"left"``; None: found). ``longer_side``: frames
+    (and masks) whose longer side exceeds it are reduced to it first (None: estimated at their size; the callers
+    that read whole videos pass :data:`ESTIMATION_SIDE`); the poses do not depend on the size (normalised
+    intrinsics), the report's pixel figures are at the size estimated (``quality.width``, ``quality.height``).
     Returns the trajectory and :class:`EstimationStats` (``stats.quality`` is the per-clip report).
     Too few background features → a static trajectory, a ``UserWarning`` and an "unreliable" verdict.
     ``progress(frames_done, frames)`` is called after each tracked frame and before the pose solve (again from 1
@@ -153,7 +157,14 @@ def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, int
         raise ValueError(f"readout must be None or 0-{MAX_READOUT:g} frame intervals, got {readout!r}")
     if readout_direction is not None and readout_direction not in DIRECTIONS:
         raise ValueError(f"readout_direction must be None or one of {list(DIRECTIONS)}, got {readout_direction!r}")
+    if longer_side is not None and longer_side < 128:
+        raise ValueError(f"longer_side must be None or at least 128 px, got {longer_side!r}")
     frames = as_uint8_frames(frames)
+    if len(frames) < 1:
+        raise ValueError("estimate_trajectory needs at least one frame")
+    human = as_masks(masks, frames)
+    if longer_side is not None:
+        frames, human = reduced_to(frames, human, longer_side)
     settings = METHODS[method]
 
     long_clip = len(frames) > LONG_KLT_FRAMES
@@ -162,7 +173,7 @@ def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, int
     def run(how: dict) -> tuple[CameraTrajectory, EstimationStats]:
         how = dict(how, max_features=max_features or how["max_features"],
                    max_points=max(how["max_points"], fewest_points))
-        return _estimate(frames, masks, fov_deg, intrinsics, how, readout, readout_direction, progress, **options)
+        return _estimate(frames, human, fov_deg, intrinsics, how, readout, readout_direction, progress, **options)
 
     first, second = settings, dict(settings, **FAST_SIFT)
     if settings["tracker"] == "klt" and long_clip:  # KLT tracks drift over long clips
@@ -189,16 +200,13 @@ def _ranked(quality: CameraQuality) -> tuple[int, int, float]:
     return VERDICTS.index(quality.verdict), len(quality.reasons), -quality.inlier_ratio
 
 
-def _estimate(frames: np.ndarray, masks, fov_deg: float | None, intrinsics, settings: dict, readout: float | None,
-              readout_direction: str | None, progress, mask_dilation: float = 0.02, fb_px: float = 0.5,
-              static_px: float = 0.3, parallax_px: float = 0.6, parallax_ratio: float = 3.0, min_points: int = 20,
-              scene_depth: float = 1.0) -> tuple[CameraTrajectory, EstimationStats]:
+def _estimate(frames: np.ndarray, human: np.ndarray | None, fov_deg: float | None, intrinsics, settings: dict,
+              readout: float | None, readout_direction: str | None, progress, mask_dilation: float = 0.02,
+              fb_px: float = 0.5, static_px: float = 0.3, parallax_px: float = 0.6, parallax_ratio: float = 3.0,
+              min_points: int = 20, scene_depth: float = 1.0) -> tuple[CameraTrajectory, EstimationStats]:
     """One estimate of :func:`estimate_trajectory` with a :data:`METHODS` entry's ``settings`` (``frames``
-    ``(F, H, W, 3)`` uint8); warnings are left in ``stats.warnings``."""
-    human = as_masks(masks, frames)
+    ``(F, H, W, 3)`` uint8, ``human`` ``(F, H, W)`` bool or None); warnings are left in ``stats.warnings``."""
     count, height, width = frames.shape[:3]
-    if count < 1:
-        raise ValueError("estimate_trajectory needs at least one frame")
     given = resolve_intrinsics(intrinsics, fov_deg, height, width)
     estimate_focal = given is None
     gray = np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames])
@@ -233,6 +241,7 @@ def _estimate(frames: np.ndarray, masks, fov_deg: float | None, intrinsics, sett
                           start_disagreement_deg=start_gap, late_parallax=late_parallax, readout=readout,
                           readout_direction=readout_direction,
                           coverage=coverage, mean_track_frames=mean_track_frames, tracker=settings["tracker"],
+                          width=width, height=height,
                           focal_source="estimated" if focal_estimated else "given" if given is not None else "assumed")
 
         quality = report(None)

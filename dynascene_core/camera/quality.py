@@ -1,7 +1,8 @@
 """Per-clip quality report of a camera estimate: numbers, a verdict and the reasons for it.
 
 The verdict is what the data preparation uses to drop clips ("unreliable") and what the ComfyUI node
-shows. It is decided from measured quantities only (thresholds below, in pixels at the clip's size):
+shows. It is decided from measured quantities only (thresholds below, in pixels at the size the clip was estimated
+at, ``width`` × ``height``; set for 512 px, ``estimate.ESTIMATION_SIDE``):
 
 - ``unreliable``: no camera could be estimated (too few background features), or more than a quarter
   of the frames have no trustworthy pose, or the median reprojection error exceeds
@@ -70,6 +71,8 @@ class CameraQuality:
     mean_track_frames: float | None = None  # frames a track lasts on average (tracks seen in at least two)
     tracker: str = "klt"  # what the tracks are: "klt" (followed frame to frame) or "sift" (matched features)
     weakly_linked_frames: list[int] = field(default_factory=list)  # frames tied to those before by few points
+    width: int = 0  # the frame size the clip was estimated at (pixels): the pixel figures above are at this size
+    height: int = 0
 
     def to_dict(self) -> dict:
         """JSON-safe dict (plain floats/ints/strings; NaN/inf written as None)."""
@@ -87,7 +90,8 @@ class CameraQuality:
     def summary(self) -> str:
         """One line: verdict, motion, focal, reprojection, tracks, inliers, bad frames, reasons."""
         focal = self.focal_source
-        text = (f"{self.verdict}: {self.motion} motion, {self.frames} frames, fov {self.fov_deg:.1f} deg "
+        text = (f"{self.verdict}: {self.motion} motion, {self.frames} frames at {self.width}x{self.height}, "
+                f"fov {self.fov_deg:.1f} deg "
                 f"({focal}, {self.focal_px:.0f} px), reprojection {self.reprojection_px:.2f} px, "
                 f"{self.track_count} {self.tracker.upper()} tracks, inliers {100 * self.inlier_ratio:.0f}%")
         if self.readout:
@@ -117,7 +121,7 @@ def assess(*, frames: int, motion: str, reprojection_px: float, track_count: int
            step_disagreement_deg: dict[int, float] | None = None, weak_links: dict[int, int] | None = None,
            fallback: str | None = None, start_disagreement_deg: float | None = None, late_parallax: bool = False,
            readout: float = 0.0, readout_direction: str | None = None, coverage: float | None = None,
-           mean_track_frames: float | None = None, tracker: str = "klt") -> CameraQuality:
+           mean_track_frames: float | None = None, tracker: str = "klt", width: int, height: int) -> CameraQuality:
     """Build the :class:`CameraQuality` of a clip and decide its verdict from the measured numbers.
 
     ``failure``: why no camera could be estimated at all (→ unreliable). ``focal_determined``: False when
@@ -134,7 +138,7 @@ def assess(*, frames: int, motion: str, reprojection_px: float, track_count: int
     (below :data:`NARROW_COVERAGE` → uncertain); ``mean_track_frames``: how long they last (below
     :data:`SHORT_TRACK_FRAMES` in a clip of at least :data:`SHORT_TRACK_MIN_FRAMES` → uncertain); None: no tracks.
     ``tracker``: "klt" or "sift"; general motion on KLT tracks over more than :data:`LONG_KLT_FRAMES` frames →
-    uncertain.
+    uncertain. ``width``, ``height``: the frame size estimated at.
     """
     bad, doubt = [], []
     if failure:
@@ -188,4 +192,4 @@ def assess(*, frames: int, motion: str, reprojection_px: float, track_count: int
                          None if start_disagreement_deg is None else float(start_disagreement_deg), float(readout),
                          readout_direction if readout else None, None if coverage is None else float(coverage),
                          None if mean_track_frames is None else float(mean_track_frames), tracker,
-                         sorted(int(i) for i in weak_links or ()))
+                         sorted(int(i) for i in weak_links or ()), int(width), int(height))

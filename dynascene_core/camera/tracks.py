@@ -82,6 +82,23 @@ def as_masks(masks, frames: np.ndarray) -> np.ndarray | None:
     return m > threshold
 
 
+def reduced_to(frames: np.ndarray, human: np.ndarray | None, longer_side: int
+               ) -> tuple[np.ndarray, np.ndarray | None]:
+    """``frames`` ``(F, H, W, 3)`` uint8 and ``human`` ``(F, H, W)`` bool masks (or None) reduced so that their
+    longer side is ``longer_side`` (area averaging; a reduced pixel is human where any part of it was); frames no
+    larger are returned as they are."""
+    height, width = frames.shape[1:3]
+    scale = longer_side / max(height, width)
+    if scale >= 1:
+        return frames, human
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    frames = np.stack([cv2.resize(frame, size, interpolation=cv2.INTER_AREA) for frame in frames])
+    if human is not None:
+        human = np.stack([cv2.resize(mask.astype(np.float32), size, interpolation=cv2.INTER_AREA)
+                          for mask in human]) > 0
+    return frames, human
+
+
 # ----------------------------------------------------------------------------------------------
 # tracking
 
