@@ -26,8 +26,8 @@ from dataclasses import asdict
 import numpy as np
 import torch
 
-from .camera import (EASINGS, CameraTrajectory, camera_condition, canonical_easing, demo_clip, estimate_trajectory,
-                     make_preset, plot_trajectory)
+from .camera import (EASINGS, ESTIMATION_SIDE, CameraTrajectory, camera_condition, canonical_easing, demo_clip,
+                     estimate_trajectory, make_preset, plot_trajectory)
 from .camera.synthetic import PROOF_DETAIL
 from .checkpoints import ModelFiles, assemble_models
 from .cli import CommandParser, progress_callback, run_command
@@ -254,7 +254,7 @@ def load_inputs(args, device, dtype):
     elif args.preset:
         trajectory = make_preset(args.preset, len(frames), speed=args.speed, easing=args.easing)
     else:
-        trajectory, stats = estimate_trajectory(frames, alpha, fov_deg=args.fov,
+        trajectory, stats = estimate_trajectory(frames, alpha, fov_deg=args.fov, longer_side=ESTIMATION_SIDE,
                                                 progress=progress_callback("camera estimation", "frame"))
         log.info("camera estimated (%s mode, mean confidence %.2f)", stats.mode, float(np.mean(stats.confidence)))
     if len(trajectory) != len(frames):

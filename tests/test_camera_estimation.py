@@ -170,6 +170,11 @@ def test_cli_roundtrip(tmp_path):
     assert len(est) == 8 and est.positions[-1, 0] > 0  # camera moved right
     report = json.loads((tmp_path / "est.quality.json").read_text())
     assert report["verdict"] in result.stdout and report["frames"] == 8 and report["focal_estimated"] is False
+    assert (report["width"], report["height"]) == (256, 144)  # under --longer-side's default 512: as they are
+    result = run("estimate", "clip.mp4", "--fov", f"{FOV_OF_DEFAULTS}", "--longer-side", "128", "--out", "small.txt")
+    assert result.returncode == 0, result.stderr
+    report = json.loads((tmp_path / "small.quality.json").read_text())
+    assert (report["width"], report["height"]) == (128, 72) and "8 frames at 128x72" in result.stdout
     result = run("plot", "est.txt", "--out", "p.png", "--width", "256", "--height", "128")
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "p.png").stat().st_size > 1000
@@ -408,3 +413,27 @@ def test_the_accurate_method_tries_both_poses_a_circled_wall_allows():
     est, stats = estimate_trajectory(frames, None, fov_deg=fov, method="accurate")
     assert rotation_angle_deg(orbit[-1, :3, :3], est.c2w.numpy()[-1, :3, :3]) < 0.3
     assert stats.quality.verdict == "reliable" and stats.quality.inlier_ratio > 0.9
+
+
+def test_frames_larger_than_longer_side_are_estimated_reduced():
+    """``longer_side``: the frames and the mask are reduced first (area averaging; a reduced pixel is human where any
+    part of it was), the poses are the clip's, and the report gives the size estimated at."""
+    clip = render_synthetic_clip(make_preset("dolly_in+pan_right", 10, speed=2.0), 288, 512, seed=3)
+    est, stats = estimate_trajectory(clip.frames, clip.masks, fov_deg=FOV_OF_DEFAULTS, longer_side=256)
+    assert (stats.quality.width, stats.quality.height) == (256, 144)
+    assert "10 frames at 256x144" in stats.quality.summary()
+    # the same reduction written out: each pixel the mean of a 2 x 2 block (to rounding), a block human where any
+    # of its four pixels is
+    small = np.stack([cv2.resize(f, (256, 144), interpolation=cv2.INTER_AREA) for f in clip.frames])
+    block_means = clip.frames.reshape(10, 144, 2, 256, 2, 3).astype(np.float64).mean(axis=(2, 4))
+    assert np.abs(small - block_means).max() <= 0.5
+    human = clip.masks.reshape(10, 144, 2, 256, 2).max(axis=(2, 4)) > 0
+    expected, _ = estimate_trajectory(small, human, fov_deg=FOV_OF_DEFAULTS)
+    np.testing.assert_array_equal(est.c2w.numpy(), expected.c2w.numpy())
+    truth = clip.trajectory.relative_to(0).c2w.numpy()
+    assert rotation_angle_deg(est.c2w.numpy()[-1, :3, :3], truth[-1, :3, :3]) < 0.5
+    # frames no larger than longer_side are estimated as they are
+    _, kept = estimate_trajectory(clip.frames[:4], clip.masks[:4], fov_deg=FOV_OF_DEFAULTS, longer_side=1024)
+    assert (kept.quality.width, kept.quality.height) == (512, 288)
+    with pytest.raises(ValueError, match="longer_side must be None or at least 128 px, got 64"):
+        estimate_trajectory(clip.frames, longer_side=64)

@@ -130,6 +130,12 @@ def test_estimate_camera_from_video_with_mask():
     turned = torch.rad2deg(torch.acos(((camera.c2w[-1, :3, :3].trace() - 1) / 2).clamp(-1, 1)))
     true_turn = torch.rad2deg(torch.acos(((truth.c2w[-1, :3, :3].trace() - 1) / 2).clamp(-1, 1)))
     assert abs(float(turned - true_turn)) < 1.0
+    assert "8 frames at 160x96" in report  # the default longer side, 512, leaves smaller frames as they are
+    camera, report = cam.EstimateCameraFromVideo().estimate(frames, 65.0, False, human_mask=mask,
+                                                           longer_side=128)["result"]
+    assert "8 frames at 128x77" in report
+    turned = torch.rad2deg(torch.acos(((camera.c2w[-1, :3, :3].trace() - 1) / 2).clamp(-1, 1)))
+    assert abs(float(turned - true_turn)) < 1.0
     with pytest.raises(ValueError, match="human_mask: has 3 frames but the video has 8"):
         cam.EstimateCameraFromVideo().estimate(frames, 65.0, False, human_mask=mask[:3])
 

@@ -16,6 +16,7 @@ from .plot import plot_trajectory
 __all__ = [
     "DEFAULT_INTRINSICS", "CameraTrajectory", "PoseFileError", "EASINGS", "PRESET_NAMES", "canonical_easing", "combine",
     "make_preset", "random_smooth_trajectory", "plucker_embedding", "plucker_to_rgb", "camera_condition", "relative_cameras", "SyntheticClip", "demo_clip",
-    "render_synthetic_clip", "DEFAULT_FOV_DEG", "ESTIMATION_SIDE", "EstimationStats", "CameraQuality", "load_intrinsics", "estimate_trajectory",
+    "render_synthetic_clip", "DEFAULT_FOV_DEG", "ESTIMATION_SIDE", "EstimationStats", "CameraQuality",
+    "load_intrinsics", "estimate_trajectory",
     "plot_trajectory",
 ]

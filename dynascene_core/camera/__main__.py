@@ -1,7 +1,7 @@
 """Camera command line.
 
 ``python -m dynascene_core.camera estimate VIDEO [--mask MASK_VIDEO] [--fov DEG | --intrinsics FILE]
-[--method fast|accurate] [--readout R] [--readout-direction down|up|right|left] --out poses.txt``
+[--method fast|accurate] [--readout R] [--readout-direction down|up|right|left] [--longer-side PX] --out poses.txt``
 (also writes ``poses.quality.json``, the quality report)
 ``python -m dynascene_core.camera preset NAME[+NAME...] --frames N [--speed S] [--easing E] --out poses.txt``
 ``python -m dynascene_core.camera plot POSES --out plot.png``
@@ -59,6 +59,7 @@ def _estimate(args) -> None:
         trajectory, stats = estimate_trajectory(video.frames, masks, args.fov, intrinsics=args.intrinsics,
                                                 method=args.method, readout=args.readout,
                                                 readout_direction=args.readout_direction,
+                                                longer_side=args.longer_side or None,
                                                 progress=progress_callback("camera tracking", "frame"))
     for warning in caught:
         print(f"warning: {warning.message}", file=sys.stderr)
@@ -122,7 +123,7 @@ def _main(argv: list[str]) -> int:
 
 
 def build_parser() -> CommandParser:
-    from .estimate import DEFAULT_FOV_DEG
+    from .estimate import DEFAULT_FOV_DEG, ESTIMATION_SIDE
     from .presets import EASINGS, PRESET_NAMES, canonical_easing
     from .quality import LONG_KLT_FRAMES
 
@@ -147,6 +148,10 @@ def build_parser() -> CommandParser:
                    help="where the readout goes in the picture: down (rows top to bottom), up (a camera held "
                         "upside down), right or left (columns: portrait video from a turned phone); default: found "
                         "from the video")
+    p.add_argument("--longer-side", type=int, default=ESTIMATION_SIDE,
+                   help="reduce the frames to this longer side (pixels) for the estimate; 0: the video's own size "
+                        f"(default: {ESTIMATION_SIDE}, the size the estimator was tuned and timed at; larger is slower "
+                        "and a little more precise)")
     p.add_argument("--max-frames", type=int, default=None)
     p.add_argument("--stride", type=int, default=1, help="keep every n-th frame")
     p.add_argument("--format", choices=("realestate10k", "tum"), default="realestate10k")

@@ -155,18 +155,19 @@ def camera_following_error(frames, requested, alpha=None, fov_deg: float | None 
     """Estimate the camera of ``frames`` (``(F, H, W, 3)`` uint8) from its background (``alpha``
     ``(F, H, W)``, 1 = person, masked out) and compare it with the ``requested`` trajectory.
 
-    The estimator uses the requested trajectory's field of view unless ``fov_deg`` is given. Frames the
+    The estimator uses the requested trajectory's field of view unless ``fov_deg`` is given, and frames larger than
+    its working size (``ESTIMATION_SIDE``, the longer side) are reduced to it. Frames the
     estimator could not solve (confidence 0) are listed in ``unreliable_frames``; they stay in the sums.
     """
     import warnings
 
-    from ..camera import estimate_trajectory
+    from ..camera import ESTIMATION_SIDE, estimate_trajectory
 
     height, width = frames.shape[1:3]
     fov = fov_of(requested, height, width) if fov_deg is None else fov_deg
     with warnings.catch_warnings():  # the estimator's warnings are recorded in its stats instead
         warnings.simplefilter("ignore", UserWarning)
-        estimated, stats = estimate_trajectory(frames, alpha, fov_deg=fov)
+        estimated, stats = estimate_trajectory(frames, alpha, fov_deg=fov, longer_side=ESTIMATION_SIDE)
     error = trajectory_error(requested, estimated)
     error.unreliable_frames = np.flatnonzero(np.asarray(stats.confidence) <= 0).tolist()
     error.estimator_mode = stats.mode
