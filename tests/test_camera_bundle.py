@@ -259,6 +259,19 @@ def test_intrinsics_files_and_options(tmp_path):
         load_intrinsics(bad, 240, 320)
     with pytest.raises(ValueError, match="aspect"):
         load_intrinsics(as_json, 100, 320)
+    # a RealEstate10K pose file (CameraCtrl's): the first frame's normalised intrinsics, for a video of the aspect
+    # ratio they imply with square pixels (0.84 / 0.4725 = 16:9 to 0.1 %)
+    poses = tmp_path / "poses.txt"
+    poses.write_text("https://www.youtube.com/watch?v=example\n"
+                     "0 0.4725 0.84 0.49 0.51 0 0 1 0 0 0 0 1 0 0 0 0 1 0\n"
+                     "33366 0.6 0.9 0.5 0.5 0 0 1 0 0 0.1 0 1 0 0 0 0 1 0\n")
+    np.testing.assert_allclose(load_intrinsics(poses, 288, 512), [0.4725, 0.84, 0.49, 0.51])
+    with pytest.raises(ValueError, match=r"poses.txt: .* square pixels on a 1.778:1 picture, but the video is 288x288"):
+        load_intrinsics(poses, 288, 288)
+    tum = tmp_path / "tum.txt"
+    tum.write_text("0 0 0 0 0 0 0 1\n")
+    with pytest.raises(ValueError, match="tum.txt: expected JSON, a COLMAP cameras.txt line .* or a RealEstate10K"):
+        load_intrinsics(tum, 288, 512)
     clip = render_synthetic_clip(make_preset("pan_left", 4), 64, 96, seed=0)
     with pytest.raises(ValueError, match="either fov_deg or intrinsics"):
         estimate_trajectory(clip.frames, fov_deg=60, intrinsics=as_json)

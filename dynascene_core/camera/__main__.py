@@ -136,7 +136,8 @@ def build_parser() -> CommandParser:
     p.add_argument("--fov", type=float, default=None,
                    help="field of view across the longer side, degrees (default: estimated from the video)")
     p.add_argument("--intrinsics", default=None,
-                   help="intrinsics file: JSON {fx, fy, cx, cy, width, height} in pixels, or COLMAP cameras.txt")
+                   help="intrinsics file: JSON {fx, fy, cx, cy, width, height} in pixels, COLMAP cameras.txt, or a "
+                        "RealEstate10K pose file (its first frame's)")
     p.add_argument("--method", choices=("fast", "accurate"), default="fast",
                    help="fast: KLT tracks, or SIFT matches 4 frames apart on clips of more than "
                         f"{LONG_KLT_FRAMES} frames (KLT drifts there); accurate: SIFT matches up to 12 frames apart, "

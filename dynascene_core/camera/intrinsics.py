@@ -6,7 +6,9 @@ Files (pixels, scaled to the video when the calibration size differs in scale on
 - JSON: ``{"fx": .., "fy": .., "cx": .., "cy": .., "width": W, "height": H}``; ``"f"`` may replace
   ``fx``/``fy``; without ``width``/``height`` the numbers are pixels of the video itself;
 - COLMAP ``cameras.txt``: the first camera line, ``ID MODEL W H PARAMS...`` for the pinhole family
-  (``SIMPLE_PINHOLE``, ``PINHOLE``, ``SIMPLE_RADIAL``, ``RADIAL``, ``OPENCV``: distortion ignored).
+  (``SIMPLE_PINHOLE``, ``PINHOLE``, ``SIMPLE_RADIAL``, ``RADIAL``, ``OPENCV``: distortion ignored);
+- a RealEstate10K pose file (CameraCtrl's format): its first frame's normalised ``fx fy cx cy``, which hold for the
+  video when its aspect ratio is the one they imply with square pixels.
 """
 
 from __future__ import annotations
@@ -64,6 +66,7 @@ def load_intrinsics(path: str | os.PathLike, height: int, width: int) -> np.ndar
             text = handle.read()
     except OSError as exc:
         raise ValueError(f"cannot read intrinsics file {path}: {exc.strerror}") from None
+    rows = [row.split() for row in text.splitlines() if row.strip() and not row.lstrip().startswith("#")]
     if text.lstrip().startswith("{"):
         try:
             data = json.loads(text)
@@ -74,12 +77,10 @@ def load_intrinsics(path: str | os.PathLike, height: int, width: int) -> np.ndar
         except (ValueError, KeyError, TypeError) as exc:
             raise ValueError(f"intrinsics file {path}: expected JSON with fx, fy (or f), cx, cy and optionally "
                              f"width, height in pixels ({exc})") from None
+    elif not (rows and len(rows[0]) >= 5 and rows[0][1] in _COLMAP_FOCALS):
+        return _pose_file_intrinsics(path, height, width)
     else:
-        line = next((row.split() for row in text.splitlines() if row.strip() and not row.lstrip().startswith("#")),
-                    None)
-        if line is None or len(line) < 5 or line[1] not in _COLMAP_FOCALS:
-            raise ValueError(f"intrinsics file {path}: expected JSON or a COLMAP cameras.txt line "
-                             f"'ID MODEL WIDTH HEIGHT PARAMS' with a pinhole-family model")
+        line = rows[0]
         values = [float(v) for v in line[2:]]
         size = (values[0], values[1])
         if _COLMAP_FOCALS[line[1]] == 1:
@@ -94,6 +95,28 @@ def load_intrinsics(path: str | os.PathLike, height: int, width: int) -> np.ndar
         raise ValueError(f"intrinsics file {path} is for a {calib_w:g}x{calib_h:g} image, but the video is "
                          f"{width}x{height} (different aspect ratio)")
     return np.array([fx / calib_w, fy / calib_h, cx / calib_w, cy / calib_h])
+
+
+def _pose_file_intrinsics(path: str, height: int, width: int) -> np.ndarray:
+    """The first frame's normalised intrinsics of a RealEstate10K pose file, refused when with square pixels they
+    imply another aspect ratio than the ``width`` × ``height`` video's (a crop or another source)."""
+    from .trajectory import CameraTrajectory, PoseFileError
+
+    try:
+        first = CameraTrajectory.load(path, format="realestate10k").intrinsics[0].numpy()
+    except PoseFileError as exc:
+        raise ValueError(f"intrinsics file {path}: expected JSON, a COLMAP cameras.txt line 'ID MODEL WIDTH HEIGHT "
+                         f"PARAMS' with a pinhole-family model, or a RealEstate10K pose file (read as one: {exc})"
+                         ) from None
+    if not (np.isfinite(first).all() and (first[:2] > 0).all()):
+        raise ValueError(f"intrinsics file {path}: the first frame's focal lengths must be positive, got "
+                         f"{first[:2].tolist()}")
+    implied = first[1] / first[0]  # width / height where fx and fy are the same number of pixels
+    if abs(implied / (width / height) - 1) > 0.02:
+        raise ValueError(f"intrinsics file {path}: its focal lengths ({first[0]:.4g}, {first[1]:.4g} of the width "
+                         f"and height) are square pixels on a {implied:.3f}:1 picture, but the video is {width}x{height} "
+                         f"(different aspect ratio)")
+    return first
 
 
 def resolve_intrinsics(intrinsics, fov_deg: float | None, height: int, width: int) -> np.ndarray | None:
