@@ -130,27 +130,51 @@ def probe_video(path: str | os.PathLike) -> tuple[int, int, int]:
     return int(frames), int(height), int(width)
 
 
-def read_frame_folder(path: str | os.PathLike, max_frames: int | None = None, stride: int = 1) -> np.ndarray:
-    """Read the images of a folder in name order as ``(F, H, W, 3)`` uint8; all must share one size."""
+def _iter_frame_folder(path: str, chunk: int, stride: int, max_frames: int | None) -> Iterator[np.ndarray]:
+    """Yield ``(n <= chunk, H, W, 3)`` uint8 chunks of a folder's images in name order; all must share one size."""
     from PIL import Image
 
-    path = os.fspath(path)
     names = sorted(n for n in os.listdir(path) if n.lower().endswith(IMAGE_SUFFIXES))[::stride]
     if max_frames is not None:
         names = names[:max_frames]
     if not names:
         raise VideoError(f"{path}: folder holds no images ({', '.join(IMAGE_SUFFIXES)})")
-    frames = []
+    first_shape, buf = None, []
     for name in names:
         try:
             with Image.open(os.path.join(path, name)) as im:
-                frames.append(np.asarray(im.convert("RGB")))
+                buf.append(np.asarray(im.convert("RGB")))
         except OSError as exc:  # PIL's UnidentifiedImageError and truncated-file errors
             raise VideoError(f"{path}/{name}: not a readable image ({exc.__class__.__name__})") from exc
-        if frames[-1].shape != frames[0].shape:
-            raise VideoError(f"{path}/{name}: size {frames[-1].shape[1::-1]} differs from the first "
-                             f"frame's {frames[0].shape[1::-1]}")
-    return np.stack(frames)
+        first_shape = first_shape or buf[-1].shape
+        if buf[-1].shape != first_shape:
+            raise VideoError(f"{path}/{name}: size {buf[-1].shape[1::-1]} differs from the first "
+                             f"frame's {first_shape[1::-1]}")
+        if len(buf) == chunk:
+            yield np.stack(buf)
+            buf = []
+    if buf:
+        yield np.stack(buf)
+
+
+def read_frame_folder(path: str | os.PathLike, max_frames: int | None = None, stride: int = 1) -> np.ndarray:
+    """Read the images of a folder in name order as ``(F, H, W, 3)`` uint8; all must share one size."""
+    path = os.fspath(path)
+    return np.concatenate(list(_iter_frame_folder(path, 64, stride, max_frames)))
+
+
+def iter_frames(path: str | os.PathLike, chunk: int = 16, stride: int = 1, max_frames: int | None = None
+                ) -> Iterator[np.ndarray]:
+    """Yield ``(n <= chunk, H, W, 3)`` uint8 chunks of a video file (:func:`iter_video`) or a frame folder (its images
+    in name order, all one size), keeping every ``stride``-th frame: memory stays bounded by ``chunk`` frames."""
+    path = os.fspath(path)
+    _check_readable(path)
+    if chunk < 1 or stride < 1:
+        raise VideoError(f"{path}: chunk and stride must be >= 1 (got chunk={chunk}, stride={stride})")
+    if os.path.isdir(path):
+        yield from _iter_frame_folder(path, chunk, stride, max_frames)
+    else:
+        yield from iter_video(path, chunk, stride, max_frames)
 
 
 def read_video(path: str | os.PathLike, max_frames: int | None = None, stride: int = 1,

@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from dynascene_core.video import VideoError, iter_video, read_video, to_tensor, to_uint8, write_frame_folder, write_video
+from dynascene_core.video import (VideoError, iter_frames, iter_video, read_video, to_tensor, to_uint8,
+                                  write_frame_folder, write_video)
 
 
 def _gradient_frames(n=10, h=48, w=64):
@@ -27,6 +28,19 @@ def test_frame_folder_round_trip_is_exact(tmp_path):
     frames = _gradient_frames(4)
     write_frame_folder(tmp_path / "f", frames)
     assert np.array_equal(read_video(tmp_path / "f").frames, frames)
+
+
+def test_frames_of_a_folder_or_a_file_come_in_chunks(tmp_path):
+    frames = _gradient_frames(9)
+    write_frame_folder(tmp_path / "f", frames)
+    chunks = list(iter_frames(tmp_path / "f", chunk=2, stride=2, max_frames=4))  # frames 0, 2, 4, 6
+    assert [len(c) for c in chunks] == [2, 2] and np.array_equal(np.concatenate(chunks), frames[0:8:2])
+    write_video(tmp_path / "clip.mp4", frames, fps=8)
+    assert [len(c) for c in iter_frames(tmp_path / "clip.mp4", chunk=4)] == [4, 4, 1]
+    write_frame_folder(tmp_path / "g", _gradient_frames(3))
+    write_frame_folder(tmp_path / "g", _gradient_frames(1, 40, 64), prefix="late")
+    with pytest.raises(VideoError, match=r"late.*size \(64, 40\) differs from the first frame's \(64, 48\)"):
+        list(iter_frames(tmp_path / "g", chunk=2))
 
 
 def test_tensor_conversions_invert():
