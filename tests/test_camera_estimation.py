@@ -179,6 +179,32 @@ def test_cli_roundtrip(tmp_path):
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "p.png").stat().st_size > 1000
 
+def test_cli_reduces_the_video_and_its_mask_as_it_reads_them(tmp_path, capsys):
+    """The command reduces each chunk it reads to --longer-side: the poses of the whole video estimated with
+    longer_side in one call, and a mask of another size refused with both sizes named."""
+    from dynascene_core.camera.__main__ import main
+    from dynascene_core.video import matte_from_frames, read_video
+
+    clip = render_synthetic_clip(make_preset("dolly_in+pan_right", 40, speed=0.5), 288, 512, seed=3)
+    video, mask, poses = (str(tmp_path / name) for name in ("clip.mp4", "mask.mp4", "poses.txt"))
+    write_video(video, clip.frames, fps=8)
+    write_video(mask, np.repeat(clip.masks[..., None] * 255, 3, -1).astype(np.uint8), fps=8)
+    assert main(["estimate", video, "--mask", mask, "--fov", f"{FOV_OF_DEFAULTS}", "--longer-side", "256",
+                 "--out", poses]) == 0  # 40 frames: two chunks of each video
+    expected, stats = estimate_trajectory(read_video(video).frames, matte_from_frames(read_video(mask).frames),
+                                          fov_deg=FOV_OF_DEFAULTS, longer_side=256)
+    np.testing.assert_allclose(CameraTrajectory.load(poses).c2w.numpy(), expected.c2w.numpy(), atol=1e-6)
+    assert (stats.quality.width, stats.quality.height) == (256, 144)
+    assert "40 frames at 256x144" in capsys.readouterr().out
+    small_mask = str(tmp_path / "small_mask.mp4")
+    write_video(small_mask, np.zeros((40, 144, 256, 3), np.uint8), fps=8)
+    assert main(["estimate", video, "--mask", small_mask, "--out", poses]) == 1
+    assert f"{small_mask} is 256x144 but {video} is 512x288" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # argparse's usage error, before the video is read
+        main(["estimate", video, "--longer-side", "64", "--out", poses])
+    assert "--longer-side: must be 0 or at least 128 pixels, got 64" in capsys.readouterr().err
+
+
 def test_cli_reports_bad_files(tmp_path, capsys):
     from dynascene_core.camera.__main__ import main
 

@@ -24,6 +24,14 @@ from ..cli import CommandParser, progress_callback, run_command
 from ..io_utils import atomic_open
 
 
+def _longer_side(text: str) -> int:
+    """``--longer-side``: 0 (the video's own size) or at least 128 pixels (checked before the video is read)."""
+    value = int(text)
+    if value != 0 and value < 128:
+        raise argparse.ArgumentTypeError(f"must be 0 or at least 128 pixels, got {value}")
+    return value
+
+
 def _readout(text: str) -> float:
     """``--readout``: frame intervals in [0, 2] (checked before the video is read)."""
     value = float(text)
@@ -43,23 +51,43 @@ def _direction(text: str) -> str:
     return text
 
 
+def _read_reduced(path: str, args, mask: bool = False):
+    """The frames of a video file or frame folder, each chunk reduced to ``--longer-side`` as it is read (a 4K video
+    is never held whole at its size): ``(F, h, w, 3)`` uint8, or for a mask video ``(F, h, w)`` bool (human where
+    the channels' mean is over half, reduced as the estimator reduces masks); and the source's ``(width, height)``."""
+    from ..video import VideoError, iter_frames, matte_from_frames
+    from .tracks import reduced_frames, reduced_masks
+
+    side = args.longer_side or None
+    parts, size = [], None
+    for chunk in iter_frames(path, chunk=8, stride=args.stride, max_frames=args.max_frames):
+        size = chunk.shape[2:0:-1]
+        if mask:
+            human = matte_from_frames(chunk) > 0.5
+            parts.append(human if side is None else reduced_masks(human, side))
+        else:
+            parts.append(chunk if side is None else reduced_frames(chunk, side))
+    if not parts:
+        raise VideoError(f"{path}: video has no frames")
+    return np.concatenate(parts), size
+
+
 def _estimate(args) -> None:
-    from ..video import matte_from_frames, read_video
     from .estimate import estimate_trajectory
 
-    video = read_video(args.video, max_frames=args.max_frames, stride=args.stride)
+    frames, size = _read_reduced(args.video, args)
     masks = None
     if args.mask:
-        mask_video = read_video(args.mask, max_frames=args.max_frames, stride=args.stride)
-        masks = matte_from_frames(mask_video.frames)
-        if len(masks) != len(video.frames):
-            raise ValueError(f"{args.mask} has {len(masks)} frames but {args.video} has {len(video.frames)}")
+        masks, mask_size = _read_reduced(args.mask, args, mask=True)
+        if mask_size != size:
+            raise ValueError(f"{args.mask} is {mask_size[0]}x{mask_size[1]} but {args.video} is {size[0]}x{size[1]}")
+        if len(masks) != len(frames):
+            raise ValueError(f"{args.mask} has {len(masks)} frames but {args.video} has {len(frames)}")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        trajectory, stats = estimate_trajectory(video.frames, masks, args.fov, intrinsics=args.intrinsics,
+        trajectory, stats = estimate_trajectory(frames, masks, args.fov, intrinsics=args.intrinsics,
                                                 method=args.method, readout=args.readout,
                                                 readout_direction=args.readout_direction,
-                                                longer_side=args.longer_side or None,
                                                 progress=progress_callback("camera tracking", "frame"))
     for warning in caught:
         print(f"warning: {warning.message}", file=sys.stderr)
@@ -149,7 +177,7 @@ def build_parser() -> CommandParser:
                    help="where the readout goes in the picture: down (rows top to bottom), up (a camera held "
                         "upside down), right or left (columns: portrait video from a turned phone); default: found "
                         "from the video")
-    p.add_argument("--longer-side", type=int, default=ESTIMATION_SIDE,
+    p.add_argument("--longer-side", type=_longer_side, default=ESTIMATION_SIDE,
                    help="reduce the frames to this longer side (pixels) for the estimate; 0: the video's own size "
                         f"(default: {ESTIMATION_SIDE}, the size the estimator was tuned and timed at; larger is slower "
                         "and a little more precise)")

@@ -59,7 +59,7 @@ from .rolling_shutter import DIRECTIONS, MAX_READOUT, unroll_tracks
 from .rotation_only import rotation_solution
 from .solutions import (MIN_FRAME_INLIERS, STEP_MIN_INLIERS, adjust_start, best_adjustment, clearly_better,
                         fixed_focal_cost, general_solution, median_error, plane_start, rotation_gap)
-from .tracks import Tracks, as_masks, as_uint8_frames, reduced_to, track_points
+from .tracks import Tracks, as_masks, as_uint8_frames, reduced_frames, reduced_masks, track_points
 from .trajectory import CameraTrajectory
 
 SIFT_FEATURES = 1000
@@ -164,7 +164,8 @@ def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, int
         raise ValueError("estimate_trajectory needs at least one frame")
     human = as_masks(masks, frames)
     if longer_side is not None:
-        frames, human = reduced_to(frames, human, longer_side)
+        frames = reduced_frames(frames, longer_side)
+        human = None if human is None else reduced_masks(human, longer_side)
     settings = METHODS[method]
 
     long_clip = len(frames) > LONG_KLT_FRAMES

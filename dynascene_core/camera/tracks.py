@@ -82,21 +82,28 @@ def as_masks(masks, frames: np.ndarray) -> np.ndarray | None:
     return m > threshold
 
 
-def reduced_to(frames: np.ndarray, human: np.ndarray | None, longer_side: int
-               ) -> tuple[np.ndarray, np.ndarray | None]:
-    """``frames`` ``(F, H, W, 3)`` uint8 and ``human`` ``(F, H, W)`` bool masks (or None) reduced so that their
-    longer side is ``longer_side`` (area averaging; a reduced pixel is human where any part of it was); frames no
-    larger are returned as they are."""
-    height, width = frames.shape[1:3]
+def _reduced_size(height: int, width: int, longer_side: int) -> tuple[int, int] | None:
+    """OpenCV's ``(width, height)`` of a picture reduced to ``longer_side``, or None when it is no larger."""
     scale = longer_side / max(height, width)
-    if scale >= 1:
-        return frames, human
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    frames = np.stack([cv2.resize(frame, size, interpolation=cv2.INTER_AREA) for frame in frames])
-    if human is not None:
-        human = np.stack([cv2.resize(mask.astype(np.float32), size, interpolation=cv2.INTER_AREA)
-                          for mask in human]) > 0
-    return frames, human
+    return None if scale >= 1 else (max(1, round(width * scale)), max(1, round(height * scale)))
+
+
+def reduced_frames(frames: np.ndarray, longer_side: int) -> np.ndarray:
+    """``frames`` ``(F, H, W, 3)`` uint8 reduced by area averaging so that their longer side is ``longer_side``;
+    frames no larger are returned as they are."""
+    size = _reduced_size(*frames.shape[1:3], longer_side)
+    if size is None:
+        return frames
+    return np.stack([cv2.resize(frame, size, interpolation=cv2.INTER_AREA) for frame in frames])
+
+
+def reduced_masks(human: np.ndarray, longer_side: int) -> np.ndarray:
+    """``human`` ``(F, H, W)`` bool masks reduced as :func:`reduced_frames` reduces frames of their size, a reduced
+    pixel human where any part of it was (the person is excluded from tracking, so none of it may slip through)."""
+    size = _reduced_size(*human.shape[1:3], longer_side)
+    if size is None:
+        return human
+    return np.stack([cv2.resize(mask.astype(np.float32), size, interpolation=cv2.INTER_AREA) for mask in human]) > 0
 
 
 # ----------------------------------------------------------------------------------------------
