@@ -36,7 +36,7 @@ from .conditioning import resize_cover_crop
 from .io_utils import atomic_open
 from .sampling.pipeline import GenerationInputError, SamplerSettings, generate
 from .sampling.schedule import RECOMMENDED_STEPS, SAMPLERS
-from .video import matte_from_frames, read_video, to_tensor, write_image, write_video
+from .video import frame_rate, iter_frames, matte_from_frames, to_tensor, write_image, write_video
 
 log = logging.getLogger("dynascene.generate")
 
@@ -212,12 +212,19 @@ def _read_image(path: str) -> torch.Tensor:
         raise GenerationInputError(f"{path}: not a readable image ({exc})") from exc
 
 
-def _alpha_from_mask_video(path: str, count: int, size: tuple[int, int], max_frames) -> torch.Tensor:
-    mask = read_video(path, max_frames=max_frames)
-    if len(mask) != count:
-        raise GenerationInputError(f"{path}: {len(mask)} mask frames but the video has {count}")
-    alpha = torch.from_numpy(matte_from_frames(mask.frames))[:, None]
-    return resize_cover_crop(alpha, size[1], size[0])
+def _read_at_output_size(path: str, args, mask: bool = False, size: tuple[int, int] | None = None
+                         ) -> tuple[torch.Tensor, tuple[int, int]]:
+    """A video file or frame folder at the output size ``size`` (W, H; None: :func:`output_size` of its own), each
+    chunk of eight frames resized as it is read, so a 4K video is never held whole at its size: frames ``(F, 3, H, W)``
+    in [0, 1], or for a mask video its matte ``(F, 1, H, W)``; and the size."""
+    parts = []
+    for chunk in iter_frames(path, chunk=8, max_frames=args.max_frames):
+        size = size or output_size(chunk.shape[2], chunk.shape[1], args)
+        images = torch.from_numpy(matte_from_frames(chunk))[:, None] if mask else to_tensor(chunk)
+        parts.append(resize_cover_crop(images, size[1], size[0]).clamp_(0, 1))
+    if not parts:
+        raise GenerationInputError(f"{path}: video has no frames")
+    return torch.cat(parts), size
 
 
 def load_inputs(args, device, dtype):
@@ -234,13 +241,12 @@ def load_inputs(args, device, dtype):
         scene = to_tensor(clip.scene_image[None])[0]
         return frames, alpha, None, scene, clip.trajectory, 8.0
     scene = _read_image(args.scene)
-    video = read_video(args.video, max_frames=args.max_frames)
-    src_h, src_w = video.frames.shape[1:3]
-    width, height = output_size(src_w, src_h, args)
-    frames = resize_cover_crop(to_tensor(video.frames), height, width).clamp_(0, 1)
+    frames, size = _read_at_output_size(args.video, args)
     foreground = None
     if args.mask:
-        alpha = _alpha_from_mask_video(args.mask, len(video), (width, height), args.max_frames)
+        alpha, _ = _read_at_output_size(args.mask, args, mask=True, size=size)
+        if len(alpha) != len(frames):
+            raise GenerationInputError(f"{args.mask}: {len(alpha)} mask frames but the video has {len(frames)}")
     else:
         from .matting import load_rvm, matte_video
 
@@ -260,7 +266,7 @@ def load_inputs(args, device, dtype):
     if len(trajectory) != len(frames):
         log.warning("camera has %d frames, video %d: resampling the camera", len(trajectory), len(frames))
         trajectory = trajectory.resample(len(frames))
-    return frames, alpha, foreground, scene, trajectory, video.fps
+    return frames, alpha, foreground, scene, trajectory, frame_rate(args.video)
 
 
 def load_models(args, device, dtype):

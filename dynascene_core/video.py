@@ -177,6 +177,13 @@ def iter_frames(path: str | os.PathLike, chunk: int = 16, stride: int = 1, max_f
         yield from iter_video(path, chunk, stride, max_frames)
 
 
+def frame_rate(path: str | os.PathLike, stride: int = 1, fps: float = 24.0) -> float:
+    """Frames per second of a video file read keeping every ``stride``-th frame, or ``fps`` for a frame folder (which
+    carries no rate)."""
+    path = os.fspath(path)
+    return fps if os.path.isdir(path) else video_fps(path) / stride
+
+
 def read_video(path: str | os.PathLike, max_frames: int | None = None, stride: int = 1,
                fps: float = 24.0) -> Video:
     """Read a video file or a frame folder. ``fps`` is used for folders, which carry no rate."""
@@ -187,7 +194,7 @@ def read_video(path: str | os.PathLike, max_frames: int | None = None, stride: i
     chunks = list(iter_video(path, chunk=64, stride=stride, max_frames=max_frames))
     if not chunks:
         raise VideoError(f"{path}: video has no frames")
-    return Video(np.concatenate(chunks), video_fps(path) / stride)
+    return Video(np.concatenate(chunks), frame_rate(path, stride))
 
 
 def write_video(path: str | os.PathLike, frames: np.ndarray | torch.Tensor, fps: float,

@@ -10,7 +10,8 @@ from dynascene_core import generate as cli
 from dynascene_core.camera import demo_clip
 from dynascene_core.checkpoints import save_dynascene
 from dynascene_core.models import DynaSceneModels
-from dynascene_core.video import read_video, write_video
+from dynascene_core.conditioning import resize_cover_crop
+from dynascene_core.video import matte_from_frames, read_video, to_tensor, write_frame_folder, write_video
 
 
 def test_demo_writes_every_output(tmp_path, monkeypatch, capsys):
@@ -74,6 +75,29 @@ def test_real_files_with_mask_video_and_preset(files, tmp_path):
     assert run["settings"]["sampler"] == "ddim" and run["settings"]["camera_guidance"] == 0  # the paper's sampler
     assert run["model_files"][0]["counts"]["loaded"] > 0
     assert read_video(out / "background.mp4").frames.shape == (6, 40, 56, 3)
+
+
+def test_inputs_are_resized_chunk_by_chunk_as_they_are_read(files, tmp_path):
+    """The video and the mask are read eight frames at a time, each chunk resized to the output size as it comes (a
+    4K video is never held whole): the frames and matte of the whole video resized at once (each chunk here spans the
+    video's value range, to which bicubic overshoot is clamped), and the video's frame rate; a frame folder the
+    same."""
+    clip = demo_clip(num_frames=20, height=80, width=120, preset="pan_left")  # three chunks
+    video, mask = tmp_path / "v.mp4", tmp_path / "m.mp4"
+    write_video(video, clip.frames, fps=12)
+    write_video(mask, np.repeat((clip.masks[..., None] * 255).astype(np.uint8), 3, -1), fps=12)
+    write_frame_folder(tmp_path / "folder", read_video(video).frames)
+    whole = resize_cover_crop(to_tensor(read_video(video).frames), 40, 56).clamp(0, 1)
+    matte = resize_cover_crop(torch.from_numpy(matte_from_frames(read_video(mask).frames))[:, None], 40, 56)
+    for source, rate in ((video, 12.0), (tmp_path / "folder", 24.0)):
+        args = cli.parse_args(["--video", str(source), "--mask", str(mask), "--scene", str(files / "scene.png"),
+                               "--preset", "pan_left", "--width", "56", "--height", "40",
+                               "--dynascene", str(files / "tiny.safetensors")])
+        frames, alpha, foreground, _, trajectory, fps = cli.load_inputs(args, torch.device("cpu"), torch.float32)
+        assert frames.shape == (20, 3, 40, 56) and alpha.shape == (20, 1, 40, 56) and foreground is None
+        torch.testing.assert_close(frames, whole, atol=1e-6, rtol=0)
+        torch.testing.assert_close(alpha, matte, atol=1e-6, rtol=0)
+        assert fps == pytest.approx(rate) and len(trajectory) == 20
 
 
 @pytest.mark.parametrize("argv,message", [
