@@ -180,7 +180,7 @@ def build_parser() -> CommandParser:
     p.add_argument("--longer-side", type=_longer_side, default=ESTIMATION_SIDE,
                    help="reduce the frames to this longer side (pixels) for the estimate; 0: the video's own size "
                         f"(default: {ESTIMATION_SIDE}, the size the estimator was tuned and timed at; larger is slower "
-                        "and a little more precise)")
+                        "and not reliably better)")
     p.add_argument("--max-frames", type=int, default=None)
     p.add_argument("--stride", type=int, default=1, help="keep every n-th frame")
     p.add_argument("--format", choices=("realestate10k", "tum"), default="realestate10k")

@@ -128,9 +128,9 @@ def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, int
     ``masks``: optional ``(F, H, W)`` / ``(F, 1, H, W)``, 1 (or > 127 for uint8) = human; dilated by
     ``mask_dilation`` × the longer side before use. ``fov_deg``: FOV across the longer side, or
     ``intrinsics``: an intrinsics file (JSON / COLMAP ``cameras.txt`` / RealEstate10K poses) or normalised
-    ``(fx, fy, cx, cy)``; with neither, the focal is estimated. ``method``: ``"fast"`` or ``"accurate"``. ``readout``: the
-    rolling-shutter readout in frame intervals of the clip (0: global shutter, no correction; None: found from the
-    clip); ``readout_direction``: where it goes in the picture (``"down"``: rows top to
+    ``(fx, fy, cx, cy)``; with neither, the focal is estimated. ``method``: ``"fast"`` or ``"accurate"``.
+    ``readout``: the rolling-shutter readout in frame intervals of the clip (0: global shutter, no correction;
+    None: found from the clip); ``readout_direction``: where it goes in the picture (``"down"``: rows top to
     bottom, ``"up"``, ``"right"``: columns left to right, ``"left"``; None: found). ``longer_side``: frames
     (and masks) whose longer side exceeds it are reduced to it first (None: estimated at their size; the callers
     that read whole videos pass :data:`ESTIMATION_SIDE`); the poses do not depend on the size (normalised

@@ -114,8 +114,8 @@ def _pose_file_intrinsics(path: str, height: int, width: int) -> np.ndarray:
     implied = first[1] / first[0]  # width / height where fx and fy are the same number of pixels
     if abs(implied / (width / height) - 1) > 0.02:
         raise ValueError(f"intrinsics file {path}: its focal lengths ({first[0]:.4g}, {first[1]:.4g} of the width "
-                         f"and height) are square pixels on a {implied:.3f}:1 picture, but the video is {width}x{height} "
-                         f"(different aspect ratio)")
+                         f"and height) are square pixels on a {implied:.3f}:1 picture, but the video is "
+                         f"{width}x{height} (different aspect ratio)")
     return first
 
 
