@@ -28,7 +28,7 @@ SEGMENT = 24  # frames per synthetic shot (2 s at 12 fps)
 
 def settings(rvm: str, **sections) -> dict:
     base = {"resolution": {"min_short_side": 100}, "matting": {"rvm": rvm}, "shots": {"min_shot_seconds": 1.5},
-            "write": {"short_side": None}, "camera": {"short_side": 120}, "motion": {"short_side": 120},
+            "write": {"short_side": None}, "motion": {"short_side": 120},
             "person": {"detector": "hog"}, "run": {"workers": 1, "contact_sheet_clips": 3}}
     for section, values in sections.items():
         base.setdefault(section, {}).update(values)
@@ -265,6 +265,9 @@ def test_unknown_setting_names_the_key(tmp_path):
     path.write_text("motion:\n  max_scor: 0.7\n")
     with pytest.raises(ConfigError, match=r"unknown setting 'motion\.max_scor'; did you mean motion\.max_score"):
         load_prepare_config(str(path))
+    path.write_text("camera:\n  short_side: 360\n")  # the camera's size before it was the estimator's longer side
+    with pytest.raises(ConfigError, match=r"unknown setting 'camera\.short_side'; did you mean camera\.longer_side"):
+        load_prepare_config(str(path))
     with pytest.raises(ConfigError, match=r"person\.area_range must be"):
         load_prepare_config(None, {"person": {"area_range": [0.5, 0.1]}})
 
@@ -275,6 +278,7 @@ def test_unknown_setting_names_the_key(tmp_path):
     ("camera:\n  keep_uncertain: maybe\n", "camera.keep_uncertain"),
     ("camera:\n  readout: 3\n", "camera.readout"),
     ("camera:\n  readout_direction: sideways\n", "camera.readout_direction"),
+    ("camera:\n  longer_side: 64\n", "camera.longer_side"),
     ("matting:\n  device: gpu\n", "matting.device"),
     ("scene:\n  seed: -1\n", "scene.seed"),
     ("person:\n  area_range: [low, high]\n", "person.area_range"),
@@ -327,3 +331,14 @@ def test_an_imageio_ffmpeg_without_ffmpeg_is_named_before_any_work(monkeypatch):
     monkeypatch.setattr(imageio_ffmpeg, "get_ffmpeg_exe", no_binary)
     with pytest.raises(RuntimeError, match="imageio-ffmpeg finds none .*No ffmpeg exe.*put ffmpeg on the PATH"):
         prepare.check_packages(None)
+
+
+def test_the_camera_is_estimated_at_camera_longer_side():
+    """The clip's frames and matte reach the estimator reduced to ``camera.longer_side`` (the report says the size)."""
+    from dynascene_core.camera import demo_clip
+    from dynascene_core.data.build import estimate_camera
+
+    clip = demo_clip(num_frames=8, height=144, width=256, preset="pan_right")
+    config = load_prepare_config(None, {"camera": {"longer_side": 128, "method": "fast", "fov_deg": 60}})
+    trajectory, quality = estimate_camera(clip.frames, clip.masks, config)
+    assert (quality.width, quality.height) == (128, 72) and len(trajectory) == 8 and quality.motion == "rotation"

@@ -125,7 +125,7 @@ def test_pipeline_on_real_footage_with_the_real_rvm_loader(tmp_path, monkeypatch
     monkeypatch.setattr(prepare, "check_inputs", lambda config: None)
     config = load_prepare_config(None, {
         "resolution": {"min_short_side": 360}, "matting": {"rvm": str(rvm), "min_person_fraction": 0.0},
-        "shots": {"min_shot_seconds": 1.0}, "write": {"short_side": 144}, "camera": {"short_side": 144},
+        "shots": {"min_shot_seconds": 1.0}, "write": {"short_side": 144},
         "motion": {"max_score": 1.0}, "run": {"workers": 1}})
     report = prepare.run_prepare(str(src), str(tmp_path / "out"), config, progress=False)
     assert report["shots"] == 2 and report["videos_readable"] == 1

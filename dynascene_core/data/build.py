@@ -76,24 +76,20 @@ def scene_image(frame: np.ndarray, alpha: np.ndarray, dilation_fraction: float) 
 
 
 def estimate_camera(frames: np.ndarray, alpha: np.ndarray, config: dict):
-    """Trajectory and :class:`~dynascene_core.camera.quality.CameraQuality` at ``camera.short_side``.
+    """Trajectory and :class:`~dynascene_core.camera.quality.CameraQuality` of ``frames`` ``(F, H, W, 3)`` uint8 with
+    the person ``alpha`` ``(F, H, W)`` masked, reduced to ``camera.longer_side``.
 
     Poses use normalised intrinsics, so they hold at any resolution of the same frames.
     """
     from ..camera import estimate_trajectory
 
     settings = config["camera"]
-    small = resize_short_side(frames, settings["short_side"])
-    masks = alpha
-    if small.shape[1:3] != frames.shape[1:3]:
-        import cv2
-
-        masks = np.stack([cv2.resize(a, small.shape[2:0:-1], interpolation=cv2.INTER_AREA) for a in alpha])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # the quality verdict carries the same findings
-        trajectory, stats = estimate_trajectory(small, masks, settings["fov_deg"], method=settings["method"],
+        trajectory, stats = estimate_trajectory(frames, alpha, settings["fov_deg"], method=settings["method"],
                                                 readout=settings["readout"],
-                                                readout_direction=settings["readout_direction"])
+                                                readout_direction=settings["readout_direction"],
+                                                longer_side=settings["longer_side"])
     return trajectory, stats.quality
 
 

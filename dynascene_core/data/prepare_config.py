@@ -67,9 +67,11 @@ def check_prepare_config(config: dict) -> None:
         ok = (v is None and allow_none) or (_number(v) and v > 0 and (not integer or int(v) == v))
         need(ok, key, "a positive " + ("integer" if integer else "number") + (" or null" if allow_none else ""))
 
-    for key in ("resolution.min_short_side", "person.detect_short_side", "motion.short_side", "camera.short_side",
-                "run.workers", "matting.chunk", "motion.gap"):
+    for key in ("resolution.min_short_side", "person.detect_short_side", "motion.short_side", "run.workers",
+                "matting.chunk", "motion.gap"):
         positive(key, integer=True)
+    side = value("camera.longer_side")
+    need(_number(side) and int(side) == side and side >= 128, "camera.longer_side", "an integer of at least 128")
     positive("write.short_side", integer=True, allow_none=True)
     for key in ("shots.threshold", "shots.min_shot_seconds", "shots.max_clip_seconds", "person.sample_fps",
                 "motion.sample_fps"):
