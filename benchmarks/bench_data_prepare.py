@@ -12,7 +12,8 @@ written as PNG frames (``write.video_storage: png``); the report names the I/O u
 
 Each stage runs on its own with the pipeline's default settings: shot cuts (PySceneDetect, decodes
 everything; skipped with a note when it is not installed), the person detector on 2 fps samples,
-eq. 3 on 8 fps samples, RVM at the stored size (432p), camera estimation at 360p and the clip write.
+eq. 3 on 8 fps samples, RVM at the stored size (432p), camera estimation at 512 px on the longer side and the clip
+write.
 Detector and RVM use random weights in the real architectures (the compute is the same as with
 trained weights). Prints a table and the projected hours of one machine for the paper's 1,000 hours
 of footage (every frame through every stage, the scan's second decode counted at the measured decode
