@@ -157,12 +157,6 @@ def _iter_frame_folder(path: str, chunk: int, stride: int, max_frames: int | Non
         yield np.stack(buf)
 
 
-def read_frame_folder(path: str | os.PathLike, max_frames: int | None = None, stride: int = 1) -> np.ndarray:
-    """Read the images of a folder in name order as ``(F, H, W, 3)`` uint8; all must share one size."""
-    path = os.fspath(path)
-    return np.concatenate(list(_iter_frame_folder(path, 64, stride, max_frames)))
-
-
 def iter_frames(path: str | os.PathLike, chunk: int = 16, stride: int = 1, max_frames: int | None = None
                 ) -> Iterator[np.ndarray]:
     """Yield ``(n <= chunk, H, W, 3)`` uint8 chunks of a video file (:func:`iter_video`) or a frame folder (its images
@@ -187,14 +181,10 @@ def frame_rate(path: str | os.PathLike, stride: int = 1, fps: float = 24.0) -> f
 def read_video(path: str | os.PathLike, max_frames: int | None = None, stride: int = 1,
                fps: float = 24.0) -> Video:
     """Read a video file or a frame folder. ``fps`` is used for folders, which carry no rate."""
-    path = os.fspath(path)
-    _check_readable(path)
-    if os.path.isdir(path):
-        return Video(read_frame_folder(path, max_frames, stride), fps)
-    chunks = list(iter_video(path, chunk=64, stride=stride, max_frames=max_frames))
+    chunks = list(iter_frames(path, chunk=64, stride=stride, max_frames=max_frames))
     if not chunks:
         raise VideoError(f"{path}: video has no frames")
-    return Video(np.concatenate(chunks), frame_rate(path, stride))
+    return Video(np.concatenate(chunks), frame_rate(path, stride, fps))
 
 
 def write_video(path: str | os.PathLike, frames: np.ndarray | torch.Tensor, fps: float,
