@@ -13,7 +13,7 @@ from PIL import Image
 
 from dynascene_core.camera import (DEFAULT_FOV_DEG, EASINGS, PRESET_NAMES, CameraTrajectory, camera_condition,
                                    estimate_trajectory, make_preset, plot_trajectory, plucker_to_rgb)
-from dynascene_core.camera.estimate import ESTIMATION_SIDE, METHODS
+from dynascene_core.camera.estimate import ESTIMATION_SIDE, METHODS, SMALLEST_SIDE
 from dynascene_core.camera.quality import LONG_KLT_FRAMES
 from dynascene_core.camera.rolling_shutter import DIRECTIONS, MAX_READOUT
 
@@ -226,7 +226,7 @@ class EstimateCameraFromVideo:
                                                   "portrait video from a turned phone)."}),
                 "longer_side": ("INT", {"default": ESTIMATION_SIDE, "min": 0, "max": 8192, "step": 8,
                                         "tooltip": "The frames are reduced to this longer side (pixels) for the "
-                                                   "estimate; 0 keeps their size. 512 is the size the estimator "
+                                                   f"estimate (at least {SMALLEST_SIDE}); 0 keeps their size. 512 is the size the estimator "
                                                    "was tuned and timed at. Larger is slower and not reliably "
                                                    "better (phone clips at 960 px: fast 0.27 instead of 0.33 deg "
                                                    "median at 0.6 of the speed, accurate's p90 1.24 instead of "

@@ -25,10 +25,13 @@ from ..io_utils import atomic_open
 
 
 def _longer_side(text: str) -> int:
-    """``--longer-side``: 0 (the video's own size) or at least 128 pixels (checked before the video is read)."""
+    """``--longer-side``: 0 (the video's own size) or at least ``SMALLEST_SIDE`` pixels (checked before the video is
+    read)."""
+    from .estimate import SMALLEST_SIDE
+
     value = int(text)
-    if value != 0 and value < 128:
-        raise argparse.ArgumentTypeError(f"must be 0 or at least 128 pixels, got {value}")
+    if value != 0 and value < SMALLEST_SIDE:
+        raise argparse.ArgumentTypeError(f"must be 0 or at least {SMALLEST_SIDE} pixels, got {value}")
     return value
 
 
@@ -53,17 +56,17 @@ def _direction(text: str) -> str:
 
 def _read_reduced(path: str, args, mask: bool = False):
     """The frames of a video file or frame folder, each chunk reduced to ``--longer-side`` as it is read (a 4K video
-    is never held whole at its size): ``(F, h, w, 3)`` uint8, or for a mask video ``(F, h, w)`` bool (human where
-    the channels' mean is over half, reduced as the estimator reduces masks); and the source's ``(width, height)``."""
+    is never held whole at its size): ``(F, h, w, 3)`` uint8, or for a mask video ``(F, h, w)`` bool (thresholded and
+    reduced as the estimator does masks); and the source's ``(width, height)``."""
     from ..video import VideoError, iter_frames, matte_from_frames
-    from .tracks import reduced_frames, reduced_masks
+    from .tracks import as_masks, reduced_frames, reduced_masks
 
     side = args.longer_side or None
     parts, size = [], None
     for chunk in iter_frames(path, chunk=8, stride=args.stride, max_frames=args.max_frames):
         size = chunk.shape[2:0:-1]
         if mask:
-            human = matte_from_frames(chunk) > 0.5
+            human = as_masks(matte_from_frames(chunk), chunk)  # the estimator's rule: over half the channels' mean
             parts.append(human if side is None else reduced_masks(human, side))
         else:
             parts.append(chunk if side is None else reduced_frames(chunk, side))

@@ -64,6 +64,7 @@ from .trajectory import CameraTrajectory
 
 SIFT_FEATURES = 1000
 ESTIMATION_SIDE = 512  # px: the longer side the pixel thresholds were set and the speed measured at (BENCHMARKS.md)
+SMALLEST_SIDE = 128  # px: the smallest longer side frames may be reduced to (``longer_side``)
 
 METHODS = {
     "fast": dict(tracker="klt", plane_check=1.0, plane_starts=False, max_features=600, refine_passes=0, rounds=2,
@@ -157,8 +158,8 @@ def estimate_trajectory(frames, masks=None, fov_deg: float | None = None, *, int
         raise ValueError(f"readout must be None or 0-{MAX_READOUT:g} frame intervals, got {readout!r}")
     if readout_direction is not None and readout_direction not in DIRECTIONS:
         raise ValueError(f"readout_direction must be None or one of {list(DIRECTIONS)}, got {readout_direction!r}")
-    if longer_side is not None and longer_side < 128:
-        raise ValueError(f"longer_side must be None or at least 128 px, got {longer_side!r}")
+    if longer_side is not None and longer_side < SMALLEST_SIDE:
+        raise ValueError(f"longer_side must be None or at least {SMALLEST_SIDE} px, got {longer_side!r}")
     frames = as_uint8_frames(frames)
     if len(frames) < 1:
         raise ValueError("estimate_trajectory needs at least one frame")

@@ -51,7 +51,7 @@ def _number(value) -> bool:
 
 def check_prepare_config(config: dict) -> None:
     """Raise :class:`ConfigError` naming the first invalid setting (types first, then ranges)."""
-    from ..camera.estimate import METHODS
+    from ..camera.estimate import METHODS, SMALLEST_SIDE
     from ..camera.rolling_shutter import DIRECTIONS, MAX_READOUT
 
     def value(key: str):
@@ -71,7 +71,8 @@ def check_prepare_config(config: dict) -> None:
                 "matting.chunk", "motion.gap"):
         positive(key, integer=True)
     side = value("camera.longer_side")
-    need(_number(side) and int(side) == side and side >= 128, "camera.longer_side", "an integer of at least 128")
+    need(_number(side) and int(side) == side and side >= SMALLEST_SIDE, "camera.longer_side",
+         f"an integer of at least {SMALLEST_SIDE}")
     positive("write.short_side", integer=True, allow_none=True)
     for key in ("shots.threshold", "shots.min_shot_seconds", "shots.max_clip_seconds", "person.sample_fps",
                 "motion.sample_fps"):
