@@ -226,8 +226,8 @@ class EstimateCameraFromVideo:
                                                   "portrait video from a turned phone)."}),
                 "longer_side": ("INT", {"default": ESTIMATION_SIDE, "min": 0, "max": 8192, "step": 8,
                                         "tooltip": "The frames are reduced to this longer side (pixels) for the "
-                                                   f"estimate (at least {SMALLEST_SIDE}); 0 keeps their size. 512 is the size the estimator "
-                                                   "was tuned and timed at. Larger is slower and not reliably "
+                                                   f"estimate (at least {SMALLEST_SIDE}); 0 keeps their size. "
+                                                   "512 is the size the estimator was tuned and timed at. Larger is slower and not reliably "
                                                    "better (phone clips at 960 px: fast 0.27 instead of 0.33 deg "
                                                    "median at 0.6 of the speed, accurate's p90 1.24 instead of "
                                                    "0.60 deg); for precision choose the accurate method."}),
